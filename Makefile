@@ -1,0 +1,32 @@
+# The two commands: `make demo` (run the app with a demo project) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install migrate clean bench-inference
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+## Start a worker and the web server on http://127.0.0.1:8000 with a demo project (Ctrl-C stops both).
+demo: migrate
+	$(BIN)/python manage.py demo_setup
+	$(BIN)/python manage.py rundemo
+
+## Run the test suite (embedded SQLite and filesystem broker unless DATABASE_URL / CELERY_BROKER_URL say otherwise).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-inference: install
+	$(BIN)/python bench/inference.py
+
+clean:
+	rm -rf var/test_* .pytest_cache

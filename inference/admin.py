@@ -1,0 +1,56 @@
+from django.contrib import admin
+
+from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "project", "source", "is_active", "map", "parent", "created_at"]
+    list_filter = ["is_active", "source", "architecture"]
+    list_select_related = ["project", "parent"]
+    search_fields = ["project__name", "note"]
+    raw_id_fields = ["project", "parent", "created_by"]
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    """Predictions are what a model said: never edited by hand."""
+
+    list_display = ["id", "image", "model_version", "label_class", "score", "x", "y", "w", "h"]
+    list_select_related = ["image", "model_version", "label_class"]
+    raw_id_fields = ["image", "model_version", "label_class"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class InferenceChunkInline(admin.TabularInline):
+    model = InferenceChunk
+    fields = ["number", "attempts", "finished"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(InferenceChunk)
+class InferenceChunkAdmin(admin.ModelAdmin):
+    list_display = ["id", "run", "number", "attempts", "finished"]
+    list_filter = ["finished"]
+    list_select_related = ["run"]
+    raw_id_fields = ["run"]
+
+
+@admin.register(InferenceRun)
+class InferenceRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "model_version", "scope", "status", "percent", "images_per_second", "attempts",
+                    "created_at"]
+    list_filter = ["status", "scope"]
+    list_select_related = ["project", "model_version"]
+    raw_id_fields = ["project", "model_version", "requested_by"]
+    readonly_fields = ["progress_done", "progress_total", "chunks_done", "chunks_total", "predictions_written",
+                       "images_failed", "images_per_second", "celery_task_id", "started_at", "finished_at"]
+    inlines = [InferenceChunkInline]

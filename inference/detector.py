@@ -1,0 +1,166 @@
+"""Torchvision detectors: one registry, safe weights I/O, batched prediction. No Django here.
+
+A model's class ids are 1..N for `class_names[0..N-1]`; 0 is background (torchvision's convention
+for every architecture below). Weights travel as safetensors with the architecture and class names
+in the file's metadata, so a weights file alone says what it is and nothing in it can run code.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+from torchvision.models import detection
+
+
+@dataclass(frozen=True)
+class Architecture:
+    build: Callable[..., nn.Module]
+    image_size: int          # shorter side the model resizes to (its default input size)
+    batch_size: int          # a sensible default for inference on a GPU
+    cpu_friendly: bool = False
+
+
+# One entry per architecture; adding one is one line. Builders never download weights here.
+ARCHITECTURES: dict[str, Architecture] = {
+    "fasterrcnn_mobilenet_v3_large_fpn": Architecture(detection.fasterrcnn_mobilenet_v3_large_fpn, 800, 16),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(detection.fasterrcnn_mobilenet_v3_large_320_fpn, 320, 32),
+    "fasterrcnn_resnet50_fpn_v2": Architecture(detection.fasterrcnn_resnet50_fpn_v2, 800, 8),
+    "retinanet_resnet50_fpn_v2": Architecture(detection.retinanet_resnet50_fpn_v2, 800, 8),
+    "fcos_resnet50_fpn": Architecture(detection.fcos_resnet50_fpn, 800, 8),
+    "ssdlite320_mobilenet_v3_large": Architecture(detection.ssdlite320_mobilenet_v3_large, 320, 32, cpu_friendly=True),
+}
+DEFAULT_GPU_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_fpn"
+DEFAULT_CPU_ARCHITECTURE = "ssdlite320_mobilenet_v3_large"
+
+# Predictions are kept down to this score so the editor's slider and the uncertainty score can see
+# doubtful boxes; the review threshold (what is shown by default) is higher.
+STORE_SCORE_FLOOR = 0.05
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be loaded into the named architecture; the message says why."""
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes_xyxy: np.ndarray  # (n, 4) float32, original image pixels
+    labels: np.ndarray      # (n,) int64, model class ids (1..N)
+    scores: np.ndarray      # (n,) float32
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def default_architecture() -> str:
+    return DEFAULT_GPU_ARCHITECTURE if torch.cuda.is_available() else DEFAULT_CPU_ARCHITECTURE
+
+
+def build_model(architecture: str, num_classes: int) -> nn.Module:
+    """A randomly initialised detector for `num_classes` object classes (background added here)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    if num_classes < 1:
+        raise ValueError("A detector needs at least one object class.")
+    return ARCHITECTURES[architecture].build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+
+
+def set_output_limits(model: nn.Module, *, score_threshold: float, max_detections: int) -> None:
+    """Apply the score threshold and per-image box limit, wherever this architecture keeps them."""
+    owner = model.roi_heads if hasattr(model, "roi_heads") else model
+    owner.score_thresh = score_threshold
+    owner.detections_per_img = max_detections
+
+
+# --- Weights --------------------------------------------------------------------------------------
+
+def weights_to_bytes(model: nn.Module, *, architecture: str, class_names: Sequence[str]) -> bytes:
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    metadata = {"architecture": architecture, "class_names": json.dumps(list(class_names))}
+    return safetensors.torch.save(tensors, metadata=metadata)
+
+
+def weights_metadata(data: bytes) -> dict[str, str]:
+    """The metadata of a safetensors file (architecture, class_names) without loading the tensors."""
+    try:
+        (header_size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + header_size])
+    except (struct.error, ValueError, UnicodeDecodeError):
+        raise WeightsError("The file is not a safetensors weights file.") from None
+    return header.get("__metadata__", {}) if isinstance(header, dict) else {}
+
+
+def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    """Read safetensors, or a torch state dict saved with torch.save (loaded with weights_only=True)."""
+    if data[:8] and len(data) > 8 and data[8:9] == b"{":
+        try:
+            return safetensors.torch.load(data)
+        except Exception as exc:  # safetensors raises its own error types
+            raise WeightsError(f"The safetensors file is damaged: {exc}") from None
+    try:
+        loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with code in it, a truncated file, or not a checkpoint at all
+        raise WeightsError(f"Not a weights file this app can read safely: {exc}") from None
+    if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
+        loaded = loaded["model"]  # a training checkpoint {"model": state_dict, ...}
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise WeightsError("The file holds no state dict (a mapping of parameter names to tensors).")
+    return loaded
+
+
+def load_model(data: bytes, *, architecture: str, num_classes: int) -> nn.Module:
+    """Build `architecture` and load the weights strictly; a mismatch raises WeightsError."""
+    model = build_model(architecture, num_classes)
+    state = state_dict_from_bytes(data)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(
+            f"These weights do not fit {architecture} with {num_classes} classes: {first_line}"
+        ) from None
+    return model
+
+
+# --- Prediction ----------------------------------------------------------------------------------
+
+class Detector:
+    """A loaded model on a device, predicting batches of decoded images."""
+
+    def __init__(self, model: nn.Module, *, device: torch.device | None = None, score_threshold: float = STORE_SCORE_FLOOR,
+                 max_detections: int = 100) -> None:
+        self.device = device or default_device()
+        self.model = model.eval().to(self.device)
+        set_output_limits(self.model, score_threshold=score_threshold, max_detections=max_detections)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, architecture: str, num_classes: int, **kwargs) -> Detector:
+        return cls(load_model(data, architecture=architecture, num_classes=num_classes), **kwargs)
+
+    def to_device(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 CHW (pinned on CUDA) -> float CHW in [0, 1] on the model's device, without blocking."""
+        return image.to(self.device, non_blocking=True).float().div_(255)
+
+    @torch.inference_mode()
+    def predict(self, images: Sequence[torch.Tensor]) -> list[Detections]:
+        """Predict a batch of uint8 CHW RGB tensors; boxes come back in each image's own pixels."""
+        if not images:
+            return []
+        batch = [self.to_device(image) for image in images]
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.device.type == "cuda"):
+            outputs = self.model(batch)
+        return [
+            Detections(
+                boxes_xyxy=out["boxes"].float().cpu().numpy().astype(np.float32),
+                labels=out["labels"].cpu().numpy().astype(np.int64),
+                scores=out["scores"].float().cpu().numpy().astype(np.float32),
+            )
+            for out in outputs
+        ]

@@ -1,0 +1,142 @@
+"""The model registry (ModelVersion), the boxes models propose (Prediction) and inference jobs."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from project.jobs import JobRun
+from review.models import Image, LabelClass, Project
+
+
+class ModelSource(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded base weights"
+    TRAINED = "trained", "Fine-tuned here"
+    EXTERNAL = "external", "External (imported predictions only)"
+
+
+def weights_upload_path(version: ModelVersion, filename: str) -> str:
+    return f"projects/{version.project_id}/models/v{version.number}-{timezone.now():%Y%m%d%H%M%S}.safetensors"
+
+
+class ModelVersion(models.Model):
+    """One set of weights for one project. Lineage: `parent` and, for trained ones, `training_run.snapshot`.
+
+    The snapshot link lives on TrainingRun (training depends on inference, never the reverse).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField(help_text="v1, v2, ... within the project.")
+    architecture = models.CharField(max_length=64, help_text="A name from inference.detector.ARCHITECTURES.")
+    weights = models.FileField(
+        upload_to=weights_upload_path, max_length=255, blank=True,
+        help_text="safetensors state dict; empty for external models that only brought predictions.",
+    )
+    class_names = models.JSONField(
+        default=list, help_text="Label class names in model class-id order (id 1 is the first name; 0 is background).",
+    )
+    source = models.CharField(max_length=16, choices=ModelSource.choices, default=ModelSource.UPLOADED)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+        help_text="The version whose weights this one started from.",
+    )
+    is_active = models.BooleanField(
+        default=False, help_text="The version that predicts new images and starts the next fine-tune; one per project.",
+    )
+    metrics = models.JSONField(
+        default=dict, blank=True,
+        help_text="Holdout evaluation: map, ap50, per_class, holdout_images and the snapshot hash it was measured on.",
+    )
+    note = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="modelversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="modelversion_one_active",
+                violation_error_message="A project has at most one active model version.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.architecture})"
+
+    @property
+    def map(self) -> float | None:
+        return self.metrics.get("map")
+
+
+class Prediction(models.Model):
+    """A model box. Never edited and never copied over a human box; a new version writes new rows."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="predictions")
+    x = models.FloatField(help_text="Left edge in image pixels.")
+    y = models.FloatField(help_text="Top edge in image pixels.")
+    w = models.FloatField(help_text="Width in image pixels.")
+    h = models.FloatField(help_text="Height in image pixels.")
+    score = models.FloatField(help_text="Model confidence, 0 to 1.")
+
+    class Meta:
+        ordering = ["image", "-score"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(w__gt=0) & Q(h__gt=0) & Q(score__gte=0) & Q(score__lte=1), name="prediction_valid_box",
+            ),
+        ]
+        indexes = [models.Index(fields=["image", "model_version"], name="prediction_image_version_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.label_class} {self.score:.2f}"
+
+
+class InferenceScope(models.TextChoices):
+    ALL = "all", "All images"
+    UNREVIEWED = "unreviewed", "Unreviewed images"
+    IDS = "ids", "Chosen images"
+    NEW_UPLOADS = "new_uploads", "New uploads"
+
+
+class InferenceRun(JobRun):
+    """Run one model version over a set of images, split into chunk tasks that any worker may take."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inference_runs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="inference_runs")
+    scope = models.CharField(max_length=16, choices=InferenceScope.choices, default=InferenceScope.UNREVIEWED)
+    image_ids = models.JSONField(
+        default=list, blank=True, help_text="The images of the run, fixed when it was created (progress_total of them).",
+    )
+    chunk_size = models.PositiveIntegerField(default=512, help_text="Images per chunk task.")
+    chunks_done = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    predictions_written = models.PositiveIntegerField(default=0)
+    images_failed = models.PositiveIntegerField(default=0, help_text="Images that could not be read; see Image.inference_error.")
+    images_per_second = models.FloatField(null=True, blank=True, help_text="Throughput of the whole run.")
+    device = models.CharField(max_length=64, blank=True, help_text="Where the model ran, e.g. cuda:0 or cpu.")
+
+    class Meta(JobRun.Meta):
+        indexes = [models.Index(fields=["project", "status"], name="inferencerun_project_idx")]
+
+    def __str__(self) -> str:
+        return f"Inference #{self.pk} with {self.model_version}"
+
+
+class InferenceChunk(models.Model):
+    """One slice of an InferenceRun: a unit of work a worker takes, retries and finishes exactly once."""
+
+    run = models.ForeignKey(InferenceRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    image_ids = models.JSONField(default=list)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    finished = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="inferencechunk_unique_number")]

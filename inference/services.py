@@ -1,0 +1,151 @@
+"""Writes of the inference app: the model registry and inference runs (create, cancel)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from celery import current_app
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Max
+
+from inference import detector
+from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion
+from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request
+from review.models import Image, LabelClass, Project, ReviewStatus
+from review.services import label_class_create
+
+CHUNK_TASK = "inference.tasks.inference_chunk_execute"
+DEFAULT_CHUNK_SIZE = 512
+
+
+# --- Model versions -------------------------------------------------------------------------------
+
+@transaction.atomic
+def model_version_create(*, project: Project, architecture: str, weights: bytes, class_names: Sequence[str] | None,
+                         user: AbstractBaseUser | None, source: str = ModelSource.UPLOADED,
+                         parent: ModelVersion | None = None, metrics: dict | None = None, activate: bool = False,
+                         note: str = "") -> ModelVersion:
+    """Register weights as the project's next version; they are loaded strictly first, so a bad file changes nothing.
+
+    `class_names` default to the names stored in the weights' metadata. Names the project lacks become
+    new label classes.
+    """
+    if architecture not in detector.ARCHITECTURES:
+        raise ValidationError({"architecture": f"Unknown architecture {architecture!r}; choose one of "
+                                               f"{', '.join(detector.ARCHITECTURES)}."})
+    if class_names is None:
+        try:
+            class_names = json.loads(detector.weights_metadata(weights).get("class_names", "null")) or []
+        except (ValueError, detector.WeightsError):
+            class_names = []
+    class_names = [str(name).strip() for name in class_names]
+    if not class_names or any(not name for name in class_names) or len(set(class_names)) != len(class_names):
+        raise ValidationError({"class_names": "Give the model's class names, in class-id order, each once."})
+    try:
+        model = detector.load_model(weights, architecture=architecture, num_classes=len(class_names))
+    except detector.WeightsError as exc:
+        raise ValidationError({"weights": str(exc)}) from None
+    existing = set(LabelClass.objects.filter(project=project).values_list("name", flat=True))
+    for name in class_names:
+        if name not in existing:
+            label_class_create(project=project, name=name)
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise version numbering
+    number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+    version = ModelVersion(project=project, number=number, architecture=architecture, class_names=class_names,
+                           source=source, parent=parent, metrics=metrics or {}, created_by=user, note=note)
+    # Stored re-serialised as safetensors: whatever the upload was, what we keep cannot run code.
+    stored = detector.weights_to_bytes(model, architecture=architecture, class_names=class_names)
+    version.weights.save("weights.safetensors", ContentFile(stored), save=False)
+    version.save()
+    if activate:
+        model_version_activate(version=version)
+    return version
+
+
+@transaction.atomic
+def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+    """Make `version` the project's active model (promote or roll back)."""
+    if not version.weights:
+        raise ValidationError("This version has no weights (its predictions were imported); it cannot be active.")
+    ModelVersion.objects.filter(project_id=version.project_id, is_active=True).exclude(pk=version.pk).update(
+        is_active=False)
+    ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
+    return version
+
+
+def active_model_version(project: Project) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, is_active=True).first()
+
+
+# --- Inference runs -------------------------------------------------------------------------------
+
+def _scope_image_ids(project: Project, scope: str, image_ids: Sequence[int] | None) -> list[int]:
+    images = Image.objects.filter(project=project)
+    if scope == InferenceScope.ALL:
+        pass
+    elif scope == InferenceScope.UNREVIEWED:
+        images = images.filter(status=ReviewStatus.UNREVIEWED)
+    elif scope in (InferenceScope.IDS, InferenceScope.NEW_UPLOADS):
+        wanted = {int(i) for i in image_ids or []}
+        if not wanted:
+            raise ValidationError({"image_ids": "Name at least one image."})
+        found = set(images.filter(pk__in=wanted).values_list("pk", flat=True))
+        if missing := sorted(wanted - found):
+            raise ValidationError({"image_ids": f"Not images of this project: {missing[:20]}"})
+        images = images.filter(pk__in=found)
+    else:
+        raise ValidationError({"scope": f"Unknown scope {scope!r}; choose one of {', '.join(InferenceScope.values)}."})
+    return list(images.order_by("id").values_list("pk", flat=True))
+
+
+@transaction.atomic
+def inference_run_create(*, project: Project, user: AbstractBaseUser | None, scope: str = InferenceScope.UNREVIEWED,
+                         model_version: ModelVersion | None = None, image_ids: Sequence[int] | None = None,
+                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> InferenceRun:
+    """Check everything, then create the run and its chunks and queue one task per chunk after commit."""
+    version = model_version or active_model_version(project)
+    if version is None:
+        raise ValidationError({"model_version": "This project has no active model; upload or train one first."})
+    if version.project_id != project.pk:
+        raise ValidationError({"model_version": "That model version belongs to another project."})
+    if version.architecture not in detector.ARCHITECTURES:
+        raise ValidationError({"model_version": f"Unknown architecture {version.architecture!r}."})
+    if not version.weights:
+        raise ValidationError({"model_version": "This version has no weights to run."})
+    if chunk_size < 1:
+        raise ValidationError({"chunk_size": "Chunk size must be at least 1."})
+    ids = _scope_image_ids(project, scope, image_ids)
+    run = InferenceRun.objects.create(
+        project=project, model_version=version, scope=scope, image_ids=ids, chunk_size=chunk_size,
+        progress_total=len(ids), requested_by=user,
+    )
+    chunks = InferenceChunk.objects.bulk_create([
+        InferenceChunk(run=run, number=number, image_ids=ids[start:start + chunk_size])
+        for number, start in enumerate(range(0, len(ids), chunk_size))
+    ])
+    run.chunks_total = len(chunks)
+    if not chunks:
+        run.status, run.finished_at = JobStatus.SUCCEEDED, run.created_at
+    run.save(update_fields=["chunks_total", "status", "finished_at"])
+    chunk_ids = [chunk.pk for chunk in chunks]
+    transaction.on_commit(lambda: _queue_chunks(run.pk, chunk_ids))
+    return run
+
+
+def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
+    task_ids = [current_app.send_task(CHUNK_TASK, args=[chunk_id]).id for chunk_id in chunk_ids]
+    if task_ids:
+        InferenceRun.objects.filter(pk=run_id).update(celery_task_id=task_ids[0])
+
+
+def inference_run_cancel(*, run: InferenceRun) -> InferenceRun:
+    """Stop a run: queued chunks are skipped, a running chunk stops after its current batch."""
+    if run.status not in ACTIVE_STATUSES:
+        raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
+    job_cancel_request(run)
+    run.refresh_from_db()
+    return run

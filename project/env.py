@@ -1,0 +1,89 @@
+"""Read the environment into settings values; kept apart from settings.py so tests can call it."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_bool(environ: dict[str, str], name: str, default: bool) -> bool:
+    """Parse a yes/no variable; anything unexpected is a configuration error, not a silent False."""
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off.")
+
+
+def env_list(environ: dict[str, str], name: str, default: list[str]) -> list[str]:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_config(url: str | None, var_dir: Path) -> dict:
+    """DATABASE_URL -> Django DATABASES['default']; the default is SQLite under var/."""
+    if not url:
+        url = f"sqlite:///{var_dir / 'db.sqlite3'}"
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Django understands: {exc}") from exc
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # A file-backed test database: worker subprocesses in integration tests must see it.
+        config["CONN_MAX_AGE"] = 0
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_name("test_" + Path(config["NAME"]).name))}
+        # WAL lets the web server and a worker read while the other writes.
+        config["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30, "transaction_mode": "IMMEDIATE"}
+    return config
+
+
+def broker_config(url: str | None, var_dir: Path) -> tuple[str, dict]:
+    """CELERY_BROKER_URL -> (url, transport options). The default is Celery's filesystem transport."""
+    # Longer than the longest training run, or Redis would hand a running task to a second worker.
+    visibility_timeout = 12 * 3600
+    if not url or url.startswith("filesystem://"):
+        folder = var_dir / "broker"
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return "filesystem://", {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    if url.startswith(("redis://", "rediss://")):
+        return url, {"visibility_timeout": visibility_timeout}
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return url, {}
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL={url!r} is not supported; use redis://, amqp:// or filesystem://."
+    )
+
+
+def secret_key(environ: dict[str, str], debug: bool, var_dir: Path) -> str:
+    """SECRET_KEY from the environment; generated once into var/ for local use, required in production."""
+    key = environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if not debug:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    path = var_dir / "secret_key"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()

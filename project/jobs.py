@@ -1,0 +1,157 @@
+"""What every background job shares: the run-row fields, starting an attempt, progress and cancel.
+
+InferenceRun and TrainingRun inherit JobRun; their Celery tasks call `job_attempt_start` first and
+report through `JobProgress`. Job state lives in these rows, never in a Celery result backend.
+"""
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobRun(models.Model):
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True,
+        help_text="queued -> running -> succeeded, failed or cancelled.",
+    )
+    progress_done = models.PositiveIntegerField(default=0, help_text="Units of work finished.")
+    progress_total = models.PositiveIntegerField(default=0, help_text="Units of work in the whole run.")
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker started this job; past JOB_MAX_ATTEMPTS it is failed.",
+    )
+    cancel_requested = models.BooleanField(
+        default=False, help_text="Set by a user; the worker stops at its next check and marks the run cancelled.",
+    )
+    error = models.TextField(blank=True, help_text="Why the run failed, in words a user understands.")
+    celery_task_id = models.CharField(max_length=64, blank=True, help_text="Id of the Celery task last queued.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who started the run; empty for automatic runs.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def percent(self) -> float:
+        if self.progress_total == 0:
+            return 100.0 if self.status == JobStatus.SUCCEEDED else 0.0
+        return round(100.0 * min(self.progress_done, self.progress_total) / self.progress_total, 1)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+Run = TypeVar("Run", bound=JobRun)
+
+
+@transaction.atomic
+def job_attempt_start(model: type[Run], *, run_id: int, max_attempts: int | None = None) -> Run | None:
+    """Count one more attempt and mark the run running; None when there is nothing left to do.
+
+    Returns None for a run that is finished or was cancelled before it started, and fails the run
+    (returning None) when its workers died JOB_MAX_ATTEMPTS times, instead of retrying it forever.
+    """
+    max_attempts = max_attempts or settings.JOB_MAX_ATTEMPTS
+    run = model.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.is_finished:
+        return None
+    if run.cancel_requested:
+        job_finish(run, status=JobStatus.CANCELLED)
+        return None
+    if run.attempts >= max_attempts:
+        job_finish(
+            run, status=JobStatus.FAILED,
+            error=f"Gave up after {run.attempts} attempts: the worker stopped without finishing each time "
+            "(killed, out of memory, or lost). See the worker logs.",
+        )
+        return None
+    run.attempts += 1
+    run.status = JobStatus.RUNNING
+    run.started_at = run.started_at or timezone.now()
+    run.save(update_fields=["attempts", "status", "started_at"])
+    return run
+
+
+def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
+    """Write a final status once; a run that already finished keeps its first outcome."""
+    now = timezone.now()
+    updated = type(run).objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(
+        status=status, error=error[:10000], finished_at=now,
+    )
+    if updated:
+        run.status, run.error, run.finished_at = status, error, now
+
+
+def job_cancel_request(run: JobRun) -> None:
+    """Ask a run to stop: a queued run is cancelled at once, a running one at its worker's next check."""
+    type(run).objects.filter(pk=run.pk).update(cancel_requested=True)
+    run.cancel_requested = True
+    if run.status == JobStatus.QUEUED:
+        job_finish(run, status=JobStatus.CANCELLED)
+
+
+class JobProgress:
+    """Report progress and check for cancellation without hammering the database.
+
+    Increments are added with F() so several chunk tasks of one run can report into the same row;
+    writes and cancel checks happen at most once per `interval` seconds, plus a final `flush()`.
+    """
+
+    def __init__(self, run: JobRun, *, interval: float = 1.0) -> None:
+        self.model = type(run)
+        self.run_id = run.pk
+        self.interval = interval
+        self._pending = 0
+        self._last_write = time.monotonic()
+        self._last_check = 0.0
+        self._cancelled = False
+        self._extra: dict = {}
+
+    def add(self, done: int, **fields) -> None:
+        """Record `done` more units; extra fields (for example loss history) are written with it."""
+        self._pending += done
+        self._extra.update(fields)
+        if time.monotonic() - self._last_write >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending or self._extra:
+            self.model.objects.filter(pk=self.run_id).update(
+                progress_done=F("progress_done") + self._pending, **self._extra,
+            )
+        self._pending = 0
+        self._extra = {}
+        self._last_write = time.monotonic()
+
+    def cancelled(self) -> bool:
+        """True once a user asked this run to stop (checked at most once per interval)."""
+        if self._cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._last_check >= self.interval:
+            self._last_check = now
+            self._cancelled = self.model.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+        return self._cancelled

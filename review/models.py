@@ -1,0 +1,238 @@
+"""Projects, their people and classes, images and the human boxes on them (the truth).
+
+`review` is the bottom of the dependency chain (review <- inference <- training), so it holds no
+foreign key into the other apps: where a review row names a prediction or a model version it keeps
+the id as a plain integer (see `Annotation.source_prediction_id`, `ReviewEvent.model_version_id`).
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    MANAGER = "manager", "Manager"
+
+
+# Each role can do everything the roles before it can.
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.MANAGER: 3}
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, help_text="Shown in the project list.")
+    description = models.TextField(blank=True)
+    holdout_fraction = models.FloatField(
+        default=0.2,
+        help_text="Share of images kept out of training to evaluate models (0 to 0.9). "
+        "Applies to images uploaded after a change; existing images keep their split.",
+    )
+    retrain_after_reviews = models.PositiveIntegerField(
+        default=0,
+        help_text="Start fine-tuning automatically after this many newly reviewed images; 0 turns it off.",
+    )
+    infer_on_upload = models.BooleanField(
+        default=True, help_text="Run the active model on new images as soon as they are uploaded.",
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(holdout_fraction__gte=0) & Q(holdout_fraction__lte=0.9),
+                name="project_holdout_fraction_range",
+                violation_error_message="The held-out fraction must be between 0 and 0.9.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(
+        max_length=16, choices=Role.choices, default=Role.ANNOTATOR,
+        help_text="annotator: review and edit; reviewer: also approve; manager: also members, models, training.",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "user"], name="membership_unique_user",
+                violation_error_message="This user is already a member of the project.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+    def has_role(self, role: str) -> bool:
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_classes")
+    name = models.CharField(max_length=100)
+    colour = models.CharField(max_length=7, default="#e6194b", help_text="Box colour as #rrggbb.")
+    index = models.PositiveIntegerField(
+        help_text="Position of the class in the project; snapshots list classes in this order.",
+    )
+
+    class Meta:
+        ordering = ["project", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "name"], name="labelclass_unique_name",
+                violation_error_message="A label class with this name already exists in the project.",
+            ),
+            models.UniqueConstraint(fields=["project", "index"], name="labelclass_unique_index"),
+            models.CheckConstraint(
+                condition=Q(colour__regex=r"^#[0-9a-fA-F]{6}$"), name="labelclass_colour_hex",
+                violation_error_message="The colour must look like #1f77b4.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReviewStatus(models.TextChoices):
+    UNREVIEWED = "unreviewed", "Unreviewed"
+    REVIEWED = "reviewed", "Reviewed"
+    APPROVED = "approved", "Approved"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    HOLDOUT = "holdout", "Holdout"
+
+
+def image_upload_path(image: Image, filename: str) -> str:
+    # Content-addressed: the name says nothing a user typed, so it cannot escape the folder.
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"projects/{image.project_id}/images/{image.content_hash[:2]}/{image.content_hash}.{extension}"
+
+
+class Image(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(
+        upload_to=image_upload_path, max_length=255,
+        help_text="Stored upright (EXIF orientation applied) through Django's storage API.",
+    )
+    original_name = models.CharField(max_length=255, help_text="File name as uploaded; shown, never used as a path.")
+    width = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation is applied.")
+    height = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation is applied.")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes; duplicates are refused.")
+    status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
+    split = models.CharField(
+        max_length=8, choices=Split.choices,
+        help_text="Assigned once at upload from the content hash: holdout images are never trained on.",
+    )
+    version = models.PositiveIntegerField(
+        default=1, help_text="Bumped by every save of the boxes; a save naming an older version is refused (409).",
+    )
+    priority = models.FloatField(
+        default=0.0, help_text="Review priority: higher means a human should look sooner. The queue's default order.",
+    )
+    uncertainty = models.FloatField(
+        null=True, blank=True, help_text="How unsure the latest model was on this image (0 to 1); empty before inference.",
+    )
+    inference_error = models.TextField(blank=True, help_text="Why the last inference could not read this image.")
+    created_at = models.DateTimeField(default=timezone.now)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "content_hash"], name="image_unique_content",
+                violation_error_message="This image is already in the project.",
+            ),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_positive_size"),
+        ]
+        indexes = [
+            # The review queue: one project, one status, most urgent first.
+            models.Index(fields=["project", "status", "-priority", "id"], name="image_queue_idx"),
+            models.Index(fields=["project", "split", "status"], name="image_split_idx"),
+            models.Index(fields=["project", "-created_at"], name="image_newest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class AnnotationSource(models.TextChoices):
+    DRAWN = "drawn", "Drawn by a person"
+    ACCEPTED = "accepted_prediction", "Accepted prediction"
+    EDITED = "edited_prediction", "Edited prediction"
+    IMPORTED = "imported", "Imported"
+
+
+class Annotation(models.Model):
+    """A human box: the truth that models are trained and judged on. Coordinates in image pixels."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
+    label_class = models.ForeignKey(LabelClass, on_delete=models.PROTECT, related_name="annotations")
+    x = models.FloatField(help_text="Left edge in image pixels.")
+    y = models.FloatField(help_text="Top edge in image pixels.")
+    w = models.FloatField(help_text="Width in image pixels, > 0.")
+    h = models.FloatField(help_text="Height in image pixels, > 0.")
+    source = models.CharField(max_length=24, choices=AnnotationSource.choices, default=AnnotationSource.DRAWN)
+    source_prediction_id = models.BigIntegerField(
+        null=True, blank=True,
+        help_text="Id of the Prediction this box came from. A plain id, not a foreign key: review does not "
+        "depend on inference, and the box must outlive a re-run that replaces predictions.",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["image", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(w__gt=0) & Q(h__gt=0) & Q(x__gte=0) & Q(y__gte=0), name="annotation_valid_box",
+                violation_error_message="A box needs a positive width and height and must start inside the image.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label_class} at ({self.x:.0f}, {self.y:.0f}, {self.w:.0f}, {self.h:.0f})"
+
+
+class ReviewEvent(models.Model):
+    """One saved review of one image: the product's core metric (corrections per image per version)."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="review_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    model_version_id = models.BigIntegerField(
+        null=True, blank=True, db_index=True,
+        help_text="Id of the ModelVersion whose predictions were shown (plain id: review does not depend on inference).",
+    )
+    accepted = models.PositiveIntegerField(default=0, help_text="Predictions kept as they were.")
+    moved = models.PositiveIntegerField(default=0, help_text="Predictions kept but moved or resized.")
+    relabeled = models.PositiveIntegerField(default=0, help_text="Predictions kept with another class.")
+    deleted = models.PositiveIntegerField(default=0, help_text="Predictions removed.")
+    added = models.PositiveIntegerField(default=0, help_text="Boxes drawn that no prediction proposed.")
+    seconds_spent = models.FloatField(default=0.0, help_text="Time the editor was open before saving.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    @property
+    def corrections(self) -> int:
+        return self.moved + self.relabeled + self.deleted + self.added

@@ -1,0 +1,35 @@
+"""Reads of the review app that need care (annotations, counts, ordering)."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet
+
+from review.models import Image, Project, ReviewStatus
+
+
+def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
+    """The user's projects with image counts by review status, in one query."""
+    return (
+        Project.objects.filter(memberships__user=user)
+        .annotate(
+            image_count=Count("images", distinct=True),
+            unreviewed_count=Count("images", filter=Q(images__status=ReviewStatus.UNREVIEWED), distinct=True),
+            reviewed_count=Count("images", filter=~Q(images__status=ReviewStatus.UNREVIEWED), distinct=True),
+        )
+        .order_by("name", "id")
+    )
+
+
+def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image]:
+    """The queue's default order: most urgent first (uses image_queue_idx)."""
+    images = Image.objects.filter(project=project)
+    if status:
+        images = images.filter(status=status)
+    return images.annotate(box_count=Count("annotations")).order_by("-priority", "id")
+
+
+def image_status_counts(*, project: Project) -> dict[str, int]:
+    counts = dict.fromkeys(ReviewStatus.values, 0)
+    for row in Image.objects.filter(project=project).values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts

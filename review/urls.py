@@ -1,0 +1,11 @@
+from django.urls import path
+
+from review import views
+
+app_name = "review"
+
+urlpatterns = [
+    path("", views.project_list, name="project_list"),
+    path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
+    path("images/<int:image_id>/file", views.image_file, name="image_file"),
+]

@@ -1,0 +1,60 @@
+"""Test data in one place. Images are generated scenes; models are tiny randomly initialised ones."""
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+
+from inference import detector
+from inference.services import model_version_create
+from review.demo_images import CLASS_NAMES, generate_scene
+from review.models import Project, Role
+from review.services import image_create, membership_set, project_create
+
+TINY_ARCHITECTURE = "ssdlite320_mobilenet_v3_large"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+
+    @classmethod
+    def _after_postgeneration(cls, instance, create, results=None):
+        if create:
+            instance.save()
+
+
+def make_project(*, owner=None, class_names=CLASS_NAMES, holdout_fraction: float = 0.2, name: str = "Shapes") -> Project:
+    return project_create(name=name, owner=owner or UserFactory(), class_names=class_names,
+                          holdout_fraction=holdout_fraction)
+
+
+def add_member(project: Project, role: str = Role.ANNOTATOR, user=None):
+    user = user or UserFactory()
+    membership_set(project=project, user=user, role=role)
+    return user
+
+
+def add_images(project: Project, count: int, *, first_seed: int = 0, size: int = 128):
+    return [
+        image_create(project=project, data=generate_scene(seed, width=size, height=size).png_bytes(),
+                     filename=f"scene-{seed}.png")
+        for seed in range(first_seed, first_seed + count)
+    ]
+
+
+def tiny_weights(class_names=CLASS_NAMES, architecture: str = TINY_ARCHITECTURE, seed: int = 0) -> bytes:
+    import torch
+
+    torch.manual_seed(seed)
+    model = detector.build_model(architecture, len(class_names))
+    return detector.weights_to_bytes(model, architecture=architecture, class_names=class_names)
+
+
+def add_model_version(project: Project, *, activate: bool = True, architecture: str = TINY_ARCHITECTURE):
+    names = list(project.label_classes.order_by("index").values_list("name", flat=True))
+    return model_version_create(project=project, architecture=architecture, weights=tiny_weights(names, architecture),
+                                class_names=names, user=None, activate=activate)

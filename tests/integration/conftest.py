@@ -1,0 +1,147 @@
+"""Real Celery worker processes on the real broker and the test database."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from project.celery import app as celery_app
+from project.env import broker_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def redis_url() -> str:
+    """A Redis database of its own for the tests (15), on the host CELERY_BROKER_URL names."""
+    configured = os.environ.get("CELERY_BROKER_URL", "")
+    host = configured.split("://", 1)[1].split("/", 1)[0] if configured.startswith("redis://") else "127.0.0.1:6379"
+    return f"redis://{host}/15"
+
+
+def redis_available(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def use_broker(url: str, options: dict) -> None:
+    """Point this (test) process's Celery app at the broker the worker uses."""
+    celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport_options = options
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+class Worker:
+    """One `celery worker` subprocess; `child_pids()` are its prefork pool processes."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "default,inference,training",
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"{name}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if " ready." in self.log():
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def child_pids(self) -> list[int]:
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture(params=["filesystem", "redis"])
+def broker(request, tmp_path):
+    """The broker under test: Celery's filesystem transport, then Redis."""
+    if request.param == "redis":
+        url = redis_url()
+        if not redis_available(url):
+            if os.environ.get("CI"):
+                pytest.fail(f"Redis is not reachable at {url}, and CI must test it.")
+            pytest.skip(f"Redis is not reachable at {url} (start redis-server to run this case).")
+        import redis
+
+        redis.Redis.from_url(url).flushdb()
+        broker_url, options = url, broker_config(url, tmp_path)[1]
+    else:
+        broker_url, options = broker_config("filesystem://", tmp_path)
+    previous = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
+    use_broker(broker_url, options)
+    yield {"url": broker_url, "var_dir": tmp_path}
+    use_broker(*previous)
+
+
+@pytest.fixture
+def start_worker(broker, tmp_path, media_root, transactional_db):
+    """Start N workers sharing this test's broker, database and media folder."""
+    workers: list[Worker] = []
+
+    def start(name: str = "w", **extra_env: str) -> Worker:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": broker["url"],
+            "VAR_DIR": str(broker["var_dir"]),
+            "MEDIA_ROOT": str(media_root),
+            "DEBUG": "1",
+            **extra_env,
+        }
+        worker = Worker(env, tmp_path / f"worker-{name}-{uuid.uuid4().hex[:6]}.log", f"{name}-{uuid.uuid4().hex[:6]}")
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out waiting for {message}")

@@ -1,0 +1,55 @@
+import pytest
+
+from inference.models import InferenceRun
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish
+from tests.factories import add_model_version, make_project
+
+
+@pytest.fixture
+def run(db):
+    project = make_project()
+    version = add_model_version(project)
+    return InferenceRun.objects.create(project=project, model_version=version, progress_total=10)
+
+
+def test_attempt_start_counts_and_marks_running(run):
+    started = job_attempt_start(InferenceRun, run_id=run.pk)
+    assert started.status == JobStatus.RUNNING and started.attempts == 1 and started.started_at
+
+
+def test_attempts_exhausted_fail_the_run_with_a_reason(run, settings):
+    InferenceRun.objects.filter(pk=run.pk).update(attempts=settings.JOB_MAX_ATTEMPTS)
+    assert job_attempt_start(InferenceRun, run_id=run.pk) is None
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and "Gave up after" in run.error
+
+
+def test_cancel_before_start_cancels_at_once(run):
+    job_cancel_request(run)
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED
+    assert job_attempt_start(InferenceRun, run_id=run.pk) is None
+
+
+def test_progress_is_throttled_then_flushed(run):
+    progress = JobProgress(run, interval=3600)
+    progress.add(3)
+    progress.add(4)
+    assert InferenceRun.objects.get(pk=run.pk).progress_done == 0  # not yet written
+    progress.flush()
+    run.refresh_from_db()
+    assert run.progress_done == 7 and run.percent == 70.0
+
+
+def test_progress_sees_cancel_request(run):
+    progress = JobProgress(run, interval=0)
+    assert not progress.cancelled()
+    InferenceRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    assert progress.cancelled()
+
+
+def test_finish_keeps_the_first_outcome(run):
+    job_finish(run, status=JobStatus.SUCCEEDED)
+    job_finish(run, status=JobStatus.FAILED, error="late")
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED and run.error == ""

@@ -1,0 +1,91 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from project.env import broker_config, database_config, env_bool, secret_key
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_database_url_default_is_sqlite_under_var(tmp_path):
+    config = database_config(None, tmp_path)
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "db.sqlite3")
+    assert config["TEST"]["NAME"] == str(tmp_path / "test_db.sqlite3")  # a file workers can open too
+
+
+def test_database_url_postgres(tmp_path):
+    config = database_config("postgres://alice:s3cret@db.example:6543/labels", tmp_path)
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
+        "alice", "s3cret", "db.example", 6543, "labels")
+
+
+def test_database_url_garbage_is_a_clear_error(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        database_config("nonsense://what", tmp_path)
+
+
+def test_broker_default_is_filesystem_with_folders(tmp_path):
+    url, options = broker_config(None, tmp_path)
+    assert url == "filesystem://"
+    assert Path(options["data_folder_in"]).is_dir()
+    assert options["data_folder_in"] == options["data_folder_out"]
+
+
+def test_broker_redis_gets_a_long_visibility_timeout(tmp_path):
+    url, options = broker_config("redis://127.0.0.1:6379/0", tmp_path)
+    assert url == "redis://127.0.0.1:6379/0"
+    assert options["visibility_timeout"] >= 6 * 3600
+
+
+def test_broker_unknown_scheme_is_refused(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="CELERY_BROKER_URL"):
+        broker_config("carrier-pigeon://coop", tmp_path)
+
+
+def test_env_bool_refuses_typos():
+    assert env_bool({"DEBUG": "off"}, "DEBUG", True) is False
+    with pytest.raises(ImproperlyConfigured):
+        env_bool({"DEBUG": "maybe"}, "DEBUG", True)
+
+
+def test_secret_key_generated_once_for_local_use(tmp_path):
+    first = secret_key({}, True, tmp_path)
+    assert len(first) > 40 and secret_key({}, True, tmp_path) == first
+
+
+def test_secret_key_required_in_production(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
+        secret_key({}, False, tmp_path)
+
+
+def test_production_mode_refuses_to_start_without_secret_key(tmp_path):
+    env = {**os.environ, "DEBUG": "0", "VAR_DIR": str(tmp_path)}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def test_production_mode_starts_with_secret_key(tmp_path):
+    env = {**os.environ, "DEBUG": "0", "VAR_DIR": str(tmp_path), "SECRET_KEY": "x" * 60}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_celery_is_configured_for_safe_redelivery():
+    from project.celery import app
+
+    conf = app.conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert {q.name for q in conf.task_queues} == {"default", "inference", "training"}
+    assert conf.task_soft_time_limit < conf.task_time_limit
+    assert app.amqp.router.route({}, "inference.tasks.inference_chunk_execute")["queue"].name == "inference"
+    assert app.amqp.router.route({}, "training.tasks.training_run_execute")["queue"].name == "training"

@@ -1,0 +1,76 @@
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.urls import reverse
+
+from review.models import Role
+from tests.factories import UserFactory, add_images, add_member, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project():
+    project = make_project(name="Visible <b>project</b>")
+    add_images(project, 3)
+    return project
+
+
+def test_pages_need_login(client, project):
+    image = project.images.first()
+    for url in [reverse("review:project_list"), reverse("review:project_detail", args=[project.pk]),
+                reverse("review:image_file", args=[image.pk])]:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_login_page_renders(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200 and b"Log in" in response.content
+
+
+def test_member_sees_project_and_its_images(client, project):
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    listing = client.get(reverse("review:project_list"))
+    assert listing.status_code == 200
+    assert b"Visible &lt;b&gt;project&lt;/b&gt;" in listing.content  # escaped, never raw HTML
+    page = client.get(reverse("review:project_detail", args=[project.pk]))
+    assert page.status_code == 200
+    assert page.content.count(b'class="thumb"') == 3
+
+
+def test_non_member_gets_404_for_project_and_its_media(client, project):
+    client.force_login(UserFactory())
+    assert b"Visible" not in client.get(reverse("review:project_list")).content
+    assert client.get(reverse("review:project_detail", args=[project.pk])).status_code == 404
+    assert client.get(reverse("review:image_file", args=[project.images.first().pk])).status_code == 404
+
+
+def test_media_served_to_members_with_type_and_nosniff(client, project):
+    client.force_login(add_member(project))
+    response = client.get(reverse("review:image_file", args=[project.images.first().pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+
+def test_status_filter(client, project):
+    client.force_login(add_member(project))
+    page = client.get(reverse("review:project_detail", args=[project.pk]), {"status": "reviewed"})
+    assert page.content.count(b'class="thumb"') == 0
+
+
+def test_admin_lists_every_model_for_staff(client, project):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    ours = [m for m in apps.get_models() if m._meta.app_label in {"review", "inference", "training"}]
+    assert ours and all(m in admin.site._registry for m in ours)
+    for model in ours:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert client.get(url).status_code == 200, url
+
+
+def test_admin_refused_to_non_staff(client, project):
+    client.force_login(add_member(project, Role.MANAGER))
+    response = client.get(reverse("admin:review_image_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

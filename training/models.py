@@ -1,0 +1,78 @@
+"""Frozen training data (DatasetSnapshot) and fine-tuning jobs (TrainingRun)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from inference.models import ModelVersion
+from project.jobs import JobRun
+from review.models import Project
+
+
+def snapshot_upload_path(snapshot: DatasetSnapshot, filename: str) -> str:
+    return f"projects/{snapshot.project_id}/snapshots/{snapshot.content_hash}.json"
+
+
+class DatasetSnapshot(models.Model):
+    """The reviewed labels of a project frozen as COCO JSON: exactly what one model learned from."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
+    file = models.FileField(upload_to=snapshot_upload_path, max_length=255, help_text="COCO JSON in storage.")
+    content_hash = models.CharField(
+        max_length=64, help_text="SHA-256 of the COCO JSON: unchanged labels give the same hash (and the same row).",
+    )
+    train_image_ids = models.JSONField(default=list)
+    holdout_image_ids = models.JSONField(default=list)
+    class_names = models.JSONField(default=list, help_text="Category names in model class-id order.")
+    image_count = models.PositiveIntegerField(default=0)
+    annotation_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["project", "content_hash"], name="snapshot_unique_content")]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.content_hash[:10]} ({self.image_count} images)"
+
+
+class TrainingRun(JobRun):
+    """Fine-tune from the active version on a snapshot; always yields a version, promoted only if better."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="training_runs")
+    base_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The active version when the run started; empty means training from scratch.",
+    )
+    result_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run",
+        help_text="The version this run produced (lineage: result_version.training_run.snapshot).",
+    )
+    architecture = models.CharField(max_length=64)
+    params = models.JSONField(default=dict, help_text="epochs, batch_size, learning_rate, image_size, seed.")
+    epoch = models.PositiveIntegerField(default=0, help_text="Epochs completed.")
+    loss_history = models.JSONField(default=list, help_text="[{step, epoch, loss}] as training goes.")
+    eval_history = models.JSONField(default=list, help_text="[{epoch, map, ap50}] on the holdout images.")
+    comparison = models.JSONField(
+        default=dict, blank=True, help_text="New vs active version on the same holdout images, and whether it was promoted.",
+    )
+    images_per_second = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    device = models.CharField(max_length=64, blank=True)
+
+    class Meta(JobRun.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status__in=["queued", "running"]), name="trainingrun_one_active",
+                violation_error_message="This project already has a training run in progress.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Training #{self.pk}"
