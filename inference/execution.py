@@ -91,7 +91,7 @@ def _reader(name: str):
 def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
     if model.device.type == "cuda":
         return detector.ARCHITECTURES[version.architecture].batch_size
-    return 4
+    return settings.INFERENCE_CPU_BATCH_SIZE
 
 
 @transaction.atomic

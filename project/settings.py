@@ -142,6 +142,8 @@ CELERY_TASK_TIME_LIMIT = 3660
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", 3))
+# Images per model call on CPU workers (GPU workers use each architecture's own default).
+INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

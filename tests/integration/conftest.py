@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,10 +45,11 @@ def database_url() -> str:
 
 def use_broker(url: str, options: dict) -> None:
     """Point this (test) process's Celery app at the broker the worker uses."""
+    from kombu import pools
+
     celery_app.conf.broker_url = url
     celery_app.conf.broker_transport_options = options
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    pools.reset()  # kombu keeps connection and producer pools globally, keyed by connection
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
@@ -82,13 +84,15 @@ class Worker:
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
+        # Tests do not need a graceful drain: kill the pool processes and the worker at once.
+        for pid in self.child_pids():
             try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(params=["filesystem", "redis"])

@@ -1,0 +1,73 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from inference import detector
+from tests.factories import tiny_weights
+
+
+def test_registry_has_the_architectures_we_promise():
+    assert {"fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_resnet50_fpn_v2",
+            "retinanet_resnet50_fpn_v2", "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large"} <= set(detector.ARCHITECTURES)
+
+
+def test_unknown_architecture_refused():
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        detector.build_model("yolo_v99", 3)
+
+
+def test_predict_returns_plain_arrays_in_original_pixels():
+    torch.manual_seed(0)
+    model = detector.Detector(detector.build_model("ssdlite320_mobilenet_v3_large", 3), score_threshold=0.0,
+                              max_detections=7)
+    images = [torch.randint(0, 255, (3, 90, 200), dtype=torch.uint8), torch.randint(0, 255, (3, 300, 120), dtype=torch.uint8)]
+    out = model.predict(images)
+    assert len(out) == 2
+    for detections, (height, width) in zip(out, [(90, 200), (300, 120)]):
+        assert detections.boxes_xyxy.dtype == np.float32 and detections.boxes_xyxy.shape[1] == 4
+        assert detections.labels.dtype == np.int64 and detections.scores.dtype == np.float32
+        assert 0 < len(detections.scores) <= 7
+        assert set(detections.labels.tolist()) <= {1, 2, 3}
+        assert detections.boxes_xyxy[:, [0, 2]].max() <= width + 1e-3
+        assert detections.boxes_xyxy[:, [1, 3]].max() <= height + 1e-3
+
+
+def test_weights_round_trip_gives_identical_predictions():
+    data = tiny_weights(["a", "b"])
+    meta = detector.weights_metadata(data)
+    assert meta["architecture"] == "ssdlite320_mobilenet_v3_large" and meta["class_names"] == '["a", "b"]'
+    first = detector.Detector.from_bytes(data, architecture=meta["architecture"], num_classes=2, score_threshold=0.0)
+    again = detector.Detector.from_bytes(
+        detector.weights_to_bytes(first.model, architecture=meta["architecture"], class_names=["a", "b"]),
+        architecture=meta["architecture"], num_classes=2, score_threshold=0.0)
+    image = [torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))]
+    np.testing.assert_allclose(first.predict(image)[0].scores, again.predict(image)[0].scores, rtol=1e-5)
+
+
+def test_torch_state_dict_loaded_without_unpickling_code():
+    model = detector.build_model("ssdlite320_mobilenet_v3_large", 2)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    loaded = detector.load_model(buffer.getvalue(), architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
+    assert isinstance(loaded, torch.nn.Module)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickle_with_code_refused():
+    buffer = io.BytesIO()
+    torch.save({"weights": Exploit()}, buffer)
+    with pytest.raises(detector.WeightsError, match="safely"):
+        detector.state_dict_from_bytes(buffer.getvalue())
+
+
+def test_mismatched_weights_refused_with_a_clear_message():
+    with pytest.raises(detector.WeightsError, match="do not fit"):
+        detector.load_model(tiny_weights(["a", "b", "c"]), architecture="ssdlite320_mobilenet_v3_large", num_classes=5)
+    with pytest.raises(detector.WeightsError):
+        detector.load_model(b"garbage" * 10, architecture="ssdlite320_mobilenet_v3_large", num_classes=3)

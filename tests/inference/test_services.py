@@ -1,0 +1,133 @@
+"""Inference runs: creation checks and chunk execution in this process (the worker path is in integration/)."""
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+
+from inference.execution import inference_chunk_execute
+from inference.models import InferenceRun, ModelVersion, Prediction
+from inference.services import inference_run_cancel, inference_run_create, model_version_create
+from project.jobs import JobStatus
+from review.models import Image, ReviewStatus
+from tests.factories import add_images, add_model_version, make_project, tiny_weights
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def project():
+    project = make_project()
+    add_images(project, 6, size=96)
+    add_model_version(project)
+    return project
+
+
+def execute_all(run: InferenceRun) -> InferenceRun:
+    for chunk in run.chunks.order_by("number"):
+        inference_chunk_execute(chunk_id=chunk.pk)
+    run.refresh_from_db()
+    return run
+
+
+def test_run_predicts_every_image_and_records_progress(project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all", chunk_size=4)
+    assert run.chunks_total == 2 and run.progress_total == 6
+    run = execute_all(run)
+    assert run.status == JobStatus.SUCCEEDED and run.percent == 100.0
+    assert run.predictions_written == Prediction.objects.count() > 0
+    assert run.images_per_second > 0 and run.device == "cpu"
+    assert set(Prediction.objects.values_list("image_id", flat=True)) <= set(run.image_ids)
+    assert not Image.objects.filter(uncertainty__isnull=True).exists()
+
+
+def test_rerunning_a_chunk_replaces_instead_of_duplicating(project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+    execute_all(run)
+    count = Prediction.objects.count()
+    chunk = run.chunks.get()
+    chunk.finished = False  # as if the broker redelivered it after the worker died
+    chunk.save()
+    inference_chunk_execute(chunk_id=chunk.pk)
+    assert Prediction.objects.count() == count
+
+
+def test_unreviewed_scope_skips_reviewed_images(project, django_capture_on_commit_callbacks):
+    Image.objects.filter(pk__in=list(project.images.values_list("pk", flat=True)[:2])).update(
+        status=ReviewStatus.REVIEWED)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None)
+    assert run.progress_total == 4
+
+
+def test_corrupt_image_is_marked_failed_and_the_run_goes_on(project, django_capture_on_commit_callbacks):
+    broken = project.images.first()
+    with default_storage.open(broken.file.name, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n this is not the rest of a png")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+    run = execute_all(run)
+    assert run.status == JobStatus.SUCCEEDED and run.images_failed == 1
+    broken.refresh_from_db()
+    assert "Could not read the image" in broken.inference_error
+    assert not Prediction.objects.filter(image=broken).exists()
+    assert Prediction.objects.exclude(image=broken).values("image_id").distinct().count() >= 1
+
+
+def test_cancel_stops_queued_chunks(project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all", chunk_size=2)
+    InferenceRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING)
+    run.refresh_from_db()
+    inference_run_cancel(run=run)
+    run = execute_all(run)
+    assert run.status == JobStatus.CANCELLED
+    assert not Prediction.objects.exists()
+    with pytest.raises(ValidationError, match="nothing to cancel"):
+        inference_run_cancel(run=run)
+
+
+def test_missing_weights_fail_the_run_at_once_with_a_clear_message(project, django_capture_on_commit_callbacks):
+    version = ModelVersion.objects.get(project=project)
+    default_storage.delete(version.weights.name)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all", chunk_size=2)
+    run = execute_all(run)
+    assert run.status == JobStatus.FAILED and "missing" in run.error
+    assert not Prediction.objects.exists()
+
+
+def test_a_chunk_that_keeps_killing_its_worker_fails_the_run(project, settings, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+    run.chunks.update(attempts=settings.JOB_MAX_ATTEMPTS)  # every earlier attempt died mid-chunk
+    run = execute_all(run)
+    assert run.status == JobStatus.FAILED and "gave up" in run.error
+
+
+def test_bad_requests_are_refused_before_anything_is_queued(project):
+    other = make_project()
+    foreign_image = add_images(other, 1, first_seed=50)[0]
+    with pytest.raises(ValidationError, match="Unknown scope"):
+        inference_run_create(project=project, user=None, scope="everything")
+    with pytest.raises(ValidationError, match="Not images of this project"):
+        inference_run_create(project=project, user=None, scope="ids", image_ids=[foreign_image.pk])
+    with pytest.raises(ValidationError, match="no active model"):
+        inference_run_create(project=other, user=None)
+    with pytest.raises(ValidationError, match="another project"):
+        inference_run_create(project=other, user=None, model_version=ModelVersion.objects.get(project=project))
+    assert not InferenceRun.objects.exists()
+
+
+def test_weights_upload_checks_architecture_and_shape_and_stores_nothing_when_bad(project):
+    before = ModelVersion.objects.count()
+    with pytest.raises(ValidationError, match="Unknown architecture"):
+        model_version_create(project=project, architecture="nope", weights=tiny_weights(), class_names=None, user=None)
+    with pytest.raises(ValidationError, match="do not fit"):
+        model_version_create(project=project, architecture="ssdlite320_mobilenet_v3_large",
+                             weights=tiny_weights(), class_names=["a", "b"], user=None)
+    assert ModelVersion.objects.count() == before
+    version = model_version_create(project=project, architecture="ssdlite320_mobilenet_v3_large",
+                                   weights=tiny_weights(["circle", "square", "dog"]), class_names=None, user=None)
+    assert version.number == 2 and version.class_names == ["circle", "square", "dog"]
+    assert project.label_classes.filter(name="dog").exists()

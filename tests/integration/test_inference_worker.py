@@ -1,0 +1,92 @@
+"""Inference through real `celery worker` processes, on the filesystem broker and on Redis."""
+import os
+import signal
+from collections import Counter
+
+import pytest
+
+from inference.execution import detector_for
+from inference.models import InferenceRun, Prediction
+from inference.pipeline import predict_stream
+from inference.services import inference_run_cancel, inference_run_create
+from project.jobs import JobStatus
+from tests.factories import add_images, add_model_version, make_project
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def finished(run_id: int) -> InferenceRun | None:
+    run = InferenceRun.objects.get(pk=run_id)
+    return run if run.is_finished else None
+
+
+def expected_counts(images) -> Counter:
+    """What one clean pass of the same (deterministic, CPU) model writes per image."""
+    version = images[0].project.model_versions.get(is_active=True)
+    model = detector_for(version)
+    items = [(i.pk, (lambda i=i: i.file.open("rb").read())) for i in images]
+    counts = Counter()
+    for batch in predict_stream(items, model, batch_size=4):
+        for result in batch:
+            counts[result.key] = len(result.detections.scores)
+    return counts
+
+
+def test_run_queued_on_commit_reaches_succeeded_through_a_worker(start_worker):
+    project = make_project()
+    add_images(project, 5, size=96)
+    add_model_version(project)
+    start_worker()
+    run = inference_run_create(project=project, user=None, scope="all", chunk_size=2)  # queued on commit
+    run = wait_for(lambda: finished(run.pk), message="the run to finish")
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.percent == 100.0 and run.progress_done == 5 and run.chunks_done == 3
+    assert run.predictions_written == Prediction.objects.filter(model_version=run.model_version).count()
+
+
+def test_worker_killed_mid_chunk_redelivers_without_duplicates(start_worker):
+    project = make_project()
+    images = add_images(project, 24, size=160)
+    add_model_version(project)
+    worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
+    run = inference_run_create(project=project, user=None, scope="all")
+    wait_for(lambda: InferenceRun.objects.get(pk=run.pk).progress_done > 0, message="the chunk to start writing")
+    children = worker.child_pids()
+    assert children, "expected a prefork pool process"
+    os.kill(children[0], signal.SIGKILL)
+    run = wait_for(lambda: finished(run.pk), timeout=180, message="the redelivered chunk to finish")
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.attempts == 2
+    written = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
+    expected = expected_counts(images)
+    assert {k: v for k, v in written.items()} == {k: v for k, v in expected.items() if v}
+
+
+def test_cancel_stops_a_running_run(start_worker):
+    project = make_project()
+    images = add_images(project, 30, size=160)
+    add_model_version(project)
+    start_worker(INFERENCE_CPU_BATCH_SIZE="1")
+    run = inference_run_create(project=project, user=None, scope="all", chunk_size=5)
+    wait_for(lambda: InferenceRun.objects.get(pk=run.pk).progress_done > 0, message="the run to start")
+    inference_run_cancel(run=InferenceRun.objects.get(pk=run.pk))
+    run = wait_for(lambda: finished(run.pk), message="the run to stop")
+    assert run.status == JobStatus.CANCELLED
+    assert run.progress_done < run.progress_total
+    # What was written is whole: every predicted image has exactly the boxes of one clean pass.
+    written = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
+    expected = expected_counts(images)
+    assert written and all(written[image_id] == expected[image_id] for image_id in written)
+
+
+def test_two_workers_share_the_chunks_of_one_run(start_worker):
+    project = make_project()
+    add_images(project, 16, size=160)
+    add_model_version(project)
+    first, second = start_worker("a", INFERENCE_CPU_BATCH_SIZE="1"), start_worker("b", INFERENCE_CPU_BATCH_SIZE="1")
+    run = inference_run_create(project=project, user=None, scope="all", chunk_size=2)
+    run = wait_for(lambda: finished(run.pk), timeout=180, message="the run to finish")
+    assert run.status == JobStatus.SUCCEEDED and run.chunks_done == 8
+    done = [w.log().count("inference.tasks.inference_chunk_execute") for w in (first, second)]
+    assert all(n > 0 for n in done), f"each worker should have taken chunks: {done}"
