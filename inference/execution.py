@@ -7,11 +7,13 @@ leaves every image either fully predicted or untouched.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import os
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, connections, reset_queries, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -26,6 +28,8 @@ logger = logging.getLogger(__name__)
 # Loaded detectors kept per worker process, so consecutive chunks skip loading the weights again.
 _DETECTORS: OrderedDict[tuple[int, str], detector.Detector] = OrderedDict()
 _DETECTOR_CACHE_SIZE = 2
+WRITES_IN_FLIGHT = 2
+PREDICTION_COLUMNS = ("image", "model_version", "label_class", "x", "y", "w", "h", "score")
 
 
 def detector_for(version: ModelVersion) -> detector.Detector:
@@ -65,20 +69,39 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     items = [(image_id, _reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
     progress = JobProgress(run)
-    written = failed = 0
+    written: list[tuple[int, int]] = []  # (predictions, unreadable images) per written batch
     cancelled = False
-    for results in predict_stream(items, model, batch_size=batch_size or _batch_size(version, model)):
-        batch_written, batch_failed = _write_batch(version, results, label_map)
-        written += batch_written
-        failed += batch_failed
-        progress.add(len(results))
-        if progress.cancelled():
-            cancelled = True
-            break
+    decode_workers = min(8, os.cpu_count() or 2)
+    stream = predict_stream(items, model, batch_size=batch_size or _batch_size(version, model),
+                            decode_workers=decode_workers)
+    # Database writes run in one background thread so the model never waits for them; at most
+    # WRITES_IN_FLIGHT batches are queued, and progress counts only batches that are written.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-writer") as writer:
+        in_flight: deque[tuple[Future, int]] = deque()
+        try:
+            for results in stream:
+                in_flight.append((writer.submit(_write_batch, version, results, label_map), len(results)))
+                while len(in_flight) > WRITES_IN_FLIGHT:
+                    written.append(_collect(in_flight, progress))
+                if progress.cancelled():
+                    cancelled = True
+                    break
+        finally:
+            stream.close()
+            while in_flight:
+                written.append(_collect(in_flight, progress))
+            writer.submit(connections.close_all).result()  # the writer thread's own connection
     if not cancelled:
         progress.add(len(chunk.image_ids) - len(items))  # images deleted since the run was created
     progress.flush()
-    _chunk_finish(chunk, written=written, failed=failed, cancelled=cancelled)
+    _chunk_finish(chunk, written=sum(w for w, _ in written), failed=sum(f for _, f in written), cancelled=cancelled)
+
+
+def _collect(in_flight: deque, progress: JobProgress) -> tuple[int, int]:
+    future, images = in_flight.popleft()
+    result = future.result()  # re-raises a failed write here, in the task
+    progress.add(images)
+    return result
 
 
 def _reader(name: str):
@@ -112,15 +135,30 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
             label_class_id = label_map.get(label)
             if label_class_id is None:
                 continue  # a class the project has since deleted
-            rows.append(Prediction(image_id=result.key, model_version=version, label_class_id=label_class_id,
-                                   x=x1, y=y1, w=x2 - x1, h=y2 - y1, score=min(max(score, 0.0), 1.0)))
+            rows.append((result.key, version.pk, label_class_id, x1, y1, x2 - x1, y2 - y1, min(max(score, 0.0), 1.0)))
         image.inference_error = ""
         image.uncertainty = image_uncertainty(d.scores)
         image.priority = image.uncertainty
         images.append(image)
-    Prediction.objects.bulk_create(rows, batch_size=2000)
+    _insert_predictions(rows)
     Image.objects.bulk_update(images, ["inference_error", "uncertainty", "priority"])
+    reset_queries()  # with DEBUG on, Django would otherwise keep every (large) INSERT of a long chunk
     return len(rows), failed
+
+
+def _insert_predictions(rows: list[tuple]) -> None:
+    """Insert prediction rows with one executemany.
+
+    The hot path of inference: bulk_create builds a model object and compiles SQL per row, which
+    took longer than the GPU's whole batch (183 ms for 1,600 rows); executemany takes a few ms.
+    """
+    if not rows:
+        return
+    table = Prediction._meta.db_table
+    columns = ", ".join(Prediction._meta.get_field(name).column for name in PREDICTION_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(PREDICTION_COLUMNS))})", rows)
 
 
 @transaction.atomic

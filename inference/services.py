@@ -149,3 +149,11 @@ def inference_run_cancel(*, run: InferenceRun) -> InferenceRun:
     job_cancel_request(run)
     run.refresh_from_db()
     return run
+
+
+def inference_run_after_upload(*, project: Project, image_ids: Sequence[int],
+                               user: AbstractBaseUser | None) -> InferenceRun | None:
+    """Predict freshly uploaded images when the project wants it and has an active model; else None."""
+    if not image_ids or not project.infer_on_upload or active_model_version(project) is None:
+        return None
+    return inference_run_create(project=project, user=user, scope=InferenceScope.NEW_UPLOADS, image_ids=image_ids)

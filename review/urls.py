@@ -7,5 +7,7 @@ app_name = "review"
 urlpatterns = [
     path("", views.project_list, name="project_list"),
     path("projects/<int:project_id>/", views.project_detail, name="project_detail"),
+    path("projects/<int:project_id>/upload", views.image_upload, name="image_upload"),
+    path("projects/<int:project_id>/inference", views.inference_start, name="inference_start"),
     path("images/<int:image_id>/file", views.image_file, name="image_file"),
 ]

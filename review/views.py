@@ -3,15 +3,20 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
-from review import selectors
+from inference import selectors as inference_selectors
+from inference import services as inference_services
+from review import selectors, services
 from review.access import project_for_member
-from review.models import Image, ReviewStatus
+from review.models import Image, ReviewStatus, Role
 
 IMAGES_PER_PAGE = 48
 
@@ -38,7 +43,45 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "status": status,
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
         "label_classes": project.label_classes.all(),
+        "active_model": inference_services.active_model_version(project),
+        "inference_runs": inference_selectors.inference_runs_recent(project=project),
     })
+
+
+@login_required
+@require_POST
+def image_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """Store each uploaded file that passes the checks, report each one refused, then predict the new ones."""
+    project = project_for_member(request.user, project_id, role=Role.ANNOTATOR)
+    files = request.FILES.getlist("files")
+    if not files:
+        messages.error(request, "Choose at least one image to upload.")
+    added = []
+    for upload in files:
+        try:
+            added.append(services.image_create(project=project, data=upload.read(), filename=upload.name))
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    if added:
+        messages.success(request, f"Added {len(added)} image{'s' if len(added) != 1 else ''}.")
+        run = inference_services.inference_run_after_upload(
+            project=project, image_ids=[image.pk for image in added], user=request.user)
+        if run:
+            messages.info(request, f"Predicting the new images with {run.model_version} (run #{run.pk}).")
+    return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+
+
+@login_required
+@require_POST
+def inference_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    project = project_for_member(request.user, project_id, role=Role.REVIEWER)
+    try:
+        run = inference_services.inference_run_create(
+            project=project, user=request.user, scope=request.POST.get("scope", "unreviewed"))
+        messages.success(request, f"Inference run #{run.pk} queued for {run.progress_total} images.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
 
 
 @login_required

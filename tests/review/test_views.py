@@ -74,3 +74,58 @@ def test_admin_refused_to_non_staff(client, project):
     client.force_login(add_member(project, Role.MANAGER))
     response = client.get(reverse("admin:review_image_changelist"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def upload(client, project, *files):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(reverse("review:image_upload", args=[project.pk]),
+                       {"files": [SimpleUploadedFile(name, data) for name, data in files]})
+
+
+def test_upload_stores_good_files_and_reports_bad_ones(client, project):
+    from review.demo_images import generate_scene
+
+    client.force_login(add_member(project))
+    response = upload(client, project, ("new.png", generate_scene(77).png_bytes()), ("evil.svg", b"<svg></svg>"))
+    assert response.status_code == 302
+    assert project.images.count() == 4
+    shown = [str(m) for m in response.wsgi_request._messages]
+    assert any("evil.svg" in m and "not an image" in m for m in shown)
+    assert any("Added 1 image" in m for m in shown)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upload_starts_inference_when_a_model_is_active(client, project, django_capture_on_commit_callbacks):
+    from inference.models import InferenceRun
+    from review.demo_images import generate_scene
+    from tests.factories import add_model_version
+
+    add_model_version(project)
+    client.force_login(add_member(project))
+    with django_capture_on_commit_callbacks(execute=False):
+        upload(client, project, ("new.png", generate_scene(78).png_bytes()))
+    run = InferenceRun.objects.get()
+    assert run.scope == "new_uploads" and run.progress_total == 1
+
+
+def test_upload_refused_to_non_members(client, project):
+    from review.demo_images import generate_scene
+
+    client.force_login(UserFactory())
+    assert upload(client, project, ("x.png", generate_scene(5).png_bytes())).status_code == 404
+    assert project.images.count() == 3
+
+
+def test_inference_start_needs_reviewer_role(client, project, django_capture_on_commit_callbacks):
+    from inference.models import InferenceRun
+    from tests.factories import add_model_version
+
+    add_model_version(project)
+    url = reverse("review:inference_start", args=[project.pk])
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    assert client.post(url).status_code == 403
+    client.force_login(add_member(project, Role.REVIEWER))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url, {"scope": "all"}).status_code == 302
+    assert InferenceRun.objects.get().progress_total == 3

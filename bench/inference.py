@@ -1,0 +1,124 @@
+"""Inference pipeline vs the raw model, in one process.
+
+(a) raw: the same detector, batch size and device on decoded uint8 tensors already in memory;
+(b) pipeline: an InferenceRun executed chunk by chunk (database read, storage read, decode in
+    background threads, model, bulk database write, uncertainty update).
+Prints both rates, memory at the start and end of the pipeline, and a last line
+`pipeline_vs_raw: X.XX` (goal: >= 0.80 on a 2-core CPU, >= 0.90 on a GPU).
+
+    python bench/inference.py                       # CPU defaults (ssdlite, batch 4, 200 images)
+    python bench/inference.py --arch fasterrcnn_mobilenet_v3_large_fpn --batch 16 --images 512 --rows 10000
+
+--rows larger than --images adds image rows that reuse the generated files (with distinct hashes),
+so a 10k-image run for the memory check does not first spend minutes generating PNGs.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import time
+
+from _django import rss_mib, setup
+
+
+def encode(image, image_format: str) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=image_format.upper(), **({"quality": 90} if image_format == "jpeg" else {}))
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default=None, help="default: the device's default architecture")
+    parser.add_argument("--batch", type=int, default=None, help="default: 16 on CUDA, 4 on CPU")
+    parser.add_argument("--images", type=int, default=200, help="distinct generated images")
+    parser.add_argument("--rows", type=int, default=0, help="total image rows for the pipeline (>= --images)")
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--chunk", type=int, default=512)
+    parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg",
+                        help="how the generated images are uploaded (camera frames are usually JPEG)")
+    args = parser.parse_args()
+    setup()
+
+    import torch
+    from django.core.files.storage import default_storage
+
+    from inference import detector
+    from inference.execution import detector_for, inference_chunk_execute
+    from inference.models import InferenceRun
+    from inference.pipeline import decode_to_tensor
+    from inference.services import inference_run_create, model_version_create
+    from review.demo_images import CLASS_NAMES, generate_scene
+    from review.models import Image
+    from review.services import image_create, project_create
+    from django.contrib.auth import get_user_model
+
+    width, height = map(int, args.size.split("x"))
+    arch = args.arch or detector.default_architecture()
+    cuda = torch.cuda.is_available()
+    batch = args.batch or (16 if cuda else 4)
+    device_name = torch.cuda.get_device_name(0) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device: {device_name}  architecture: {arch}  batch: {batch}  "
+          f"images: {args.images} {args.format} at {width}x{height}")
+
+    owner = get_user_model().objects.create(username="bench")
+    project = project_create(name="bench", owner=owner, class_names=CLASS_NAMES, holdout_fraction=0.0)
+    started = time.perf_counter()
+    images = [image_create(project=project, data=encode(generate_scene(seed, width=width, height=height).image, args.format),
+                           filename=f"{seed}.{args.format}") for seed in range(args.images)]
+    extra = max(0, args.rows - args.images)
+    if extra:
+        Image.objects.bulk_create([
+            Image(project=project, file=images[i % len(images)].file.name, original_name=f"copy-{i}.png",
+                  width=width, height=height, content_hash=f"{i:064x}", split="train")
+            for i in range(extra)
+        ], batch_size=2000)
+    print(f"generated and stored in {time.perf_counter() - started:.1f}s; pipeline rows: {args.images + extra}")
+
+    torch.manual_seed(0)
+    model = detector.build_model(arch, len(CLASS_NAMES))
+    version = model_version_create(
+        project=project, architecture=arch, class_names=CLASS_NAMES, user=owner, activate=True,
+        weights=detector.weights_to_bytes(model, architecture=arch, class_names=CLASS_NAMES))
+    loaded = detector_for(version)  # the same loaded detector serves both measurements
+
+    # (a) raw model on tensors already in memory
+    tensors = []
+    for image in images:
+        with default_storage.open(image.file.name, "rb") as handle:
+            tensors.append(decode_to_tensor(handle.read(), pin=cuda))
+    batches = [tensors[i:i + batch] for i in range(0, len(tensors), batch)]
+    for warm in batches[:2]:
+        loaded.predict(warm)
+    started = time.perf_counter()
+    for chunk in batches:
+        loaded.predict(chunk)  # returns numpy arrays: synchronised with the device
+    raw_rate = len(tensors) / (time.perf_counter() - started)
+    del tensors, batches
+
+    # (b) the full pipeline through an InferenceRun, chunk by chunk as a worker would run it
+    # The chunk tasks also go to the benchmark's throw-away broker, where no worker takes them.
+    run = inference_run_create(project=project, user=owner, scope="all", chunk_size=args.chunk)
+    rss_start, _ = rss_mib()
+    rss_trace = []
+    started = time.perf_counter()
+    for chunk in run.chunks.order_by("number"):
+        inference_chunk_execute(chunk_id=chunk.pk, batch_size=batch)
+        rss_trace.append(rss_mib()[0])
+    pipeline_rate = run.progress_total / (time.perf_counter() - started)
+    rss_end, rss_peak = rss_mib()
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+
+    print(f"raw model:  {raw_rate:8.1f} images/s")
+    print(f"pipeline:   {pipeline_rate:8.1f} images/s  ({run.progress_total} images, "
+          f"{run.predictions_written} predictions written)")
+    print(f"worker RSS: start {rss_start:.0f} MiB, end {rss_end:.0f} MiB, peak {rss_peak:.0f} MiB; "
+          f"after each chunk: {', '.join(f'{r:.0f}' for r in rss_trace[:12])}{' ...' if len(rss_trace) > 12 else ''}")
+    if cuda:
+        print(f"GPU peak memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    print(f"pipeline_vs_raw: {pipeline_rate / raw_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
