@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 import time
 
 from _django import rss_mib, setup
@@ -37,7 +38,11 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--format", choices=["jpeg", "png"], default="jpeg",
                         help="how the generated images are uploaded (camera frames are usually JPEG)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval for this process (seconds; Python's default is 0.005)")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     setup()
 
     import torch
