@@ -6,6 +6,7 @@ in the file's metadata, so a weights file alone says what it is and nothing in i
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -63,13 +64,30 @@ def default_architecture() -> str:
     return DEFAULT_GPU_ARCHITECTURE if torch.cuda.is_available() else DEFAULT_CPU_ARCHITECTURE
 
 
-def build_model(architecture: str, num_classes: int) -> nn.Module:
+def build_model(architecture: str, num_classes: int, *, image_size: int | None = None) -> nn.Module:
     """A randomly initialised detector for `num_classes` object classes (background added here)."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
     if num_classes < 1:
         raise ValueError("A detector needs at least one object class.")
-    return ARCHITECTURES[architecture].build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+    model = ARCHITECTURES[architecture].build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+    if image_size:
+        set_image_size(model, image_size)
+    return model
+
+
+def set_image_size(model: nn.Module, size: int) -> None:
+    """Resize inputs so the shorter side is `size` (fixed-size models such as SSD keep their size)."""
+    transform = model.transform
+    if getattr(transform, "fixed_size", None):
+        return
+    transform.min_size = (int(size),)
+    transform.max_size = int(size * 1333 / 800)
+
+
+def image_size_of(model: nn.Module) -> int:
+    transform = model.transform
+    return int(transform.fixed_size[0]) if getattr(transform, "fixed_size", None) else int(transform.min_size[-1])
 
 
 def set_output_limits(model: nn.Module, *, score_threshold: float, max_detections: int) -> None:
@@ -83,7 +101,8 @@ def set_output_limits(model: nn.Module, *, score_threshold: float, max_detection
 
 def weights_to_bytes(model: nn.Module, *, architecture: str, class_names: Sequence[str]) -> bytes:
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    metadata = {"architecture": architecture, "class_names": json.dumps(list(class_names))}
+    metadata = {"architecture": architecture, "class_names": json.dumps(list(class_names)),
+                "image_size": str(image_size_of(model))}
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
@@ -117,7 +136,10 @@ def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
 
 def load_model(data: bytes, *, architecture: str, num_classes: int) -> nn.Module:
     """Build `architecture` and load the weights strictly; a mismatch raises WeightsError."""
-    model = build_model(architecture, num_classes)
+    image_size = None
+    with contextlib.suppress(WeightsError, ValueError):
+        image_size = int(weights_metadata(data).get("image_size") or 0) or None
+    model = build_model(architecture, num_classes, image_size=image_size)
     state = state_dict_from_bytes(data)
     try:
         model.load_state_dict(state, strict=True)

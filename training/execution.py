@@ -1,0 +1,177 @@
+"""The worker side of fine-tuning: train on a snapshot, evaluate on its holdout, gate the promotion.
+
+A failure at any point leaves the active model as it was: a new version is registered, and maybe
+activated, only after training and both evaluations have finished.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+import torch
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from inference import detector
+from inference.models import InferenceScope, ModelSource
+from inference.pipeline import predict_stream
+from inference.services import inference_run_create, model_version_activate, model_version_create
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from review.models import Image, ReviewStatus
+from training.evaluation import EvalResult, ImagePredictions, ImageTruth, coco_evaluate
+from training.models import TrainingRun
+from training.trainer import Checkpoint, StepReport, Stop, TrainConfig, TrainSample, train
+
+logger = logging.getLogger(__name__)
+EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too
+LOSS_HISTORY_LIMIT = 5000
+
+
+def checkpoint_name(run: TrainingRun) -> str:
+    return f"projects/{run.project_id}/training/run-{run.pk}-checkpoint.pt"
+
+
+def training_run_execute(*, run_id: int) -> None:
+    run = job_attempt_start(TrainingRun, run_id=run_id)
+    if run is None:
+        return
+    try:
+        _execute(run)
+    except Stop:
+        job_finish(run, status=JobStatus.CANCELLED)
+    except Exception as exc:  # the run row must say what went wrong; the active model is untouched
+        logger.exception("training run %s failed", run_id)
+        job_finish(run, status=JobStatus.FAILED, error=f"Training failed: {type(exc).__name__}: {exc}")
+    finally:
+        if TrainingRun.objects.filter(pk=run_id, status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED]).exists():
+            default_storage.delete(checkpoint_name(run))
+
+
+def _reader(name: str):
+    def read() -> bytes:
+        with default_storage.open(name, "rb") as handle:
+            return handle.read()
+    return read
+
+
+def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth], dict[int, str]]:
+    with run.snapshot.file.open("rb") as handle:
+        coco = json.load(handle)
+    boxes: dict[int, list] = {}
+    for a in coco["annotations"]:
+        x, y, w, h = a["bbox"]
+        boxes.setdefault(a["image_id"], []).append((x, y, x + w, y + h, a["category_id"]))
+    samples, truths, files = [], [], {}
+    for image in coco["images"]:
+        rows = np.array(boxes.get(image["id"], []), dtype=np.float64).reshape(-1, 5)
+        xyxy, labels = rows[:, :4].astype(np.float32), rows[:, 4].astype(np.int64)
+        files[image["id"]] = image["file_name"]
+        if image["split"] == "train":
+            samples.append(TrainSample(_reader(image["file_name"]), xyxy, labels))
+        else:
+            truths.append(ImageTruth(image["id"], image["width"], image["height"], xyxy, labels))
+    return samples, truths, files
+
+
+def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: dict[int, str],
+                   class_names: list[str]) -> EvalResult:
+    """COCO mAP of one model on the holdout images of a snapshot."""
+    items = [(t.image_id, _reader(files[t.image_id])) for t in truths]
+    predictions = [
+        ImagePredictions(r.key, r.detections.boxes_xyxy, r.detections.labels, r.detections.scores)
+        for batch in predict_stream(items, model, batch_size=8) for r in batch if r.detections is not None
+    ]
+    return coco_evaluate(truths, predictions, class_names)
+
+
+def _execute(run: TrainingRun) -> None:
+    snapshot = run.snapshot
+    class_names = list(snapshot.class_names)
+    samples, truths, files = _snapshot_data(run)
+    config = TrainConfig(**run.params)
+    device = detector.default_device()
+    TrainingRun.objects.filter(pk=run.pk).update(device=str(device))
+
+    base = run.base_version
+    initial_state = None
+    if base is not None:
+        with base.weights.open("rb") as handle:
+            initial_state = detector.state_dict_from_bytes(handle.read())
+    resume = None
+    if default_storage.exists(checkpoint_name(run)):
+        with default_storage.open(checkpoint_name(run), "rb") as handle:
+            resume = Checkpoint.from_bytes(handle.read())
+        logger.info("training run %s resumes after epoch %s", run.pk, resume.epoch)
+
+    done_steps = (resume.epoch if resume else 0) * -(-len(samples) // config.batch_size)
+    loss_history = [row for row in run.loss_history if row["step"] <= done_steps]
+    eval_history = [row for row in run.eval_history if resume and row["epoch"] <= resume.epoch]
+    TrainingRun.objects.filter(pk=run.pk).update(progress_done=done_steps, loss_history=loss_history,
+                                                 eval_history=eval_history)
+    progress = JobProgress(run)
+    started = time.monotonic()
+
+    def on_step(report: StepReport) -> None:
+        loss_history.append({"step": report.step, "epoch": report.epoch, "loss": round(report.loss, 5)})
+        del loss_history[:-LOSS_HISTORY_LIMIT]
+        steps_here = report.step - done_steps
+        seconds_per_step = (time.monotonic() - started) / max(steps_here, 1)
+        progress.add(1, loss_history=list(loss_history), images_per_second=round(report.images_per_second, 2),
+                     eta_seconds=round(seconds_per_step * (report.total_steps - report.step), 1))
+        if progress.cancelled():
+            raise Stop()
+
+    def on_epoch(epoch: int, model: torch.nn.Module, checkpoint: Checkpoint) -> None:
+        result = evaluate_model(detector.Detector(model, device=device, score_threshold=EVAL_SCORE_THRESHOLD),
+                                truths, files, class_names)
+        eval_history.append({"epoch": epoch, "map": round(result.map, 4), "ap50": round(result.ap50, 4)})
+        default_storage.delete(checkpoint_name(run))
+        default_storage.save(checkpoint_name(run), ContentFile(checkpoint.to_bytes()))
+        progress.add(0, epoch=epoch, eval_history=list(eval_history))
+        progress.flush()
+
+    model = train(architecture=run.architecture, class_names=class_names, samples=samples, config=config,
+                  initial_state=initial_state, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device)
+    progress.flush()
+
+    new_result = evaluate_model(detector.Detector(model, device=device, score_threshold=EVAL_SCORE_THRESHOLD),
+                                truths, files, class_names)
+    base_result = None
+    if base is not None:
+        with base.weights.open("rb") as handle:
+            base_model = detector.Detector.from_bytes(handle.read(), architecture=base.architecture,
+                                                      num_classes=len(base.class_names), device=device,
+                                                      score_threshold=EVAL_SCORE_THRESHOLD)
+        if list(base.class_names) == class_names:
+            base_result = evaluate_model(base_model, truths, files, class_names)
+    _register(run, model, class_names, new_result, base_result)
+
+
+def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], new: EvalResult,
+              base: EvalResult | None) -> None:
+    """Always register the new version; activate it only if it beats the active one on the same holdout."""
+    promoted = base is None or new.map > base.map
+    reason = ("no comparable active model" if base is None else
+              f"holdout mAP {new.map:.4f} {'>' if promoted else '<='} active {base.map:.4f}")
+    metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
+    with transaction.atomic():
+        version = model_version_create(
+            project=run.project, architecture=run.architecture, class_names=class_names, user=run.requested_by,
+            weights=detector.weights_to_bytes(model, architecture=run.architecture, class_names=class_names),
+            source=ModelSource.TRAINED, parent=run.base_version, metrics=metrics, note=f"training run #{run.pk}")
+        comparison = {
+            "new": {"version": version.number, **new.as_dict()},
+            "active": ({"version": run.base_version.number, **base.as_dict()} if base and run.base_version else None),
+            "promoted": promoted, "reason": reason,
+        }
+        TrainingRun.objects.filter(pk=run.pk).update(result_version=version, comparison=comparison)
+        if promoted:
+            model_version_activate(version=version)
+            if Image.objects.filter(project=run.project, status=ReviewStatus.UNREVIEWED).exists():
+                inference_run_create(project=run.project, user=run.requested_by, scope=InferenceScope.UNREVIEWED,
+                                     model_version=version)
+        job_finish(run, status=JobStatus.SUCCEEDED)
+    logger.info("training run %s: v%s %s (%s)", run.pk, version.number, "promoted" if promoted else "kept", reason)

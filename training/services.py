@@ -1,0 +1,136 @@
+"""Writes of the training app: frozen snapshots, training runs (start, cancel), the auto-retrain rule."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from celery import current_app
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+
+from inference import detector
+from inference.services import active_model_version
+from project.jobs import ACTIVE_STATUSES, job_cancel_request
+from review.models import Annotation, Image, LabelClass, Project, ReviewStatus, Split
+from training.models import DatasetSnapshot, TrainingRun
+from training.trainer import default_config
+
+TRAINING_TASK = "training.tasks.training_run_execute"
+MIN_TRAIN_IMAGES = 4
+MIN_HOLDOUT_IMAGES = 1
+REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
+
+
+def snapshot_coco(project: Project) -> dict:
+    """The project's reviewed labels as COCO JSON, in a stable order: same labels, same bytes."""
+    classes = list(LabelClass.objects.filter(project=project).order_by("index", "id"))
+    category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
+    images = list(Image.objects.filter(project=project, status__in=REVIEWED).order_by("id")
+                  .values("id", "file", "original_name", "width", "height", "split"))
+    annotations = (Annotation.objects.filter(image__in=[i["id"] for i in images]).order_by("image_id", "id")
+                   .values_list("image_id", "label_class_id", "x", "y", "w", "h"))
+    return {
+        "info": {"description": f"Reviewed labels of project {project.pk}"},
+        "categories": [{"id": category_of[c.pk], "name": c.name} for c in classes],
+        "images": [{"id": i["id"], "file_name": i["file"], "original_name": i["original_name"],
+                    "width": i["width"], "height": i["height"], "split": i["split"]} for i in images],
+        "annotations": [
+            {"id": n + 1, "image_id": image_id, "category_id": category_of[class_id],
+             "bbox": [round(x, 3), round(y, 3), round(w, 3), round(h, 3)], "area": round(w * h, 3), "iscrowd": 0}
+            for n, (image_id, class_id, x, y, w, h) in enumerate(annotations)
+        ],
+    }
+
+
+def snapshot_freeze(*, project: Project, user: AbstractBaseUser | None) -> DatasetSnapshot:
+    """Freeze the reviewed labels into storage; unchanged labels give back the existing snapshot."""
+    coco = snapshot_coco(project)
+    content = json.dumps(coco, sort_keys=True, separators=(",", ":")).encode()
+    content_hash = hashlib.sha256(content).hexdigest()
+    existing = DatasetSnapshot.objects.filter(project=project, content_hash=content_hash).first()
+    if existing:
+        return existing
+    snapshot = DatasetSnapshot(
+        project=project, content_hash=content_hash, created_by=user,
+        train_image_ids=[i["id"] for i in coco["images"] if i["split"] == Split.TRAIN],
+        holdout_image_ids=[i["id"] for i in coco["images"] if i["split"] == Split.HOLDOUT],
+        class_names=[c["name"] for c in coco["categories"]],
+        image_count=len(coco["images"]), annotation_count=len(coco["annotations"]),
+    )
+    snapshot.file.save("snapshot.json", ContentFile(content), save=False)
+    try:
+        with transaction.atomic():
+            snapshot.save()
+    except IntegrityError:  # frozen concurrently with the same labels
+        snapshot.file.delete(save=False)
+        return DatasetSnapshot.objects.get(project=project, content_hash=content_hash)
+    return snapshot
+
+
+def training_run_start(*, project: Project, user: AbstractBaseUser | None, params: dict | None = None) -> TrainingRun:
+    """Freeze a snapshot and queue a fine-tune of the active model; refuse clearly when it cannot work."""
+    params = dict(params or {})
+    if not LabelClass.objects.filter(project=project).exists():
+        raise ValidationError("This project has no label classes yet; add classes and review some images first.")
+    base = active_model_version(project)
+    architecture = params.pop("architecture", None) or (base.architecture if base else detector.default_architecture())
+    if architecture not in detector.ARCHITECTURES:
+        raise ValidationError({"architecture": f"Unknown architecture {architecture!r}."})
+    for name in ("epochs", "batch_size", "image_size"):
+        if name in params and (not isinstance(params[name], int) or params[name] < 1):
+            raise ValidationError({name: f"{name} must be a positive whole number."})
+    if "learning_rate" in params and not (isinstance(params["learning_rate"], (int, float))
+                                          and 0 < params["learning_rate"] < 1):
+        raise ValidationError({"learning_rate": "learning_rate must be between 0 and 1."})
+    if base and base.architecture != architecture:
+        base = None  # another architecture starts from scratch
+    snapshot = snapshot_freeze(project=project, user=user)
+    if len(snapshot.train_image_ids) < MIN_TRAIN_IMAGES or len(snapshot.holdout_image_ids) < MIN_HOLDOUT_IMAGES:
+        raise ValidationError(
+            f"Too few reviewed images to fine-tune: {len(snapshot.train_image_ids)} for training (need "
+            f"{MIN_TRAIN_IMAGES}) and {len(snapshot.holdout_image_ids)} held out (need {MIN_HOLDOUT_IMAGES}). "
+            "Review more images first.")
+    config = default_config(architecture, **params)
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project, snapshot=snapshot, base_version=base, architecture=architecture,
+                params=config.as_dict(), requested_by=user,
+                progress_total=config.epochs * -(-len(snapshot.train_image_ids) // config.batch_size),
+            )
+            transaction.on_commit(lambda: _queue(run.pk))
+    except IntegrityError:
+        raise ValidationError("This project already has a training run in progress; wait for it or cancel it.") from None
+    return run
+
+
+def _queue(run_id: int) -> None:
+    task_id = current_app.send_task(TRAINING_TASK, args=[run_id]).id
+    TrainingRun.objects.filter(pk=run_id).update(celery_task_id=task_id)
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    if run.status not in ACTIVE_STATUSES:
+        raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
+    job_cancel_request(run)
+    run.refresh_from_db()
+    return run
+
+
+def training_after_review(*, project: Project) -> TrainingRun | None:
+    """The auto-retrain rule: start a run once `retrain_after_reviews` images were reviewed since the last one."""
+    threshold = project.retrain_after_reviews
+    if not threshold or TrainingRun.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+        return None
+    last = TrainingRun.objects.filter(project=project).order_by("-created_at").first()
+    reviewed = Image.objects.filter(project=project, status__in=REVIEWED)
+    if last:
+        reviewed = reviewed.filter(reviewed_at__gt=last.created_at)
+    if reviewed.count() < threshold:
+        return None
+    try:
+        return training_run_start(project=project, user=None)
+    except ValidationError:
+        return None  # not enough held-out images yet, or a run just started elsewhere

@@ -1,0 +1,205 @@
+"""Fine-tune a torchvision detector on human boxes. No Django here: samples in, state dicts out.
+
+Box-aware augmentation with torchvision.transforms.v2; AdamW with linear warmup and cosine decay;
+gradient clipping; bf16 autocast on CUDA; a checkpoint after each epoch so a redelivered task
+resumes from the last finished epoch.
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from inference.detector import ARCHITECTURES, build_model, default_device
+from inference.pipeline import decode_to_tensor
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    grad_clip: float = 10.0
+    image_size: int = 320
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def default_config(architecture: str, **overrides) -> TrainConfig:
+    """Sensible defaults per architecture; any field can be overridden."""
+    spec = ARCHITECTURES[architecture]
+    base = TrainConfig(image_size=spec.image_size,
+                       batch_size=8 if spec.cpu_friendly else 4,
+                       learning_rate=1e-3 if spec.cpu_friendly else 2e-4)
+    known = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    return replace(base, **known)
+
+
+@dataclass(frozen=True)
+class TrainSample:
+    read: Callable[[], bytes]   # the image bytes (from storage)
+    boxes_xyxy: np.ndarray      # (n, 4) float32, image pixels
+    labels: np.ndarray          # (n,) int64, model class ids 1..N
+
+
+@dataclass
+class Checkpoint:
+    """What a resumed run needs: weights, optimiser and schedule state after `epoch` epochs."""
+
+    epoch: int
+    model: dict
+    optimizer: dict
+    scheduler: dict
+    losses: list = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        torch.save({"epoch": self.epoch, "model": self.model, "optimizer": self.optimizer,
+                    "scheduler": self.scheduler, "losses": self.losses}, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return cls(raw["epoch"], raw["model"], raw["optimizer"], raw["scheduler"], raw.get("losses", []))
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int          # steps done so far in the whole run
+    total_steps: int
+    epoch: int         # epoch in progress (0-based)
+    loss: float
+    images_per_second: float
+
+
+class Stop(Exception):
+    """Raised by a callback to stop training early (for example, the run was cancelled)."""
+
+
+def train_transform() -> v2.Compose:
+    return v2.Compose([
+        v2.RandomHorizontalFlip(p=0.5),
+        v2.RandomPhotometricDistort(p=0.5),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.SanitizeBoundingBoxes(min_size=1.0),
+    ])
+
+
+class _Images:
+    """Decoded images, kept in memory after their first epoch (datasets here are reviewed images: small)."""
+
+    def __init__(self, samples: Sequence[TrainSample]) -> None:
+        self.samples = samples
+        self.cache: dict[int, torch.Tensor] = {}
+
+    def get(self, index: int) -> torch.Tensor:
+        if index not in self.cache:
+            self.cache[index] = decode_to_tensor(self.samples[index].read(), pin=False)
+        return self.cache[index]
+
+
+def _initial_weights(model: nn.Module, state: dict | None) -> int:
+    """Load every tensor whose name and shape fit (a new class changes only the heads); returns how many."""
+    if not state:
+        return 0
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return len(fitting)
+
+
+def train(
+    *,
+    architecture: str,
+    class_names: Sequence[str],
+    samples: Sequence[TrainSample],
+    config: TrainConfig,
+    initial_state: dict | None = None,
+    resume: Checkpoint | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+    on_epoch: Callable[[int, nn.Module, Checkpoint], None] | None = None,
+    device: torch.device | None = None,
+) -> nn.Module:
+    """Train and return the model (in eval mode). Callbacks may raise Stop to end early."""
+    if not samples:
+        raise ValueError("Nothing to train on: no reviewed training images.")
+    device = device or default_device()
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_model(architecture, len(class_names), image_size=config.image_size).to(device)
+    _initial_weights(model, initial_state)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(samples) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = max(1, min(config.warmup_steps, total_steps // 5 or 1))
+
+    def schedule(step: int) -> float:  # linear warmup, then cosine down to 5%
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    start_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        start_epoch = resume.epoch
+        # Later epochs must see the same shuffles as an uninterrupted run.
+        for _ in range(start_epoch):
+            torch.randperm(len(samples), generator=generator)
+    images = _Images(samples)
+    transform = train_transform()
+    use_autocast = device.type == "cuda"
+    step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        order = torch.randperm(len(samples), generator=generator).tolist()
+        for first in range(0, len(order), config.batch_size):
+            started = time.perf_counter()
+            batch_images, targets = [], []
+            for index in order[first:first + config.batch_size]:
+                sample = samples[index]
+                image = images.get(index)
+                boxes = tv_tensors.BoundingBoxes(torch.as_tensor(sample.boxes_xyxy, dtype=torch.float32).reshape(-1, 4),
+                                                 format="XYXY", canvas_size=tuple(image.shape[1:]))
+                image, target = transform(tv_tensors.Image(image),
+                                          {"boxes": boxes, "labels": torch.as_tensor(sample.labels, dtype=torch.int64)})
+                batch_images.append(image.as_subclass(torch.Tensor).to(device, non_blocking=True))
+                targets.append({"boxes": target["boxes"].as_subclass(torch.Tensor).to(device),
+                                "labels": target["labels"].to(device)})
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_autocast):
+                losses = model(batch_images, targets)
+                loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if on_step:
+                on_step(StepReport(step, total_steps, epoch, float(loss.detach()),
+                                   len(batch_images) / max(time.perf_counter() - started, 1e-9)))
+        if on_epoch:
+            checkpoint = Checkpoint(epoch + 1, {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                                    optimizer.state_dict(), scheduler.state_dict())
+            model.eval()
+            on_epoch(epoch + 1, model, checkpoint)
+    return model.eval()
