@@ -109,7 +109,9 @@ class BoxMatch:
 
 
 def match_boxes(truth: ImageTruth, prediction: ImagePredictions, *, iou_threshold: float = MATCH_IOU) -> BoxMatch:
-    """Greedy matching by score, class-aware; unmatched predictions are explained class-agnostically."""
+    """Greedy matching by score, class-aware. An unmatched prediction is a wrong class when it sits on a
+    human box of another class (IoU >= 0.5), poor localisation when it overlaps a box of its own class
+    only a little (0.1 <= IoU < 0.5), and a false positive otherwise (duplicates included)."""
     order = np.argsort(-prediction.scores, kind="stable")
     n_truth = len(truth.labels)
     ious = (box_iou(torch.as_tensor(prediction.boxes_xyxy, dtype=torch.float32).reshape(-1, 4),
@@ -126,11 +128,12 @@ def match_boxes(truth: ImageTruth, prediction: ImagePredictions, *, iou_threshol
             taken[best] = True
             outcomes[p], matched[p] = "tp", best
             continue
-        best_any = float(ious[p].max()) if n_truth else 0.0
-        if best_any >= iou_threshold:
+        other_class = [ious[p, t] for t in range(n_truth) if truth.labels[t] != prediction.labels[p]]
+        own_class = [ious[p, t] for t in range(n_truth) if truth.labels[t] == prediction.labels[p]]
+        if other_class and max(other_class) >= iou_threshold:
             outcomes[p] = "wrong_class"
-        elif best_any >= LOCALISATION_IOU:
+        elif own_class and LOCALISATION_IOU <= max(own_class) < iou_threshold:
             outcomes[p] = "poor_localisation"
         else:
-            outcomes[p] = "fp"
+            outcomes[p] = "fp"  # nothing there, or a duplicate of a box already found
     return BoxMatch(prediction_outcomes=outcomes, truth_matched=taken, matched_truth=matched)

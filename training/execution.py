@@ -23,7 +23,7 @@ from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
 from review.models import Image, ReviewStatus
 from training.evaluation import EvalResult, ImagePredictions, ImageTruth, coco_evaluate
 from training.models import TrainingRun
-from training.trainer import Checkpoint, StepReport, Stop, TrainConfig, TrainSample, train
+from training.trainer import Checkpoint, StepReport, Stop, TrainConfig, TrainSample, steps_per_epoch, train
 
 logger = logging.getLogger(__name__)
 EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too
@@ -106,21 +106,29 @@ def _execute(run: TrainingRun) -> None:
             resume = Checkpoint.from_bytes(handle.read())
         logger.info("training run %s resumes after epoch %s", run.pk, resume.epoch)
 
-    done_steps = (resume.epoch if resume else 0) * -(-len(samples) // config.batch_size)
+    done_steps = (resume.epoch if resume else 0) * steps_per_epoch(len(samples), config.batch_size)
     loss_history = [row for row in run.loss_history if row["step"] <= done_steps]
     eval_history = [row for row in run.eval_history if resume and row["epoch"] <= resume.epoch]
     TrainingRun.objects.filter(pk=run.pk).update(progress_done=done_steps, loss_history=loss_history,
                                                  eval_history=eval_history)
     progress = JobProgress(run)
     started = time.monotonic()
+    # Steady-state throughput: time between consecutive steps (our callbacks included), so the
+    # first step of each epoch, which follows that epoch's evaluation, is not counted.
+    pace = {"last": None, "seconds": 0.0, "images": 0}
 
     def on_step(report: StepReport) -> None:
+        now = time.monotonic()
+        if pace["last"] is not None:
+            pace["seconds"] += now - pace["last"]
+            pace["images"] += report.images
         loss_history.append({"step": report.step, "epoch": report.epoch, "loss": round(report.loss, 5)})
         del loss_history[:-LOSS_HISTORY_LIMIT]
-        steps_here = report.step - done_steps
-        seconds_per_step = (time.monotonic() - started) / max(steps_here, 1)
-        progress.add(1, loss_history=list(loss_history), images_per_second=round(report.images_per_second, 2),
+        seconds_per_step = (now - started) / max(report.step - done_steps, 1)
+        rate = pace["images"] / pace["seconds"] if pace["seconds"] else None
+        progress.add(1, loss_history=list(loss_history), images_per_second=rate and round(rate, 2),
                      eta_seconds=round(seconds_per_step * (report.total_steps - report.step), 1))
+        pace["last"] = time.monotonic()
         if progress.cancelled():
             raise Stop()
 
@@ -132,6 +140,7 @@ def _execute(run: TrainingRun) -> None:
         default_storage.save(checkpoint_name(run), ContentFile(checkpoint.to_bytes()))
         progress.add(0, epoch=epoch, eval_history=list(eval_history))
         progress.flush()
+        pace["last"] = None
 
     model = train(architecture=run.architecture, class_names=class_names, samples=samples, config=config,
                   initial_state=initial_state, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device)

@@ -15,7 +15,7 @@ from inference.services import active_model_version
 from project.jobs import ACTIVE_STATUSES, job_cancel_request
 from review.models import Annotation, Image, LabelClass, Project, ReviewStatus, Split
 from training.models import DatasetSnapshot, TrainingRun
-from training.trainer import default_config
+from training.trainer import default_config, steps_per_epoch
 
 TRAINING_TASK = "training.tasks.training_run_execute"
 MIN_TRAIN_IMAGES = 4
@@ -98,7 +98,7 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
             run = TrainingRun.objects.create(
                 project=project, snapshot=snapshot, base_version=base, architecture=architecture,
                 params=config.as_dict(), requested_by=user,
-                progress_total=config.epochs * -(-len(snapshot.train_image_ids) // config.batch_size),
+                progress_total=config.epochs * steps_per_epoch(len(snapshot.train_image_ids), config.batch_size),
             )
             transaction.on_commit(lambda: _queue(run.pk))
     except IntegrityError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -83,11 +82,23 @@ class StepReport:
     total_steps: int
     epoch: int         # epoch in progress (0-based)
     loss: float
-    images_per_second: float
+    images: int        # images in this step's batch
 
 
 class Stop(Exception):
     """Raised by a callback to stop training early (for example, the run was cancelled)."""
+
+
+def batch_slices(count: int, batch_size: int) -> list[tuple[int, int]]:
+    """Batches of one epoch; a lone last image joins the batch before it (BatchNorm cannot train on one)."""
+    slices = [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
+    if len(slices) > 1 and slices[-1][1] - slices[-1][0] == 1:
+        slices[-2:] = [(slices[-2][0], count)]
+    return slices
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    return len(batch_slices(count, batch_size))
 
 
 def train_transform() -> v2.Compose:
@@ -145,8 +156,8 @@ def train(
     _initial_weights(model, initial_state)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(samples) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    slices = batch_slices(len(samples), config.batch_size)
+    total_steps = len(slices) * config.epochs
     warmup = max(1, min(config.warmup_steps, total_steps // 5 or 1))
 
     def schedule(step: int) -> float:  # linear warmup, then cosine down to 5%
@@ -168,14 +179,13 @@ def train(
     images = _Images(samples)
     transform = train_transform()
     use_autocast = device.type == "cuda"
-    step = start_epoch * steps_per_epoch
+    step = start_epoch * len(slices)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         order = torch.randperm(len(samples), generator=generator).tolist()
-        for first in range(0, len(order), config.batch_size):
-            started = time.perf_counter()
+        for first, last in slices:
             batch_images, targets = [], []
-            for index in order[first:first + config.batch_size]:
+            for index in order[first:last]:
                 sample = samples[index]
                 image = images.get(index)
                 boxes = tv_tensors.BoundingBoxes(torch.as_tensor(sample.boxes_xyxy, dtype=torch.float32).reshape(-1, 4),
@@ -195,8 +205,7 @@ def train(
             scheduler.step()
             step += 1
             if on_step:
-                on_step(StepReport(step, total_steps, epoch, float(loss.detach()),
-                                   len(batch_images) / max(time.perf_counter() - started, 1e-9)))
+                on_step(StepReport(step, total_steps, epoch, float(loss.detach()), len(batch_images)))
         if on_epoch:
             checkpoint = Checkpoint(epoch + 1, {k: v.detach().cpu() for k, v in model.state_dict().items()},
                                     optimizer.state_dict(), scheduler.state_dict())

@@ -42,3 +42,11 @@ def test_resume_continues_from_the_checkpoint():
     train(architecture="ssdlite320_mobilenet_v3_large", class_names=CLASS_NAMES, samples=data, config=config,
           resume=checkpoints[0], on_step=lambda r: steps.append((r.step, r.epoch)), device=torch.device("cpu"))
     assert steps == [(2, 1)]  # only the second epoch ran again
+
+
+def test_a_lone_last_image_joins_the_batch_before_it():
+    from training.trainer import batch_slices
+
+    assert batch_slices(9, 4) == [(0, 4), (4, 9)]
+    assert batch_slices(8, 4) == [(0, 4), (4, 8)]
+    assert batch_slices(1, 4) == [(0, 1)]

@@ -1,0 +1,157 @@
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from inference.models import InferenceRun, ModelVersion
+from project.jobs import JobStatus
+from review.demo_images import generate_scene
+from review.models import AnnotationSource, Image, Split
+from review.services import BoxIn, image_boxes_save
+from tests.factories import add_images, add_model_version, make_project
+from training.evaluation import EvalResult
+from training.execution import _register, training_run_execute
+from training.models import DatasetSnapshot, TrainingRun
+from training.services import snapshot_freeze, training_after_review, training_run_cancel, training_run_start
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TINY = {"epochs": 1, "batch_size": 4}
+
+
+def review_with_truth(images):
+    """Give images their generated ground truth, as a reviewer would."""
+    for image in images:
+        seed = int(image.original_name.split("-")[1].split(".")[0])
+        classes = dict(image.project.label_classes.values_list("name", "pk"))
+        boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h)
+                 for b in generate_scene(seed, width=image.width, height=image.height).boxes]
+        image_boxes_save(image=image, user=None, boxes=boxes, version=image.version, source=AnnotationSource.IMPORTED)
+
+
+@pytest.fixture
+def project():
+    project = make_project(holdout_fraction=0.3)
+    review_with_truth(add_images(project, 12, size=96))
+    assert Image.objects.filter(project=project, split=Split.HOLDOUT).exists()
+    return project
+
+
+def test_snapshot_is_coco_and_its_hash_is_stable(project):
+    first = snapshot_freeze(project=project, user=None)
+    again = snapshot_freeze(project=project, user=None)
+    assert again.pk == first.pk and DatasetSnapshot.objects.count() == 1
+    coco = json.loads(first.file.read())
+    assert {c["name"] for c in coco["categories"]} == {"circle", "square", "triangle"}
+    assert len(coco["images"]) == 12 and len(coco["annotations"]) == first.annotation_count > 0
+    assert set(first.train_image_ids) | set(first.holdout_image_ids) == {i["id"] for i in coco["images"]}
+    image = project.images.first()
+    image_boxes_save(image=image, user=None, boxes=[], version=image.version)  # a label changes
+    assert snapshot_freeze(project=project, user=None).content_hash != first.content_hash
+
+
+def test_too_few_reviewed_images_refused_clearly():
+    project = make_project()
+    add_images(project, 3)
+    with pytest.raises(ValidationError, match="Too few reviewed images"):
+        training_run_start(project=project, user=None)
+    empty = make_project(class_names=[])
+    with pytest.raises(ValidationError, match="no label classes"):
+        training_run_start(project=empty, user=None)
+    assert not TrainingRun.objects.exists()
+
+
+def test_bad_parameters_refused(project):
+    with pytest.raises(ValidationError, match="epochs"):
+        training_run_start(project=project, user=None, params={"epochs": 0})
+    with pytest.raises(ValidationError, match="Unknown architecture"):
+        training_run_start(project=project, user=None, params={"architecture": "nope"})
+    assert not TrainingRun.objects.exists()
+
+
+def test_a_second_concurrent_run_is_refused(project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+        with pytest.raises(ValidationError, match="already has a training run"):
+            training_run_start(project=project, user=None, params=TINY)
+    training_run_cancel(run=run)
+    assert TrainingRun.objects.get().status == JobStatus.CANCELLED
+
+
+def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_commit_callbacks):
+    base = add_model_version(project)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params={"epochs": 2, "batch_size": 4})
+    assert run.base_version == base and run.progress_total > 0
+    with django_capture_on_commit_callbacks(execute=False):
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.percent == 100.0 and run.epoch == 2 and len(run.eval_history) == 2
+    assert len(run.loss_history) == run.progress_total
+    version = run.result_version
+    assert version.parent == base and version.training_run.snapshot == run.snapshot  # lineage
+    assert version.metrics["snapshot"] == run.snapshot.content_hash
+    comparison = run.comparison
+    assert comparison["active"]["version"] == base.number
+    assert comparison["promoted"] == (comparison["new"]["map"] > comparison["active"]["map"])
+    base.refresh_from_db()
+    assert ModelVersion.objects.get(is_active=True) == (version if comparison["promoted"] else base)
+
+
+def test_gate_promotes_only_when_better(project, django_capture_on_commit_callbacks):
+    base = add_model_version(project)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    from inference.detector import build_model
+
+    model = build_model(run.architecture, 3)
+    with django_capture_on_commit_callbacks(execute=False):
+        _register(run, model, ["circle", "square", "triangle"], EvalResult(0.2, 0.4), EvalResult(0.3, 0.5))
+    base.refresh_from_db()
+    run.refresh_from_db()
+    assert base.is_active and not run.result_version.is_active
+    assert run.comparison["promoted"] is False and "<=" in run.comparison["reason"]
+
+    base_2 = run.result_version
+    with django_capture_on_commit_callbacks(execute=False):
+        second = training_run_start(project=project, user=None, params=TINY)
+        _register(second, model, ["circle", "square", "triangle"], EvalResult(0.5, 0.7), EvalResult(0.3, 0.5))
+    second.refresh_from_db()
+    assert second.result_version.is_active and second.comparison["promoted"] is True
+    assert not ModelVersion.objects.filter(pk__in=[base.pk, base_2.pk], is_active=True).exists()
+    # unreviewed images are predicted again by the new version
+    assert not InferenceRun.objects.exists() or InferenceRun.objects.get().model_version == second.result_version
+
+
+def test_failed_training_leaves_the_active_model(project, django_capture_on_commit_callbacks):
+    base = add_model_version(project)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    run.snapshot.file.delete(save=False)  # the worker cannot read its data
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    base.refresh_from_db()
+    assert run.status == JobStatus.FAILED and "Training failed" in run.error
+    assert base.is_active and ModelVersion.objects.count() == 1
+
+
+def test_auto_retrain_fires_once_at_n(project, django_capture_on_commit_callbacks):
+    project.retrain_after_reviews = 3
+    project.save()
+    TrainingRun.objects.all().delete()
+    fresh = add_images(project, 3, first_seed=100, size=96)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert training_after_review(project=project) is not None  # 15 reviewed, none trained on yet
+        assert training_after_review(project=project) is None  # one is already running
+    TrainingRun.objects.update(status=JobStatus.SUCCEEDED)
+    with django_capture_on_commit_callbacks(execute=False):
+        review_with_truth(fresh[:2])
+        assert training_after_review(project=project) is None  # 2 newly reviewed < 3
+        review_with_truth(fresh[2:])
+        assert training_after_review(project=project) is not None  # the third fires it
+    assert TrainingRun.objects.count() == 2
+
+
+def test_auto_retrain_is_off_by_default(project):
+    assert project.retrain_after_reviews == 0
+    assert training_after_review(project=project) is None
