@@ -17,6 +17,7 @@ from inference import services as inference_services
 from review import selectors, services
 from review.access import project_for_member
 from review.models import Image, ReviewStatus, Role
+from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48
 
@@ -45,6 +46,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "label_classes": project.label_classes.all(),
         "active_model": inference_services.active_model_version(project),
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
+        "model_versions": inference_selectors.model_versions(project=project),
+        "training_runs": training_selectors.training_runs_recent(project=project),
     })
 
 

@@ -5,11 +5,14 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
 from review.demo_images import CLASS_NAMES, generate_scene
 from review.models import AnnotationSource, LabelClass, Project
 from review.services import BoxIn, image_boxes_save, image_create, project_create
+# A command is a top-floor caller like a view: it may wire review to training (never the reverse).
+from training.services import training_run_start
 
 DEMO_PROJECT = "Demo: shapes"
 
@@ -20,8 +23,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--images", type=int, default=60, help="How many images to generate.")
         parser.add_argument("--reviewed", type=float, default=0.5, help="Share of images given their true boxes.")
+        parser.add_argument("--no-train", action="store_true",
+                            help="Do not queue the first fine-tune (it runs when the worker starts).")
 
-    def handle(self, *args, images: int, reviewed: float, **options):
+    def handle(self, *args, images: int, reviewed: float, no_train: bool, **options):
         admin, password = self._admin()
         project = Project.objects.filter(name=DEMO_PROJECT).first()
         if project is None:
@@ -30,10 +35,21 @@ class Command(BaseCommand):
                                    "half wait for review.")
             project.save(update_fields=["description"])
             self._add_images(project, admin, images, reviewed)
+            if not no_train:
+                self._first_training(project, admin)
         self.stdout.write(self.style.SUCCESS(
             f"Demo project {project.name!r}: {project.images.count()} images.\n"
             f"Log in at http://127.0.0.1:8000/ as  user: admin  password: {password}"
         ))
+
+    def _first_training(self, project: Project, admin) -> None:
+        try:
+            run = training_run_start(project=project, user=admin, params={"epochs": 20})
+        except ValidationError as exc:
+            self.stdout.write(f"No first fine-tune: {' '.join(exc.messages)}")
+            return
+        self.stdout.write(f"Queued fine-tune #{run.pk} ({run.architecture}); watch it on the project page. "
+                          "When it finishes, its model predicts the unreviewed images.")
 
     def _admin(self):
         User = get_user_model()

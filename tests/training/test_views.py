@@ -1,0 +1,45 @@
+import pytest
+from django.urls import reverse
+
+from inference.models import ModelVersion
+from review.models import Role
+from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
+from tests.training.test_services import review_with_truth
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def project():
+    project = make_project(holdout_fraction=0.3)
+    review_with_truth(add_images(project, 10, size=96))
+    return project
+
+
+def test_fine_tune_needs_manager_and_queues_a_run(client, project, django_capture_on_commit_callbacks):
+    url = reverse("training:training_start", args=[project.pk])
+    client.force_login(add_member(project, Role.REVIEWER))
+    assert client.post(url).status_code == 403
+    client.force_login(UserFactory())
+    assert client.post(url).status_code == 404
+    assert not TrainingRun.objects.exists()
+    client.force_login(add_member(project, Role.MANAGER))
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url).status_code == 302
+    run = TrainingRun.objects.get()
+    page = client.get(reverse("review:project_detail", args=[project.pk]))
+    assert f'data-training-run-id="{run.pk}"'.encode() in page.content
+    assert client.post(reverse("training:training_cancel", args=[run.pk])).status_code == 302
+    assert TrainingRun.objects.get().status == "cancelled"
+
+
+def test_promote_and_roll_back_by_hand(client, project):
+    first = add_model_version(project)
+    second = add_model_version(project)
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    assert client.post(reverse("training:model_version_promote", args=[first.pk])).status_code == 403
+    client.force_login(add_member(project, Role.MANAGER))
+    assert client.post(reverse("training:model_version_promote", args=[first.pk])).status_code == 302
+    assert ModelVersion.objects.get(is_active=True) == first
+    assert b"(active)" in client.get(reverse("review:project_detail", args=[project.pk])).content

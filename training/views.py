@@ -1,0 +1,61 @@
+"""Browser actions for the learning loop: fine-tune, cancel, promote or roll back a version."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from inference.models import ModelVersion
+from inference.services import model_version_activate
+from review.access import project_for_member
+from review.models import Role
+from training.models import TrainingRun
+from training.services import training_run_cancel, training_run_start
+
+
+def _back(project_id: int) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("review:project_detail", args=[project_id]))
+
+
+@login_required
+@require_POST
+def training_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    try:
+        run = training_run_start(project=project, user=request.user)
+        messages.success(request, f"Training run #{run.pk} queued ({run.architecture}, "
+                                  f"{len(run.snapshot.train_image_ids)} training images).")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(project.pk)
+
+
+@login_required
+@require_POST
+def training_cancel(request: HttpRequest, run_id: int) -> HttpResponseRedirect:
+    run = get_object_or_404(TrainingRun, pk=run_id)
+    project_for_member(request.user, run.project_id, role=Role.MANAGER)
+    try:
+        training_run_cancel(run=run)
+        messages.info(request, f"Training run #{run.pk} is stopping.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(run.project_id)
+
+
+@login_required
+@require_POST
+def model_version_promote(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
+    """Promote or roll back by hand: make this version the active one."""
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    project_for_member(request.user, version.project_id, role=Role.MANAGER)
+    try:
+        model_version_activate(version=version)
+        messages.success(request, f"{version} is now the active model.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(version.project_id)
