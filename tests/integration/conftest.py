@@ -47,6 +47,8 @@ def use_broker(url: str, options: dict) -> None:
     """Point this (test) process's Celery app at the broker the worker uses."""
     from kombu import pools
 
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    os.environ["CELERY_BROKER_URL"] = url
     celery_app.conf.broker_url = url
     celery_app.conf.broker_transport_options = options
     pools.reset()  # kombu keeps connection and producer pools globally, keyed by connection
@@ -110,10 +112,15 @@ def broker(request, tmp_path):
         broker_url, options = url, broker_config(url, tmp_path)[1]
     else:
         broker_url, options = broker_config("filesystem://", tmp_path)
+    previous_env = os.environ.get("CELERY_BROKER_URL")
     previous = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
     use_broker(broker_url, options)
     yield {"url": broker_url, "var_dir": tmp_path}
     use_broker(*previous)
+    if previous_env is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = previous_env
 
 
 @pytest.fixture
