@@ -13,7 +13,7 @@ from django.db.models import Max
 
 from inference import detector
 from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion
-from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request
+from project.jobs import JobStatus, job_cancel_request
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create
 
@@ -144,8 +144,6 @@ def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
 
 def inference_run_cancel(*, run: InferenceRun) -> InferenceRun:
     """Stop a run: queued chunks are skipped, a running chunk stops after its current batch."""
-    if run.status not in ACTIVE_STATUSES:
-        raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
     job_cancel_request(run)
     run.refresh_from_db()
     return run

@@ -9,6 +9,7 @@ import time
 from typing import TypeVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -106,7 +107,12 @@ def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
 
 
 def job_cancel_request(run: JobRun) -> None:
-    """Ask a run to stop: a queued run is cancelled at once, a running one at its worker's next check."""
+    """Ask a run to stop: a queued run is cancelled at once, a running one at its worker's next check.
+
+    Raises ValidationError for a run that already finished: there is nothing to cancel.
+    """
+    if run.status not in ACTIVE_STATUSES:
+        raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
     type(run).objects.filter(pk=run.pk).update(cancel_requested=True)
     run.cancel_requested = True
     if run.status == JobStatus.QUEUED:

@@ -112,8 +112,6 @@ def _queue(run_id: int) -> None:
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
-    if run.status not in ACTIVE_STATUSES:
-        raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
     job_cancel_request(run)
     run.refresh_from_db()
     return run
