@@ -77,6 +77,16 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
+def model_version_rollback(*, project: Project) -> ModelVersion:
+    """Go back to the version the active one was trained from (its parent)."""
+    active = active_model_version(project)
+    if active is None:
+        raise ValidationError("This project has no active model to roll back.")
+    if active.parent is None:
+        raise ValidationError(f"{active} has no earlier version to roll back to; promote a version by hand instead.")
+    return model_version_activate(version=active.parent)
+
+
 def active_model_version(project: Project) -> ModelVersion | None:
     return ModelVersion.objects.filter(project=project, is_active=True).first()
 

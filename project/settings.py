@@ -32,6 +32,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "review",
     "inference",
     "training",
@@ -100,6 +105,43 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MAX_IMAGE_BYTES = int(os.environ.get("MAX_IMAGE_BYTES", 50 * 1024 * 1024))
 # Refuse decompression bombs before decoding: 100 megapixels is far above any camera frame we expect.
 MAX_IMAGE_PIXELS = int(os.environ.get("MAX_IMAGE_PIXELS", 100_000_000))
+
+MAX_WEIGHTS_BYTES = int(os.environ.get("MAX_WEIGHTS_BYTES", 2 * 1024**3))
+# Zip uploads: refused from the archive's directory, before anything is read, when over these.
+MAX_ARCHIVE_ENTRIES = int(os.environ.get("MAX_ARCHIVE_ENTRIES", 20_000))
+MAX_ARCHIVE_BYTES = int(os.environ.get("MAX_ARCHIVE_BYTES", 4 * 1024**3))
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: an anonymous request then gets 401 with a WWW-Authenticate header, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser", "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "project.api.PagePagination",
+    "EXCEPTION_HANDLER": "project.api.exception_handler",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Detector review API",
+    "DESCRIPTION": "Review a detector's predictions, correct them, fine-tune on the corrections and compare "
+                   "versions. Authenticate with `Authorization: Token <key>` (make a key at /account/token/).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from our own static files: the app works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ReviewStatusEnum": "review.models.ReviewStatus",
+        "JobStatusEnum": "project.jobs.JobStatus",
+    },
+}
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -54,12 +55,62 @@ def project_create(*, name: str, owner: AbstractBaseUser, class_names: Sequence[
     return project
 
 
+@transaction.atomic
+def project_update(*, project: Project, **changes) -> Project:
+    """Change a project's settings; only the fields a manager may edit."""
+    editable = {"name", "description", "holdout_fraction", "retrain_after_reviews", "infer_on_upload"}
+    if unknown := sorted(set(changes) - editable):
+        raise ValidationError({unknown[0]: "This field cannot be changed."})
+    for name, value in changes.items():
+        setattr(project, name, value.strip() if isinstance(value, str) else value)
+    project.full_clean()
+    project.save(update_fields=list(changes) or None)
+    return project
+
+
+@transaction.atomic
+def project_delete(*, project: Project) -> None:
+    """Delete a project with everything in it, and its stored files once the deletion is committed."""
+    folder = f"projects/{project.pk}"
+    project.delete()
+    transaction.on_commit(lambda: _storage_folder_delete(folder))
+
+
+def _storage_folder_delete(folder: str) -> None:
+    # Through the storage API (not os.walk) so S3-compatible storage is cleaned the same way.
+    if not default_storage.exists(folder):
+        return
+    subfolders, files = default_storage.listdir(folder)
+    for name in files:
+        default_storage.delete(f"{folder}/{name}")
+    for name in subfolders:
+        _storage_folder_delete(f"{folder}/{name}")
+
+
+@transaction.atomic
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
-    """Add a member or change their role."""
+    """Add a member or change their role; a project always keeps at least one manager."""
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
+    if role != Role.MANAGER:
+        _keep_a_manager(project, leaving=user)
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
+    """Take a user out of a project; the last manager cannot leave."""
+    _keep_a_manager(project, leaving=user)
+    Membership.objects.filter(project=project, user=user).delete()
+
+
+def _keep_a_manager(project: Project, *, leaving: AbstractBaseUser) -> None:
+    # Lock the project's memberships so two managers demoting each other cannot both succeed.
+    managers = list(Membership.objects.select_for_update().filter(project=project, role=Role.MANAGER)
+                    .values_list("user_id", flat=True))
+    if managers == [leaving.pk]:
+        raise ValidationError({"role": "A project needs at least one manager; make someone else manager first."})
 
 
 @transaction.atomic
@@ -78,6 +129,33 @@ def label_class_create(*, project: Project, name: str, colour: str | None = None
     label_class.full_clean()
     label_class.save()
     return label_class
+
+
+@transaction.atomic
+def label_class_update(*, label_class: LabelClass, name: str | None = None, colour: str | None = None) -> LabelClass:
+    """Rename or recolour a class. Its index (the model's class id) never changes."""
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError({"name": "A label class needs a name."})
+        clash = LabelClass.objects.filter(project_id=label_class.project_id, name=name).exclude(pk=label_class.pk)
+        if clash.exists():
+            raise ValidationError({"name": f"A label class named {name!r} already exists in this project."})
+        label_class.name = name
+    if colour is not None:
+        label_class.colour = colour
+    label_class.full_clean()
+    label_class.save()
+    return label_class
+
+
+def label_class_delete(*, label_class: LabelClass) -> None:
+    """Delete a class nobody has drawn yet; classes with human boxes are kept (the boxes are the truth)."""
+    used = Annotation.objects.filter(label_class=label_class).count()
+    if used:
+        raise ValidationError(f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}; "
+                              "relabel or delete them first.")
+    label_class.delete()
 
 
 # --- Images -------------------------------------------------------------------------------------
@@ -113,6 +191,71 @@ def image_create(*, project: Project, data: bytes, filename: str) -> Image:
         # A concurrent upload of the same bytes won the race; keep its row, drop our file.
         image.file.delete(save=False)
         raise DuplicateImage(Image.objects.get(project=project, content_hash=normalised.content_hash)) from None
+    return image
+
+
+@dataclass
+class UploadReport:
+    """What happened to each file of a batch upload."""
+
+    added: list[Image] = field(default_factory=list)
+    duplicates: list[tuple[str, Image]] = field(default_factory=list)  # (file name, the image already there)
+    rejected: list[tuple[str, str]] = field(default_factory=list)      # (file name, why)
+    ignored: list[tuple[str, str]] = field(default_factory=list)       # (file name, why): not image files
+    committed: bool = True
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    name: str
+    read: Callable[[], bytes]  # may raise ValueError (e.g. an archive entry that cannot be read)
+
+
+class _RollBack(Exception):
+    pass
+
+
+def images_create_many(*, project: Project, files: Iterable[UploadFile], partial: bool = False) -> UploadReport:
+    """Store a batch of images: all or nothing unless `partial`, when only the valid ones are kept.
+
+    Duplicates are skipped and reported, never an error. Files are stored as they come (no batch is
+    held in memory) and deleted again if the batch is rolled back.
+    """
+    report = UploadReport()
+    try:
+        with transaction.atomic():
+            for upload in files:
+                try:
+                    report.added.append(image_create(project=project, data=upload.read(), filename=upload.name))
+                except DuplicateImage as exc:
+                    report.duplicates.append((_display_name(upload.name), exc.existing))
+                except (ValidationError, ValueError) as exc:
+                    messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+                    report.rejected.append((_display_name(upload.name), " ".join(messages)))
+            if report.rejected and not partial:
+                raise _RollBack
+    except _RollBack:
+        for image in report.added:
+            image.file.delete(save=False)
+        report.added, report.committed = [], False
+    return report
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete an image, its boxes and predictions, and its stored file once the deletion is committed."""
+    file = image.file
+    image.delete()
+    transaction.on_commit(lambda: file.delete(save=False))
+
+
+def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None) -> Image:
+    """Approve a reviewed image, or send it back to the queue. Boxes are untouched."""
+    if status not in ReviewStatus.values:
+        raise ValidationError({"status": f"Unknown status {status!r}; choose one of {', '.join(ReviewStatus.values)}."})
+    if status == ReviewStatus.APPROVED and image.status == ReviewStatus.UNREVIEWED:
+        raise ValidationError({"status": "Only a reviewed image can be approved; save its boxes first."})
+    Image.objects.filter(pk=image.pk).update(status=status, version=F("version") + 1)
+    image.refresh_from_db()
     return image
 
 

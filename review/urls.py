@@ -10,4 +10,5 @@ urlpatterns = [
     path("projects/<int:project_id>/upload", views.image_upload, name="image_upload"),
     path("projects/<int:project_id>/inference", views.inference_start, name="inference_start"),
     path("images/<int:image_id>/file", views.image_file, name="image_file"),
+    path("account/token/", views.api_token, name="api_token"),
 ]

@@ -17,6 +17,8 @@ from inference import services as inference_services
 from review import selectors, services
 from review.access import project_for_member
 from review.models import Image, ReviewStatus, Role
+from rest_framework.authtoken.models import Token
+
 from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48
@@ -98,3 +100,17 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+def api_token(request: HttpRequest) -> HttpResponse:
+    """Make, replace or revoke the caller's API token. The key is shown once, right after it is made."""
+    if request.method == "POST":
+        action = request.POST.get("action")
+        Token.objects.filter(user=request.user).delete()
+        if action == "create":
+            token = Token.objects.create(user=request.user)
+            return render(request, "review/api_token.html", {"has_token": True, "new_key": token.key})
+        messages.info(request, "Your API token was revoked; scripts using it now get 401.")
+        return HttpResponseRedirect(reverse("review:api_token"))
+    return render(request, "review/api_token.html", {"has_token": Token.objects.filter(user=request.user).exists()})

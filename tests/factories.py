@@ -58,3 +58,24 @@ def add_model_version(project: Project, *, activate: bool = True, architecture: 
     names = list(project.label_classes.order_by("index").values_list("name", flat=True))
     return model_version_create(project=project, architecture=architecture, weights=tiny_weights(names, architecture),
                                 class_names=names, user=None, activate=activate)
+
+
+def api_client(user=None):
+    """A DRF test client, logged in as `user` when given."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def review_with_truth(image, *, seed: int, user=None, size: int = 128):
+    """Save the generated scene's true boxes as the image's review (the scene must match add_images' seed)."""
+    from review.models import LabelClass
+    from review.services import BoxIn, image_boxes_save
+
+    classes = {c.name: c.pk for c in LabelClass.objects.filter(project_id=image.project_id)}
+    scene = generate_scene(seed, width=size, height=size)
+    boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
+    return image_boxes_save(image=image, user=user, boxes=boxes, version=image.version)

@@ -45,7 +45,9 @@ class TrainingRun(JobRun):
     """Fine-tune from the active version on a snapshot; always yields a version, promoted only if better."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
-    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="training_runs")
+    # RESTRICT, not PROTECT: a snapshot a run used cannot be deleted on its own, but deleting the
+    # whole project (which cascades to both) still works.
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.RESTRICT, related_name="training_runs")
     base_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The active version when the run started; empty means training from scratch.",

@@ -1,12 +1,87 @@
 """Reads of the training app that pages and the API share."""
 from __future__ import annotations
 
+from collections import defaultdict
+
+import numpy as np
 from django.db.models import QuerySet
 
-from review.models import Project
+from inference.models import ModelVersion, Prediction
+from review.models import Annotation, Image, LabelClass, Project, Split
+from training.evaluation import ImagePredictions, ImageTruth, coco_evaluate, match_boxes
 from training.models import TrainingRun
+from training.services import REVIEWED
 
 
 def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[TrainingRun]:
     return (TrainingRun.objects.filter(project=project).select_related("base_version", "result_version", "snapshot")
             .order_by("-created_at")[:limit])
+
+
+def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_threshold: float = 0.5,
+                           image_limit: int = 50) -> dict:
+    """Two versions judged on the same images: the reviewed holdout images both have predictions for.
+
+    Gives COCO mAP/AP50 and per-class AP of each from their stored predictions, and per image the
+    number of errors (false positives, wrong classes, poor localisations, misses) of each among
+    predictions scoring at least `score_threshold`, so the caller can list what the second version
+    fixed and what it broke.
+    """
+    classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
+    category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
+    predicted_by_both = (Prediction.objects.filter(model_version=first).values("image_id")
+                         .intersection(Prediction.objects.filter(model_version=second).values("image_id")))
+    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED,
+                                       pk__in=predicted_by_both).order_by("id").values("id", "width", "height"))
+    image_ids = [i["id"] for i in images]
+    truths = _truths(images, category_of)
+    result = {"images": len(images), "score_threshold": score_threshold, "versions": []}
+    errors_by_version = []
+    for version in (first, second):
+        predictions = _predictions(version, image_ids, category_of)
+        scores = coco_evaluate(truths, predictions, [c.name for c in classes])
+        errors = {t.image_id: _error_count(match_boxes(t, _confident(p, score_threshold)))
+                  for t, p in zip(truths, predictions)}
+        errors_by_version.append(errors)
+        result["versions"].append({"id": version.pk, "number": version.number, **scores.as_dict(),
+                                   "errors": sum(errors.values())})
+    changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
+               if errors_by_version[0][image_id] != errors_by_version[1][image_id]]
+    result["fixed"] = [{"image": i, "errors_before": a, "errors_after": b}
+                       for i, a, b in sorted(changed, key=lambda row: row[2] - row[1]) if b < a][:image_limit]
+    result["broke"] = [{"image": i, "errors_before": a, "errors_after": b}
+                       for i, a, b in sorted(changed, key=lambda row: row[1] - row[2]) if b > a][:image_limit]
+    return result
+
+
+def _truths(images: list[dict], category_of: dict[int, int]) -> list[ImageTruth]:
+    boxes: dict[int, list] = defaultdict(list)
+    for image_id, class_id, x, y, w, h in (Annotation.objects.filter(image__in=[i["id"] for i in images])
+                                           .values_list("image_id", "label_class_id", "x", "y", "w", "h")):
+        boxes[image_id].append((x, y, x + w, y + h, category_of[class_id]))
+    return [ImageTruth(i["id"], i["width"], i["height"], *_arrays(boxes[i["id"]])[:2]) for i in images]
+
+
+def _predictions(version: ModelVersion, image_ids: list[int], category_of: dict[int, int]) -> list[ImagePredictions]:
+    boxes: dict[int, list] = defaultdict(list)
+    rows = (Prediction.objects.filter(model_version=version, image_id__in=image_ids)
+            .values_list("image_id", "label_class_id", "x", "y", "w", "h", "score"))
+    for image_id, class_id, x, y, w, h, score in rows:
+        boxes[image_id].append((x, y, x + w, y + h, category_of[class_id], score))
+    return [ImagePredictions(image_id, *_arrays(boxes[image_id])) for image_id in image_ids]
+
+
+def _arrays(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else 6)
+    scores = table[:, 5].astype(np.float32) if table.shape[1] > 5 else np.zeros(len(table), np.float32)
+    return table[:, :4].astype(np.float32), table[:, 4].astype(np.int64), scores
+
+
+def _confident(predictions: ImagePredictions, threshold: float) -> ImagePredictions:
+    keep = predictions.scores >= threshold
+    return ImagePredictions(predictions.image_id, predictions.boxes_xyxy[keep], predictions.labels[keep],
+                            predictions.scores[keep])
+
+
+def _error_count(match) -> int:
+    return sum(outcome != "tp" for outcome in match.prediction_outcomes) + match.false_negatives

@@ -1,0 +1,141 @@
+"""REST endpoints of the inference app: model versions, predictions, inference runs."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, pagination, status
+from rest_framework.exceptions import ValidationError as BadRequest
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inference import serializers as s
+from inference import services
+from inference.models import InferenceRun, ModelVersion, Prediction
+from project.api import PagePagination, member_object, member_project, validated
+from review.models import Role
+
+
+def _versions() -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.select_related("training_run").order_by("-number")
+
+
+class ModelVersionListCreate(generics.ListAPIView):
+    serializer_class = s.ModelVersionSerializer
+    pagination_class = PagePagination
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return _versions().filter(project=member_project(self.request, self.kwargs["project_id"]))
+
+    @extend_schema(request={"multipart/form-data": s.ModelVersionUploadSerializer},
+                   responses={201: s.ModelVersionSerializer}, summary="Upload base weights (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        data = validated(s.ModelVersionUploadSerializer, request.data)
+        if data["weights"].size > settings.MAX_WEIGHTS_BYTES:
+            raise BadRequest({"weights": [f"The file is {data['weights'].size / 1e6:.0f} MB; the limit is "
+                                          f"{settings.MAX_WEIGHTS_BYTES / 1e6:.0f} MB."]})
+        version = services.model_version_create(
+            project=project, architecture=data["architecture"], weights=data["weights"].read(),
+            class_names=data.get("class_names"), user=request.user, note=data["note"], activate=data["activate"])
+        return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class ModelVersionDetail(APIView):
+    @extend_schema(responses=s.ModelVersionSerializer, summary="A version with its metrics and lineage")
+    def get(self, request: Request, version_id: int) -> Response:
+        return Response(s.ModelVersionSerializer(member_object(request, _versions(), version_id)).data)
+
+
+class ModelVersionPromote(APIView):
+    @extend_schema(request=None, responses=s.ModelVersionSerializer,
+                   summary="Make this version the active model: promote, or roll back to an older one (manager)")
+    def post(self, request: Request, version_id: int) -> Response:
+        version = member_object(request, _versions(), version_id, Role.MANAGER)
+        services.model_version_activate(version=version)
+        return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data)
+
+
+class ModelVersionRollback(APIView):
+    @extend_schema(request=None, responses=s.ModelVersionSerializer,
+                   summary="Make the active version's parent active again (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        version = services.model_version_rollback(project=member_project(request, project_id, Role.MANAGER))
+        return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data)
+
+
+class PredictionFilter(filters.FilterSet):
+    model_version = filters.NumberFilter(help_text="Default: the active model.")
+    image = filters.NumberFilter()
+    label_class = filters.NumberFilter()
+    min_score = filters.NumberFilter(field_name="score", lookup_expr="gte")
+
+    class Meta:
+        model = Prediction
+        fields = ["model_version", "image", "label_class"]
+
+
+class PredictionCursorPagination(pagination.CursorPagination):
+    page_size = 500
+    page_size_query_param = "page_size"
+    max_page_size = 5000
+    ordering = ("id",)
+
+
+class PredictionList(generics.ListAPIView):
+    """Predictions of one project, by model version (default: the active one)."""
+
+    serializer_class = s.PredictionSerializer
+    pagination_class = PredictionCursorPagination
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = PredictionFilter
+
+    def get_queryset(self) -> QuerySet[Prediction]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular inspecting the view
+            return Prediction.objects.none()
+        project = member_project(self.request, self.kwargs["project_id"])
+        predictions = Prediction.objects.filter(model_version__project=project)
+        if "model_version" not in self.request.query_params:
+            predictions = predictions.filter(model_version__is_active=True)
+        return predictions
+
+
+class InferenceRunListCreate(generics.ListAPIView):
+    serializer_class = s.InferenceRunSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[InferenceRun]:
+        project = member_project(self.request, self.kwargs["project_id"])
+        return InferenceRun.objects.filter(project=project).order_by("-created_at", "-id")
+
+    @extend_schema(request=s.InferenceRunCreateSerializer, responses={201: s.InferenceRunSerializer},
+                   summary="Predict images with a model version (reviewer)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.REVIEWER)
+        data = validated(s.InferenceRunCreateSerializer, request.data)
+        version = None
+        if data["model_version"] is not None:
+            version = ModelVersion.objects.filter(pk=data["model_version"], project=project).first()
+            if version is None:
+                raise BadRequest({"model_version": [f"Model version {data['model_version']} is not a version of "
+                                                    "this project."]})
+        run = services.inference_run_create(project=project, user=request.user, scope=data["scope"],
+                                            model_version=version, image_ids=data["image_ids"])
+        return Response(s.InferenceRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class InferenceRunDetail(APIView):
+    @extend_schema(responses=s.InferenceRunSerializer, summary="A run's status and progress")
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(s.InferenceRunSerializer(member_object(request, InferenceRun.objects.all(), run_id)).data)
+
+
+class InferenceRunCancel(APIView):
+    @extend_schema(request=None, responses=s.InferenceRunSerializer, summary="Stop a run (reviewer)")
+    def post(self, request: Request, run_id: int) -> Response:
+        run = member_object(request, InferenceRun.objects.all(), run_id, Role.REVIEWER)
+        return Response(s.InferenceRunSerializer(services.inference_run_cancel(run=run)).data)

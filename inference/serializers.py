@@ -1,0 +1,62 @@
+"""REST shapes of model versions, predictions and inference runs."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from inference import detector
+from inference.models import InferenceRun, InferenceScope, ModelVersion, Prediction
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    map = serializers.FloatField(read_only=True, allow_null=True)
+    training_run = serializers.SerializerMethodField(help_text="The run that produced this version, if any.")
+    snapshot = serializers.SerializerMethodField(help_text="The labels this version learned from, if trained here.")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "number", "architecture", "class_names", "source", "parent", "is_active", "map", "metrics",
+                  "note", "created_at", "training_run", "snapshot"]
+
+    # Lineage lives on TrainingRun (training depends on inference); the views select_related it.
+    def get_training_run(self, version: ModelVersion) -> int | None:
+        run = getattr(version, "training_run", None)
+        return run.pk if run else None
+
+    def get_snapshot(self, version: ModelVersion) -> int | None:
+        run = getattr(version, "training_run", None)
+        return run.snapshot_id if run else None
+
+
+class ModelVersionUploadSerializer(serializers.Serializer):
+    weights = serializers.FileField(help_text="A state dict: .safetensors, or a torch file loaded with weights_only.")
+    architecture = serializers.ChoiceField(choices=sorted(detector.ARCHITECTURES))
+    class_names = serializers.ListField(
+        child=serializers.CharField(max_length=100), required=False, allow_empty=False,
+        help_text="Class names in class-id order (repeat the field); default: the names stored in the weights.")
+    note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    activate = serializers.BooleanField(default=False, help_text="Make it the active model straight away.")
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Prediction
+        fields = ["id", "image", "model_version", "label_class", "x", "y", "w", "h", "score"]
+
+
+class InferenceRunSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = InferenceRun
+        fields = ["id", "model_version", "scope", "status", "percent", "progress_done", "progress_total",
+                  "chunks_done", "chunks_total", "predictions_written", "images_failed", "images_per_second",
+                  "device", "attempts", "cancel_requested", "error", "created_at", "started_at", "finished_at"]
+
+
+class InferenceRunCreateSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=[InferenceScope.UNREVIEWED, InferenceScope.ALL, InferenceScope.IDS],
+                                    default=InferenceScope.UNREVIEWED)
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                             help_text="Default: the active model.")
+    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+                                      max_length=1_000_000, help_text="With scope=ids: the images to predict.")

@@ -1,0 +1,97 @@
+"""What every REST endpoint shares: the error format, pagination and the project-role check.
+
+Errors always look like {"detail": "<one sentence a person understands>", "fields": {"<field>": [...]}}
+("fields" only when a field is at fault), whether they come from a serializer, from a service's
+Django ValidationError, or from a permission check.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model
+from django.shortcuts import get_object_or_404
+from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from review.access import project_for_member
+from review.models import Project, Role
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's handler, plus services' ValidationErrors as 400, all in one JSON shape."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(_django_errors(exc))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"detail": _summary(fields), "fields": fields}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        response.data = {"detail": str(response.data["detail"])}
+    return response
+
+
+def _django_errors(exc: DjangoValidationError) -> dict[str, list[str]]:
+    if hasattr(exc, "error_dict"):
+        return {("non_field_errors" if field == "__all__" else field): messages
+                for field, messages in exc.message_dict.items()}
+    return {"non_field_errors": exc.messages}
+
+
+def _summary(fields: dict) -> str:
+    """The first message, prefixed with its field: what a person reads first."""
+    for field, messages in fields.items():
+        message = _first_message(messages)
+        if message:
+            return message if field == "non_field_errors" else f"{field}: {message}"
+    return "The request is not valid."
+
+
+def _first_message(messages) -> str:
+    if isinstance(messages, dict):
+        for key, nested in messages.items():
+            if found := _first_message(nested):
+                return f"{key}: {found}"
+        return ""
+    if isinstance(messages, (list, tuple)):
+        for nested in messages:
+            if found := _first_message(nested):
+                return found
+        return ""
+    return str(messages)
+
+
+class PagePagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def validated(serializer_class: type[serializers.Serializer], data) -> dict:
+    """Validate request data with a small input serializer; a 400 in the shared shape otherwise."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def member_project(request, project_id: int, role: str = Role.ANNOTATOR) -> Project:
+    """The project if the requester holds `role` in it: 404 for non-members, 403 for a lower role."""
+    return project_for_member(request.user, project_id, role=role)
+
+
+def member_object(request, queryset, pk: int, role: str = Role.ANNOTATOR) -> Model:
+    """One object of a project the requester belongs to (via its `project_id`), else 404 or 403."""
+    obj = get_object_or_404(queryset, pk=pk)
+    project_for_member(request.user, obj.project_id, role=role)
+    return obj
+
+
+def conflict(detail: str, current: dict) -> Response:
+    return Response({"detail": detail, "current": current}, status=status.HTTP_409_CONFLICT)
+
+
+def user_label(user: AbstractBaseUser | None) -> str | None:
+    return user.get_username() if user else None
+

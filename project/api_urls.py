@@ -1,0 +1,55 @@
+"""The whole REST API in one list, under /api/v1/. Collections hang under their project; single
+objects are addressed by id (the access check finds their project)."""
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from inference import api as inference_api
+from review import api as review_api
+from training import api as training_api
+
+urlpatterns = [
+    # Projects, people and classes
+    path("projects/", review_api.ProjectListCreate.as_view(), name="project_list"),
+    path("projects/<int:project_id>/", review_api.ProjectDetail.as_view(), name="project_detail"),
+    path("projects/<int:project_id>/members/", review_api.MemberListCreate.as_view(), name="member_list"),
+    path("projects/<int:project_id>/members/<int:user_id>/", review_api.MemberDetail.as_view(),
+         name="member_detail"),
+    path("projects/<int:project_id>/label-classes/", review_api.LabelClassListCreate.as_view(),
+         name="label_class_list"),
+    path("label-classes/<int:class_id>/", review_api.LabelClassDetail.as_view(), name="label_class_detail"),
+    # Images and the human boxes on them
+    path("projects/<int:project_id>/images/", review_api.ImageListUpload.as_view(), name="image_list"),
+    path("projects/<int:project_id>/images/zip/", review_api.ImageZipUpload.as_view(), name="image_zip_upload"),
+    path("images/<int:image_id>/", review_api.ImageDetail.as_view(), name="image_detail"),
+    path("images/<int:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
+    path("images/<int:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),
+    # Models and what they predicted
+    path("projects/<int:project_id>/model-versions/", inference_api.ModelVersionListCreate.as_view(),
+         name="model_version_list"),
+    path("projects/<int:project_id>/model-versions/rollback/", inference_api.ModelVersionRollback.as_view(),
+         name="model_version_rollback"),
+    path("projects/<int:project_id>/model-versions/compare/", training_api.ModelVersionCompare.as_view(),
+         name="model_version_compare"),
+    path("model-versions/<int:version_id>/", inference_api.ModelVersionDetail.as_view(), name="model_version_detail"),
+    path("model-versions/<int:version_id>/promote/", inference_api.ModelVersionPromote.as_view(),
+         name="model_version_promote"),
+    path("projects/<int:project_id>/predictions/", inference_api.PredictionList.as_view(), name="prediction_list"),
+    # Jobs
+    path("projects/<int:project_id>/inference-runs/", inference_api.InferenceRunListCreate.as_view(),
+         name="inference_run_list"),
+    path("inference-runs/<int:run_id>/", inference_api.InferenceRunDetail.as_view(), name="inference_run_detail"),
+    path("inference-runs/<int:run_id>/cancel/", inference_api.InferenceRunCancel.as_view(),
+         name="inference_run_cancel"),
+    path("projects/<int:project_id>/training-runs/", training_api.TrainingRunListCreate.as_view(),
+         name="training_run_list"),
+    path("training-runs/<int:run_id>/", training_api.TrainingRunDetail.as_view(), name="training_run_detail"),
+    path("training-runs/<int:run_id>/cancel/", training_api.TrainingRunCancel.as_view(), name="training_run_cancel"),
+    # Frozen training data
+    path("projects/<int:project_id>/snapshots/", training_api.SnapshotList.as_view(), name="snapshot_list"),
+    path("snapshots/<int:snapshot_id>/", training_api.SnapshotDetail.as_view(), name="snapshot_detail"),
+    path("snapshots/<int:snapshot_id>/download/", training_api.SnapshotDownload.as_view(), name="snapshot_download"),
+    # The contract, served offline
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

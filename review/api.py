@@ -1,0 +1,360 @@
+"""REST endpoints of the review app: projects, members, label classes, images and their boxes.
+
+Each class does one thing: check the role, validate with a small serializer, call one service,
+serialize the answer. Roles: reads need membership, writes say which role they need.
+"""
+from __future__ import annotations
+
+import posixpath
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, FloatField, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, pagination, serializers, status
+from rest_framework.exceptions import ValidationError as BadRequest
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inference.models import ModelVersion, Prediction
+from inference.services import active_model_version, inference_run_after_upload
+from project.api import conflict, member_object, member_project, validated
+from review import serializers as s
+from review import services
+from review.archives import ArchiveRejected, SafeArchive
+from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role, Split
+from review.selectors import project_list_for_user
+from training.services import training_after_review
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+# --- Projects -----------------------------------------------------------------------------------
+
+def _projects_with_details(user) -> QuerySet[Project]:
+    """Projects with counts, the caller's role and the active model in one query."""
+    active = ModelVersion.objects.filter(project=OuterRef("pk"), is_active=True)
+    return project_list_for_user(user).annotate(
+        role=Subquery(Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]),
+        active_model_id=Subquery(active.values("id")[:1]),
+        active_model_number=Subquery(active.values("number")[:1]),
+        active_model_architecture=Subquery(active.values("architecture")[:1]),
+        active_model_map=Subquery(active.values("metrics__map")[:1], output_field=FloatField()),
+    )
+
+
+class ProjectListCreate(APIView):
+    @extend_schema(responses=s.ProjectSerializer(many=True), summary="Projects you are a member of")
+    def get(self, request: Request) -> Response:
+        return Response(s.ProjectSerializer(_projects_with_details(request.user), many=True).data)
+
+    @extend_schema(request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer},
+                   summary="Create a project; you become its manager")
+    def post(self, request: Request) -> Response:
+        data = validated(s.ProjectCreateSerializer, request.data)
+        project = services.project_create(owner=request.user, **data)
+        return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class ProjectDetail(APIView):
+    @extend_schema(responses=s.ProjectSerializer)
+    def get(self, request: Request, project_id: int) -> Response:
+        member_project(request, project_id)
+        return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project_id)).data)
+
+    @extend_schema(request=s.ProjectUpdateSerializer, responses=s.ProjectSerializer,
+                   summary="Change settings (manager)")
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        services.project_update(project=project, **validated(s.ProjectUpdateSerializer, request.data))
+        return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project_id)).data)
+
+    @extend_schema(responses={204: None}, summary="Delete the project with all its images and models (manager)")
+    def delete(self, request: Request, project_id: int) -> Response:
+        services.project_delete(project=member_project(request, project_id, Role.MANAGER))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Members ------------------------------------------------------------------------------------
+
+class MemberListCreate(APIView):
+    @extend_schema(responses=s.MemberSerializer(many=True), summary="Members and their roles (manager)")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+        return Response(s.MemberSerializer(members, many=True).data)
+
+    @extend_schema(request=s.MemberAddSerializer, responses={201: s.MemberSerializer},
+                   summary="Add a user by username, or change their role (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        data = validated(s.MemberAddSerializer, request.data)
+        membership = services.membership_set(project=project, user=data["username"], role=data["role"])
+        return Response(s.MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetail(APIView):
+    @extend_schema(request=s.MemberRoleSerializer, responses=s.MemberSerializer, summary="Change a role (manager)")
+    def patch(self, request: Request, project_id: int, user_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        user = _member_user(project, user_id)
+        data = validated(s.MemberRoleSerializer, request.data)
+        return Response(s.MemberSerializer(services.membership_set(project=project, user=user, **data)).data)
+
+    @extend_schema(responses={204: None}, summary="Remove a member (manager)")
+    def delete(self, request: Request, project_id: int, user_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        services.membership_remove(project=project, user=_member_user(project, user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _member_user(project: Project, user_id: int):
+    return get_object_or_404(get_user_model(), pk=user_id, memberships__project=project)
+
+
+# --- Label classes ------------------------------------------------------------------------------
+
+class LabelClassListCreate(APIView):
+    @extend_schema(responses=s.LabelClassSerializer(many=True))
+    def get(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id)
+        return Response(s.LabelClassSerializer(project.label_classes.order_by("index"), many=True).data)
+
+    @extend_schema(request=s.LabelClassSerializer, responses={201: s.LabelClassSerializer},
+                   summary="Add a class after the last one (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        data = validated(s.LabelClassSerializer, request.data)
+        label_class = services.label_class_create(project=project, name=data["name"], colour=data.get("colour"))
+        return Response(s.LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
+
+
+class LabelClassDetail(APIView):
+    @extend_schema(request=s.LabelClassUpdateSerializer, responses=s.LabelClassSerializer,
+                   summary="Rename or recolour a class (manager)")
+    def patch(self, request: Request, class_id: int) -> Response:
+        label_class = member_object(request, LabelClass.objects.all(), class_id, Role.MANAGER)
+        data = validated(s.LabelClassUpdateSerializer, request.data)
+        return Response(s.LabelClassSerializer(services.label_class_update(label_class=label_class, **data)).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a class no human box uses (manager)")
+    def delete(self, request: Request, class_id: int) -> Response:
+        label_class = member_object(request, LabelClass.objects.all(), class_id, Role.MANAGER)
+        services.label_class_delete(label_class=label_class)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Images -------------------------------------------------------------------------------------
+
+class ImageFilter(filters.FilterSet):
+    """Every filter is declared here: clients cannot name arbitrary ORM paths."""
+
+    status = filters.ChoiceFilter(choices=ReviewStatus.choices)
+    split = filters.ChoiceFilter(choices=Split.choices)
+    min_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
+    max_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
+    label_class = filters.NumberFilter(method="with_label_class", help_text="Images with a human box of this class.")
+    name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
+
+    class Meta:
+        model = Image
+        fields = ["status", "split"]
+
+    def with_label_class(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        return images.filter(pk__in=Annotation.objects.filter(label_class_id=value).values("image_id"))
+
+
+def _with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:
+    """Box and prediction counts as correlated subqueries: cost grows with the page, not the table."""
+    boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
+    predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
+                   .values("image").annotate(n=Count("id")).values("n"))
+    return images.annotate(
+        box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
+        prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
+                          else Value(0, output_field=IntegerField())),
+        uncertainty_rank=Coalesce(F("uncertainty"), Value(-1.0)),
+    )
+
+
+class ImageCursorPagination(pagination.CursorPagination):
+    """Stable and fast at 100k images: no COUNT(*), no OFFSET scans. Orders from an allow-list only."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    orderings = {
+        "priority": ("-priority", "id"),           # the review queue's default: most urgent first
+        "uncertainty": ("-uncertainty_rank", "id"),  # most unsure first; never-predicted images last
+        "newest": ("-created_at", "-id"),
+        "oldest": ("created_at", "id"),
+    }
+
+    def get_ordering(self, request: Request, queryset, view) -> tuple[str, ...]:
+        name = request.query_params.get("ordering", "priority")
+        if name not in self.orderings:
+            raise BadRequest({"ordering": [f"Unknown ordering {name!r}; choose one of {', '.join(self.orderings)}."]})
+        return self.orderings[name]
+
+
+class ImageListUpload(generics.ListAPIView):
+    """The review queue. Order with `ordering`: priority (default), uncertainty, newest, oldest."""
+
+    serializer_class = s.ImageSerializer
+    pagination_class = ImageCursorPagination
+    filter_backends = [filters.DjangoFilterBackend]
+    filterset_class = ImageFilter
+    parser_classes = [MultiPartParser]
+
+    def get_queryset(self) -> QuerySet[Image]:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular inspecting the view
+            return Image.objects.none()
+        project = member_project(self.request, self.kwargs["project_id"])
+        return _with_counts(Image.objects.filter(project=project), active_model_version(project))
+
+    @extend_schema(parameters=[OpenApiParameter("ordering", OpenApiTypes.STR,
+                                                enum=list(ImageCursorPagination.orderings))])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request={"multipart/form-data": s.UploadSerializer}, responses={201: s.UploadReportSerializer},
+                   summary="Upload images (annotator); all or nothing unless partial=true")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.ANNOTATOR)
+        data = validated(s.UploadSerializer, request.data)
+        files = [services.UploadFile(name=upload.name, read=upload.read) for upload in data["files"]]
+        report = services.images_create_many(project=project, files=files, partial=data["partial"])
+        return _upload_response(request, project, report)
+
+
+class ImageZipUpload(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(request={"multipart/form-data": s.ZipUploadSerializer}, responses={201: s.UploadReportSerializer},
+                   summary="Upload a zip of images (annotator); all or nothing unless partial=true")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.ANNOTATOR)
+        data = validated(s.ZipUploadSerializer, request.data)
+        try:
+            with SafeArchive(data["archive"], max_entries=settings.MAX_ARCHIVE_ENTRIES,
+                             max_total_bytes=settings.MAX_ARCHIVE_BYTES) as archive:
+                images = [entry for entry in archive if posixpath.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS]
+                ignored = [(entry.name, "not an image file") for entry in archive if entry not in images]
+                files = [services.UploadFile(name=entry.name, read=lambda entry=entry: archive.read(entry))
+                         for entry in images]
+                report = services.images_create_many(project=project, files=files, partial=data["partial"])
+        except ArchiveRejected as exc:
+            raise BadRequest({"archive": [str(exc)]}) from None
+        report.ignored = ignored
+        return _upload_response(request, project, report)
+
+
+def _upload_response(request: Request, project: Project, report: services.UploadReport) -> Response:
+    run = inference_run_after_upload(project=project, image_ids=[i.pk for i in report.added], user=request.user)
+    body = {
+        "committed": report.committed,
+        "added": [{"id": image.pk, "name": image.original_name} for image in report.added],
+        "duplicates": [{"name": name, "existing_id": image.pk} for name, image in report.duplicates],
+        "rejected": [{"name": name, "error": error} for name, error in report.rejected],
+        "ignored": [{"name": name, "reason": reason} for name, reason in report.ignored],
+        "inference_run": run.pk if run else None,
+    }
+    if not report.committed:
+        count = len(report.rejected)
+        body["detail"] = (f"{count} file{'s were' if count != 1 else ' was'} refused, so nothing was stored; "
+                          "fix them or send partial=true to keep the valid ones.")
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    return Response(body, status=status.HTTP_201_CREATED if report.added else status.HTTP_200_OK)
+
+
+def image_detail_data(image: Image, *, model_version: ModelVersion | None) -> dict:
+    """The editor's view of one image: human boxes and the predictions of one model version."""
+    image = (Image.objects.select_related("reviewed_by").prefetch_related("annotations")
+             .annotate(box_count=Count("annotations", distinct=True)).get(pk=image.pk))
+    image.shown_model_version_id = model_version.pk if model_version else None
+    image.shown_predictions = (list(Prediction.objects.filter(image=image, model_version=model_version)
+                                    .order_by("-score", "id")) if model_version else [])
+    image.prediction_count = len(image.shown_predictions)
+    return s.ImageDetailSerializer(image).data
+
+
+def _shown_version(image: Image, version_id: int | None) -> ModelVersion | None:
+    if version_id is None:
+        return ModelVersion.objects.filter(project_id=image.project_id, is_active=True).first()
+    version = ModelVersion.objects.filter(pk=version_id, project_id=image.project_id).first()
+    if version is None:
+        raise BadRequest({"model_version": [f"Model version {version_id} is not a version of this project."]})
+    return version
+
+
+class ImageDetail(APIView):
+    @extend_schema(parameters=[OpenApiParameter("model_version", OpenApiTypes.INT,
+                                                description="Whose predictions to show; default: the active model")],
+                   responses=s.ImageDetailSerializer)
+    def get(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.all(), image_id)
+        version_id = request.query_params.get("model_version")
+        if version_id is not None and not version_id.isdigit():
+            raise BadRequest({"model_version": ["Give a model version id (a whole number)."]})
+        return Response(image_detail_data(image, model_version=_shown_version(
+            image, int(version_id) if version_id else None)))
+
+    @extend_schema(responses={204: None}, summary="Delete an image with its boxes and predictions (manager)")
+    def delete(self, request: Request, image_id: int) -> Response:
+        services.image_delete(image=member_object(request, Image.objects.all(), image_id, Role.MANAGER))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageBoxesSave(APIView):
+    @extend_schema(
+        request=s.BoxesSaveSerializer,
+        responses={200: s.ImageDetailSerializer,
+                   409: inline_serializer("StaleImage", {"detail": serializers.CharField(),
+                                                         "current": s.ImageDetailSerializer()})},
+        summary="Replace all human boxes of an image (annotator)",
+        description="Send every box with the image version you loaded. If someone saved since, the answer is "
+                    "409 with their boxes in `current` and nothing is changed.",
+    )
+    def put(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.select_related("project"), image_id, Role.ANNOTATOR)
+        data = validated(s.BoxesSaveSerializer, request.data)
+        version = _shown_version(image, data["model_version"])
+        boxes = [services.BoxIn(label_class_id=b["label_class"], x=b["x"], y=b["y"], w=b["w"], h=b["h"],
+                                source_prediction_id=b["source_prediction"]) for b in data["boxes"]]
+        _check_source_predictions(image, boxes)
+        shown = [services.BoxShown(prediction_id=p.pk, label_class_id=p.label_class_id, x=p.x, y=p.y, w=p.w, h=p.h)
+                 for p in Prediction.objects.filter(image=image, model_version=version,
+                                                    score__gte=data["score_threshold"])] if version else []
+        try:
+            image = services.image_boxes_save(image=image, user=request.user, boxes=boxes, version=data["version"],
+                                              shown=shown, model_version_id=version.pk if version else None,
+                                              seconds_spent=data["seconds_spent"])
+        except services.StaleImage as exc:
+            return conflict(str(exc), image_detail_data(exc.image, model_version=version))
+        training_after_review(project=image.project)
+        return Response(image_detail_data(image, model_version=version))
+
+
+def _check_source_predictions(image: Image, boxes: list[services.BoxIn]) -> None:
+    named = {box.source_prediction_id for box in boxes if box.source_prediction_id is not None}
+    known = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
+    if unknown := sorted(named - known):
+        raise BadRequest({"boxes": [f"source_prediction {unknown[0]} is not a prediction of this image."]})
+
+
+class ImageStatusSet(APIView):
+    @extend_schema(request=s.ImageStatusSerializer, responses=s.ImageDetailSerializer,
+                   summary="Approve a reviewed image or send it back to the queue (reviewer)")
+    def post(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.all(), image_id, Role.REVIEWER)
+        data = validated(s.ImageStatusSerializer, request.data)
+        image = services.image_status_set(image=image, status=data["status"], user=request.user)
+        return Response(image_detail_data(image, model_version=_shown_version(image, None)))
+

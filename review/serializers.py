@@ -1,0 +1,179 @@
+"""REST shapes of projects, members, classes, images and boxes. Input serializers only validate;
+services do the writing."""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from rest_framework import serializers
+
+from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role
+
+MAX_BOXES_PER_IMAGE = 2000
+MAX_CLASS_NAMES = 1000
+
+
+class ActiveModelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.IntegerField()
+    architecture = serializers.CharField()
+    map = serializers.FloatField(allow_null=True)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.CharField(read_only=True, help_text="Your role in this project.")
+    image_count = serializers.IntegerField(read_only=True)
+    unreviewed_count = serializers.IntegerField(read_only=True)
+    reviewed_count = serializers.IntegerField(read_only=True)
+    active_model = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "holdout_fraction", "retrain_after_reviews", "infer_on_upload",
+                  "created_at", "role", "image_count", "unreviewed_count", "reviewed_count", "active_model"]
+        read_only_fields = ["created_at"]
+
+    def get_active_model(self, project: Project) -> ActiveModelSerializer(allow_null=True):
+        """Filled from the annotations the view adds, so listing projects costs one query."""
+        if getattr(project, "active_model_id", None) is None:
+            return None
+        return {"id": project.active_model_id, "number": project.active_model_number,
+                "architecture": project.active_model_architecture, "map": project.active_model_map}
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    class_names = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list,
+                                        max_length=MAX_CLASS_NAMES)
+    holdout_fraction = serializers.FloatField(required=False, default=0.2, min_value=0.0, max_value=0.9)
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    holdout_fraction = serializers.FloatField(required=False, min_value=0.0, max_value=0.9)
+    retrain_after_reviews = serializers.IntegerField(required=False, min_value=0)
+    infer_on_upload = serializers.BooleanField(required=False)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    user_id = serializers.IntegerField(source="user.id", read_only=True)
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user_id", "username", "role", "created_at"]
+
+
+class MemberAddSerializer(serializers.Serializer):
+    username = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all())
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
+
+
+class MemberRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class LabelClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LabelClass
+        fields = ["id", "name", "colour", "index"]
+        read_only_fields = ["index"]
+        # Uniqueness is the service's to check, with a message naming the class.
+        validators = []
+
+
+class LabelClassUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    colour = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False,
+                                    error_messages={"invalid": "The colour must look like #1f77b4."})
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    file_url = serializers.SerializerMethodField()
+    box_count = serializers.IntegerField(read_only=True)
+    prediction_count = serializers.IntegerField(read_only=True, help_text="Boxes the active model proposed.")
+
+    class Meta:
+        model = Image
+        fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
+                  "created_at", "reviewed_at", "file_url", "box_count", "prediction_count"]
+
+    def get_file_url(self, image: Image) -> str:
+        return reverse("review:image_file", args=[image.pk])
+
+
+class BoxSerializer(serializers.ModelSerializer):
+    """A human box as stored."""
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "label_class", "x", "y", "w", "h", "source", "source_prediction_id"]
+
+
+class PredictedBoxSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label_class = serializers.IntegerField(source="label_class_id")
+    x = serializers.FloatField()
+    y = serializers.FloatField()
+    w = serializers.FloatField()
+    h = serializers.FloatField()
+    score = serializers.FloatField()
+
+
+class ImageDetailSerializer(ImageSerializer):
+    boxes = BoxSerializer(many=True, source="annotations", read_only=True)
+    predictions = PredictedBoxSerializer(many=True, read_only=True, source="shown_predictions")
+    model_version = serializers.IntegerField(read_only=True, allow_null=True, source="shown_model_version_id",
+                                             help_text="The model version whose predictions are listed.")
+    reviewed_by = serializers.CharField(source="reviewed_by.username", read_only=True, default=None)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "inference_error", "reviewed_by", "model_version", "boxes",
+                  "predictions"]
+
+
+PIXELS = {"invalid": "Must be a finite number of pixels."}
+
+
+class BoxInSerializer(serializers.Serializer):
+    label_class = serializers.IntegerField(help_text="Id of a label class of the image's project.")
+    x = serializers.FloatField(help_text="Left edge in image pixels.", error_messages=PIXELS)
+    y = serializers.FloatField(help_text="Top edge in image pixels.", error_messages=PIXELS)
+    w = serializers.FloatField(help_text="Width in image pixels, > 0.", error_messages=PIXELS)
+    h = serializers.FloatField(help_text="Height in image pixels, > 0.", error_messages=PIXELS)
+    source_prediction = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                                 help_text="Id of the prediction this box was made from, if any.")
+
+
+class BoxesSaveSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=1, help_text="The image version the editor loaded.")
+    boxes = BoxInSerializer(many=True, max_length=MAX_BOXES_PER_IMAGE, allow_empty=True)
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                             help_text="The version whose predictions were shown; default: active.")
+    score_threshold = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=1.0,
+                                             help_text="Predictions below this score were hidden from the reviewer.")
+    seconds_spent = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=86400.0)
+
+
+class ImageStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ReviewStatus.choices)
+
+
+class UploadSerializer(serializers.Serializer):
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
+                                  help_text="One or more image files (repeat the field).")
+    partial = serializers.BooleanField(default=False, help_text="Keep the valid files when some are refused.")
+
+
+class ZipUploadSerializer(serializers.Serializer):
+    archive = serializers.FileField(help_text="A .zip of images; folders are allowed, other files are ignored.")
+    partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
+
+
+class UploadReportSerializer(serializers.Serializer):
+    committed = serializers.BooleanField(help_text="False when refused files rolled the whole upload back.")
+    added = serializers.ListField(child=serializers.DictField())
+    duplicates = serializers.ListField(child=serializers.DictField())
+    rejected = serializers.ListField(child=serializers.DictField())
+    ignored = serializers.ListField(child=serializers.DictField())
+    inference_run = serializers.IntegerField(allow_null=True)

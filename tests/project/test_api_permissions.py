@@ -1,0 +1,149 @@
+"""Every REST endpoint, every method, every kind of caller: the expected status.
+
+The endpoint list is read from the URL configuration, and each (endpoint, method) must have a row in
+REQUIRED_ROLE: a new endpoint without one fails `test_every_endpoint_has_a_rule`, so nobody has to
+remember to cover it.
+"""
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import URLPattern, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from inference.models import InferenceRun, ModelVersion
+from project import api_urls
+from review.models import Role
+from tests.factories import UserFactory, add_images, add_member, make_project
+from training.models import DatasetSnapshot, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+ANYONE = "any logged-in user"
+PUBLIC = "public"  # the schema and its viewers: the API's contract is not a secret
+A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
+
+REQUIRED_ROLE = {
+    ("project_list", "GET"): ANYONE,
+    ("project_list", "POST"): ANYONE,
+    ("project_detail", "GET"): A,
+    ("project_detail", "PATCH"): M,
+    ("project_detail", "DELETE"): M,
+    ("member_list", "GET"): M,
+    ("member_list", "POST"): M,
+    ("member_detail", "PATCH"): M,
+    ("member_detail", "DELETE"): M,
+    ("label_class_list", "GET"): A,
+    ("label_class_list", "POST"): M,
+    ("label_class_detail", "PATCH"): M,
+    ("label_class_detail", "DELETE"): M,
+    ("image_list", "GET"): A,
+    ("image_list", "POST"): A,
+    ("image_zip_upload", "POST"): A,
+    ("image_detail", "GET"): A,
+    ("image_detail", "DELETE"): M,
+    ("image_boxes", "PUT"): A,
+    ("image_status", "POST"): R,
+    ("model_version_list", "GET"): A,
+    ("model_version_list", "POST"): M,
+    ("model_version_rollback", "POST"): M,
+    ("model_version_compare", "GET"): A,
+    ("model_version_detail", "GET"): A,
+    ("model_version_promote", "POST"): M,
+    ("prediction_list", "GET"): A,
+    ("inference_run_list", "GET"): A,
+    ("inference_run_list", "POST"): R,
+    ("inference_run_detail", "GET"): A,
+    ("inference_run_cancel", "POST"): R,
+    ("training_run_list", "GET"): A,
+    ("training_run_list", "POST"): M,
+    ("training_run_detail", "GET"): A,
+    ("training_run_cancel", "POST"): M,
+    ("snapshot_list", "GET"): A,
+    ("snapshot_detail", "GET"): A,
+    ("snapshot_download", "GET"): M,
+    ("schema", "GET"): PUBLIC,
+    ("docs", "GET"): PUBLIC,
+    ("redoc", "GET"): PUBLIC,
+}
+HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Callers from least to most trusted, so a destructive call that succeeds runs last.
+CALLERS = ["anonymous", "non-member", A, R, M]
+
+
+def _api_endpoints() -> list[tuple[str, str]]:
+    endpoints = []
+    for pattern in api_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        view = pattern.callback.view_class
+        endpoints += [(pattern.name, method) for method in HTTP_METHODS if hasattr(view, method.lower())]
+    return endpoints
+
+
+def test_every_endpoint_has_a_rule():
+    assert sorted(_api_endpoints()) == sorted(REQUIRED_ROLE)
+
+
+def test_api_is_mounted_under_v1():
+    assert get_resolver().resolve("/api/v1/projects/").url_name == "project_list"
+
+
+@pytest.fixture
+def world():
+    """One project with one of everything, members of each role, and an outsider."""
+    project = make_project(name="Secret project")
+    users = {role: add_member(project, role) for role in (A, R)}
+    users[M] = project.memberships.get(role=M).user
+    users["non-member"] = UserFactory()
+    target = add_member(project, A)  # the member the member endpoints change
+    image = add_images(project, 1)[0]
+    version = ModelVersion.objects.create(project=project, number=1, architecture="ssdlite320_mobilenet_v3_large",
+                                          class_names=["circle"])
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
+    snapshot.file.save("s.json", ContentFile(b"{}"))
+    ids = {
+        "project_id": project.pk, "user_id": target.pk, "class_id": project.label_classes.first().pk,
+        "image_id": image.pk, "version_id": version.pk, "snapshot_id": snapshot.pk,
+        "inference_run_id": InferenceRun.objects.create(project=project, model_version=version).pk,
+        "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
+    }
+    return users, ids
+
+
+def _url(name: str, ids: dict) -> str:
+    pattern = next(p for p in api_urls.urlpatterns if p.name == name)
+    wanted = pattern.pattern.converters.keys()
+    kwargs = {key: ids[key] for key in wanted if key in ids}
+    if "run_id" in wanted:
+        kwargs["run_id"] = ids["training_run_id" if name.startswith("training") else "inference_run_id"]
+    return reverse(f"api:{name}", kwargs=kwargs)
+
+
+def _expected(rule: str, caller: str) -> str:
+    if rule == PUBLIC:
+        return "allowed"
+    if caller == "anonymous":
+        return "401"
+    if rule == ANYONE:
+        return "allowed"
+    if caller == "non-member":
+        return "404"
+    order = [A, R, M]
+    return "allowed" if order.index(caller) >= order.index(rule) else "403"
+
+
+@pytest.mark.parametrize(("name", "method"), sorted(REQUIRED_ROLE))
+def test_permission_matrix(world, name, method):
+    users, ids = world
+    url = _url(name, ids)
+    outcomes = {}
+    for caller in CALLERS:
+        client = APIClient()
+        if caller != "anonymous":
+            client.force_authenticate(users[caller])
+        response = getattr(client, method.lower())(url, {}, format="json") if method != "GET" else client.get(url)
+        assert response.status_code < 500, (caller, response.status_code, getattr(response, "data", None))
+        expected = _expected(REQUIRED_ROLE[(name, method)], caller)
+        got = str(response.status_code) if response.status_code in (401, 403, 404) else "allowed"
+        outcomes[caller] = (expected, got)
+        if expected == "401":
+            assert response.headers.get("WWW-Authenticate", "").startswith("Token")
+    assert all(expected == got for expected, got in outcomes.values()), outcomes

@@ -1,0 +1,451 @@
+"""REST endpoints of the review app: happy paths, bad input and what it leaves unchanged."""
+import io
+import zipfile
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from inference.models import InferenceRun, Prediction
+from review.demo_images import generate_scene
+from review.models import Annotation, Image, Membership, Project, ReviewEvent, ReviewStatus, Role
+from tests.factories import UserFactory, add_images, add_member, add_model_version, api_client, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project():
+    return make_project()
+
+
+@pytest.fixture
+def manager(project):
+    return project.memberships.get(role=Role.MANAGER).user
+
+
+def png(seed: int = 0, size: int = 64) -> bytes:
+    return generate_scene(seed, width=size, height=size).png_bytes()
+
+
+def upload(name: str, data: bytes):
+    file = io.BytesIO(data)
+    file.name = name
+    return file
+
+
+# --- Projects, members, classes -----------------------------------------------------------------
+
+def test_project_create_list_update_delete(media_root, django_capture_on_commit_callbacks):
+    user = UserFactory()
+    client = api_client(user)
+    created = client.post(reverse("api:project_list"), {"name": " Cars ", "class_names": ["car", "bus"]},
+                          format="json")
+    assert created.status_code == 201, created.data
+    assert created.data["name"] == "Cars" and created.data["role"] == "manager" and created.data["image_count"] == 0
+    project_id = created.data["id"]
+    listing = client.get(reverse("api:project_list")).data
+    assert [p["id"] for p in listing] == [project_id]
+    assert api_client(UserFactory()).get(reverse("api:project_list")).data == []
+
+    changed = client.patch(reverse("api:project_detail", args=[project_id]),
+                           {"retrain_after_reviews": 10, "infer_on_upload": False}, format="json")
+    assert changed.status_code == 200 and changed.data["retrain_after_reviews"] == 10
+    bad = client.patch(reverse("api:project_detail", args=[project_id]), {"holdout_fraction": 2}, format="json")
+    assert bad.status_code == 400 and bad.data["fields"]["holdout_fraction"]
+    assert Project.objects.get(pk=project_id).holdout_fraction == 0.2
+
+    project = Project.objects.get(pk=project_id)
+    add_images(project, 1)
+    folder = media_root / "projects" / str(project_id)
+    assert any(folder.rglob("*.png"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(reverse("api:project_detail", args=[project_id])).status_code == 204
+    assert not Project.objects.filter(pk=project_id).exists()
+    assert not any(folder.rglob("*.png"))  # its files went with it
+
+
+def test_project_create_refuses_bad_input():
+    client = api_client(UserFactory())
+    response = client.post(reverse("api:project_list"), {"name": "", "class_names": "car"}, format="json")
+    assert response.status_code == 400
+    assert set(response.data["fields"]) == {"name", "class_names"}
+    assert response.data["detail"].startswith("name:")
+    assert not Project.objects.exists()
+
+
+def test_members_add_change_remove_and_keep_a_manager(project, manager):
+    client = api_client(manager)
+    newcomer = UserFactory()
+    url = reverse("api:member_list", args=[project.pk])
+    added = client.post(url, {"username": newcomer.username, "role": "reviewer"}, format="json")
+    assert added.status_code == 201 and added.data["role"] == "reviewer"
+    assert client.post(url, {"username": "nobody-here", "role": "reviewer"}, format="json").status_code == 400
+    assert client.post(url, {"username": newcomer.username, "role": "owner"}, format="json").status_code == 400
+
+    detail = reverse("api:member_detail", args=[project.pk, newcomer.pk])
+    assert client.patch(detail, {"role": "manager"}, format="json").data["role"] == "manager"
+    assert client.delete(detail).status_code == 204
+    assert not Membership.objects.filter(project=project, user=newcomer).exists()
+
+    # The last manager can neither step down nor leave.
+    own = reverse("api:member_detail", args=[project.pk, manager.pk])
+    refused = client.patch(own, {"role": "annotator"}, format="json")
+    assert refused.status_code == 400 and "at least one manager" in refused.data["detail"]
+    assert client.delete(own).status_code == 400
+    assert Membership.objects.get(project=project, user=manager).role == Role.MANAGER
+
+
+def test_annotator_cannot_raise_their_own_role(project):
+    annotator = add_member(project, Role.ANNOTATOR)
+    client = api_client(annotator)
+    url = reverse("api:member_detail", args=[project.pk, annotator.pk])
+    assert client.patch(url, {"role": "manager"}, format="json").status_code == 403
+    assert client.post(reverse("api:member_list", args=[project.pk]),
+                       {"username": annotator.username, "role": "manager"}, format="json").status_code == 403
+    assert Membership.objects.get(project=project, user=annotator).role == Role.ANNOTATOR
+
+
+def test_label_classes(project, manager):
+    client = api_client(manager)
+    url = reverse("api:label_class_list", args=[project.pk])
+    created = client.post(url, {"name": "bus", "colour": "#112233"}, format="json")
+    assert created.status_code == 201 and created.data["index"] == 3 and created.data["colour"] == "#112233"
+    duplicate = client.post(url, {"name": "bus"}, format="json")
+    assert duplicate.status_code == 400 and "already exists" in duplicate.data["detail"]
+    bad_colour = client.patch(reverse("api:label_class_detail", args=[created.data["id"]]), {"colour": "red"},
+                              format="json")
+    assert bad_colour.status_code == 400 and bad_colour.data["fields"]["colour"]
+    renamed = client.patch(reverse("api:label_class_detail", args=[created.data["id"]]), {"name": "coach"},
+                           format="json")
+    assert renamed.data["name"] == "coach" and renamed.data["index"] == 3
+    assert [c["name"] for c in client.get(url).data] == ["circle", "square", "triangle", "coach"]
+
+    # A class with human boxes stays; an unused one goes.
+    image = add_images(project, 1)[0]
+    circle = project.label_classes.get(name="circle")
+    Annotation.objects.create(image=image, label_class=circle, x=1, y=1, w=5, h=5)
+    in_use = client.delete(reverse("api:label_class_detail", args=[circle.pk]))
+    assert in_use.status_code == 400 and "1 human box use" in in_use.data["detail"]
+    assert client.delete(reverse("api:label_class_detail", args=[created.data["id"]])).status_code == 204
+
+
+# --- Uploads ------------------------------------------------------------------------------------
+
+def test_upload_images_and_predict_them_when_a_model_is_active(project):
+    add_model_version(project)
+    client = api_client(add_member(project, Role.ANNOTATOR))
+    url = reverse("api:image_list", args=[project.pk])
+    response = client.post(url, {"files": [upload("a.png", png(1)), upload("b.png", png(2))]}, format="multipart")
+    assert response.status_code == 201, response.data
+    assert [i["name"] for i in response.data["added"]] == ["a.png", "b.png"]
+    run = InferenceRun.objects.get(pk=response.data["inference_run"])
+    assert sorted(run.image_ids) == sorted(i["id"] for i in response.data["added"])
+
+    again = client.post(url, {"files": [upload("copy.png", png(1))]}, format="multipart")
+    assert again.status_code == 200 and again.data["duplicates"][0]["name"] == "copy.png"
+    assert Image.objects.filter(project=project).count() == 2
+
+
+def test_upload_is_all_or_nothing_unless_partial(project, media_root):
+    client = api_client(add_member(project, Role.ANNOTATOR))
+    url = reverse("api:image_list", args=[project.pk])
+    files = lambda: [upload("good.png", png(1)), upload("evil.svg", b"<svg onload=alert(1)>"),  # noqa: E731
+                     upload("cut.png", png(3)[:200])]
+    refused = client.post(url, {"files": files()}, format="multipart")
+    assert refused.status_code == 400 and refused.data["committed"] is False
+    assert {r["name"] for r in refused.data["rejected"]} == {"evil.svg", "cut.png"}
+    assert "nothing was stored" in refused.data["detail"]
+    assert not Image.objects.exists() and not any(media_root.rglob("*.png"))
+
+    kept = client.post(url, {"files": files(), "partial": "true"}, format="multipart")
+    assert kept.status_code == 201 and [i["name"] for i in kept.data["added"]] == ["good.png"]
+    assert Image.objects.count() == 1
+
+
+def test_upload_needs_files(project):
+    response = api_client(add_member(project)).post(reverse("api:image_list", args=[project.pk]), {},
+                                                    format="multipart")
+    assert response.status_code == 400 and "files" in response.data["fields"]
+
+
+def _zip_bytes(entries: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    buffer.name = "images.zip"
+    return buffer
+
+
+def test_zip_upload(project):
+    client = api_client(add_member(project))
+    archive = _zip_bytes({"day/a.png": png(1), "day/b.png": png(2), "README.txt": b"hello"})
+    response = client.post(reverse("api:image_zip_upload", args=[project.pk]), {"archive": archive},
+                           format="multipart")
+    assert response.status_code == 201, response.data
+    assert sorted(i["name"] for i in response.data["added"]) == ["a.png", "b.png"]
+    assert response.data["ignored"] == [{"name": "README.txt", "reason": "not an image file"}]
+
+
+def test_zip_with_an_escaping_entry_stores_nothing(project, media_root, tmp_path):
+    client = api_client(add_member(project))
+    archive = _zip_bytes({"a.png": png(1), "../../escaped.png": png(2)})
+    response = client.post(reverse("api:image_zip_upload", args=[project.pk]), {"archive": archive},
+                           format="multipart")
+    assert response.status_code == 400 and "outside the archive" in response.data["detail"]
+    assert not Image.objects.exists()
+    assert not list(tmp_path.rglob("escaped.png")) and not any(media_root.rglob("*.png"))
+
+
+def test_zip_upload_refuses_non_zip_and_too_many_entries(project, settings):
+    client = api_client(add_member(project))
+    url = reverse("api:image_zip_upload", args=[project.pk])
+    not_zip = upload("x.zip", b"PK\x03\x04 but not really")
+    assert client.post(url, {"archive": not_zip}, format="multipart").status_code == 400
+    settings.MAX_ARCHIVE_ENTRIES = 2
+    many = _zip_bytes({f"{n}.png": png(n) for n in range(3)})
+    response = client.post(url, {"archive": many}, format="multipart")
+    assert response.status_code == 400 and "limit is 2" in response.data["detail"]
+    assert not Image.objects.exists()
+
+
+# --- The queue ----------------------------------------------------------------------------------
+
+def test_image_list_is_cursor_paginated_in_queue_order(project):
+    images = add_images(project, 5)
+    for priority, image in zip([0.1, 0.9, 0.5, 0.7, 0.3], images):
+        Image.objects.filter(pk=image.pk).update(priority=priority)
+    client = api_client(add_member(project))
+    url = reverse("api:image_list", args=[project.pk])
+    first = client.get(url, {"page_size": 2}).data
+    second = client.get(first["next"]).data
+    third = client.get(second["next"]).data
+    seen = [i["id"] for page in (first, second, third) for i in page["results"]]
+    assert seen == [images[k].pk for k in (1, 3, 2, 4, 0)]
+    assert third["next"] is None
+    newest = client.get(url, {"ordering": "newest"}).data["results"]
+    assert [i["id"] for i in newest] == [i.pk for i in reversed(images)]
+
+
+def test_image_list_filters_and_refuses_unknown_orderings(project):
+    images = add_images(project, 3)
+    circle = project.label_classes.get(name="circle")
+    Annotation.objects.create(image=images[0], label_class=circle, x=1, y=1, w=5, h=5)
+    Image.objects.filter(pk=images[0].pk).update(status=ReviewStatus.REVIEWED)
+    client = api_client(add_member(project))
+    url = reverse("api:image_list", args=[project.pk])
+    assert [i["id"] for i in client.get(url, {"status": "reviewed"}).data["results"]] == [images[0].pk]
+    by_class = client.get(url, {"label_class": circle.pk}).data["results"]
+    assert [(i["id"], i["box_count"]) for i in by_class] == [(images[0].pk, 1)]
+    for bad in ({"ordering": "file__name"}, {"ordering": "-password"}, {"status": "gone"}):
+        response = client.get(url, bad)
+        assert response.status_code == 400, bad
+        assert response.data["fields"]
+
+
+def test_image_list_query_count_does_not_grow_with_page_size(project):
+    add_model_version(project)
+    add_images(project, 12)
+    client = api_client(add_member(project))
+    url = reverse("api:image_list", args=[project.pk])
+    counts = []
+    for size in (2, 12):
+        with CaptureQueriesContext(connection) as queries:
+            assert len(client.get(url, {"page_size": size}).data["results"]) == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_project_list_query_count_does_not_grow_with_projects(django_assert_max_num_queries):
+    user = UserFactory()
+    make_project(owner=user, name="one")
+    with CaptureQueriesContext(connection) as one:
+        api_client(user).get(reverse("api:project_list"))
+    for n in range(5):
+        make_project(owner=user, name=f"more {n}")
+    with django_assert_max_num_queries(len(one)):
+        assert len(api_client(user).get(reverse("api:project_list")).data) == 6
+
+
+# --- One image and its boxes --------------------------------------------------------------------
+
+@pytest.fixture
+def predicted_image(project):
+    """An image with two predictions of the active model."""
+    version = add_model_version(project)
+    image = add_images(project, 1)[0]
+    circle, square = project.label_classes.order_by("index")[:2]
+    first = Prediction.objects.create(image=image, model_version=version, label_class=circle, x=10, y=10, w=20,
+                                      h=20, score=0.9)
+    second = Prediction.objects.create(image=image, model_version=version, label_class=square, x=60, y=60, w=30,
+                                       h=30, score=0.6)
+    Prediction.objects.create(image=image, model_version=version, label_class=square, x=5, y=80, w=10, h=10,
+                              score=0.1)
+    return image, version, first, second
+
+
+def test_image_detail_shows_predictions_and_boxes(project, predicted_image):
+    image, version, first, _ = predicted_image
+    client = api_client(add_member(project))
+    data = client.get(reverse("api:image_detail", args=[image.pk])).data
+    assert data["model_version"] == version.pk and data["version"] == 1
+    assert [p["id"] for p in data["predictions"]][0] == first.pk and len(data["predictions"]) == 3
+    assert data["boxes"] == [] and data["file_url"] == reverse("review:image_file", args=[image.pk])
+    other = make_project(name="Other")
+    foreign = add_model_version(other)
+    response = client.get(reverse("api:image_detail", args=[image.pk]), {"model_version": foreign.pk})
+    assert response.status_code == 400 and "not a version of this project" in response.data["detail"]
+
+
+def test_save_boxes_counts_the_review(project, predicted_image):
+    image, version, first, second = predicted_image
+    annotator = add_member(project)
+    client = api_client(annotator)
+    triangle = project.label_classes.get(name="triangle")
+    body = {
+        "version": 1, "score_threshold": 0.5, "seconds_spent": 12.5,
+        "boxes": [
+            {"label_class": first.label_class_id, "x": 10, "y": 10, "w": 20, "h": 20, "source_prediction": first.pk},
+            {"label_class": triangle.pk, "x": 60, "y": 60, "w": 30, "h": 30, "source_prediction": second.pk},
+            {"label_class": triangle.pk, "x": 1, "y": 1, "w": 8, "h": 8},
+        ],
+    }
+    response = client.put(reverse("api:image_boxes", args=[image.pk]), body, format="json")
+    assert response.status_code == 200, response.data
+    assert response.data["version"] == 2 and response.data["status"] == "reviewed"
+    assert [b["source"] for b in response.data["boxes"]] == ["accepted_prediction", "edited_prediction", "drawn"]
+    event = ReviewEvent.objects.get(image=image)
+    # The 0.1-score prediction was hidden by the threshold, so not deleting it is not a correction.
+    assert (event.accepted, event.relabeled, event.added, event.deleted, event.moved) == (1, 1, 1, 0, 0)
+    assert event.model_version_id == version.pk and event.seconds_spent == 12.5 and event.user == annotator
+
+
+def test_stale_save_answers_409_with_the_other_reviewers_boxes(project, predicted_image):
+    image, *_ = predicted_image
+    circle = project.label_classes.get(name="circle")
+    box = {"label_class": circle.pk, "x": 1, "y": 2, "w": 3, "h": 4}
+    url = reverse("api:image_boxes", args=[image.pk])
+    assert api_client(add_member(project)).put(url, {"version": 1, "boxes": [box]}, format="json").status_code == 200
+    late = api_client(add_member(project)).put(url, {"version": 1, "boxes": []}, format="json")
+    assert late.status_code == 409
+    assert "saved by someone else" in late.data["detail"]
+    assert late.data["current"]["version"] == 2 and len(late.data["current"]["boxes"]) == 1
+    assert Annotation.objects.filter(image=image).count() == 1  # the first save is intact
+
+
+@pytest.mark.parametrize(("box", "field_text"), [
+    ({"label_class": "CLS", "x": 1, "y": 1, "w": 5}, "h"),                     # missing field
+    ({"label_class": "CLS", "x": "left", "y": 1, "w": 5, "h": 5}, "x"),        # wrong type
+    ({"label_class": "CLS", "x": 100, "y": 100, "w": 50, "h": 50}, "outside"),  # outside the 128 px image
+    ({"label_class": "CLS", "x": 1, "y": 1, "w": 0, "h": 5}, "positive"),       # zero width
+    ({"label_class": "CLS", "x": 1, "y": 1, "w": -3, "h": 5}, "positive"),      # negative width
+    ({"label_class": "CLS", "x": "NaN", "y": 1, "w": 5, "h": 5}, "finite"),     # NaN
+    ({"label_class": "CLS", "x": 1, "y": 1, "w": "Infinity", "h": 5}, "finite"),
+    ({"label_class": 999999, "x": 1, "y": 1, "w": 5, "h": 5}, "not a class of this project"),
+    ({"label_class": "OTHER", "x": 1, "y": 1, "w": 5, "h": 5}, "not a class of this project"),
+    ({"label_class": "CLS", "x": 1, "y": 1, "w": 5, "h": 5, "source_prediction": 999999}, "not a prediction"),
+])
+def test_save_refuses_bad_boxes_and_changes_nothing(project, box, field_text):
+    image = add_images(project, 1)[0]
+    other = make_project(name="Other")
+    box = {**box, "label_class": {"CLS": project.label_classes.first().pk,
+                                  "OTHER": other.label_classes.first().pk}.get(box["label_class"], box["label_class"])}
+    response = api_client(add_member(project)).put(
+        reverse("api:image_boxes", args=[image.pk]), {"version": 1, "boxes": [box]}, format="json")
+    assert response.status_code == 400, response.data
+    assert field_text in str(response.data), response.data
+    assert response.data["detail"] and "fields" in response.data
+    image.refresh_from_db()
+    assert image.version == 1 and image.status == ReviewStatus.UNREVIEWED
+    assert not Annotation.objects.exists() and not ReviewEvent.objects.exists()
+
+
+def test_save_refuses_a_nan_literal_and_a_missing_version(project):
+    image = add_images(project, 1)[0]
+    client = APIClient()
+    client.force_authenticate(add_member(project))
+    url = reverse("api:image_boxes", args=[image.pk])
+    raw = '{"version": 1, "boxes": [{"label_class": 1, "x": NaN, "y": 1, "w": 5, "h": 5}]}'
+    assert client.put(url, raw, content_type="application/json").status_code == 400
+    missing = client.put(url, {"boxes": []}, format="json")
+    assert missing.status_code == 400 and "version" in missing.data["fields"]
+    assert Image.objects.get(pk=image.pk).version == 1
+
+
+def test_approve_needs_a_reviewed_image(project, predicted_image):
+    image, *_ = predicted_image
+    client = api_client(add_member(project, Role.REVIEWER))
+    url = reverse("api:image_status", args=[image.pk])
+    refused = client.post(url, {"status": "approved"}, format="json")
+    assert refused.status_code == 400 and "save its boxes first" in refused.data["detail"]
+    client.put(reverse("api:image_boxes", args=[image.pk]), {"version": 1, "boxes": []}, format="json")
+    approved = client.post(url, {"status": "approved"}, format="json")
+    assert approved.status_code == 200 and approved.data["status"] == "approved"
+
+
+def test_saving_reviews_starts_the_auto_retrain(project):
+    from training.models import TrainingRun
+
+    project.retrain_after_reviews = 2
+    project.holdout_fraction = 0.5
+    project.save()
+    images = add_images(project, 10)
+    client = api_client(add_member(project))
+    circle = project.label_classes.get(name="circle")
+    for image in images:
+        client.put(reverse("api:image_boxes", args=[image.pk]),
+                   {"version": 1, "boxes": [{"label_class": circle.pk, "x": 1, "y": 1, "w": 9, "h": 9}]},
+                   format="json")
+    assert TrainingRun.objects.filter(project=project).count() == 1
+
+
+def test_image_delete_removes_its_file(project, media_root, django_capture_on_commit_callbacks):
+    image = add_images(project, 1)[0]
+    path = media_root / image.file.name
+    assert path.exists()
+    manager = project.memberships.get(role=Role.MANAGER).user
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api_client(manager).delete(reverse("api:image_detail", args=[image.pk])).status_code == 204
+    assert not Image.objects.exists() and not path.exists()
+
+
+# --- Tokens -------------------------------------------------------------------------------------
+
+def test_token_page_makes_and_revokes_tokens(client, project):
+    user = add_member(project)
+    client.force_login(user)
+    page = client.post(reverse("review:api_token"), {"action": "create"})
+    key = Token.objects.get(user=user).key
+    assert key.encode() in page.content
+
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert [p["id"] for p in script.get(reverse("api:project_list")).data] == [project.pk]
+
+    client.post(reverse("review:api_token"), {"action": "revoke"})
+    assert not Token.objects.filter(user=user).exists()
+    refused = script.get(reverse("api:project_list"))
+    assert refused.status_code == 401 and refused.data == {"detail": "Invalid token."}
+
+
+def test_session_writes_need_csrf(project):
+    user = add_member(project)
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(user)
+    response = browser.put(reverse("api:image_boxes", args=[add_images(project, 1)[0].pk]),
+                           {"version": 1, "boxes": []}, format="json")
+    assert response.status_code == 403 and "CSRF" in response.data["detail"]
+
+
+def test_schema_validates_and_docs_are_served_offline(client):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
+    docs = client.get(reverse("api:docs"))
+    assert docs.status_code == 200
+    assert b"cdn" not in docs.content.lower() and b"/static/drf_spectacular_sidecar/" in docs.content
