@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
+from inference.services import inference_run_cancel, model_version_activate
+from project.admin_actions import cancel_runs
 
 
 @admin.register(ModelVersion)
@@ -10,6 +13,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_select_related = ["project", "parent"]
     search_fields = ["project__name", "note"]
     raw_id_fields = ["project", "parent", "created_by"]
+    # No widget for the weights file: media has no public URL. Activation goes through the action.
+    exclude = ["weights"]
+    readonly_fields = ["weights_file", "class_names", "metrics", "is_active"]
+    actions = ["promote"]
+
+    @admin.display(description="Weights")
+    def weights_file(self, version: ModelVersion) -> str:
+        return version.weights.name or "(none: imported predictions only)"
+
+    @admin.action(description="Make the selected version its project's active model")
+    def promote(self, request, versions):
+        if len(versions) != 1:
+            self.message_user(request, "Choose exactly one version to promote.", messages.ERROR)
+            return
+        try:
+            model_version_activate(version=versions[0])
+            self.message_user(request, f"{versions[0]} is now the active model of {versions[0].project}.")
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
 
 @admin.register(Prediction)
@@ -54,3 +76,8 @@ class InferenceRunAdmin(admin.ModelAdmin):
     readonly_fields = ["progress_done", "progress_total", "chunks_done", "chunks_total", "predictions_written",
                        "images_failed", "images_per_second", "celery_task_id", "started_at", "finished_at"]
     inlines = [InferenceChunkInline]
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel(self, request, runs):
+        cancel_runs(self, request, runs, inference_run_cancel)

@@ -41,6 +41,13 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
             class_names = json.loads(detector.weights_metadata(weights).get("class_names", "null")) or []
         except (ValueError, detector.WeightsError):
             class_names = []
+        if not class_names:
+            try:  # unreadable weights are the real fault; missing names only matter for readable ones
+                detector.state_dict_from_bytes(weights)
+            except detector.WeightsError as exc:
+                raise ValidationError({"weights": str(exc)}) from None
+            raise ValidationError({"class_names": "The weights do not name their classes; give class_names, "
+                                                  "in class-id order."})
     class_names = [str(name).strip() for name in class_names]
     if not class_names or any(not name for name in class_names) or len(set(class_names)) != len(class_names):
         raise ValidationError({"class_names": "Give the model's class names, in class-id order, each once."})

@@ -1,6 +1,17 @@
-from django.contrib import admin
+"""The operator's console. Actions call the same services as the pages and the API."""
+import json
+from collections import defaultdict
 
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from inference.models import InferenceScope
+from inference.services import inference_run_create
 from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewEvent
+from training.services import snapshot_coco, training_run_start
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,11 +25,41 @@ class LabelClassInline(admin.TabularInline):
     extra = 0
 
 
+def _report(request, label: str, action) -> None:
+    """Run `action`, then tell the operator what happened or why it was refused."""
+    try:
+        messages.success(request, f"{label}: {action()}")
+    except ValidationError as exc:
+        messages.error(request, f"{label}: {' '.join(exc.messages)}")
+
+
+def _inference_queued(project: Project, user, image_ids: list[int]) -> str:
+    run = inference_run_create(project=project, user=user, scope=InferenceScope.IDS, image_ids=image_ids)
+    return f"inference run #{run.pk} queued for {run.progress_total} images"
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, LabelClassInline]
+    actions = ["start_fine_tuning", "export_reviewed_labels"]
+
+    @admin.action(description="Start fine-tuning on the reviewed labels")
+    def start_fine_tuning(self, request, projects):
+        for project in projects:
+            _report(request, project.name,
+                    lambda: f"training run #{training_run_start(project=project, user=request.user).pk} queued")
+
+    @admin.action(description="Export reviewed labels (COCO JSON, one project)")
+    def export_reviewed_labels(self, request, projects):
+        if len(projects) != 1:
+            self.message_user(request, "Choose exactly one project to export.", messages.ERROR)
+            return None
+        project = projects[0]
+        response = HttpResponse(json.dumps(snapshot_coco(project), indent=1), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}-reviewed-coco.json"'
+        return response
 
 
 @admin.register(Membership)
@@ -46,8 +87,23 @@ class ImageAdmin(admin.ModelAdmin):
     list_select_related = ["project"]
     search_fields = ["original_name", "content_hash"]
     raw_id_fields = ["project", "reviewed_by"]
-    readonly_fields = ["content_hash", "width", "height", "split", "version"]
+    # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
+    exclude = ["file"]
+    readonly_fields = ["stored_file", "content_hash", "width", "height", "split", "version"]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
+    actions = ["run_inference"]
+
+    @admin.display(description="File")
+    def stored_file(self, image: Image) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("review:image_file", args=[image.pk]), image.file.name)
+
+    @admin.action(description="Run the active model on the selected images")
+    def run_inference(self, request, images):
+        by_project = defaultdict(list)
+        for project_id, image_id in images.values_list("project_id", "id"):
+            by_project[project_id].append(image_id)
+        for project in Project.objects.filter(pk__in=by_project):
+            _report(request, project.name, lambda: _inference_queued(project, request.user, by_project[project.pk]))
 
 
 @admin.register(Annotation)

@@ -11,14 +11,13 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRed
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.authtoken.models import Token
 
 from inference import selectors as inference_selectors
 from inference import services as inference_services
 from review import selectors, services
 from review.access import project_for_member
 from review.models import Image, ReviewStatus, Role
-from rest_framework.authtoken.models import Token
-
 from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48

@@ -29,10 +29,10 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     """
     classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
-    predicted_by_both = (Prediction.objects.filter(model_version=first).values("image_id")
-                         .intersection(Prediction.objects.filter(model_version=second).values("image_id")))
-    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED,
-                                       pk__in=predicted_by_both).order_by("id").values("id", "width", "height"))
+    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED)
+                  .filter(pk__in=Prediction.objects.filter(model_version=first).values("image_id"))
+                  .filter(pk__in=Prediction.objects.filter(model_version=second).values("image_id"))
+                  .order_by("id").values("id", "width", "height"))
     image_ids = [i["id"] for i in images]
     truths = _truths(images, category_of)
     result = {"images": len(images), "score_threshold": score_threshold, "versions": []}

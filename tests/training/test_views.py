@@ -36,7 +36,7 @@ def test_fine_tune_needs_manager_and_queues_a_run(client, project, django_captur
 
 def test_promote_and_roll_back_by_hand(client, project):
     first = add_model_version(project)
-    second = add_model_version(project)
+    add_model_version(project)
     client.force_login(add_member(project, Role.ANNOTATOR))
     assert client.post(reverse("training:model_version_promote", args=[first.pk])).status_code == 403
     client.force_login(add_member(project, Role.MANAGER))

@@ -1,0 +1,110 @@
+"""The Django admin: every model listed for staff, fast change lists, and actions that call the services."""
+import json
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from inference.models import InferenceRun, ModelVersion, Prediction
+from review.models import Role
+from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+OUR_APPS = {"review", "inference", "training"}
+
+
+@pytest.fixture
+def staff(client):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
+def project():
+    project = make_project(holdout_fraction=0.4)
+    for seed, image in enumerate(add_images(project, 8)):
+        review_with_truth(image, seed=seed)
+    return project
+
+
+def _changelist(model) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+def test_every_model_is_listed_and_its_pages_load(staff, project):
+    version = add_model_version(project)
+    Prediction.objects.create(image=project.images.first(), model_version=version,
+                              label_class=project.label_classes.first(), x=1, y=1, w=4, h=4, score=0.5)
+    ours = [m for m in apps.get_models() if m._meta.app_label in OUR_APPS]
+    assert ours and all(m in admin.site._registry for m in ours)
+    for model in ours:
+        assert staff.get(_changelist(model)).status_code == 200, model
+        obj = model.objects.first()
+        if obj is not None:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[obj.pk])
+            assert staff.get(url).status_code == 200, url
+
+
+def test_change_list_queries_do_not_grow_with_rows(staff, project):
+    url = _changelist(apps.get_model("review", "Annotation"))
+    with CaptureQueriesContext(connection) as few:
+        staff.get(url)
+    more = make_project(name="More")
+    for seed, image in enumerate(add_images(more, 6, first_seed=100)):
+        review_with_truth(image, seed=100 + seed)
+    with CaptureQueriesContext(connection) as many:
+        staff.get(url)
+    assert len(many) == len(few)
+
+
+def test_admin_is_for_staff_only(client, project):
+    client.force_login(add_member(project, Role.MANAGER))
+    response = client.get(reverse("admin:review_image_changelist"))
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def _act(client, model, action: str, ids: list[int]):
+    return client.post(_changelist(model), {"action": action, "_selected_action": ids}, follow=True)
+
+
+def test_run_inference_on_selected_images(staff, project):
+    add_model_version(project)
+    images = list(project.images.order_by("id")[:3])
+    response = _act(staff, apps.get_model("review", "Image"), "run_inference", [i.pk for i in images])
+    run = InferenceRun.objects.get()
+    assert sorted(run.image_ids) == [i.pk for i in images]
+    assert f"inference run #{run.pk} queued for 3 images" in response.content.decode()
+
+
+def test_run_inference_without_a_model_says_why(staff, project):
+    response = _act(staff, apps.get_model("review", "Image"), "run_inference", [project.images.first().pk])
+    assert "no active model" in response.content.decode() and not InferenceRun.objects.exists()
+
+
+def test_start_fine_tuning_and_cancel(staff, project):
+    response = _act(staff, apps.get_model("review", "Project"), "start_fine_tuning", [project.pk])
+    run = TrainingRun.objects.get()
+    assert f"training run #{run.pk} queued" in response.content.decode()
+    _act(staff, TrainingRun, "cancel", [run.pk])
+    run.refresh_from_db()
+    assert run.cancel_requested or run.status == "cancelled"
+
+
+def test_promote_a_model_version(staff, project):
+    first, second = add_model_version(project), add_model_version(project, activate=False)
+    _act(staff, ModelVersion, "promote", [second.pk])
+    assert ModelVersion.objects.get(is_active=True) == second
+    refused = _act(staff, ModelVersion, "promote", [first.pk, second.pk])
+    assert "exactly one" in refused.content.decode()
+    assert ModelVersion.objects.get(is_active=True) == second
+
+
+def test_export_reviewed_labels(staff, project):
+    response = _act(staff, apps.get_model("review", "Project"), "export_reviewed_labels", [project.pk])
+    assert response["Content-Disposition"].startswith("attachment")
+    coco = json.loads(response.content)
+    assert len(coco["images"]) == 8 and [c["name"] for c in coco["categories"]] == ["circle", "square", "triangle"]
