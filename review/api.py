@@ -9,13 +9,12 @@ import posixpath
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, FloatField, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import FloatField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import generics, pagination, serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError as BadRequest
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -28,7 +27,8 @@ from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role, Split
+from review.models import Image, LabelClass, Membership, Project, Role
+from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from training.services import training_after_review
 
@@ -153,57 +153,6 @@ class LabelClassDetail(APIView):
 
 # --- Images -------------------------------------------------------------------------------------
 
-class ImageFilter(filters.FilterSet):
-    """Every filter is declared here: clients cannot name arbitrary ORM paths."""
-
-    status = filters.ChoiceFilter(choices=ReviewStatus.choices)
-    split = filters.ChoiceFilter(choices=Split.choices)
-    min_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
-    max_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
-    label_class = filters.NumberFilter(method="with_label_class", help_text="Images with a human box of this class.")
-    name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
-
-    class Meta:
-        model = Image
-        fields = ["status", "split"]
-
-    def with_label_class(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
-        return images.filter(pk__in=Annotation.objects.filter(label_class_id=value).values("image_id"))
-
-
-def _with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:
-    """Box and prediction counts as correlated subqueries: cost grows with the page, not the table."""
-    boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
-    predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
-                   .values("image").annotate(n=Count("id")).values("n"))
-    return images.annotate(
-        box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
-        prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
-                          else Value(0, output_field=IntegerField())),
-        uncertainty_rank=Coalesce(F("uncertainty"), Value(-1.0)),
-    )
-
-
-class ImageCursorPagination(pagination.CursorPagination):
-    """Stable and fast at 100k images: no COUNT(*), no OFFSET scans. Orders from an allow-list only."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-    orderings = {
-        "priority": ("-priority", "id"),           # the review queue's default: most urgent first
-        "uncertainty": ("-uncertainty_rank", "id"),  # most unsure first; never-predicted images last
-        "newest": ("-created_at", "-id"),
-        "oldest": ("created_at", "id"),
-    }
-
-    def get_ordering(self, request: Request, queryset, view) -> tuple[str, ...]:
-        name = request.query_params.get("ordering", "priority")
-        if name not in self.orderings:
-            raise BadRequest({"ordering": [f"Unknown ordering {name!r}; choose one of {', '.join(self.orderings)}."]})
-        return self.orderings[name]
-
-
 class ImageListUpload(generics.ListAPIView):
     """The review queue. Order with `ordering`: priority (default), uncertainty, newest, oldest."""
 
@@ -217,7 +166,7 @@ class ImageListUpload(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular inspecting the view
             return Image.objects.none()
         project = member_project(self.request, self.kwargs["project_id"])
-        return _with_counts(Image.objects.filter(project=project), active_model_version(project))
+        return images_with_counts(Image.objects.filter(project=project), active_model_version(project))
 
     @extend_schema(parameters=[OpenApiParameter("ordering", OpenApiTypes.STR,
                                                 enum=list(ImageCursorPagination.orderings))])
@@ -276,8 +225,8 @@ def _upload_response(request: Request, project: Project, report: services.Upload
 
 def image_detail_data(image: Image, *, model_version: ModelVersion | None) -> dict:
     """The editor's view of one image: human boxes and the predictions of one model version."""
-    image = (Image.objects.select_related("reviewed_by").prefetch_related("annotations")
-             .annotate(box_count=Count("annotations", distinct=True)).get(pk=image.pk))
+    image = (images_with_counts(Image.objects.filter(pk=image.pk), model_version)
+             .select_related("reviewed_by").prefetch_related("annotations").get())
     image.shown_model_version_id = model_version.pk if model_version else None
     image.shown_predictions = (list(Prediction.objects.filter(image=image, model_version=model_version)
                                     .order_by("-score", "id")) if model_version else [])

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
-from review.models import Image, Project, ReviewStatus
+from review.models import Image, Project, ReviewEvent, ReviewStatus
 
 
 def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -33,3 +33,26 @@ def image_status_counts(*, project: Project) -> dict[str, int]:
     for row in Image.objects.filter(project=project).values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def corrections_by_model_version(*, project: Project) -> list[dict]:
+    """Per model version whose predictions were shown: reviews, corrections per image, share of predictions kept.
+
+    The product's core measure: a model that learned needs fewer corrections per image.
+    """
+    rows = (ReviewEvent.objects.filter(image__project=project, model_version_id__isnull=False)
+            .values("model_version_id")
+            .annotate(reviews=Count("id"), accepted=Sum("accepted"), moved=Sum("moved"), relabeled=Sum("relabeled"),
+                      deleted=Sum("deleted"), added=Sum("added"), seconds=Sum("seconds_spent"))
+            .order_by("model_version_id"))
+    result = []
+    for row in rows:
+        corrections = row["moved"] + row["relabeled"] + row["deleted"] + row["added"]
+        shown = row["accepted"] + row["moved"] + row["relabeled"] + row["deleted"]
+        result.append({
+            "model_version_id": row["model_version_id"], "reviews": row["reviews"],
+            "corrections_per_image": corrections / row["reviews"],
+            "acceptance_rate": row["accepted"] / shown if shown else None,
+            "seconds_per_image": row["seconds"] / row["reviews"],
+        })
+    return result

@@ -92,11 +92,12 @@ class ImageSerializer(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     box_count = serializers.IntegerField(read_only=True)
     prediction_count = serializers.IntegerField(read_only=True, help_text="Boxes the active model proposed.")
+    correction_count = serializers.IntegerField(read_only=True, help_text="Corrections reviewers made on it so far.")
 
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
-                  "created_at", "reviewed_at", "file_url", "box_count", "prediction_count"]
+                  "created_at", "reviewed_at", "file_url", "box_count", "prediction_count", "correction_count"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("review:image_file", args=[image.pk])

@@ -10,14 +10,19 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
 
 from inference import selectors as inference_selectors
 from inference import services as inference_services
 from review import selectors, services
 from review.access import project_for_member
+from review.api import image_detail_data
 from review.models import Image, ReviewStatus, Role
+from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48
@@ -49,6 +54,86 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
         "training_runs": training_selectors.training_runs_recent(project=project),
+        "corrections": _with_version_numbers(project, selectors.corrections_by_model_version(project=project)),
+    })
+
+
+def _with_version_numbers(project, rows: list[dict]) -> list[dict]:
+    numbers = dict(inference_selectors.model_versions(project=project).values_list("pk", "number")) if rows else {}
+    return [{**row, "label": f"v{numbers.get(row['model_version_id'], '?')}"} for row in rows]
+
+
+@login_required
+@require_GET
+def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The review queue: the same filters, orderings and cursor pages as the images API."""
+    project = project_for_member(request.user, project_id)
+    active = inference_services.active_model_version(project)
+    filterset = ImageFilter(request.GET, queryset=images_with_counts(Image.objects.filter(project=project), active))
+    if not filterset.is_valid():
+        messages.error(request, "Some filters were not understood and were ignored: "
+                       + "; ".join(f"{k}: {' '.join(v)}" for k, v in filterset.errors.items()))
+        filterset = ImageFilter({}, queryset=filterset.queryset)
+    paginator = ImageCursorPagination()
+    paginator.page_size = IMAGES_PER_PAGE
+    try:
+        images = paginator.paginate_queryset(filterset.qs, Request(request))
+    except APIException as exc:  # an unknown ordering or a damaged cursor
+        messages.error(request, " ".join(str(v) for v in (exc.detail.values() if isinstance(exc.detail, dict)
+                                                               else [exc.detail])))
+        return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
+    return render(request, "review/queue.html", {
+        "project": project,
+        "images": images,
+        "next_url": paginator.get_next_link(),
+        "previous_url": paginator.get_previous_link(),
+        "query": request.GET,
+        "statuses": ReviewStatus.choices,
+        "orderings": list(ImageCursorPagination.orderings),
+        "label_classes": project.label_classes.all(),
+        "model_versions": inference_selectors.model_versions(project=project),
+        "active_model": active,
+    })
+
+
+@login_required
+@require_GET
+def queue_next(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """The most urgent unreviewed image (skipping `after`, the one just saved), or back to the queue."""
+    project = project_for_member(request.user, project_id)
+    after = request.GET.get("after", "")
+    images = Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED).order_by("-priority", "id")
+    if after.isdigit():
+        images = images.exclude(pk=int(after))
+    image = images.only("id").first()
+    if image is None:
+        messages.success(request, "The queue is empty: every image is reviewed.")
+        return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
+    return HttpResponseRedirect(reverse("review:image_editor", args=[image.pk]))
+
+
+@login_required
+@require_GET
+def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
+    """The box editor. Everything it needs comes in the page; saving goes through the API."""
+    image = get_object_or_404(Image, pk=image_id)
+    project = project_for_member(request.user, image.project_id)
+    active = inference_services.active_model_version(project)
+    classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
+    return render(request, "review/editor.html", {
+        "project": project,
+        "image": image,
+        "classes": classes,
+        "model_version": active,
+        "editor_data": {
+            "image": image_detail_data(image, model_version=active),
+            "classes": classes,
+            "csrf_token": get_token(request),
+            "urls": {
+                "save": reverse("api:image_boxes", args=[image.pk]),
+                "next": f"{reverse('review:queue_next', args=[project.pk])}?after={image.pk}",
+            },
+        },
     })
 
 

@@ -4,17 +4,38 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from inference import selectors as inference_selectors
 from inference.models import ModelVersion
 from inference.services import model_version_activate
-from review.access import project_for_member
+from review.access import membership_for, project_for_member
 from review.models import Role
 from training.models import TrainingRun
 from training.services import training_run_cancel, training_run_start
+
+
+@login_required
+@require_GET
+def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Model versions with lineage and holdout scores, and each training run with its live loss curve."""
+    project = project_for_member(request.user, project_id)
+    versions = list(inference_selectors.model_versions(project=project).select_related("training_run__snapshot"))
+    runs = list(TrainingRun.objects.filter(project=project).select_related("base_version", "result_version")
+                .order_by("-created_at")[:10])
+    return render(request, "training/models.html", {
+        "project": project,
+        "versions": versions,
+        "runs": runs,
+        "can_manage": membership_for(request.user, project.pk).has_role(Role.MANAGER),
+        "versions_data": [{"number": v.number, "map": v.metrics.get("map"), "ap50": v.metrics.get("ap50")}
+                          for v in reversed(versions) if v.metrics],
+        "training_data": [{"id": r.pk, "loss_history": r.loss_history} for r in runs],
+    })
 
 
 def _back(project_id: int) -> HttpResponseRedirect:

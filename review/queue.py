@@ -1,0 +1,90 @@
+"""The review queue, shared by the queue page and the images API: its filters, its orderings and the
+per-image counts it shows.
+
+A web-facing module (top floor, like views and the API): it reads predictions of the inference app
+to filter and count, which review's models, services and selectors never do.
+"""
+from __future__ import annotations
+
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django_filters import rest_framework as filters
+from rest_framework import pagination
+from rest_framework.exceptions import ValidationError as BadRequest
+
+from inference.models import ModelVersion, Prediction
+from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
+
+
+class ImageFilter(filters.FilterSet):
+    """Every filter is declared here: clients cannot name arbitrary ORM paths."""
+
+    status = filters.ChoiceFilter(choices=ReviewStatus.choices)
+    split = filters.ChoiceFilter(choices=Split.choices)
+    min_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
+    max_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
+    label_class = filters.NumberFilter(method="with_label_class",
+                                       help_text="Images with a human box or an active-model prediction of this class.")
+    model_version = filters.NumberFilter(method="predicted_by", help_text="Images this model version predicted.")
+    min_score = filters.NumberFilter(method="with_score_at_least",
+                                     help_text="Images with an active-model prediction scoring at least this.")
+    max_score = filters.NumberFilter(method="with_score_at_most",
+                                     help_text="Images with an active-model prediction scoring at most this.")
+    name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
+
+    class Meta:
+        model = Image
+        fields = ["status", "split"]
+
+    def with_label_class(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        drawn = Annotation.objects.filter(label_class_id=value).values("image_id")
+        predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True).values("image_id")
+        return images.filter(pk__in=drawn) | images.filter(pk__in=predicted)
+
+    def predicted_by(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        return images.filter(pk__in=Prediction.objects.filter(model_version_id=value).values("image_id"))
+
+    def with_score_at_least(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        return images.filter(pk__in=Prediction.objects.filter(model_version__is_active=True, score__gte=value)
+                             .values("image_id"))
+
+    def with_score_at_most(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        return images.filter(pk__in=Prediction.objects.filter(model_version__is_active=True, score__lte=value)
+                             .values("image_id"))
+
+
+def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:
+    """Box, prediction and correction counts as correlated subqueries: cost grows with the page, not the table."""
+    boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
+    predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
+                   .values("image").annotate(n=Count("id")).values("n"))
+    corrections = (ReviewEvent.objects.filter(image=OuterRef("pk")).values("image")
+                   .annotate(n=Sum(F("moved") + F("relabeled") + F("deleted") + F("added"))).values("n"))
+    return images.annotate(
+        box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
+        prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
+                          else Value(0, output_field=IntegerField())),
+        correction_count=Coalesce(Subquery(corrections, output_field=IntegerField()), 0),
+        uncertainty_rank=Coalesce(F("uncertainty"), Value(-1.0)),
+    )
+
+
+class ImageCursorPagination(pagination.CursorPagination):
+    """Stable and fast at 100k images: no COUNT(*), no OFFSET scans. Orders from an allow-list only."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    orderings = {
+        "priority": ("-priority", "id"),             # the review queue's default: most urgent first
+        "uncertainty": ("-uncertainty_rank", "id"),  # most unsure first; never-predicted images last
+        "newest": ("-created_at", "-id"),
+        "oldest": ("created_at", "id"),
+        "corrections": ("-correction_count", "id"),  # most corrected by reviewers first
+    }
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        name = request.query_params.get("ordering", "priority")
+        if name not in self.orderings:
+            raise BadRequest({"ordering": [f"Unknown ordering {name!r}; choose one of {', '.join(self.orderings)}."]})
+        return self.orderings[name]

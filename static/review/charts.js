@@ -1,0 +1,64 @@
+// Charts from data the page embeds with json_script, drawn with Chart.js (served from our static files).
+"use strict";
+
+window.reviewCharts = (function () {
+  const read = (id) => { const node = document.getElementById(id); return node ? JSON.parse(node.textContent) : null; };
+  const charts = {};
+
+  function line(canvasId, labels, datasets, yTitle) {
+    const canvas = document.getElementById(canvasId);
+    if (!canvas || !window.Chart) return null;
+    charts[canvasId] = new Chart(canvas, {
+      type: "line",
+      data: {labels, datasets},
+      options: {animation: false, maintainAspectRatio: false, scales: {y: {beginAtZero: true, title: {display: !!yTitle, text: yTitle}}}},
+    });
+    return charts[canvasId];
+  }
+
+  // Project page: corrections per image for each model version (fewer is better).
+  const corrections = read("corrections-data");
+  if (corrections && window.Chart) {
+    charts.corrections = new Chart(document.getElementById("corrections-chart"), {
+      type: "bar",
+      data: {
+        labels: corrections.map((r) => r.label),
+        datasets: [
+          {label: "corrections per image", data: corrections.map((r) => r.corrections_per_image), backgroundColor: "#2563eb"},
+          {label: "predictions kept (share)", data: corrections.map((r) => r.acceptance_rate), backgroundColor: "#16a34a"},
+        ],
+      },
+      options: {animation: false, maintainAspectRatio: false, scales: {y: {beginAtZero: true}}},
+    });
+  }
+
+  // Models page: holdout mAP per version.
+  const versions = read("versions-data");
+  if (versions) {
+    line("map-chart", versions.map((v) => `v${v.number}`), [
+      {label: "holdout mAP", data: versions.map((v) => v.map), borderColor: "#2563eb"},
+      {label: "holdout AP50", data: versions.map((v) => v.ap50), borderColor: "#16a34a"},
+    ], "score");
+  }
+
+  // Models page: each training run's loss curve and per-epoch mAP, kept live by progress.js events.
+  function trainingChart(run) {
+    return line(`loss-${run.id}`, run.loss_history.map((p) => p.step), [
+      {label: "loss", data: run.loss_history.map((p) => p.loss), borderColor: "#dc2626", pointRadius: 0, yAxisID: "y"},
+    ], "loss");
+  }
+  for (const run of read("training-data") || []) {
+    trainingChart(run);
+  }
+  document.addEventListener("job-update", (event) => {
+    const run = event.detail;
+    const chart = charts[`loss-${run.id}`];
+    if (!chart || !run.loss_history) return;
+    chart.data.labels = run.loss_history.map((p) => p.step);
+    chart.data.datasets[0].data = run.loss_history.map((p) => p.loss);
+    chart.update();
+    const epochs = document.getElementById(`epochs-${run.id}`);
+    if (epochs) epochs.textContent = run.eval_history.map((e) => `${e.epoch}: ${e.map.toFixed(3)}`).join(", ");
+  });
+  return charts;
+})();

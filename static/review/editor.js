@@ -1,0 +1,388 @@
+// The box editor: predictions (dashed) and human boxes (solid) over the image, keyboard first.
+// Every coordinate is kept in image pixels; the SVG's viewBox maps them to the screen at any zoom.
+"use strict";
+
+(function () {
+  const data = JSON.parse(document.getElementById("editor-data").textContent);
+  const svgNS = "http://www.w3.org/2000/svg";
+  const svg = document.getElementById("stage");
+  const itemLayer = document.getElementById("items");
+  const theirsLayer = document.getElementById("theirs");
+  const statusLine = document.getElementById("status-line");
+  const thresholdInput = document.getElementById("threshold");
+  const thresholdValue = document.getElementById("threshold-value");
+  const itemList = document.getElementById("item-list");
+  const conflictBanner = document.getElementById("conflict");
+  const help = document.getElementById("help");
+  const classes = data.classes;
+  const classById = Object.fromEntries(classes.map((c) => [c.id, c]));
+  const openedAt = performance.now();
+  const MIN_SIZE = 2;  // pixels: a drag shorter than this is a click, not a new box
+
+  let image = data.image;
+  let items = [];          // {key, kind: "prediction" | "box", predictionId, cls, x, y, w, h, score}
+  let selected = null;     // key of the selected item
+  let drawClass = classes.length ? classes[0].id : null;
+  let threshold = parseFloat(localStorage.getItem("review.threshold") || "0.3");
+  let view = {x: 0, y: 0, w: image.width, h: image.height};
+  let undoStack = [], redoStack = [];
+  let drag = null;         // what the mouse is doing: move, resize, draw or pan
+  let nextKey = 1;
+  let saving = false;
+  let dirty = false;
+
+  // --- State ---------------------------------------------------------------------------------------
+
+  function load(detail) {
+    image = detail;
+    const fromPredictions = new Set(detail.boxes.map((b) => b.source_prediction_id).filter((id) => id));
+    items = detail.boxes.map((b) => ({key: nextKey++, kind: "box", predictionId: b.source_prediction_id,
+      cls: b.label_class, x: b.x, y: b.y, w: b.w, h: b.h, score: null}));
+    // A reviewed image shows its saved boxes; predictions already turned into boxes are not offered twice.
+    if (detail.status === "unreviewed" || detail.boxes.length === 0) {
+      for (const p of detail.predictions) {
+        if (!fromPredictions.has(p.id)) {
+          items.push({key: nextKey++, kind: "prediction", predictionId: p.id, cls: p.label_class,
+            x: p.x, y: p.y, w: p.w, h: p.h, score: p.score});
+        }
+      }
+    }
+    selected = null;
+    undoStack = []; redoStack = [];
+    dirty = false;
+  }
+
+  function snapshot() { return JSON.stringify({items, selected}); }
+
+  function change(mutate) {
+    undoStack.push(snapshot());
+    if (undoStack.length > 200) undoStack.shift();
+    redoStack = [];
+    mutate();
+    dirty = true;
+    render();
+  }
+
+  function restore(from, to) {
+    if (!from.length) return;
+    to.push(snapshot());
+    const state = JSON.parse(from.pop());
+    items = state.items; selected = state.selected;
+    dirty = true;
+    render();
+  }
+
+  const visible = () => items.filter((i) => i.kind === "box" || i.score >= threshold);
+  const find = (key) => items.find((i) => i.key === key);
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+
+  function accept(item, cls) {
+    item.kind = "box";
+    if (cls !== undefined) item.cls = cls;
+  }
+
+  // --- Rendering -----------------------------------------------------------------------------------
+
+  function el(name, attrs, parent) {
+    const node = document.createElementNS(svgNS, name);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function pixelsPerScreenPixel() {
+    const rect = svg.getBoundingClientRect();
+    return Math.max(view.w / rect.width, view.h / rect.height);
+  }
+
+  function render() {
+    svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
+    itemLayer.replaceChildren();
+    const unit = pixelsPerScreenPixel();
+    for (const item of visible()) {
+      const colour = (classById[item.cls] || {}).colour || "#888";
+      const group = el("g", {"data-key": item.key, class: `item ${item.kind}` + (item.key === selected ? " selected" : "")}, itemLayer);
+      el("rect", {x: item.x, y: item.y, width: item.w, height: item.h, stroke: colour, "stroke-width": 2 * unit,
+        "stroke-dasharray": item.kind === "prediction" ? `${6 * unit} ${4 * unit}` : "none",
+        fill: item.key === selected ? colour + "33" : "transparent", class: "body"}, group);
+      const label = el("text", {x: item.x + 2 * unit, y: item.y - 3 * unit, fill: colour, "font-size": 12 * unit}, group);
+      label.textContent = (classById[item.cls] || {name: "?"}).name + (item.kind === "prediction" ? ` ${item.score.toFixed(2)}` : "");
+      if (item.key === selected) {
+        for (const [hx, hy, corner] of [[item.x, item.y, "nw"], [item.x + item.w, item.y, "ne"],
+                                        [item.x, item.y + item.h, "sw"], [item.x + item.w, item.y + item.h, "se"]]) {
+          el("rect", {x: hx - 4 * unit, y: hy - 4 * unit, width: 8 * unit, height: 8 * unit, class: "handle",
+            "data-corner": corner, fill: "#fff", stroke: colour, "stroke-width": unit}, group);
+        }
+      }
+    }
+    renderList();
+    const boxes = items.filter((i) => i.kind === "box").length;
+    const pending = visible().filter((i) => i.kind === "prediction").length;
+    statusLine.textContent = `${boxes} box${boxes === 1 ? "" : "es"}, ${pending} prediction${pending === 1 ? "" : "s"} to decide` +
+      ` · version ${image.version}` + (dirty ? " · unsaved changes" : "");
+    document.getElementById("undo").disabled = !undoStack.length;
+    document.getElementById("redo").disabled = !redoStack.length;
+    for (const button of document.querySelectorAll("[data-class]")) {
+      button.classList.toggle("active", Number(button.dataset.class) === drawClass);
+    }
+  }
+
+  function renderList() {
+    itemList.replaceChildren();
+    for (const item of visible()) {
+      const li = document.createElement("li");
+      li.dataset.key = item.key;
+      li.className = item.kind + (item.key === selected ? " selected" : "");
+      const name = (classById[item.cls] || {name: "?"}).name;  // textContent: names are never parsed as HTML
+      li.textContent = `${item.kind === "prediction" ? "◌" : "■"} ${name}` +
+        (item.score !== null && item.score !== undefined ? ` ${item.score.toFixed(2)}` : "") +
+        ` (${Math.round(item.x)}, ${Math.round(item.y)}, ${Math.round(item.w)}×${Math.round(item.h)})`;
+      li.addEventListener("click", () => { selected = item.key; render(); });
+      itemList.appendChild(li);
+    }
+  }
+
+  // --- Keyboard ------------------------------------------------------------------------------------
+
+  function cycle(step) {
+    const list = visible();
+    if (!list.length) return;
+    const at = list.findIndex((i) => i.key === selected);
+    selected = list[(at + step + list.length) % list.length].key;
+    render();
+  }
+
+  function nudge(dx, dy) {
+    const item = find(selected);
+    if (!item) return;
+    change(() => {
+      item.x = clamp(item.x + dx, 0, image.width - item.w);
+      item.y = clamp(item.y + dy, 0, image.height - item.h);
+      if (item.kind === "prediction") accept(item);
+    });
+  }
+
+  const keys = {
+    "a": () => { const item = find(selected); if (item && item.kind === "prediction") { change(() => accept(item)); cycle(1); } },
+    "A": () => change(() => visible().forEach((i) => { if (i.kind === "prediction") accept(i); })),
+    "d": () => deleteSelected(), "Delete": () => deleteSelected(), "Backspace": () => deleteSelected(),
+    "Tab": () => cycle(1), "shift+Tab": () => cycle(-1),
+    "Enter": () => save(true),
+    "ctrl+s": () => save(false),
+    "ctrl+z": () => restore(undoStack, redoStack), "ctrl+shift+Z": () => restore(redoStack, undoStack),
+    "ctrl+y": () => restore(redoStack, undoStack),
+    "+": () => zoom(0.8), "=": () => zoom(0.8), "-": () => zoom(1.25), "0": () => { view = {x: 0, y: 0, w: image.width, h: image.height}; render(); },
+    "ArrowLeft": () => nudge(-1, 0), "ArrowRight": () => nudge(1, 0), "ArrowUp": () => nudge(0, -1), "ArrowDown": () => nudge(0, 1),
+    "shift+ArrowLeft": () => nudge(-10, 0), "shift+ArrowRight": () => nudge(10, 0),
+    "shift+ArrowUp": () => nudge(0, -10), "shift+ArrowDown": () => nudge(0, 10),
+    "Escape": () => { help.hidden = true; selected = null; render(); },
+    "?": () => { help.hidden = !help.hidden; },
+  };
+
+  function deleteSelected() {
+    const item = find(selected);
+    if (!item) return;
+    const list = visible();
+    const at = list.findIndex((i) => i.key === selected);
+    change(() => {
+      items = items.filter((i) => i.key !== item.key);
+      const rest = list.filter((i) => i.key !== item.key);
+      selected = rest.length ? rest[Math.min(at, rest.length - 1)].key : null;
+    });
+  }
+
+  function relabel(number) {
+    const cls = classes[number - 1];
+    if (!cls) return;
+    const item = find(selected);
+    if (!item) { drawClass = cls.id; render(); return; }
+    change(() => { item.cls = cls.id; if (item.kind === "prediction") accept(item); });
+    drawClass = cls.id;
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target.matches("input, textarea, select")) return;
+    const combo = (event.ctrlKey || event.metaKey ? "ctrl+" : "") +
+      (event.shiftKey && (event.key.length > 1 || event.ctrlKey || event.metaKey) ? "shift+" : "") + event.key;
+    if (/^[1-9]$/.test(event.key) && !event.ctrlKey) { relabel(Number(event.key)); event.preventDefault(); return; }
+    const action = keys[combo];
+    if (action) { action(); event.preventDefault(); }
+  });
+
+  // --- Mouse ---------------------------------------------------------------------------------------
+
+  function toImage(event) {
+    const point = svg.createSVGPoint();
+    point.x = event.clientX; point.y = event.clientY;
+    const p = point.matrixTransform(svg.getScreenCTM().inverse());
+    return {x: p.x, y: p.y};
+  }
+
+  function zoom(factor, centre) {
+    const c = centre || {x: view.x + view.w / 2, y: view.y + view.h / 2};
+    const w = clamp(view.w * factor, 16, image.width * 4), h = w * view.h / view.w;
+    view = {x: c.x - (c.x - view.x) * w / view.w, y: c.y - (c.y - view.y) * h / view.h, w, h};
+    render();
+  }
+
+  svg.addEventListener("wheel", (event) => { event.preventDefault(); zoom(event.deltaY > 0 ? 1.15 : 0.87, toImage(event)); },
+                       {passive: false});
+
+  svg.addEventListener("mousedown", (event) => {
+    const p = toImage(event);
+    if (event.button === 1 || event.button === 2 || event.altKey) {
+      drag = {mode: "pan", start: {x: event.clientX, y: event.clientY}, view: {...view}};
+      event.preventDefault();
+      return;
+    }
+    const handle = event.target.closest(".handle");
+    const group = event.target.closest("g.item");
+    if (group) {
+      const item = find(Number(group.dataset.key));
+      selected = item.key;
+      undoStack.push(snapshot()); redoStack = [];
+      drag = {mode: handle ? "resize" : "move", corner: handle && handle.dataset.corner, item, start: p,
+              origin: {x: item.x, y: item.y, w: item.w, h: item.h}, moved: false};
+    } else {
+      selected = null;
+      drag = {mode: "draw", start: p, item: null};
+    }
+    render();
+    event.preventDefault();
+  });
+
+  svg.addEventListener("contextmenu", (event) => event.preventDefault());
+
+  window.addEventListener("mousemove", (event) => {
+    if (!drag) return;
+    if (drag.mode === "pan") {
+      const unit = pixelsPerScreenPixel();
+      view = {...drag.view, x: drag.view.x - (event.clientX - drag.start.x) * unit, y: drag.view.y - (event.clientY - drag.start.y) * unit};
+      render();
+      return;
+    }
+    const p = toImage(event);
+    const px = clamp(p.x, 0, image.width), py = clamp(p.y, 0, image.height);
+    if (drag.mode === "draw") {
+      const w = Math.abs(px - drag.start.x), h = Math.abs(py - drag.start.y);
+      if (!drag.item && (w < MIN_SIZE || h < MIN_SIZE)) return;
+      if (!drag.item) {
+        undoStack.push(snapshot()); redoStack = [];
+        drag.item = {key: nextKey++, kind: "box", predictionId: null, cls: drawClass, score: null};
+        items.push(drag.item);
+        selected = drag.item.key;
+      }
+      Object.assign(drag.item, {x: Math.min(px, drag.start.x), y: Math.min(py, drag.start.y), w, h});
+    } else if (drag.mode === "move") {
+      const o = drag.origin;
+      drag.item.x = clamp(o.x + p.x - drag.start.x, 0, image.width - o.w);
+      drag.item.y = clamp(o.y + p.y - drag.start.y, 0, image.height - o.h);
+      drag.moved = true;
+    } else if (drag.mode === "resize") {
+      const o = drag.origin;
+      let x1 = o.x, y1 = o.y, x2 = o.x + o.w, y2 = o.y + o.h;
+      if (drag.corner.includes("w")) x1 = px; else x2 = px;
+      if (drag.corner.includes("n")) y1 = py; else y2 = py;
+      Object.assign(drag.item, {x: Math.min(x1, x2), y: Math.min(y1, y2), w: Math.max(Math.abs(x2 - x1), MIN_SIZE),
+                                h: Math.max(Math.abs(y2 - y1), MIN_SIZE)});
+      drag.moved = true;
+    }
+    if (drag.item && drag.item.kind === "prediction" && drag.moved) accept(drag.item);
+    dirty = true;
+    render();
+  });
+
+  window.addEventListener("mouseup", () => {
+    if (drag && (drag.mode === "move" || drag.mode === "resize") && !drag.moved) undoStack.pop();  // a plain click
+    drag = null;
+    render();
+  });
+
+  // --- Saving --------------------------------------------------------------------------------------
+
+  function payload(version) {
+    return {
+      version,
+      boxes: items.filter((i) => i.kind === "box").map((i) => ({
+        label_class: i.cls, x: round(i.x), y: round(i.y), w: round(i.w), h: round(i.h),
+        source_prediction: i.predictionId || null})),
+      model_version: image.model_version,
+      score_threshold: threshold,
+      seconds_spent: (performance.now() - openedAt) / 1000,
+    };
+  }
+  const round = (v) => Math.round(v * 100) / 100;
+
+  async function save(thenNext, version) {
+    if (saving) return;
+    saving = true;
+    statusLine.textContent = "Saving…";
+    try {
+      const response = await fetch(data.urls.save, {
+        method: "PUT",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token},
+        body: JSON.stringify(payload(version || image.version)),
+        credentials: "same-origin",
+      });
+      const body = await response.json();
+      if (response.status === 409) return showConflict(body);
+      if (!response.ok) { statusLine.textContent = `Not saved: ${body.detail}`; return; }
+      conflictBanner.hidden = true;
+      theirsLayer.replaceChildren();
+      if (thenNext) { dirty = false; window.location.assign(data.urls.next); return; }
+      load(body);
+      render();
+      statusLine.textContent += " · saved";
+    } catch (error) {
+      statusLine.textContent = `Not saved (${error}); your boxes are still here, try again.`;
+    } finally {
+      saving = false;
+    }
+  }
+
+  // Someone else saved first: show their boxes beside ours and let the reviewer choose; nothing is lost.
+  function showConflict(body) {
+    conflictBanner.hidden = false;
+    conflictBanner.querySelector(".message").textContent = body.detail +
+      ` Their ${body.current.boxes.length} box(es) are drawn dotted grey; yours are unchanged.`;
+    theirsLayer.replaceChildren();
+    const unit = pixelsPerScreenPixel();
+    for (const b of body.current.boxes) {
+      el("rect", {x: b.x, y: b.y, width: b.w, height: b.h, stroke: "#555", fill: "none", "stroke-width": 2 * unit,
+        "stroke-dasharray": `${2 * unit} ${3 * unit}`}, theirsLayer);
+    }
+    conflictBanner.querySelector(".keep-mine").onclick = () => save(false, body.current.version);
+    conflictBanner.querySelector(".take-theirs").onclick = () => {
+      conflictBanner.hidden = true;
+      theirsLayer.replaceChildren();
+      load(body.current);
+      render();
+    };
+    statusLine.textContent = "Not saved: someone else saved this image first.";
+  }
+
+  // --- Toolbar -------------------------------------------------------------------------------------
+
+  thresholdInput.value = threshold;
+  thresholdValue.textContent = threshold.toFixed(2);
+  thresholdInput.addEventListener("input", () => {
+    threshold = parseFloat(thresholdInput.value);
+    thresholdValue.textContent = threshold.toFixed(2);
+    localStorage.setItem("review.threshold", String(threshold));
+    render();
+  });
+  for (const button of document.querySelectorAll("[data-class]")) {
+    button.addEventListener("click", () => relabel(classes.findIndex((c) => c.id === Number(button.dataset.class)) + 1));
+  }
+  document.getElementById("undo").addEventListener("click", () => restore(undoStack, redoStack));
+  document.getElementById("redo").addEventListener("click", () => restore(redoStack, undoStack));
+  document.getElementById("save-next").addEventListener("click", () => save(true));
+  document.getElementById("accept-all").addEventListener("click", keys["A"]);
+  document.getElementById("help-toggle").addEventListener("click", keys["?"]);
+  window.addEventListener("beforeunload", (event) => { if (dirty) event.preventDefault(); });
+  window.addEventListener("resize", render);
+
+  load(image);
+  render();
+  window.reviewEditor = {items: () => items, selected: () => selected};  // for browser tests and the console
+})();

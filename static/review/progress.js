@@ -1,0 +1,33 @@
+// Live progress: every element with data-poll-url is refreshed from the API until its job finishes.
+"use strict";
+
+(function () {
+  const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+  const INTERVAL_MS = 1500;
+
+  function update(row, job) {
+    row.dataset.status = job.status;
+    const bar = row.querySelector(".bar > span");
+    if (bar) bar.style.width = `${job.percent}%`;
+    const set = (selector, text) => { const node = row.querySelector(selector); if (node) node.textContent = text; };
+    set(".percent", `${job.percent.toFixed(1)}%`);
+    set(".done", `${job.progress_done}/${job.progress_total}`);
+    set(".status", job.status + (job.error ? `: ${job.error}` : ""));
+    if (job.epoch !== undefined) set(".epoch", String(job.epoch));
+    if (job.eta_seconds !== undefined) set(".eta", job.eta_seconds && !FINISHED.has(job.status) ? `ETA ${Math.round(job.eta_seconds)} s` : "");
+    if (job.images_per_second) set(".speed", job.images_per_second.toFixed(1));
+    row.dispatchEvent(new CustomEvent("job-update", {detail: job, bubbles: true}));
+  }
+
+  async function poll(row) {
+    try {
+      const response = await fetch(row.dataset.pollUrl, {credentials: "same-origin"});
+      if (response.ok) update(row, await response.json());
+    } catch (error) { /* the server restarting: try again next tick */ }
+    if (!FINISHED.has(row.dataset.status)) setTimeout(() => poll(row), INTERVAL_MS);
+  }
+
+  for (const row of document.querySelectorAll("[data-poll-url]")) {
+    if (!FINISHED.has(row.dataset.status)) setTimeout(() => poll(row), INTERVAL_MS);
+  }
+})();

@@ -1,0 +1,151 @@
+"""The review loop in a real browser: queue, keyboard and mouse editing, save, conflicts, live progress."""
+import pytest
+
+from inference.models import InferenceRun, Prediction
+from inference.services import inference_run_create
+from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Role
+from review.services import BoxIn, image_boxes_save
+from tests.browser.conftest import log_in, screenshot
+from tests.factories import add_images, add_member, add_model_version, make_project
+from tests.integration.conftest import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def scene():
+    """A project with an active model, images in a known queue order, and predictions on the first."""
+    project = make_project()
+    version = add_model_version(project)
+    images = add_images(project, 3, size=128)
+    for priority, image in zip([0.9, 0.5, 0.1], images):
+        Image.objects.filter(pk=image.pk).update(priority=priority)
+    circle, square, triangle = project.label_classes.order_by("index")
+    first = images[0]
+    predictions = [
+        Prediction.objects.create(image=first, model_version=version, label_class=circle, x=10, y=10, w=30, h=30,
+                                  score=0.9),
+        Prediction.objects.create(image=first, model_version=version, label_class=square, x=70, y=60, w=40, h=40,
+                                  score=0.6),
+        Prediction.objects.create(image=first, model_version=version, label_class=square, x=5, y=100, w=10, h=10,
+                                  score=0.1),  # under the default threshold: hidden
+    ]
+    return {"project": project, "version": version, "images": images, "predictions": predictions,
+            "classes": (circle, square, triangle), "user": add_member(project, Role.ANNOTATOR)}
+
+
+def to_screen(page, x: float, y: float) -> tuple[float, float]:
+    """Where image pixel (x, y) is on the screen, whatever the zoom and the display size."""
+    return tuple(page.evaluate("""([x, y]) => {
+        const svg = document.getElementById("stage");
+        const p = svg.createSVGPoint(); p.x = x; p.y = y;
+        const s = p.matrixTransform(svg.getScreenCTM());
+        return [s.x, s.y];
+    }""", [x, y]))
+
+
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*to_screen(page, *start))
+    page.mouse.down()
+    page.mouse.move(*to_screen(page, *end), steps=5)
+    page.mouse.up()
+
+
+def editor_items(page) -> list[dict]:
+    return page.evaluate("window.reviewEditor.items()")
+
+
+def test_review_an_image_by_keyboard_and_mouse(page, scene):
+    circle, square, triangle = scene["classes"]
+    first, second = scene["images"][:2]
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/projects/{scene['project'].pk}/queue/")
+    assert page.locator("#queue .thumb").count() == 3
+    screenshot(page, "queue-page.png")
+    page.click("text=Review the most urgent")
+    page.wait_for_url(f"**/images/{first.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    assert "0 boxes, 2 predictions to decide" in page.text_content("#status-line")
+
+    page.keyboard.press("Tab")        # select the 0.9 circle
+    page.keyboard.press("a")          # accept it; the selection moves on to the 0.6 square
+    page.keyboard.press("3")          # relabel that square as a triangle
+    drag(page, (50, 90), (80, 120))   # draw a new box (class: the last chosen, triangle)
+    page.keyboard.press("2")          # relabel the new box as a square
+    drag(page, (60, 100), (70, 103))  # move it by (10, 3)
+    items = editor_items(page)
+    drawn = next(i for i in items if i["predictionId"] is None)
+    assert drawn["cls"] == square.pk
+    assert (round(drawn["x"]), round(drawn["y"]), round(drawn["w"]), round(drawn["h"])) == (60, 93, 30, 30)
+    page.keyboard.press("Control+z")   # undo the move ...
+    page.keyboard.press("Control+Shift+Z")  # ... and redo it
+    assert next(i for i in editor_items(page) if i["predictionId"] is None)["x"] == pytest.approx(drawn["x"])
+    page.keyboard.press("?")
+    assert page.is_visible("#help")
+    screenshot(page, "editor.png")
+    page.keyboard.press("Escape")
+
+    page.keyboard.press("Enter")       # save and go to the next image in queue order
+    page.wait_for_url(f"**/images/{second.pk}/edit")
+
+    boxes = {(a.label_class_id, a.source, round(a.x), round(a.y)) for a in Annotation.objects.filter(image=first)}
+    assert boxes == {(circle.pk, "accepted_prediction", 10, 10), (triangle.pk, "edited_prediction", 70, 60),
+                     (square.pk, "drawn", 60, 93)}
+    event = ReviewEvent.objects.get(image=first)
+    assert (event.accepted, event.relabeled, event.added, event.deleted, event.moved) == (1, 1, 1, 0, 0)
+    assert event.seconds_spent > 0 and event.model_version_id == scene["version"].pk
+    assert Image.objects.get(pk=first.pk).status == ReviewStatus.REVIEWED
+
+    page.goto(f"{page.base_url}/images/{first.pk}/edit")  # reload: the saved state comes back
+    page.wait_for_function("window.reviewEditor !== undefined")
+    assert "3 boxes, 0 predictions to decide" in page.text_content("#status-line")
+
+
+def test_a_stale_save_shows_the_other_reviewers_boxes_and_loses_nothing(page, scene):
+    first = scene["images"][0]
+    circle = scene["classes"][0]
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/images/{first.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    # Another reviewer saves first.
+    other = add_member(scene["project"], Role.REVIEWER)
+    image_boxes_save(image=Image.objects.get(pk=first.pk), user=other, boxes=[BoxIn(circle.pk, 1, 1, 20, 20)],
+                     version=1)
+
+    page.keyboard.press("Shift+A")     # accept both visible predictions
+    page.keyboard.press("Control+s")   # save and stay
+    page.wait_for_selector("#conflict:not([hidden])")
+    assert "saved by someone else" in page.text_content("#conflict")
+    assert page.locator("#theirs rect").count() == 1
+    assert len([i for i in editor_items(page) if i["kind"] == "box"]) == 2  # ours are still here
+    assert Annotation.objects.filter(image=first).count() == 1
+
+    page.click("#conflict .keep-mine")
+    page.wait_for_selector("#conflict", state="hidden")
+    wait_for(lambda: Image.objects.get(pk=first.pk).version == 3, timeout=10, message="our save")
+    assert sorted(a.source for a in Annotation.objects.filter(image=first)) == ["accepted_prediction"] * 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("broker", ["filesystem"], indirect=True)  # the brokers have their own tests
+def test_progress_bar_advances_while_a_worker_runs_inference(page, start_worker):
+    project = make_project()
+    add_model_version(project)
+    add_images(project, 48, size=96)
+    user = project.memberships.get().user
+    run = inference_run_create(project=project, user=user, scope="unreviewed", chunk_size=6)
+    log_in(page, user)
+    page.goto(f"{page.base_url}/projects/{project.pk}/")
+    row = page.locator(f"tr[data-run-id='{run.pk}']")
+    assert row.get_attribute("data-status") == "queued"
+    start_worker()
+    seen = set()
+
+    def finished() -> bool:
+        seen.add(page.text_content(f"tr[data-run-id='{run.pk}'] .percent"))
+        return row.get_attribute("data-status") == "succeeded"
+
+    wait_for(finished, timeout=180, interval=0.2, message="the run to succeed on the page")
+    assert page.text_content(f"tr[data-run-id='{run.pk}'] .percent") == "100.0%"
+    assert any(text not in ("0.0%", "100.0%") for text in seen), seen  # it moved through values in between
+    assert InferenceRun.objects.get(pk=run.pk).status == "succeeded"
