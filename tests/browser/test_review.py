@@ -80,9 +80,9 @@ def test_review_an_image_by_keyboard_and_mouse(page, scene):
     page.keyboard.press("Control+z")   # undo the move ...
     page.keyboard.press("Control+Shift+Z")  # ... and redo it
     assert next(i for i in editor_items(page) if i["predictionId"] is None)["x"] == pytest.approx(drawn["x"])
+    screenshot(page, "editor.png")
     page.keyboard.press("?")
     assert page.is_visible("#help")
-    screenshot(page, "editor.png")
     page.keyboard.press("Escape")
 
     page.keyboard.press("Enter")       # save and go to the next image in queue order

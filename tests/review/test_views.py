@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -112,3 +114,47 @@ def test_inference_start_needs_reviewer_role(client, project, django_capture_on_
     with django_capture_on_commit_callbacks(execute=False):
         assert client.post(url, {"scope": "all"}).status_code == 302
     assert InferenceRun.objects.get().progress_total == 3
+
+
+def test_queue_page_filters_sorts_and_pages(client, project):
+    from review.models import Image
+
+    images = list(project.images.order_by("id"))
+    for priority, image in zip([0.2, 0.9, 0.5], images):
+        Image.objects.filter(pk=image.pk).update(priority=priority)
+    client.force_login(add_member(project))
+    url = reverse("review:project_queue", args=[project.pk])
+    page = client.get(url)
+    order = [int(i) for i in re.findall(rb'data-image-id="(\d+)"', page.content)]
+    assert order == [images[1].pk, images[2].pk, images[0].pk]
+    newest = client.get(url, {"ordering": "newest"})
+    assert [int(i) for i in re.findall(rb'data-image-id="(\d+)"', newest.content)][0] == images[2].pk
+    assert client.get(url, {"status": "reviewed"}).content.count(b'class="thumb"') == 0
+    bad = client.get(url, {"ordering": "file"}, follow=True)
+    assert b"Unknown ordering" in bad.content and bad.content.count(b'class="thumb"') == 3
+
+
+def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
+    from review.models import Image
+
+    images = list(project.images.order_by("id"))
+    Image.objects.filter(pk=images[2].pk).update(priority=0.9)
+    client.force_login(add_member(project))
+    url = reverse("review:queue_next", args=[project.pk])
+    assert client.get(url)["Location"] == reverse("review:image_editor", args=[images[2].pk])
+    assert client.get(url, {"after": images[2].pk})["Location"] == reverse("review:image_editor", args=[images[0].pk])
+    Image.objects.filter(project=project).update(status="reviewed")
+    assert client.get(url)["Location"] == reverse("review:project_queue", args=[project.pk])
+
+
+def test_editor_page_embeds_the_image_and_escapes_names(client, project):
+    project.label_classes.create(name="<img src=x onerror=alert(1)>", index=9)
+    image = project.images.first()
+    client.force_login(add_member(project))
+    page = client.get(reverse("review:image_editor", args=[image.pk]))
+    assert page.status_code == 200
+    assert b'id="editor-data"' in page.content and b"<img src=x onerror" not in page.content
+    outsider = UserFactory()
+    client.force_login(outsider)
+    assert client.get(reverse("review:image_editor", args=[image.pk])).status_code == 404
+    assert client.get(reverse("review:project_queue", args=[project.pk])).status_code == 404

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -43,3 +45,16 @@ def test_promote_and_roll_back_by_hand(client, project):
     assert client.post(reverse("training:model_version_promote", args=[first.pk])).status_code == 302
     assert ModelVersion.objects.get(is_active=True) == first
     assert b"(active)" in client.get(reverse("review:project_detail", args=[project.pk])).content
+
+
+def test_models_page_shows_versions_runs_and_chart_data(client, project):
+    first = add_model_version(project)
+    ModelVersion.objects.filter(pk=first.pk).update(metrics={"map": 0.25, "ap50": 0.5, "per_class": {"circle": 0.3}})
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    page = client.get(reverse("training:project_models", args=[project.pk]))
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "v1" in content and "circle 0.30" in content and "Make active" not in content  # annotators cannot
+    data = json.loads(content.split('id="versions-data" type="application/json">')[1].split("</script>")[0])
+    assert data == [{"number": 1, "map": 0.25, "ap50": 0.5}]
+    assert "/static/vendor/chartjs/chart.umd.min.js" in content
