@@ -1,4 +1,4 @@
-"""Web latency at scale: a real server process on PostgreSQL with 100k image rows, concurrent clients.
+"""Web latency at scale: a real server (gunicorn) on PostgreSQL with 100k image rows, concurrent clients.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_web .venv/bin/python bench/web.py
 
@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,11 +43,13 @@ def main() -> None:
                        "DJANGO_SETTINGS_MODULE": "project.settings"})
     from _django import setup
 
-    setup()
+    var_dir = setup()
     session, token, project_id, image_ids = _fill(args.images)
-    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{args.port}", "--noreload",
-                               "--insecure"], cwd=REPO, env=os.environ, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server_log = var_dir / "server.log"
+    # The production server, as the README deploys it: 2 processes (one per core) with 4 threads each.
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "project.wsgi", "--bind", f"127.0.0.1:{args.port}",
+                               "--workers", "2", "--threads", "4"], cwd=REPO, env=os.environ,
+                              stdout=subprocess.DEVNULL, stderr=server_log.open("w"))
     base = f"http://127.0.0.1:{args.port}"
     try:
         _wait_up(base)
@@ -62,6 +65,9 @@ def main() -> None:
             "save 50 boxes": _measure(args, lambda: _put(f"{base}/api/v1/images/{next(targets)}/boxes/", api,
                                                          {"version": 1, "boxes": boxes})),
         }
+    except urllib.error.HTTPError:
+        print(server_log.read_text()[-3000:])
+        raise
     finally:
         server.terminate()
         server.wait()
@@ -77,7 +83,7 @@ def _create_database(url: str) -> None:
 
     server, name = url.rsplit("/", 1)
     with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
 
 
@@ -102,6 +108,10 @@ def _fill(count: int) -> tuple[str, str, int, list[int]]:
         for n in range(count)
     ], batch_size=5000)
     print(f"inserted {count} image rows in {time.perf_counter() - started:.1f} s")
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # what autovacuum would do soon after a bulk load
+        cursor.execute("ANALYZE")
     session = SessionStore()
     session.update({"_auth_user_id": str(user.pk), "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
                     "_auth_user_hash": user.get_session_auth_hash()})

@@ -164,6 +164,8 @@ class Image(models.Model):
         indexes = [
             # The review queue: one project, one status, most urgent first.
             models.Index(fields=["project", "status", "-priority", "id"], name="image_queue_idx"),
+            # The queue with no status filter (the default page): top of the queue without a sort.
+            models.Index(fields=["project", "-priority", "id"], name="image_priority_idx"),
             models.Index(fields=["project", "split", "status"], name="image_split_idx"),
             models.Index(fields=["project", "-created_at"], name="image_newest_idx"),
         ]
