@@ -6,7 +6,6 @@ Django ValidationError, or from a permission check.
 """
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from django.shortcuts import get_object_or_404
@@ -90,8 +89,4 @@ def member_object(request, queryset, pk: int, role: str = Role.ANNOTATOR) -> Mod
 
 def conflict(detail: str, current: dict) -> Response:
     return Response({"detail": detail, "current": current}, status=status.HTTP_409_CONFLICT)
-
-
-def user_label(user: AbstractBaseUser | None) -> str | None:
-    return user.get_username() if user else None
 

@@ -194,8 +194,12 @@ class ImageZipUpload(APIView):
         try:
             with SafeArchive(data["archive"], max_entries=settings.MAX_ARCHIVE_ENTRIES,
                              max_total_bytes=settings.MAX_ARCHIVE_BYTES) as archive:
-                images = [entry for entry in archive if posixpath.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS]
-                ignored = [(entry.name, "not an image file") for entry in archive if entry not in images]
+                images, ignored = [], []
+                for entry in archive:
+                    if posixpath.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                        images.append(entry)
+                    else:
+                        ignored.append((entry.name, "not an image file"))
                 files = [services.UploadFile(name=entry.name, read=lambda entry=entry: archive.read(entry))
                          for entry in images]
                 report = services.images_create_many(project=project, files=files, partial=data["partial"])
@@ -236,7 +240,7 @@ def image_detail_data(image: Image, *, model_version: ModelVersion | None) -> di
 
 def _shown_version(image: Image, version_id: int | None) -> ModelVersion | None:
     if version_id is None:
-        return ModelVersion.objects.filter(project_id=image.project_id, is_active=True).first()
+        return active_model_version(image.project)
     version = ModelVersion.objects.filter(pk=version_id, project_id=image.project_id).first()
     if version is None:
         raise BadRequest({"model_version": [f"Model version {version_id} is not a version of this project."]})
@@ -248,7 +252,7 @@ class ImageDetail(APIView):
                                                 description="Whose predictions to show; default: the active model")],
                    responses=s.ImageDetailSerializer)
     def get(self, request: Request, image_id: int) -> Response:
-        image = member_object(request, Image.objects.all(), image_id)
+        image = member_object(request, Image.objects.select_related("project"), image_id)
         version_id = request.query_params.get("model_version")
         if version_id is not None and not version_id.isdigit():
             raise BadRequest({"model_version": ["Give a model version id (a whole number)."]})
@@ -302,7 +306,7 @@ class ImageStatusSet(APIView):
     @extend_schema(request=s.ImageStatusSerializer, responses=s.ImageDetailSerializer,
                    summary="Approve a reviewed image or send it back to the queue (reviewer)")
     def post(self, request: Request, image_id: int) -> Response:
-        image = member_object(request, Image.objects.all(), image_id, Role.REVIEWER)
+        image = member_object(request, Image.objects.select_related("project"), image_id, Role.REVIEWER)
         data = validated(s.ImageStatusSerializer, request.data)
         image = services.image_status_set(image=image, status=data["status"], user=request.user)
         return Response(image_detail_data(image, model_version=_shown_version(image, None)))
