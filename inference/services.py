@@ -19,6 +19,8 @@ from review.services import label_class_create
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
 DEFAULT_CHUNK_SIZE = 512
+# The architecture recorded for imported predictions: no weights, nothing to run.
+EXTERNAL_ARCHITECTURE = "external"
 
 
 # --- Model versions -------------------------------------------------------------------------------
@@ -59,16 +61,31 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
     for name in class_names:
         if name not in existing:
             label_class_create(project=project, name=name)
-    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise version numbering
-    number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
-    version = ModelVersion(project=project, number=number, architecture=architecture, class_names=class_names,
-                           source=source, parent=parent, metrics=metrics or {}, created_by=user, note=note)
+    version = ModelVersion(project=project, number=_next_number(project), architecture=architecture,
+                           class_names=class_names, source=source, parent=parent, metrics=metrics or {}, created_by=user, note=note)
     # Stored re-serialised as safetensors: whatever the upload was, what we keep cannot run code.
     stored = detector.weights_to_bytes(model, architecture=architecture, class_names=class_names)
     version.weights.save("weights.safetensors", ContentFile(stored), save=False)
     version.save()
     if activate:
         model_version_activate(version=version)
+    return version
+
+
+def _next_number(project: Project) -> int:
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise version numbering
+    return (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+
+
+@transaction.atomic
+def model_version_external_create(*, project: Project, name: str, class_names: Sequence[str],
+                                  user: AbstractBaseUser | None) -> ModelVersion:
+    """Register a model trained elsewhere that brings only its predictions (imported); it has no weights."""
+    name = name.strip() or "external model"
+    version = ModelVersion(project=project, number=_next_number(project), architecture=EXTERNAL_ARCHITECTURE,
+                           class_names=list(class_names), source=ModelSource.EXTERNAL, created_by=user,
+                           note=name[:255])
+    version.save()
     return version
 
 

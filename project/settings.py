@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "review",
     "inference",
     "training",
+    "datasets",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +111,8 @@ MAX_WEIGHTS_BYTES = int(os.environ.get("MAX_WEIGHTS_BYTES", 2 * 1024**3))
 # Zip uploads: refused from the archive's directory, before anything is read, when over these.
 MAX_ARCHIVE_ENTRIES = int(os.environ.get("MAX_ARCHIVE_ENTRIES", 20_000))
 MAX_ARCHIVE_BYTES = int(os.environ.get("MAX_ARCHIVE_BYTES", 4 * 1024**3))
+# A COCO file uploaded on its own is parsed in memory.
+MAX_LABEL_FILE_BYTES = int(os.environ.get("MAX_LABEL_FILE_BYTES", 256 * 1024**2))
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

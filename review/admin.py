@@ -89,7 +89,7 @@ class ImageAdmin(admin.ModelAdmin):
     raw_id_fields = ["project", "reviewed_by"]
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
     exclude = ["file"]
-    readonly_fields = ["stored_file", "content_hash", "width", "height", "split", "version"]
+    readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version"]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
     actions = ["run_inference"]
 

@@ -131,6 +131,11 @@ class Image(models.Model):
     width = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation is applied.")
     height = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation is applied.")
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes; duplicates are refused.")
+    stored_hash = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="SHA-256 of the stored (upright, metadata-free) file: what an export holds, so re-importing "
+        "an export is recognised as duplicates too.",
+    )
     status = models.CharField(max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.UNREVIEWED)
     split = models.CharField(
         max_length=8, choices=Split.choices,

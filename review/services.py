@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from review.image_files import ImageRejected, content_hash, normalise_image
@@ -166,9 +166,19 @@ def split_for_hash(content_hash_hex: str, holdout_fraction: float) -> str:
     return Split.HOLDOUT if position < holdout_fraction else Split.TRAIN
 
 
-def image_create(*, project: Project, data: bytes, filename: str) -> Image:
-    """Validate, normalise and store one uploaded image. Raises ValidationError; stores nothing then."""
-    existing = Image.objects.filter(project=project, content_hash=content_hash(data)).first()
+def image_duplicate_of(project: Project, data: bytes) -> Image | None:
+    """The project's image with these bytes, as uploaded or as we stored them (so a re-imported export matches)."""
+    digest = content_hash(data)
+    return Image.objects.filter(Q(content_hash=digest) | Q(stored_hash=digest), project=project).first()
+
+
+def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
+    """Validate, normalise and store one image's file; the row is returned unsaved (see image_create).
+
+    Raises DuplicateImage or ValidationError, and then stores nothing. A caller that does not save the
+    row must delete its file (`image.file.delete(save=False)`).
+    """
+    existing = image_duplicate_of(project, data)
     if existing:
         raise DuplicateImage(existing)
     try:
@@ -181,17 +191,28 @@ def image_create(*, project: Project, data: bytes, filename: str) -> Image:
         width=normalised.width,
         height=normalised.height,
         content_hash=normalised.content_hash,
+        stored_hash=content_hash(normalised.content),
         split=split_for_hash(normalised.content_hash, project.holdout_fraction),
     )
     image.file.save(f"upload.{normalised.extension}", ContentFile(normalised.content), save=False)
+    return image
+
+
+def image_save_prepared(image: Image) -> Image:
+    """Save a row from image_prepare; a concurrent upload of the same bytes makes it a DuplicateImage."""
     try:
         with transaction.atomic():
             image.save()
     except IntegrityError:
         # A concurrent upload of the same bytes won the race; keep its row, drop our file.
         image.file.delete(save=False)
-        raise DuplicateImage(Image.objects.get(project=project, content_hash=normalised.content_hash)) from None
+        raise DuplicateImage(Image.objects.get(project=image.project, content_hash=image.content_hash)) from None
     return image
+
+
+def image_create(*, project: Project, data: bytes, filename: str) -> Image:
+    """Validate, normalise and store one uploaded image. Raises ValidationError; stores nothing then."""
+    return image_save_prepared(image_prepare(project=project, data=data, filename=filename))
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""The worker side of imports and exports: run the job, report progress, record the outcome."""
+from __future__ import annotations
+
+import logging
+import tempfile
+
+from django.core.files import File
+
+from datasets.exports import ExportCancelled, ExportSpec, export_write
+from datasets.formats import FormatError
+from datasets.imports import ImportCancelled, ImportSource, dataset_import
+from datasets.models import DatasetExport, DatasetImport
+from inference.services import inference_run_after_upload
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from review.archives import ArchiveRejected
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0) -> DatasetImport | None:
+    job = job_attempt_start(DatasetImport, run_id=job_id)
+    if job is None:
+        return None
+    progress = JobProgress(job, interval=progress_interval)
+    try:
+        with job.file.open("rb") as stored:
+            source = ImportSource(stored, name=job.file.name)
+            try:
+                report = dataset_import(
+                    project=job.project, source=source, user=job.requested_by, format=job.format,
+                    partial=job.partial, model_name=job.model_name or job.original_name, progress=progress,
+                    on_plan=lambda count: DatasetImport.objects.filter(pk=job.pk).update(progress_total=count))
+            finally:
+                source.close()
+        progress.flush()
+        DatasetImport.objects.filter(pk=job.pk).update(report=report.as_dict(), detected_format=report.format)
+        if report.committed:
+            inference_run_after_upload(project=job.project, image_ids=report.added_image_ids, user=job.requested_by)
+            job_finish(job, status=JobStatus.SUCCEEDED)
+        else:
+            count = len(report.rejected)
+            job_finish(job, status=JobStatus.FAILED, error=(
+                f"{count} file{'s were' if count != 1 else ' was'} refused, so nothing was imported; see the report, "
+                "fix them or import again with partial import on to keep the valid ones."))
+    except ImportCancelled:
+        job_finish(job, status=JobStatus.CANCELLED)
+    except (FormatError, ArchiveRejected) as exc:
+        job_finish(job, status=JobStatus.FAILED, error=f"{exc} Nothing was imported.")
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        job_finish(job, status=JobStatus.FAILED, error=f"The import failed ({type(exc).__name__}: {exc}); "
+                                                       "nothing was imported.")
+    job.refresh_from_db()
+    if job.is_finished and job.file:
+        job.file.delete(save=True)  # the upload is not needed once its outcome is recorded
+    return job
+
+
+def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0) -> DatasetExport | None:
+    job = job_attempt_start(DatasetExport, run_id=job_id)
+    if job is None:
+        return None
+    spec = ExportSpec(format=job.format, source=job.source, include_images=job.include_images,
+                      model_version=job.model_version, snapshot=job.snapshot, min_score=job.min_score)
+    progress = JobProgress(job, interval=progress_interval)
+    try:
+        with tempfile.TemporaryFile() as out:
+            summary = export_write(
+                project=job.project, spec=spec, out=out, progress=progress,
+                on_total=lambda count: DatasetExport.objects.filter(pk=job.pk).update(progress_total=count))
+            progress.flush()
+            size = out.tell()
+            out.seek(0)
+            job.file.save("export.zip", File(out), save=False)
+        DatasetExport.objects.filter(pk=job.pk).update(
+            file=job.file.name, size_bytes=size, image_count=summary.image_count, box_count=summary.box_count)
+        job_finish(job, status=JobStatus.SUCCEEDED)
+    except ExportCancelled:
+        job_finish(job, status=JobStatus.CANCELLED)
+    except Exception as exc:
+        logger.exception("export %s failed", job_id)
+        job_finish(job, status=JobStatus.FAILED, error=f"The export failed ({type(exc).__name__}: {exc}).")
+    job.refresh_from_db()
+    return job

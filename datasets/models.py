@@ -1,0 +1,100 @@
+"""Import and export jobs: a dataset brought into a project, or a project's labels written out as a zip.
+
+`datasets` sits on top of the other apps (review <- inference <- training <- datasets) because an
+import may create an external model's predictions and an export may read a training snapshot.
+"""
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from inference.models import ModelVersion
+from project.jobs import JobRun
+from review.models import Project
+from training.models import DatasetSnapshot
+
+
+class ImportFormat(models.TextChoices):
+    AUTO = "auto", "Detect from the files"
+    COCO = "coco", "COCO JSON"
+    YOLO = "yolo", "YOLO (labels/*.txt and data.yaml)"
+    VOC = "voc", "Pascal VOC XML"
+    IMAGES = "images", "Images only"
+
+
+class ExportFormat(models.TextChoices):
+    COCO = "coco", "COCO JSON"
+    YOLO = "yolo", "YOLO (ultralytics layout with data.yaml)"
+    VOC = "voc", "Pascal VOC XML"
+
+
+class ExportSource(models.TextChoices):
+    REVIEWED = "reviewed", "Reviewed labels"
+    PREDICTIONS = "predictions", "Predictions of one model version"
+    SNAPSHOT = "snapshot", "A frozen training snapshot"
+
+
+def import_upload_path(job: DatasetImport, filename: str) -> str:
+    # The user's file name never becomes a path: a random name keeps it inside the folder.
+    extension = "json" if filename.lower().endswith(".json") else "zip"
+    return f"projects/{job.project_id}/imports/{uuid.uuid4().hex}.{extension}"
+
+
+def export_upload_path(job: DatasetExport, filename: str) -> str:
+    return f"projects/{job.project_id}/exports/{uuid.uuid4().hex}.zip"
+
+
+class DatasetImport(JobRun):
+    """A zip (images, optionally with COCO, YOLO or VOC labels) or a COCO file brought into a project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    file = models.FileField(
+        upload_to=import_upload_path, max_length=255, blank=True,
+        help_text="The uploaded file, kept until the import finishes.",
+    )
+    original_name = models.CharField(max_length=255, help_text="The uploaded file's name; shown, never used as a path.")
+    format = models.CharField(max_length=8, choices=ImportFormat.choices, default=ImportFormat.AUTO)
+    detected_format = models.CharField(max_length=8, blank=True, help_text="The format the labels were read as.")
+    partial = models.BooleanField(
+        default=False, help_text="Keep the valid images when some are refused; otherwise nothing is kept then.",
+    )
+    model_name = models.CharField(
+        max_length=200, blank=True,
+        help_text="For detections with scores: the name of the external model they become predictions of.",
+    )
+    report = models.JSONField(default=dict, blank=True, help_text="What was added, skipped and refused, per file.")
+
+    class Meta(JobRun.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Import #{self.pk} of {self.original_name}"
+
+
+class DatasetExport(JobRun):
+    """A project's reviewed labels, one model's predictions or a snapshot, written as a zip."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    format = models.CharField(max_length=8, choices=ExportFormat.choices, default=ExportFormat.COCO)
+    source = models.CharField(max_length=16, choices=ExportSource.choices, default=ExportSource.REVIEWED)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Whose predictions, for source=predictions.",
+    )
+    snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Which snapshot, for source=snapshot.",
+    )
+    include_images = models.BooleanField(default=True)
+    min_score = models.FloatField(default=0.0, help_text="For predictions: leave out boxes scored below this.")
+    file = models.FileField(upload_to=export_upload_path, max_length=255, blank=True, help_text="The finished zip.")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    image_count = models.PositiveIntegerField(default=0)
+    box_count = models.PositiveIntegerField(default=0)
+
+    class Meta(JobRun.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} ({self.source}, {self.format})"

@@ -1,0 +1,65 @@
+"""Writes of the datasets app: start an import or an export job (checked first), cancel one."""
+from __future__ import annotations
+
+from celery import current_app
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import transaction
+
+from datasets.exports import ExportSpec, export_spec_check
+from datasets.models import DatasetExport, DatasetImport, ImportFormat
+from project.jobs import JobRun, job_cancel_request
+from review.models import Project
+
+IMPORT_TASK = "datasets.tasks.dataset_import_execute"
+EXPORT_TASK = "datasets.tasks.dataset_export_execute"
+
+
+@transaction.atomic
+def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File, name: str,
+                         format: str = ImportFormat.AUTO, partial: bool = False, model_name: str = "",
+                         queue: bool = True) -> DatasetImport:
+    """Store the uploaded zip or COCO file and queue its import (or leave it for the caller to run: queue=False)."""
+    if format not in ImportFormat.values:
+        raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
+    if not name.lower().endswith((".zip", ".json")):
+        raise ValidationError({"file": "Upload a .zip archive (images, optionally with labels) or a COCO .json file."})
+    job = DatasetImport(project=project, requested_by=user, original_name=_shown_name(name), format=format,
+                        partial=partial, model_name=model_name.strip()[:200])
+    job.file.save(name, file, save=False)
+    job.save()
+    if queue:
+        transaction.on_commit(lambda: _queue(DatasetImport, IMPORT_TASK, job.pk))
+    return job
+
+
+@transaction.atomic
+def dataset_export_start(*, project: Project, user: AbstractBaseUser | None, spec: ExportSpec,
+                         queue: bool = True) -> DatasetExport:
+    """Check the export and queue it (or leave it for the caller to run: queue=False)."""
+    export_spec_check(project, spec)
+    job = DatasetExport.objects.create(
+        project=project, requested_by=user, format=spec.format, source=spec.source, model_version=spec.model_version,
+        snapshot=spec.snapshot, include_images=spec.include_images, min_score=spec.min_score,
+    )
+    if queue:
+        transaction.on_commit(lambda: _queue(DatasetExport, EXPORT_TASK, job.pk))
+    return job
+
+
+def dataset_job_cancel(*, job: JobRun) -> JobRun:
+    """Stop an import (nothing is written) or an export (no file is kept)."""
+    job_cancel_request(job)
+    job.refresh_from_db()
+    return job
+
+
+def _queue(model: type[JobRun], task: str, job_id: int) -> None:
+    task_id = current_app.send_task(task, args=[job_id]).id
+    model.objects.filter(pk=job_id).update(celery_task_id=task_id)
+
+
+def _shown_name(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in base if ch.isprintable())[:255] or "upload"

@@ -1,0 +1,47 @@
+"""Archives and label files built in memory for the import and export tests."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from datasets.imports import ImportSource
+from review.demo_images import generate_scene
+
+
+def scene_png(seed: int, size: int = 96) -> bytes:
+    return generate_scene(seed, width=size, height=size).png_bytes()
+
+
+def zip_of(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def source_of(files: dict[str, bytes]) -> ImportSource:
+    return ImportSource(zip_of(files), name="upload.zip")
+
+
+def json_source(doc: dict, name: str = "labels.json") -> ImportSource:
+    return ImportSource(io.BytesIO(json.dumps(doc).encode()), name=name)
+
+
+def coco_doc(images: list[tuple[str, int, int]], boxes: list[tuple[int, str, list[float]]], *,
+             classes=("circle", "square", "triangle"), score: float | None = None) -> dict:
+    """images: (file name, width, height); boxes: (image index, class name, [x, y, w, h])."""
+    category = {name: number + 1 for number, name in enumerate(classes)}
+    annotations = []
+    for number, (image_index, name, bbox) in enumerate(boxes):
+        annotation = {"id": number + 1, "image_id": image_index + 1, "category_id": category[name], "bbox": bbox}
+        if score is not None:
+            annotation["score"] = score
+        annotations.append(annotation)
+    return {
+        "images": [{"id": n + 1, "file_name": f, "width": w, "height": h} for n, (f, w, h) in enumerate(images)],
+        "categories": [{"id": i, "name": n} for n, i in category.items()],
+        "annotations": annotations,
+    }
