@@ -17,11 +17,12 @@ from review.archives import ArchiveRejected
 logger = logging.getLogger(__name__)
 
 
-def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0) -> DatasetImport | None:
+def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, listener=None) -> DatasetImport | None:
+    """Run one import; `listener(done, total)` follows its progress (the management command prints it)."""
     job = job_attempt_start(DatasetImport, run_id=job_id)
     if job is None:
         return None
-    progress = JobProgress(job, interval=progress_interval)
+    progress = JobProgress(job, interval=progress_interval, listener=listener)
     try:
         with job.file.open("rb") as stored:
             source = ImportSource(stored, name=job.file.name)
@@ -29,7 +30,7 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0) -> Da
                 report = dataset_import(
                     project=job.project, source=source, user=job.requested_by, format=job.format,
                     partial=job.partial, model_name=job.model_name or job.original_name, progress=progress,
-                    on_plan=lambda count: DatasetImport.objects.filter(pk=job.pk).update(progress_total=count))
+                    on_plan=lambda count: _set_total(progress, count))
             finally:
                 source.close()
         progress.flush()
@@ -56,18 +57,19 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0) -> Da
     return job
 
 
-def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0) -> DatasetExport | None:
+def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0, listener=None) -> DatasetExport | None:
+    """Run one export; `listener(done, total)` follows its progress (the management command prints it)."""
     job = job_attempt_start(DatasetExport, run_id=job_id)
     if job is None:
         return None
     spec = ExportSpec(format=job.format, source=job.source, include_images=job.include_images,
                       model_version=job.model_version, snapshot=job.snapshot, min_score=job.min_score)
-    progress = JobProgress(job, interval=progress_interval)
+    progress = JobProgress(job, interval=progress_interval, listener=listener)
     try:
         with tempfile.TemporaryFile() as out:
             summary = export_write(
                 project=job.project, spec=spec, out=out, progress=progress,
-                on_total=lambda count: DatasetExport.objects.filter(pk=job.pk).update(progress_total=count))
+                on_total=lambda count: _set_total(progress, count))
             progress.flush()
             size = out.tell()
             out.seek(0)
@@ -82,3 +84,8 @@ def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0) -> Da
         job_finish(job, status=JobStatus.FAILED, error=f"The export failed ({type(exc).__name__}: {exc}).")
     job.refresh_from_db()
     return job
+
+
+def _set_total(progress: JobProgress, count: int) -> None:
+    progress.total = count
+    progress.model.objects.filter(pk=progress.run_id).update(progress_total=count)

@@ -62,7 +62,8 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
         if name not in existing:
             label_class_create(project=project, name=name)
     version = ModelVersion(project=project, number=_next_number(project), architecture=architecture,
-                           class_names=class_names, source=source, parent=parent, metrics=metrics or {}, created_by=user, note=note)
+                           class_names=class_names, source=source, parent=parent, metrics=metrics or {},
+                           created_by=user, note=note)
     # Stored re-serialised as safetensors: whatever the upload was, what we keep cannot run code.
     stored = detector.weights_to_bytes(model, architecture=architecture, class_names=class_names)
     version.weights.save("weights.safetensors", ContentFile(stored), save=False)

@@ -3,6 +3,7 @@ objects are addressed by id (the access check finds their project)."""
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from datasets import api as datasets_api
 from inference import api as inference_api
 from review import api as review_api
 from training import api as training_api
@@ -48,6 +49,14 @@ urlpatterns = [
     path("projects/<int:project_id>/snapshots/", training_api.SnapshotList.as_view(), name="snapshot_list"),
     path("snapshots/<int:snapshot_id>/", training_api.SnapshotDetail.as_view(), name="snapshot_detail"),
     path("snapshots/<int:snapshot_id>/download/", training_api.SnapshotDownload.as_view(), name="snapshot_download"),
+    # Import and export
+    path("projects/<int:project_id>/imports/", datasets_api.ImportListCreate.as_view(), name="import_list"),
+    path("imports/<int:import_id>/", datasets_api.ImportDetail.as_view(), name="import_detail"),
+    path("imports/<int:import_id>/cancel/", datasets_api.ImportCancel.as_view(), name="import_cancel"),
+    path("projects/<int:project_id>/exports/", datasets_api.ExportListCreate.as_view(), name="export_list"),
+    path("exports/<int:export_id>/", datasets_api.ExportDetail.as_view(), name="export_detail"),
+    path("exports/<int:export_id>/cancel/", datasets_api.ExportCancel.as_view(), name="export_cancel"),
+    path("exports/<int:export_id>/download/", datasets_api.ExportDownload.as_view(), name="export_download"),
     # The contract, served offline
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

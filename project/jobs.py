@@ -126,10 +126,14 @@ class JobProgress:
     writes and cancel checks happen at most once per `interval` seconds, plus a final `flush()`.
     """
 
-    def __init__(self, run: JobRun, *, interval: float = 1.0) -> None:
+    def __init__(self, run: JobRun, *, interval: float = 1.0, listener=None) -> None:
         self.model = type(run)
         self.run_id = run.pk
         self.interval = interval
+        # For a terminal: listener(done, total) after every add; `total` is set by whoever learns it.
+        self.listener = listener
+        self.total: int | None = None
+        self.done = 0
         self._pending = 0
         self._last_write = time.monotonic()
         self._last_check = 0.0
@@ -139,7 +143,10 @@ class JobProgress:
     def add(self, done: int, **fields) -> None:
         """Record `done` more units; extra fields (for example loss history) are written with it."""
         self._pending += done
+        self.done += done
         self._extra.update(fields)
+        if self.listener is not None:
+            self.listener(self.done, self.total)
         if time.monotonic() - self._last_write >= self.interval:
             self.flush()
 

@@ -9,8 +9,10 @@ from django.core.files.base import ContentFile
 from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
+from datasets.models import DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersion
 from project import api_urls
+from project.jobs import JobStatus
 from review.models import Role
 from tests.factories import UserFactory, add_images, add_member, make_project
 from training.models import DatasetSnapshot, TrainingRun
@@ -60,6 +62,15 @@ REQUIRED_ROLE = {
     ("snapshot_list", "GET"): A,
     ("snapshot_detail", "GET"): A,
     ("snapshot_download", "GET"): M,
+    ("import_list", "GET"): M,
+    ("import_list", "POST"): M,
+    ("import_detail", "GET"): M,
+    ("import_cancel", "POST"): M,
+    ("export_list", "GET"): M,
+    ("export_list", "POST"): M,
+    ("export_detail", "GET"): M,
+    ("export_cancel", "POST"): M,
+    ("export_download", "GET"): M,
     ("schema", "GET"): PUBLIC,
     ("docs", "GET"): PUBLIC,
     ("redoc", "GET"): PUBLIC,
@@ -104,8 +115,16 @@ def world():
         "image_id": image.pk, "version_id": version.pk, "snapshot_id": snapshot.pk,
         "inference_run_id": InferenceRun.objects.create(project=project, model_version=version).pk,
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
+        "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
+        "export_id": _finished_export(project).pk,
     }
     return users, ids
+
+
+def _finished_export(project) -> DatasetExport:
+    export = DatasetExport(project=project, status=JobStatus.SUCCEEDED)
+    export.file.save("e.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    return export
 
 
 def _url(name: str, ids: dict) -> str:

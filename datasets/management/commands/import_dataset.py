@@ -1,0 +1,61 @@
+"""manage.py import_dataset PROJECT PATH: the API's import, run here with progress on the terminal."""
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
+
+from datasets.execution import dataset_import_execute
+from datasets.models import ImportFormat
+from datasets.services import dataset_import_start
+from project.cli import ProgressPrinter, project_from_arg
+
+
+class Command(BaseCommand):
+    help = "Import a zip of images (optionally with COCO, YOLO or VOC labels) or a COCO .json into a project."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="Project id or exact name.")
+        parser.add_argument("path", help="A .zip archive or a COCO .json file.")
+        parser.add_argument("--format", default="auto", choices=ImportFormat.values)
+        parser.add_argument("--partial", action="store_true", help="Keep the valid images when some are refused.")
+        parser.add_argument("--model-name", default="", help="Name of the external model for detections with scores.")
+        parser.add_argument("--user", help="Username recorded as the importer.")
+
+    def handle(self, *args, project, path, format, partial, model_name, user, **options):
+        project = project_from_arg(project)
+        importer = get_user_model().objects.filter(username=user).first() if user else None
+        if user and importer is None:
+            raise CommandError(f"No user {user!r}.")
+        file = Path(path)
+        if not file.is_file():
+            raise CommandError(f"{path}: no such file.")
+        try:
+            with file.open("rb") as handle:
+                job = dataset_import_start(project=project, user=importer, file=File(handle), name=file.name,
+                                           format=format, partial=partial, model_name=model_name, queue=False)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        printer = ProgressPrinter(self.stdout, f"Import #{job.pk}")
+        job = dataset_import_execute(job_id=job.pk, listener=printer)
+        printer(job.progress_done, job.progress_total, force=True)
+        printer.end()
+        self._print_report(job.report)
+        if job.status != "succeeded":
+            raise CommandError(f"Import {job.status}: {job.error}")
+        self.stdout.write(self.style.SUCCESS(f"Imported into {project.name!r} (import #{job.pk})."))
+
+    def _print_report(self, report: dict) -> None:
+        if not report:
+            return
+        self.stdout.write(
+            f"Format {report['format']}: {report['images_added']} images added, {report['boxes_added']} boxes, "
+            f"{report['predictions_added']} predictions, {len(report['duplicates'])} duplicates skipped, "
+            f"{len(report['rejected'])} refused, {len(report['skipped'])} other files skipped.")
+        if report["classes_created"]:
+            self.stdout.write(f"New classes: {', '.join(report['classes_created'])}")
+        for rejected in report["rejected"][:50]:
+            self.stdout.write(self.style.ERROR(f"  refused {rejected['file']}: {rejected['error']}"))
+        if len(report["rejected"]) > 50:
+            self.stdout.write(f"  ... and {len(report['rejected']) - 50} more (see the import in the API)")

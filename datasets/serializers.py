@@ -1,0 +1,50 @@
+"""REST shapes of import and export jobs."""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+
+JOB_FIELDS = ["id", "status", "percent", "progress_done", "progress_total", "attempts", "cancel_requested", "error",
+              "created_at", "started_at", "finished_at"]
+
+
+class DatasetImportSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = DatasetImport
+        fields = JOB_FIELDS + ["original_name", "format", "detected_format", "partial", "model_name", "report"]
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="A .zip of images (optionally with COCO, YOLO or VOC labels), or a COCO "
+                                           ".json for images already in the project.")
+    format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
+    partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
+    model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
+                                       help_text="Name of the external model whose detections (boxes with scores) "
+                                                 "these are.")
+
+
+class DatasetExportSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+    download_ready = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetExport
+        fields = JOB_FIELDS + ["format", "source", "model_version", "snapshot", "include_images", "min_score",
+                               "image_count", "box_count", "size_bytes", "download_ready"]
+
+    def get_download_ready(self, job: DatasetExport) -> bool:
+        return bool(job.file) and job.status == "succeeded"
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ExportFormat.choices)
+    source = serializers.ChoiceField(choices=ExportSource.choices, default=ExportSource.REVIEWED)
+    model_version = serializers.IntegerField(required=False, help_text="For source=predictions.")
+    snapshot = serializers.IntegerField(required=False, help_text="For source=snapshot.")
+    include_images = serializers.BooleanField(default=True)
+    min_score = serializers.FloatField(default=0.0, min_value=0.0, max_value=1.0,
+                                       help_text="For predictions: leave out boxes scored below this.")

@@ -1,0 +1,64 @@
+"""What the management commands share: finding the project, and progress printed on the terminal."""
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import CommandError, OutputWrapper
+
+from project.jobs import JobRun
+from review.models import Project
+
+
+def project_from_arg(value: str) -> Project:
+    """A project by id, or by its exact name when that is unique."""
+    found = Project.objects.filter(pk=int(value)) if value.isdigit() else Project.objects.filter(name=value)
+    projects = list(found[:2])
+    if len(projects) != 1:
+        raise CommandError(f"No single project {value!r}: give a project id (see the project list or the admin).")
+    return projects[0]
+
+
+class ProgressPrinter:
+    """A one-line progress bar, redrawn at most every `interval` seconds (always when a job ends)."""
+
+    def __init__(self, stdout: OutputWrapper, label: str, *, interval: float = 0.5, width: int = 30) -> None:
+        self.stdout, self.label, self.interval, self.width = stdout, label, interval, width
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval:
+            return
+        self._last = now
+        if total:
+            filled = int(self.width * min(done, total) / total)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stdout.write(f"\r{self.label} [{bar}] {100 * min(done, total) / total:5.1f}% {done}/{total}", ending="")
+        else:
+            self.stdout.write(f"\r{self.label} {done} done", ending="")
+        self.stdout.flush()
+
+    def end(self) -> None:
+        self.stdout.write("")
+
+
+def follow_run(run: JobRun, stdout: OutputWrapper, label: str, *, poll: float = 1.0, hint_after: float = 15.0) -> JobRun:
+    """Print a queued run's progress as workers report it, until it finishes; Ctrl-C stops following only."""
+    printer = ProgressPrinter(stdout, label, interval=0)
+    started, hinted = time.monotonic(), False
+    try:
+        while True:
+            run.refresh_from_db()
+            printer(run.progress_done, run.progress_total or None)
+            if run.is_finished:
+                break
+            if run.status == "queued" and not hinted and time.monotonic() - started > hint_after:
+                stdout.write("\nStill queued: is a worker running? "
+                             "(.venv/bin/celery -A project worker -Q default,inference,training)")
+                hinted = True
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        stdout.write(f"\nStopped following; run #{run.pk} goes on in the workers (cancel it in the UI or API).")
+        return run
+    printer.end()
+    return run
