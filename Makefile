@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install migrate clean bench-inference
+.PHONY: demo test install browser migrate clean bench-inference
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,12 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Debian's chromium for the browser tests, when missing and we may install packages (the tests skip without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "warning: chromium is not installed; browser tests will be skipped"
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -23,7 +29,7 @@ demo: migrate
 
 ## Run the test suite (embedded SQLite and filesystem broker unless DATABASE_URL / CELERY_BROKER_URL say otherwise).
 # pytest exits 5 when it collects nothing: said plainly, not mistaken for a test failure.
-test: install
+test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; else exit $$rc; fi; }
 
 bench-inference: install

@@ -9,4 +9,5 @@ urlpatterns = [
     path("api/v1/", include(("project.api_urls", "api"))),
     path("", include("review.urls")),
     path("", include("training.urls")),
+    path("", include("datasets.urls")),
 ]

@@ -1,0 +1,99 @@
+"""The import and export page (managers): start jobs, follow them live, download finished exports."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from datasets import services
+from datasets.exports import ExportSpec
+from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+from inference.models import ModelVersion
+from review.access import project_for_member
+from review.models import Role
+from training.models import DatasetSnapshot
+
+
+@login_required
+@require_GET
+def project_data(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    return render(request, "datasets/project_data.html", {
+        "project": project,
+        "imports": DatasetImport.objects.filter(project=project).order_by("-created_at")[:10],
+        "exports": DatasetExport.objects.filter(project=project).select_related("model_version")
+        .order_by("-created_at")[:10],
+        "import_formats": ImportFormat.choices,
+        "export_formats": ExportFormat.choices,
+        "export_sources": ExportSource.choices,
+        "model_versions": ModelVersion.objects.filter(project=project).order_by("-number"),
+        "snapshots": DatasetSnapshot.objects.filter(project=project).order_by("-created_at")[:20],
+    })
+
+
+def _back(project_id: int) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("datasets:project_data", args=[project_id]))
+
+
+@login_required
+@require_POST
+def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a .zip or a COCO .json file to import.")
+        return _back(project.pk)
+    try:
+        job = services.dataset_import_start(
+            project=project, user=request.user, file=upload, name=upload.name,
+            format=request.POST.get("format", "auto"), partial=request.POST.get("partial") == "on",
+            model_name=request.POST.get("model_name", ""))
+        messages.success(request, f"Import #{job.pk} of {job.original_name} queued.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(project.pk)
+
+
+@login_required
+@require_POST
+def export_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    post = request.POST
+    try:
+        min_score = float(post.get("min_score") or 0)
+    except ValueError:
+        min_score = -1.0
+    version_id, snapshot_id = post.get("model_version", ""), post.get("snapshot", "")
+    spec = ExportSpec(
+        format=post.get("format", ""), source=post.get("source", ""), include_images=post.get("include_images") == "on",
+        min_score=min_score,
+        model_version=ModelVersion.objects.filter(project=project, pk=version_id).first() if version_id.isdigit()
+        else None,
+        snapshot=DatasetSnapshot.objects.filter(project=project, pk=snapshot_id).first() if snapshot_id.isdigit()
+        else None,
+    )
+    try:
+        job = services.dataset_export_start(project=project, user=request.user, spec=spec)
+        messages.success(request, f"Export #{job.pk} queued.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(project.pk)
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponseRedirect:
+    model = {"import": DatasetImport, "export": DatasetExport}.get(kind)
+    if model is None:
+        raise Http404("No such job.")
+    job = get_object_or_404(model, pk=job_id)
+    project_for_member(request.user, job.project_id, role=Role.MANAGER)
+    try:
+        services.dataset_job_cancel(job=job)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return _back(job.project_id)
