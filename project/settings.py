@@ -143,6 +143,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ReviewStatusEnum": "review.models.ReviewStatus",
         "JobStatusEnum": "project.jobs.JobStatus",
+        "ImportFormatEnum": "datasets.models.ImportFormat",
+        "ExportFormatEnum": "datasets.models.ExportFormat",
+        "ExportSourceEnum": "datasets.models.ExportSource",
+        "AnnotationSourceEnum": "review.models.AnnotationSource",
+        "ModelSourceEnum": "inference.models.ModelSource",
     },
 }
 
