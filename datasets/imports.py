@@ -27,7 +27,9 @@ from django.utils import timezone
 
 from datasets.formats import Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, stem, voc, yolo
 from inference.models import Prediction
+from inference.outcomes import box_outcomes_refresh
 from inference.pipeline import image_uncertainty
+from inference.ranking import review_priority
 from inference.services import model_version_external_create
 from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
@@ -392,6 +394,9 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
     Prediction.objects.bulk_create(predictions, batch_size=1000)
     report.boxes_added, report.predictions_added = len(annotations), len(predictions)
     _rank_by_imported_scores(scored_images)
+    # Error review: imported truth judges every version's predictions; imported detections are judged by it.
+    labelled = [item.image.pk for item in ready if item.boxes is not None and item.image.pk]
+    box_outcomes_refresh(image_ids=labelled, model_version_ids=[version.pk] if version else None)
 
 
 def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]]) -> None:
@@ -402,8 +407,9 @@ def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]]) -> No
     for pk, scores in scored_images:
         if pk in unreviewed:
             uncertainty = image_uncertainty(np.asarray(scores, dtype=np.float64))
-            rows.append(Image(pk=pk, uncertainty=uncertainty, priority=uncertainty))
-    Image.objects.bulk_update(rows, ["uncertainty", "priority"], batch_size=500)
+            rows.append(Image(pk=pk, uncertainty=uncertainty, disagreement=None, count_anomaly=None,
+                              priority=review_priority(uncertainty=uncertainty, disagreement=None, count_anomaly=None)))
+    Image.objects.bulk_update(rows, ["uncertainty", "disagreement", "count_anomaly", "priority"], batch_size=500)
 
 
 # --- The whole import -------------------------------------------------------------------------

@@ -21,7 +21,10 @@ from django.utils import timezone
 
 from inference import detector
 from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
-from inference.pipeline import ImageResult, image_uncertainty, predict_stream
+from inference.matching import ImagePredictions
+from inference.outcomes import REVIEWED, box_outcomes_refresh, previous_predictions, typical_box_count
+from inference.pipeline import REVIEW_THRESHOLD, ImageResult, image_uncertainty, predict_stream
+from inference.ranking import confident, count_anomaly, disagreement, review_priority
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from review.models import Image, LabelClass
 
@@ -34,7 +37,7 @@ WRITES_IN_FLIGHT = 2
 _DECODE_POOL: ThreadPoolExecutor | None = None
 _WRITER: ThreadPoolExecutor | None = None
 PREDICTION_COLUMNS = ("image", "model_version", "label_class", "x", "y", "w", "h", "score")
-IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "priority")
+IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "disagreement", "count_anomaly", "priority")
 
 
 def _thread_pools() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
@@ -85,6 +88,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     files = dict(Image.objects.filter(pk__in=chunk.image_ids).values_list("pk", "file"))
     items = [(image_id, _reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
+    typical = typical_box_count(run.project_id)
     progress = JobProgress(run)
     written: list[tuple[int, int]] = []  # (predictions, unreadable images) per written batch
     cancelled = False
@@ -95,7 +99,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     in_flight: deque[tuple[Future, int]] = deque()
     try:
         for results in stream:
-            in_flight.append((writer.submit(_write_batch, version, results, label_map), len(results)))
+            in_flight.append((writer.submit(_write_batch, version, results, label_map, typical), len(results)))
             while len(in_flight) > WRITES_IN_FLIGHT:
                 written.append(_collect(in_flight, progress))
             if progress.cancelled():
@@ -133,12 +137,14 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 
 
 @transaction.atomic
-def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None]) -> tuple[int, int]:
-    """Replace this version's predictions on these images and update their uncertainty; one transaction."""
+def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
+                 typical: float | None = None) -> tuple[int, int]:
+    """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
     keys = [r.key for r in results]
     Prediction.objects.filter(model_version=version, image_id__in=keys).delete()
+    previous = previous_predictions(keys, version)
     rows: list[tuple] = []
-    images: list[tuple] = []  # (inference_error, uncertainty, priority, image id)
+    images: list[tuple] = []  # IMAGE_SCORE_COLUMNS, then the image id
     failed = 0
     # model class id -> label class id, as an array so whole batches map at once (0: class gone)
     lookup = np.zeros(max(label_map, default=0) + 1, dtype=np.int64)
@@ -147,7 +153,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     for result in results:
         if result.detections is None:
             failed += 1
-            images.append((result.error[:2000], None, 0.0, result.key))
+            images.append((result.error[:2000], None, None, None, 0.0, result.key))
             continue
         d = result.detections
         labels = lookup[np.clip(d.labels, 0, len(lookup) - 1)]
@@ -160,9 +166,17 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
                         boxes[:, 1].tolist(), (boxes[:, 2] - boxes[:, 0]).tolist(),
                         (boxes[:, 3] - boxes[:, 1]).tolist(), scores.tolist()))
         uncertainty = image_uncertainty(d.scores)
-        images.append(("", uncertainty, uncertainty, result.key))
+        shown = confident(ImagePredictions(result.key, boxes.astype(np.float32), labels[keep], scores.astype(np.float32)),
+                          REVIEW_THRESHOLD)
+        disagree = disagreement(shown, previous[result.key]) if result.key in previous else None
+        anomaly = count_anomaly(len(shown.labels), typical)
+        images.append(("", uncertainty, disagree, anomaly, review_priority(
+            uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly), result.key))
     _executemany(Prediction, PREDICTION_COLUMNS, rows)
     _executemany(Image, IMAGE_SCORE_COLUMNS, images, update=True)
+    reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED).values_list("pk", flat=True))
+    if reviewed:
+        box_outcomes_refresh(image_ids=reviewed, model_version_ids=[version.pk])
     reset_queries()  # with DEBUG on, Django would otherwise keep every (large) INSERT of a long chunk
     return len(rows), failed
 

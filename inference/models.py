@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from project.jobs import JobRun
-from review.models import Image, LabelClass, Project
+from review.models import Annotation, Image, LabelClass, Project
 
 
 class ModelSource(models.TextChoices):
@@ -95,6 +95,51 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_class} {self.score:.2f}"
+
+
+class OutcomeKind(models.TextChoices):
+    TRUE_POSITIVE = "tp", "Correct"
+    FALSE_POSITIVE = "fp", "False positive"
+    WRONG_CLASS = "wrong_class", "Wrong class"
+    POOR_LOCALISATION = "poor_localisation", "Poor localisation"
+    MISSED = "missed", "Missed"
+
+
+class BoxOutcome(models.Model):
+    """How one box of a reviewed image fared for one model version, judged against the human boxes.
+
+    One row per confident prediction (correct, false positive, wrong class, poor localisation) and
+    one per human box that no confident prediction found (missed). Recomputed whenever the image's
+    review is saved and whenever the version's predictions for it are written (inference/outcomes.py).
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="box_outcomes")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="box_outcomes")
+    kind = models.CharField(max_length=20, choices=OutcomeKind.choices)
+    prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    annotation = models.ForeignKey(
+        Annotation, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The human box missed, matched, or sat on (wrong class, poor localisation).",
+    )
+    label_class = models.ForeignKey(
+        LabelClass, on_delete=models.CASCADE, related_name="+", help_text="The prediction's class, or the missed box's.",
+    )
+    x = models.FloatField()
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    score = models.FloatField(null=True, blank=True, help_text="The prediction's score; empty for a missed box.")
+    iou = models.FloatField(default=0.0, help_text="Largest overlap of the prediction with any human box.")
+
+    class Meta:
+        ordering = ["image", "model_version", "id"]
+        indexes = [
+            models.Index(fields=["model_version", "kind"], name="boxoutcome_version_kind_idx"),
+            models.Index(fields=["image", "model_version"], name="boxoutcome_image_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.label_class} on image {self.image_id}"
 
 
 class InferenceScope(models.TextChoices):

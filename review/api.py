@@ -30,6 +30,7 @@ from review.archives import ArchiveRejected, SafeArchive
 from review.models import Image, LabelClass, Membership, Project, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
+from inference.outcomes import box_outcomes_refresh
 from training.services import training_after_review
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -291,6 +292,7 @@ class ImageBoxesSave(APIView):
                                               seconds_spent=data["seconds_spent"])
         except services.StaleImage as exc:
             return conflict(str(exc), image_detail_data(exc.image, model_version=version))
+        box_outcomes_refresh(image_ids=[image.pk])  # error review: how each model fared on the new truth
         training_after_review(project=image.project)
         return Response(image_detail_data(image, model_version=version))
 
@@ -309,5 +311,6 @@ class ImageStatusSet(APIView):
         image = member_object(request, Image.objects.select_related("project"), image_id, Role.REVIEWER)
         data = validated(s.ImageStatusSerializer, request.data)
         image = services.image_status_set(image=image, status=data["status"], user=request.user)
+        box_outcomes_refresh(image_ids=[image.pk])  # an image sent back to the queue has no truth to judge by
         return Response(image_detail_data(image, model_version=_shown_version(image, None)))
 

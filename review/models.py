@@ -145,10 +145,19 @@ class Image(models.Model):
         default=1, help_text="Bumped by every save of the boxes; a save naming an older version is refused (409).",
     )
     priority = models.FloatField(
-        default=0.0, help_text="Review priority: higher means a human should look sooner. The queue's default order.",
+        default=0.0, help_text="Review priority: higher means a human should look sooner. The queue's default order; "
+        "a weighted sum of the three parts below (docs/priority.md).",
     )
     uncertainty = models.FloatField(
         null=True, blank=True, help_text="How unsure the latest model was on this image (0 to 1); empty before inference.",
+    )
+    disagreement = models.FloatField(
+        null=True, blank=True, help_text="How much the latest model's confident boxes differ from the version before "
+        "it on this image (0 to 1); empty until two versions predicted it.",
+    )
+    count_anomaly = models.FloatField(
+        null=True, blank=True, help_text="How far the latest model's box count is from the project's usual count of "
+        "human boxes per image (0 to 1).",
     )
     inference_error = models.TextField(blank=True, help_text="Why the last inference could not read this image.")
     created_at = models.DateTimeField(default=timezone.now)

@@ -1,7 +1,7 @@
-"""Evaluation of detections against human boxes: COCO mAP (pycocotools) and a per-box matcher.
+"""Evaluation of detections against human boxes: COCO mAP with pycocotools.
 
 No Django here: plain arrays in, dataclasses out. Boxes are xyxy in image pixels; labels are
-model class ids 1..N.
+model class ids 1..N. The per-box matcher is inference/matching.py (error review uses it too).
 """
 from __future__ import annotations
 
@@ -10,32 +10,10 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from torchvision.ops import box_iou
 
-MATCH_IOU = 0.5
-# Class-agnostic overlap above this, but under MATCH_IOU, counts as a box in the wrong place.
-LOCALISATION_IOU = 0.1
-
-
-@dataclass(frozen=True)
-class ImageTruth:
-    image_id: int
-    width: int
-    height: int
-    boxes_xyxy: np.ndarray  # (n, 4)
-    labels: np.ndarray      # (n,)
-
-
-@dataclass(frozen=True)
-class ImagePredictions:
-    image_id: int
-    boxes_xyxy: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
+from inference.matching import ImagePredictions, ImageTruth
 
 
 @dataclass(frozen=True)
@@ -89,51 +67,3 @@ def coco_evaluate(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredi
         if values.size:
             per_class[name] = float(values.mean())
     return EvalResult(float(max(evaluator.stats[0], 0.0)), float(max(evaluator.stats[1], 0.0)), per_class, len(truths))
-
-
-@dataclass(frozen=True)
-class BoxMatch:
-    """Outcome of each box of one image at IoU 0.5.
-
-    prediction_outcomes: per prediction, one of "tp", "fp", "wrong_class", "poor_localisation".
-    truth_matched: per human box, whether some prediction found it (class-aware).
-    """
-
-    prediction_outcomes: list[str]
-    truth_matched: list[bool]
-    matched_truth: list[int | None]  # per prediction: index of the human box it matched (tp only)
-
-    @property
-    def false_negatives(self) -> int:
-        return self.truth_matched.count(False)
-
-
-def match_boxes(truth: ImageTruth, prediction: ImagePredictions, *, iou_threshold: float = MATCH_IOU) -> BoxMatch:
-    """Greedy matching by score, class-aware. An unmatched prediction is a wrong class when it sits on a
-    human box of another class (IoU >= 0.5), poor localisation when it overlaps a box of its own class
-    only a little (0.1 <= IoU < 0.5), and a false positive otherwise (duplicates included)."""
-    order = np.argsort(-prediction.scores, kind="stable")
-    n_truth = len(truth.labels)
-    ious = (box_iou(torch.as_tensor(prediction.boxes_xyxy, dtype=torch.float32).reshape(-1, 4),
-                    torch.as_tensor(truth.boxes_xyxy, dtype=torch.float32).reshape(-1, 4)).numpy()
-            if n_truth and len(order) else np.zeros((len(prediction.scores), n_truth)))
-    taken = [False] * n_truth
-    outcomes: list[str] = [""] * len(order)
-    matched: list[int | None] = [None] * len(order)
-    for p in order:
-        same_class = [(ious[p, t], t) for t in range(n_truth)
-                      if not taken[t] and truth.labels[t] == prediction.labels[p] and ious[p, t] >= iou_threshold]
-        if same_class:
-            _, best = max(same_class)
-            taken[best] = True
-            outcomes[p], matched[p] = "tp", best
-            continue
-        other_class = [ious[p, t] for t in range(n_truth) if truth.labels[t] != prediction.labels[p]]
-        own_class = [ious[p, t] for t in range(n_truth) if truth.labels[t] == prediction.labels[p]]
-        if other_class and max(other_class) >= iou_threshold:
-            outcomes[p] = "wrong_class"
-        elif own_class and LOCALISATION_IOU <= max(own_class) < iou_threshold:
-            outcomes[p] = "poor_localisation"
-        else:
-            outcomes[p] = "fp"  # nothing there, or a duplicate of a box already found
-    return BoxMatch(prediction_outcomes=outcomes, truth_matched=taken, matched_truth=matched)

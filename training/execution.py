@@ -21,7 +21,8 @@ from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
 from review.models import Image, ReviewStatus
-from training.evaluation import EvalResult, ImagePredictions, ImageTruth, coco_evaluate
+from inference.matching import ImagePredictions, ImageTruth
+from training.evaluation import EvalResult, coco_evaluate
 from training.models import TrainingRun
 from training.trainer import Checkpoint, StepReport, Stop, TrainConfig, TrainSample, steps_per_epoch, train
 

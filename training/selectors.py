@@ -8,7 +8,8 @@ from django.db.models import QuerySet
 
 from inference.models import ModelVersion, Prediction
 from review.models import Annotation, Image, LabelClass, Project, Split
-from training.evaluation import ImagePredictions, ImageTruth, coco_evaluate, match_boxes
+from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from training.evaluation import coco_evaluate
 from training.models import TrainingRun
 from training.services import REVIEWED
 

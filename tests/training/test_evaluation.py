@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from training.evaluation import ImagePredictions, ImageTruth, coco_evaluate, match_boxes
+from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from training.evaluation import coco_evaluate
 
 CLASSES = ["circle", "square"]
 

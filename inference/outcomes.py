@@ -1,0 +1,126 @@
+"""Error review's database side: per-box outcomes of reviewed images, and the ranking inputs of unreviewed ones.
+
+Outcomes are recomputed from scratch for the (image, model version) pairs they concern, whenever a
+review is saved (review's API calls `box_outcomes_refresh`), labels are imported, or a version's
+predictions are written (inference/execution.py). Only predictions at or above the review
+threshold count, as in the editor: a box nobody was shown is not an error.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+from django.db import transaction
+
+from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction
+from inference.pipeline import REVIEW_THRESHOLD
+from inference.ranking import confident
+from review.models import Annotation, Image, ReviewStatus
+
+REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
+
+
+@transaction.atomic
+def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterable[int] | None = None) -> int:
+    """Recompute the outcomes of these images; returns the rows written.
+
+    With `model_version_ids`, the caller says those versions predicted these images (even where they
+    found nothing, which makes every human box a miss). Without, every version that has boxes on an
+    image, or had outcomes there before, is judged again.
+    """
+    image_ids = list(image_ids)
+    stale = BoxOutcome.objects.filter(image_id__in=image_ids)
+    if model_version_ids is not None:
+        model_version_ids = list(model_version_ids)
+        stale = stale.filter(model_version_id__in=model_version_ids)
+    images = set(Image.objects.filter(pk__in=image_ids, status__in=REVIEWED).values_list("pk", flat=True))
+    if model_version_ids is not None:
+        pairs = {(image_id, version_id) for image_id in images for version_id in model_version_ids}
+    else:
+        pairs = set(Prediction.objects.filter(image_id__in=images).order_by()
+                    .values_list("image_id", "model_version_id").distinct())
+        pairs |= set(stale.filter(image_id__in=images).order_by().values_list("image_id", "model_version_id")
+                     .distinct())
+    stale.delete()
+    if not pairs:
+        return 0
+    truths = _truths(images)
+    predicted = _confident_predictions(list(images), model_version_ids)
+    rows = []
+    for image_id, version_id in sorted(pairs):
+        rows += _outcomes(image_id, version_id, truths[image_id], predicted.get((image_id, version_id), []))
+    BoxOutcome.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+def _truths(images: set[int]) -> dict[int, list[tuple]]:
+    truths = defaultdict(list)
+    for row in (Annotation.objects.filter(image_id__in=list(images)).order_by("id")
+                .values_list("image_id", "pk", "label_class_id", "x", "y", "w", "h")):
+        truths[row[0]].append(row[1:])
+    return truths
+
+
+def _confident_predictions(image_ids: list[int], version_ids: list[int] | None) -> dict[tuple, list[tuple]]:
+    rows = Prediction.objects.filter(image_id__in=image_ids, score__gte=REVIEW_THRESHOLD).order_by("id")
+    if version_ids is not None:
+        rows = rows.filter(model_version_id__in=version_ids)
+    found = defaultdict(list)
+    for row in rows.values_list("image_id", "model_version_id", "pk", "label_class_id", "x", "y", "w", "h", "score"):
+        found[row[:2]].append(row[2:])
+    return found
+
+
+def _outcomes(image_id: int, version_id: int, truth: list[tuple], predicted: list[tuple]) -> list[BoxOutcome]:
+    match = match_boxes(
+        ImageTruth(image_id, 0, 0, _xyxy([t[2:] for t in truth]), np.array([t[1] for t in truth], np.int64)),
+        ImagePredictions(image_id, _xyxy([p[2:6] for p in predicted]), np.array([p[1] for p in predicted], np.int64),
+                         np.array([p[6] for p in predicted], np.float32)))
+    rows = []
+    for (pk, class_id, x, y, w, h, score), kind, on, iou in zip(predicted, match.prediction_outcomes,
+                                                                match.matched_truth, match.best_iou):
+        rows.append(BoxOutcome(image_id=image_id, model_version_id=version_id, kind=kind, prediction_id=pk,
+                               annotation_id=truth[on][0] if on is not None else None, label_class_id=class_id,
+                               x=x, y=y, w=w, h=h, score=score, iou=iou))
+    for (pk, class_id, x, y, w, h), found in zip(truth, match.truth_matched):
+        if not found:
+            rows.append(BoxOutcome(image_id=image_id, model_version_id=version_id, kind=OutcomeKind.MISSED,
+                                   annotation_id=pk, label_class_id=class_id, x=x, y=y, w=w, h=h))
+    return rows
+
+
+def _xyxy(boxes: list[tuple]) -> np.ndarray:
+    table = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    table[:, 2:] += table[:, :2]
+    return table
+
+
+# --- Ranking inputs for unreviewed images ---------------------------------------------------------
+
+def typical_box_count(project_id: int) -> float | None:
+    """Mean number of human boxes per reviewed image of the project; None before any review."""
+    reviewed = Image.objects.filter(project_id=project_id, status__in=REVIEWED)
+    count = reviewed.count()
+    if count == 0:
+        return None
+    return Annotation.objects.filter(image__in=reviewed).count() / count
+
+
+def previous_predictions(image_ids: list[int], version: ModelVersion) -> dict[int, ImagePredictions]:
+    """Per image, the confident boxes of the newest earlier version that predicted it."""
+    rows = (Prediction.objects.filter(image_id__in=image_ids, model_version__number__lt=version.number)
+            .values_list("image_id", "model_version__number", "label_class_id", "x", "y", "w", "h", "score"))
+    newest: dict[int, int] = {}
+    boxes: dict[tuple, list] = defaultdict(list)
+    for image_id, number, class_id, x, y, w, h, score in rows:
+        newest[image_id] = max(newest.get(image_id, 0), number)
+        boxes[(image_id, number)].append((x, y, x + w, y + h, class_id, score))
+    result = {}
+    for image_id, number in newest.items():
+        table = np.asarray(boxes[(image_id, number)], dtype=np.float64).reshape(-1, 6)
+        result[image_id] = confident(ImagePredictions(image_id, table[:, :4].astype(np.float32),
+                                                      table[:, 4].astype(np.int64), table[:, 5].astype(np.float32)),
+                                     REVIEW_THRESHOLD)
+    return result
