@@ -4,7 +4,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, pagination, status
 from rest_framework.exceptions import ValidationError as BadRequest
 from rest_framework.parsers import MultiPartParser
@@ -12,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inference import selectors, services
 from inference import serializers as s
-from inference import services
-from inference.models import InferenceRun, ModelVersion, Prediction
+from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction
 from project.api import PagePagination, member_object, member_project, validated
 from review.models import Role
 
@@ -139,3 +140,38 @@ class InferenceRunCancel(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         run = member_object(request, InferenceRun.objects.all(), run_id, Role.REVIEWER)
         return Response(s.InferenceRunSerializer(services.inference_run_cancel(run=run)).data)
+
+
+class BoxOutcomeList(generics.ListAPIView):
+    """Error review: how each confident box of this version fared on reviewed images, most confident errors first."""
+
+    serializer_class = s.BoxOutcomeSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[BoxOutcome]:
+        if getattr(self, "swagger_fake_view", False):
+            return BoxOutcome.objects.none()
+        version = member_object(self.request, _versions(), self.kwargs["version_id"])
+        kind = self.request.query_params.get("kind") or None
+        if kind is not None and kind not in OutcomeKind.values:
+            raise BadRequest({"kind": [f"Choose one of {', '.join(OutcomeKind.values)}, or leave it out for every "
+                                       "kind of error."]})
+        label_class = self.request.query_params.get("label_class")
+        if label_class is not None and not label_class.isdigit():
+            raise BadRequest({"label_class": ["Give a label class id."]})
+        return selectors.box_outcomes(version=version, kind=kind,
+                                      label_class_id=int(label_class) if label_class else None)
+
+    @extend_schema(parameters=[
+        OpenApiParameter("kind", OpenApiTypes.STR, enum=OutcomeKind.values,
+                         description="Default: every kind of error (fp, missed, wrong_class, poor_localisation)"),
+        OpenApiParameter("label_class", OpenApiTypes.INT)])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class BoxOutcomeCounts(APIView):
+    @extend_schema(responses=s.BoxOutcomeCountsSerializer, summary="Error counts by kind, overall and per class")
+    def get(self, request: Request, version_id: int) -> Response:
+        version = member_object(request, _versions(), version_id)
+        return Response(selectors.box_outcome_counts(version=version))

@@ -1,9 +1,10 @@
 """Reads of the inference app that pages and the API share."""
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, QuerySet
 
-from inference.models import InferenceRun, ModelVersion
+from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind
+from inference.outcomes import REVIEWED
 from review.models import Project
 
 
@@ -13,3 +14,32 @@ def inference_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[Infer
 
 def model_versions(*, project: Project) -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(project=project).select_related("parent").order_by("-number")
+
+
+ERROR_KINDS = [OutcomeKind.FALSE_POSITIVE, OutcomeKind.MISSED, OutcomeKind.WRONG_CLASS, OutcomeKind.POOR_LOCALISATION]
+
+
+def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_id: int | None = None
+                 ) -> QuerySet[BoxOutcome]:
+    """A version's judged boxes on reviewed images; `kind=None` means every kind of error (not the correct ones).
+
+    Most confident errors first: a confident mistake is the one worth a look.
+    """
+    outcomes = BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED)
+    outcomes = outcomes.filter(kind=kind) if kind else outcomes.filter(kind__in=ERROR_KINDS)
+    if label_class_id is not None:
+        outcomes = outcomes.filter(label_class_id=label_class_id)
+    return outcomes.select_related("label_class", "image", "annotation__label_class").order_by(
+        F("score").desc(nulls_last=True), "id")
+
+
+def box_outcome_counts(*, version: ModelVersion) -> dict:
+    """Counts by kind, overall and per class: {"total": {kind: n}, "by_class": {class name: {kind: n}}}."""
+    rows = (BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED).order_by()
+            .values_list("label_class__name", "kind").annotate(n=Count("id")))
+    total = {kind: 0 for kind in OutcomeKind.values}
+    by_class: dict[str, dict[str, int]] = {}
+    for name, kind, n in rows:
+        total[kind] += n
+        by_class.setdefault(name, {k: 0 for k in OutcomeKind.values})[kind] = n
+    return {"total": total, "by_class": dict(sorted(by_class.items()))}

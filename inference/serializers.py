@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inference import detector
-from inference.models import InferenceRun, InferenceScope, ModelVersion, Prediction
+from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -60,3 +60,17 @@ class InferenceRunCreateSerializer(serializers.Serializer):
                                              help_text="Default: the active model.")
     image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
                                       max_length=1_000_000, help_text="With scope=ids: the images to predict.")
+
+
+class BoxOutcomeSerializer(serializers.ModelSerializer):
+    truth_label_class = serializers.IntegerField(source="annotation.label_class_id", allow_null=True, read_only=True)
+
+    class Meta:
+        model = BoxOutcome
+        fields = ["id", "image", "model_version", "kind", "label_class", "x", "y", "w", "h", "score", "iou",
+                  "prediction", "annotation", "truth_label_class"]
+
+
+class BoxOutcomeCountsSerializer(serializers.Serializer):
+    total = serializers.DictField(child=serializers.IntegerField())
+    by_class = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))

@@ -35,6 +35,10 @@ urlpatterns = [
     path("model-versions/<int:version_id>/promote/", inference_api.ModelVersionPromote.as_view(),
          name="model_version_promote"),
     path("projects/<int:project_id>/predictions/", inference_api.PredictionList.as_view(), name="prediction_list"),
+    # Error review
+    path("model-versions/<int:version_id>/outcomes/", inference_api.BoxOutcomeList.as_view(), name="box_outcome_list"),
+    path("model-versions/<int:version_id>/outcomes/counts/", inference_api.BoxOutcomeCounts.as_view(),
+         name="box_outcome_counts"),
     # Jobs
     path("projects/<int:project_id>/inference-runs/", inference_api.InferenceRunListCreate.as_view(),
          name="inference_run_list"),

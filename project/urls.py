@@ -8,6 +8,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/", include(("project.api_urls", "api"))),
     path("", include("review.urls")),
+    path("", include("inference.urls")),
     path("", include("training.urls")),
     path("", include("datasets.urls")),
 ]

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 
 from inference import selectors as inference_selectors
 from inference import services as inference_services
+from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
 from review.access import project_for_member
 from review.api import image_detail_data
@@ -118,15 +119,19 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     """The box editor. Everything it needs comes in the page; saving goes through the API."""
     image = get_object_or_404(Image, pk=image_id)
     project = project_for_member(request.user, image.project_id)
-    active = inference_services.active_model_version(project)
+    # ?model_version= shows another version's predictions (the error patches link here with it).
+    chosen = request.GET.get("model_version", "")
+    shown = (inference_selectors.model_versions(project=project).filter(pk=chosen).first() if chosen.isdigit()
+             else None) or inference_services.active_model_version(project)
     classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
     return render(request, "review/editor.html", {
         "project": project,
         "image": image,
         "classes": classes,
-        "model_version": active,
+        "model_version": shown,
+        "ranking": _ranking_parts(image),
         "editor_data": {
-            "image": image_detail_data(image, model_version=active),
+            "image": image_detail_data(image, model_version=shown),
             "classes": classes,
             "csrf_token": get_token(request),
             "urls": {
@@ -135,6 +140,16 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
             },
         },
     })
+
+
+def _ranking_parts(image: Image) -> list[tuple[str, float, float]] | None:
+    """Why this image sits where it does in the queue: (part, value, weight) for each part of the priority."""
+    if image.uncertainty is None:
+        return None
+    return [(name, value or 0.0, weight) for name, value, weight in (
+        ("uncertainty", image.uncertainty, RANKING_WEIGHTS["uncertainty"]),
+        ("disagreement with the previous model", image.disagreement, RANKING_WEIGHTS["disagreement"]),
+        ("unusual number of boxes", image.count_anomaly, RANKING_WEIGHTS["count_anomaly"]))]
 
 
 @login_required

@@ -33,6 +33,18 @@
 
   // --- State ---------------------------------------------------------------------------------------
 
+  // ?focus=x,y,w,h (the error patches link here with it): zoom to that region and outline it.
+  function focusFromAddress() {
+    const focus = (new URLSearchParams(window.location.search).get("focus") || "").split(",").map(Number);
+    if (focus.length !== 4 || !focus.every(Number.isFinite) || focus[2] <= 0 || focus[3] <= 0) return;
+    const [fx, fy, fw, fh] = focus;
+    const side = Math.max(fw, fh, 32) * 3;
+    const w = Math.min(image.width, side), h = Math.min(image.height, side);
+    view = {x: Math.min(Math.max(0, fx + fw / 2 - w / 2), image.width - w),
+            y: Math.min(Math.max(0, fy + fh / 2 - h / 2), image.height - h), w, h};
+    el("rect", {x: fx, y: fy, width: fw, height: fh, fill: "none", class: "focus"}, document.getElementById("focus"));
+  }
+
   function load(detail) {
     image = detail;
     const fromPredictions = new Set(detail.boxes.map((b) => b.source_prediction_id).filter((id) => id));
@@ -383,6 +395,7 @@
   window.addEventListener("resize", render);
 
   load(image);
+  focusFromAddress();
   render();
   window.reviewEditor = {items: () => items, selected: () => selected};  // for browser tests and the console
 })();

@@ -51,6 +51,8 @@ REQUIRED_ROLE = {
     ("model_version_detail", "GET"): A,
     ("model_version_promote", "POST"): M,
     ("prediction_list", "GET"): A,
+    ("box_outcome_list", "GET"): A,
+    ("box_outcome_counts", "GET"): A,
     ("inference_run_list", "GET"): A,
     ("inference_run_list", "POST"): R,
     ("inference_run_detail", "GET"): A,

@@ -1,0 +1,55 @@
+"""Browser page of error review: a version's mistakes on reviewed images, as a grid of image patches."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from inference import selectors
+from inference.models import BoxOutcome, ModelVersion, OutcomeKind
+from review.access import project_for_member
+
+PATCHES_PER_PAGE = 60
+TILE_PX = 160
+
+
+@login_required
+@require_GET
+def model_version_errors(request: HttpRequest, version_id: int) -> HttpResponse:
+    """False positives, misses, wrong classes and poor localisations; filter by kind and class; each opens the editor."""
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    project = project_for_member(request.user, version.project_id)
+    kind = request.GET.get("kind") if request.GET.get("kind") in OutcomeKind.values else None
+    class_id = request.GET.get("class", "")
+    class_id = int(class_id) if class_id.isdigit() else None
+    page = Paginator(selectors.box_outcomes(version=version, kind=kind, label_class_id=class_id),
+                     PATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "inference/errors.html", {
+        "project": project, "version": version, "kind": kind, "class_id": class_id, "page": page,
+        "kinds": [(value, label) for value, label in OutcomeKind.choices if value != OutcomeKind.TRUE_POSITIVE],
+        "classes": project.label_classes.order_by("index"),
+        "counts": selectors.box_outcome_counts(version=version),
+        "patches": [_patch(outcome, version) for outcome in page],
+    })
+
+
+def _patch(outcome: BoxOutcome, version: ModelVersion) -> dict:
+    """The box with some context around it, scaled into a square tile with CSS (no server-side cropping)."""
+    image = outcome.image
+    margin = max(16.0, 0.5 * max(outcome.w, outcome.h))
+    left, top = max(0.0, outcome.x - margin), max(0.0, outcome.y - margin)
+    right, bottom = min(image.width, outcome.x + outcome.w + margin), min(image.height, outcome.y + outcome.h + margin)
+    scale = TILE_PX / max(right - left, bottom - top, 1.0)
+    focus = f"{outcome.x:.1f},{outcome.y:.1f},{outcome.w:.1f},{outcome.h:.1f}"
+    return {
+        "outcome": outcome,
+        "image_url": reverse("review:image_file", args=[image.pk]),
+        "editor_url": f"{reverse('review:image_editor', args=[image.pk])}?model_version={version.pk}&focus={focus}",
+        "background": {"w": image.width * scale, "h": image.height * scale, "x": -left * scale, "y": -top * scale},
+        "box": {"x": (outcome.x - left) * scale, "y": (outcome.y - top) * scale, "w": outcome.w * scale,
+                "h": outcome.h * scale},
+        "truth_class": outcome.annotation.label_class if outcome.annotation_id else None,
+    }
