@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -15,8 +16,12 @@ from rest_framework.views import APIView
 
 from inference import selectors, services
 from inference import serializers as s
-from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction
+from inference.models import (
+    BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction, SuspectedError, SuspectKind, SuspectStatus,
+)
+from inference.suspects import suspect_dismiss, suspect_rates
 from project.api import PagePagination, member_object, member_project, validated
+from review.access import project_for_member
 from review.models import Role
 
 
@@ -175,3 +180,49 @@ class BoxOutcomeCounts(APIView):
     def get(self, request: Request, version_id: int) -> Response:
         version = member_object(request, _versions(), version_id)
         return Response(selectors.box_outcome_counts(version=version))
+
+
+class SuspectedErrorList(generics.ListAPIView):
+    """The second-look queue: reviewed images whose labels the newest model confidently disputes (reviewer)."""
+
+    serializer_class = s.SuspectedErrorSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[SuspectedError]:
+        if getattr(self, "swagger_fake_view", False):
+            return SuspectedError.objects.none()
+        project = member_project(self.request, self.kwargs["project_id"], Role.REVIEWER)
+        wanted = {"kind": SuspectKind.values, "status": SuspectStatus.values}
+        filters_ = {}
+        for name, allowed in wanted.items():
+            value = self.request.query_params.get(name)
+            if value is not None and value not in allowed:
+                raise BadRequest({name: [f"Choose one of {', '.join(allowed)}."]})
+            if value:
+                filters_[name] = value
+        filters_.setdefault("status", SuspectStatus.OPEN)
+        return SuspectedError.objects.filter(image__project=project, **filters_).order_by(
+            F("score").desc(nulls_last=True), "id")
+
+    @extend_schema(parameters=[OpenApiParameter("kind", OpenApiTypes.STR, enum=SuspectKind.values),
+                               OpenApiParameter("status", OpenApiTypes.STR, enum=SuspectStatus.values,
+                                                description="Default: open")])
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class SuspectedErrorRates(APIView):
+    @extend_schema(responses=s.SuspectRateSerializer(many=True),
+                   summary="Per kind of suspect: open, confirmed, dismissed and the confirmation rate (reviewer)")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.REVIEWER)
+        return Response(suspect_rates(project_id=project.pk))
+
+
+class SuspectedErrorDismiss(APIView):
+    @extend_schema(request=None, responses=s.SuspectedErrorSerializer,
+                   summary="The labels are right: dismiss this suspect (reviewer)")
+    def post(self, request: Request, suspect_id: int) -> Response:
+        suspect = get_object_or_404(SuspectedError.objects.select_related("image"), pk=suspect_id)
+        project_for_member(request.user, suspect.image.project_id, role=Role.REVIEWER)
+        return Response(s.SuspectedErrorSerializer(suspect_dismiss(suspect=suspect, user=request.user)).data)

@@ -142,6 +142,51 @@ class BoxOutcome(models.Model):
         return f"{self.get_kind_display()} {self.label_class} on image {self.image_id}"
 
 
+class SuspectKind(models.TextChoices):
+    POSSIBLY_MISSED = "possibly_missed", "Possibly missed by the reviewer"
+    POSSIBLY_SPURIOUS = "possibly_spurious", "Possibly a spurious box"
+    CLASS_SWAP = "class_swap", "Possibly the wrong class"
+    LOCATION = "location", "Possibly misplaced"
+
+
+class SuspectStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed: the labels were fixed"
+    DISMISSED = "dismissed", "Dismissed: the labels were right"
+
+
+class SuspectedError(models.Model):
+    """A reviewed image whose human labels a model confidently disagrees with: worth a second look.
+
+    Derived from the newest version's BoxOutcomes (inference/suspects.py). Open ones are re-derived
+    whenever outcomes change; resolved ones are kept, to measure how often each kind was right.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="suspected_errors")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=SuspectKind.choices)
+    status = models.CharField(max_length=12, choices=SuspectStatus.choices, default=SuspectStatus.OPEN)
+    label_class = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="+")
+    x = models.FloatField()
+    y = models.FloatField()
+    w = models.FloatField()
+    h = models.FloatField()
+    score = models.FloatField(null=True, blank=True, help_text="The model's score; empty for a spurious-box suspect.")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-score", "id"]
+        indexes = [models.Index(fields=["image", "status"], name="suspect_image_status_idx"),
+                   models.Index(fields=["status", "kind"], name="suspect_status_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on image {self.image_id}"
+
+
 class InferenceScope(models.TextChoices):
     ALL = "all", "All images"
     UNREVIEWED = "unreviewed", "Unreviewed images"

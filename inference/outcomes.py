@@ -17,9 +17,8 @@ from inference.matching import ImagePredictions, ImageTruth, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction
 from inference.pipeline import REVIEW_THRESHOLD
 from inference.ranking import confident
-from review.models import Annotation, Image, ReviewStatus
-
-REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
+from inference.suspects import REVIEWED, suspects_refresh
+from review.models import Annotation, Image
 
 
 @transaction.atomic
@@ -45,6 +44,7 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
                      .distinct())
     stale.delete()
     if not pairs:
+        suspects_refresh(image_ids=image_ids)  # an image back in the queue has nothing to suspect
         return 0
     truths = _truths(images)
     predicted = _confident_predictions(list(images), model_version_ids)
@@ -52,6 +52,7 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
     for image_id, version_id in sorted(pairs):
         rows += _outcomes(image_id, version_id, truths[image_id], predicted.get((image_id, version_id), []))
     BoxOutcome.objects.bulk_create(rows, batch_size=1000)
+    suspects_refresh(image_ids=image_ids)
     return len(rows)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inference import detector
-from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction
+from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, SuspectedError
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -74,3 +74,19 @@ class BoxOutcomeSerializer(serializers.ModelSerializer):
 class BoxOutcomeCountsSerializer(serializers.Serializer):
     total = serializers.DictField(child=serializers.IntegerField())
     by_class = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
+
+
+class SuspectedErrorSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SuspectedError
+        fields = ["id", "image", "model_version", "kind", "status", "label_class", "x", "y", "w", "h", "score",
+                  "resolved_by", "resolved_at", "created_at"]
+
+
+class SuspectRateSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    open = serializers.IntegerField()
+    confirmed = serializers.IntegerField()
+    dismissed = serializers.IntegerField()
+    confirmation_rate = serializers.FloatField(allow_null=True)

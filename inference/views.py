@@ -1,16 +1,20 @@
-"""Browser page of error review: a version's mistakes on reviewed images, as a grid of image patches."""
+"""Browser pages of error review: a version's mistakes as a grid of image patches, and the second-look queue."""
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.db.models import F
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from inference import selectors
-from inference.models import BoxOutcome, ModelVersion, OutcomeKind
+from inference.models import BoxOutcome, ModelVersion, OutcomeKind, SuspectedError, SuspectKind, SuspectStatus
+from inference.suspects import suspect_dismiss, suspect_rates
 from review.access import project_for_member
+from review.models import Role
 
 PATCHES_PER_PAGE = 60
 TILE_PX = 160
@@ -36,7 +40,36 @@ def model_version_errors(request: HttpRequest, version_id: int) -> HttpResponse:
     })
 
 
-def _patch(outcome: BoxOutcome, version: ModelVersion) -> dict:
+@login_required
+@require_GET
+def second_look(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Reviewed images whose labels the newest model confidently disputes; how often each kind was right."""
+    project = project_for_member(request.user, project_id, role=Role.REVIEWER)
+    kind = request.GET.get("kind") if request.GET.get("kind") in SuspectKind.values else None
+    suspects = (SuspectedError.objects.filter(image__project=project, status=SuspectStatus.OPEN)
+                .select_related("image", "label_class", "model_version")
+                .order_by(F("score").desc(nulls_last=True), "id"))
+    if kind:
+        suspects = suspects.filter(kind=kind)
+    page = Paginator(suspects, PATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "inference/second_look.html", {
+        "project": project, "kind": kind, "page": page, "kinds": SuspectKind.choices,
+        "rates": suspect_rates(project_id=project.pk),
+        "patches": [_patch(suspect, suspect.model_version) for suspect in page],
+    })
+
+
+@login_required
+@require_POST
+def suspect_dismiss_view(request: HttpRequest, suspect_id: int) -> HttpResponseRedirect:
+    suspect = get_object_or_404(SuspectedError.objects.select_related("image"), pk=suspect_id)
+    project_for_member(request.user, suspect.image.project_id, role=Role.REVIEWER)
+    suspect_dismiss(suspect=suspect, user=request.user)
+    messages.success(request, "Dismissed: the labels were right.")
+    return HttpResponseRedirect(reverse("inference:second_look", args=[suspect.image.project_id]))
+
+
+def _patch(outcome: BoxOutcome | SuspectedError, version: ModelVersion) -> dict:
     """The box with some context around it, scaled into a square tile with CSS (no server-side cropping)."""
     image = outcome.image
     margin = max(16.0, 0.5 * max(outcome.w, outcome.h))
@@ -51,5 +84,5 @@ def _patch(outcome: BoxOutcome, version: ModelVersion) -> dict:
         "background": {"w": image.width * scale, "h": image.height * scale, "x": -left * scale, "y": -top * scale},
         "box": {"x": (outcome.x - left) * scale, "y": (outcome.y - top) * scale, "w": outcome.w * scale,
                 "h": outcome.h * scale},
-        "truth_class": outcome.annotation.label_class if outcome.annotation_id else None,
+        "truth_class": outcome.annotation.label_class if getattr(outcome, "annotation_id", None) else None,
     }

@@ -39,6 +39,12 @@ urlpatterns = [
     path("model-versions/<int:version_id>/outcomes/", inference_api.BoxOutcomeList.as_view(), name="box_outcome_list"),
     path("model-versions/<int:version_id>/outcomes/counts/", inference_api.BoxOutcomeCounts.as_view(),
          name="box_outcome_counts"),
+    path("projects/<int:project_id>/suspected-errors/", inference_api.SuspectedErrorList.as_view(),
+         name="suspected_error_list"),
+    path("projects/<int:project_id>/suspected-errors/rates/", inference_api.SuspectedErrorRates.as_view(),
+         name="suspected_error_rates"),
+    path("suspected-errors/<int:suspect_id>/dismiss/", inference_api.SuspectedErrorDismiss.as_view(),
+         name="suspected_error_dismiss"),
     # Jobs
     path("projects/<int:project_id>/inference-runs/", inference_api.InferenceRunListCreate.as_view(),
          name="inference_run_list"),

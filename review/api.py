@@ -27,10 +27,11 @@ from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Image, LabelClass, Membership, Project, Role
+from review.models import Annotation, Image, LabelClass, Membership, Project, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from inference.outcomes import box_outcomes_refresh
+from inference.suspects import suspects_resolve
 from training.services import training_after_review
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -286,15 +287,23 @@ class ImageBoxesSave(APIView):
         shown = [services.BoxShown(prediction_id=p.pk, label_class_id=p.label_class_id, x=p.x, y=p.y, w=p.w, h=p.h)
                  for p in Prediction.objects.filter(image=image, model_version=version,
                                                     score__gte=data["score_threshold"])] if version else []
+        before = _box_set(image)
         try:
             image = services.image_boxes_save(image=image, user=request.user, boxes=boxes, version=data["version"],
                                               shown=shown, model_version_id=version.pk if version else None,
                                               seconds_spent=data["seconds_spent"])
         except services.StaleImage as exc:
             return conflict(str(exc), image_detail_data(exc.image, model_version=version))
-        box_outcomes_refresh(image_ids=[image.pk])  # error review: how each model fared on the new truth
+        # Error review: a second look that changed the boxes confirms the suspicion, one that did not dismisses it;
+        # then judge every model again on the new truth.
+        suspects_resolve(image=image, user=request.user, labels_changed=_box_set(image) != before)
+        box_outcomes_refresh(image_ids=[image.pk])
         training_after_review(project=image.project)
         return Response(image_detail_data(image, model_version=version))
+
+
+def _box_set(image: Image) -> list[tuple]:
+    return sorted(Annotation.objects.filter(image=image).values_list("label_class_id", "x", "y", "w", "h"))
 
 
 def _check_source_predictions(image: Image, boxes: list[services.BoxIn]) -> None:

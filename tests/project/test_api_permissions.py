@@ -10,7 +10,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from datasets.models import DatasetExport, DatasetImport
-from inference.models import InferenceRun, ModelVersion
+from inference.models import InferenceRun, ModelVersion, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
 from review.models import Role
@@ -53,6 +53,9 @@ REQUIRED_ROLE = {
     ("prediction_list", "GET"): A,
     ("box_outcome_list", "GET"): A,
     ("box_outcome_counts", "GET"): A,
+    ("suspected_error_list", "GET"): R,
+    ("suspected_error_rates", "GET"): R,
+    ("suspected_error_dismiss", "POST"): R,
     ("inference_run_list", "GET"): A,
     ("inference_run_list", "POST"): R,
     ("inference_run_detail", "GET"): A,
@@ -119,6 +122,8 @@ def world():
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
+        "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
+                                                    label_class=project.label_classes.first(), x=1, y=1, w=2, h=2).pk,
     }
     return users, ids
 
