@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
+from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction, SuspectedError
 from inference.services import inference_run_cancel, model_version_activate
 from project.admin_actions import cancel_runs
 
@@ -81,3 +81,28 @@ class InferenceRunAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected runs")
     def cancel(self, request, runs):
         cancel_runs(self, request, runs, inference_run_cancel)
+
+
+@admin.register(BoxOutcome)
+class BoxOutcomeAdmin(admin.ModelAdmin):
+    """Derived rows (inference/outcomes.py): read only, recomputed from predictions and reviews."""
+
+    list_display = ["id", "image", "model_version", "kind", "label_class", "score", "iou"]
+    list_filter = ["kind"]
+    list_select_related = ["image", "model_version", "label_class"]
+    raw_id_fields = ["image", "model_version", "prediction", "annotation", "label_class"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SuspectedError)
+class SuspectedErrorAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "kind", "status", "model_version", "label_class", "score", "resolved_by"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["image", "model_version", "label_class", "resolved_by"]
+    raw_id_fields = ["image", "model_version", "label_class", "resolved_by"]
+    readonly_fields = ["kind", "score", "x", "y", "w", "h", "resolved_at", "created_at"]

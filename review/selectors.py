@@ -1,8 +1,12 @@
 """Reads of the review app that need care (annotations, counts, ordering)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from review.models import Image, Project, ReviewEvent, ReviewStatus
 
@@ -52,6 +56,27 @@ def corrections_by_model_version(*, project: Project) -> list[dict]:
         result.append({
             "model_version_id": row["model_version_id"], "reviews": row["reviews"],
             "corrections_per_image": corrections / row["reviews"],
+            "acceptance_rate": row["accepted"] / shown if shown else None,
+            "seconds_per_image": row["seconds"] / row["reviews"],
+        })
+    return result
+
+
+def review_drift(*, project: Project, days: int = 90) -> list[dict]:
+    """The drift monitor: per day and per model version shown, corrections per image, share of predictions
+    kept, and seconds per image. A rise for the same model means the incoming images changed."""
+    since = timezone.now() - timedelta(days=days)
+    rows = (ReviewEvent.objects.filter(image__project=project, model_version_id__isnull=False, created_at__gte=since)
+            .annotate(day=TruncDate("created_at")).values("day", "model_version_id")
+            .annotate(reviews=Count("id"), accepted=Sum("accepted"), moved=Sum("moved"), relabeled=Sum("relabeled"),
+                      deleted=Sum("deleted"), added=Sum("added"), seconds=Sum("seconds_spent"))
+            .order_by("day", "model_version_id"))
+    result = []
+    for row in rows:
+        shown = row["accepted"] + row["moved"] + row["relabeled"] + row["deleted"]
+        result.append({
+            "day": row["day"].isoformat(), "model_version_id": row["model_version_id"], "reviews": row["reviews"],
+            "corrections_per_image": (row["moved"] + row["relabeled"] + row["deleted"] + row["added"]) / row["reviews"],
             "acceptance_rate": row["accepted"] / shown if shown else None,
             "seconds_per_image": row["seconds"] / row["reviews"],
         })

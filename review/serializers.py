@@ -97,7 +97,8 @@ class ImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
-                  "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count", "prediction_count", "correction_count"]
+                  "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count",
+                  "prediction_count", "correction_count"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("review:image_file", args=[image.pk])

@@ -56,6 +56,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "model_versions": inference_selectors.model_versions(project=project),
         "training_runs": training_selectors.training_runs_recent(project=project),
         "corrections": _with_version_numbers(project, selectors.corrections_by_model_version(project=project)),
+        "drift": _with_version_numbers(project, selectors.review_drift(project=project)),
     })
 
 

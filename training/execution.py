@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inference import detector
-from inference.models import InferenceScope, ModelSource
+from inference.models import InferenceScope, ModelSource, Prediction
 from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
@@ -160,6 +160,23 @@ def _execute(run: TrainingRun) -> None:
     _register(run, model, class_names, new_result, base_result)
 
 
+def _predict_holdout(run: TrainingRun, version) -> None:
+    """Comparisons and error review judge versions by their stored predictions on the reviewed holdout images:
+    predict those with the new version, and with its base where the base has not predicted them yet."""
+    holdout = list(Image.objects.filter(pk__in=run.snapshot.holdout_image_ids).values_list("pk", flat=True))
+    if not holdout:
+        return
+    inference_run_create(project=run.project, user=run.requested_by, scope=InferenceScope.IDS, image_ids=holdout,
+                         model_version=version)
+    base = run.base_version
+    if base is not None and base.weights:
+        done = set(Prediction.objects.filter(model_version=base, image_id__in=holdout)
+                   .values_list("image_id", flat=True))
+        if missing := sorted(set(holdout) - done):
+            inference_run_create(project=run.project, user=run.requested_by, scope=InferenceScope.IDS,
+                                 image_ids=missing, model_version=base)
+
+
 def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], new: EvalResult,
               base: EvalResult | None) -> None:
     """Always register the new version; activate it only if it beats the active one on the same holdout."""
@@ -178,6 +195,7 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
             "promoted": promoted, "reason": reason,
         }
         TrainingRun.objects.filter(pk=run.pk).update(result_version=version, comparison=comparison)
+        _predict_holdout(run, version)
         if promoted:
             model_version_activate(version=version)
             if Image.objects.filter(project=run.project, status=ReviewStatus.UNREVIEWED).exists():

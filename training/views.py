@@ -14,8 +14,9 @@ from inference import selectors as inference_selectors
 from inference.models import ModelVersion
 from inference.services import model_version_activate
 from review.access import membership_for, project_for_member
-from review.models import Role
+from review.models import Image, Role
 from training.models import TrainingRun
+from training.selectors import model_versions_compare
 from training.services import training_run_cancel, training_run_start
 
 
@@ -80,3 +81,28 @@ def model_version_promote(request: HttpRequest, version_id: int) -> HttpResponse
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return _back(version.project_id)
+
+
+@login_required
+@require_GET
+def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Two versions on the same reviewed holdout images: scores side by side, the images fixed and broken."""
+    project = project_for_member(request.user, project_id)
+    versions = list(inference_selectors.model_versions(project=project))
+    by_id = {str(v.pk): v for v in versions}
+    second = by_id.get(request.GET.get("second", "")) or next((v for v in versions if v.is_active), None) or (
+        versions[0] if versions else None)
+    first = by_id.get(request.GET.get("first", "")) or (second.parent if second and second.parent else None) or next(
+        (v for v in versions if second and v.number < second.number), None)
+    comparison = None
+    if first and second and first != second:
+        comparison = model_versions_compare(first=first, second=second)
+        images = Image.objects.in_bulk([row["image"] for row in comparison["fixed"] + comparison["broke"]])
+        for row in comparison["fixed"] + comparison["broke"]:
+            row["name"] = images[row["image"]].original_name
+        classes = sorted({name for v in comparison["versions"] for name in v["per_class"]})
+        comparison["per_class"] = [(name, [v["per_class"].get(name) for v in comparison["versions"]])
+                                   for name in classes]
+    return render(request, "training/compare.html", {
+        "project": project, "versions": versions, "first": first, "second": second, "comparison": comparison,
+    })

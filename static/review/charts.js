@@ -32,6 +32,21 @@ window.reviewCharts = (function () {
     });
   }
 
+  // Project page, drift monitor: per day, one line per model version shown.
+  const drift = read("drift-data");
+  if (drift && drift.length) {
+    const days = [...new Set(drift.map((r) => r.day))].sort();
+    const versions = [...new Set(drift.map((r) => r.label))];
+    const palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
+    const series = (field) => versions.map((label, n) => ({
+      label, borderColor: palette[n % palette.length], spanGaps: true,
+      data: days.map((day) => { const row = drift.find((r) => r.day === day && r.label === label); return row ? row[field] : null; }),
+    }));
+    line("drift-corrections", days, series("corrections_per_image"), "corrections per image");
+    line("drift-acceptance", days, series("acceptance_rate"), "share of predictions kept");
+    line("drift-seconds", days, series("seconds_per_image"), "seconds per image");
+  }
+
   // Models page: holdout mAP per version.
   const versions = read("versions-data");
   if (versions) {

@@ -158,3 +158,20 @@ def test_editor_page_embeds_the_image_and_escapes_names(client, project):
     client.force_login(outsider)
     assert client.get(reverse("review:image_editor", args=[image.pk])).status_code == 404
     assert client.get(reverse("review:project_queue", args=[project.pk])).status_code == 404
+
+
+def test_drift_monitor_plots_corrections_per_day_and_version(client, project):
+    from review.models import ReviewEvent
+    from tests.factories import add_model_version
+
+    version = add_model_version(project)
+    image = project.images.first()
+    ReviewEvent.objects.create(image=image, model_version_id=version.pk, accepted=3, deleted=1, added=2,
+                               seconds_spent=30)
+    ReviewEvent.objects.create(image=image, model_version_id=version.pk, accepted=4, seconds_spent=10)
+    client.force_login(add_member(project))
+    page = client.get(reverse("review:project_detail", args=[project.pk]))
+    [row] = page.context["drift"]
+    assert row["label"] == "v1" and row["reviews"] == 2 and row["corrections_per_image"] == 1.5
+    assert row["acceptance_rate"] == 7 / 8 and row["seconds_per_image"] == 20
+    assert b'id="drift-corrections"' in page.content

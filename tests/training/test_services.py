@@ -120,7 +120,12 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
     assert second.result_version.is_active and second.comparison["promoted"] is True
     assert not ModelVersion.objects.filter(pk__in=[base.pk, base_2.pk], is_active=True).exists()
     # unreviewed images are predicted again by the new version
-    assert not InferenceRun.objects.exists() or InferenceRun.objects.get().model_version == second.result_version
+    again = InferenceRun.objects.filter(scope="unreviewed")
+    assert not again.exists() or again.get().model_version == second.result_version
+    # and each new version predicts the holdout images, so comparisons and error review can judge it
+    holdout = set(second.snapshot.holdout_image_ids)
+    assert {frozenset(r.image_ids) for r in InferenceRun.objects.filter(model_version=second.result_version,
+                                                                         scope="ids")} == {frozenset(holdout)}
 
 
 def test_failed_training_leaves_the_active_model(project, django_capture_on_commit_callbacks):
