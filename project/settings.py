@@ -9,6 +9,7 @@ MEDIA_ROOT         where uploaded images and weights are stored (default var/med
 VAR_DIR            where the embedded defaults live (default ./var)
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from kombu import Queue
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "review",
     "inference",
     "training",
@@ -44,6 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "project.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -52,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -111,8 +116,20 @@ MAX_WEIGHTS_BYTES = int(os.environ.get("MAX_WEIGHTS_BYTES", 2 * 1024**3))
 # Zip uploads: refused from the archive's directory, before anything is read, when over these.
 MAX_ARCHIVE_ENTRIES = int(os.environ.get("MAX_ARCHIVE_ENTRIES", 20_000))
 MAX_ARCHIVE_BYTES = int(os.environ.get("MAX_ARCHIVE_BYTES", 4 * 1024**3))
+# Any request body: the largest archive plus room for the form around it.
+MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", MAX_ARCHIVE_BYTES + 64 * 1024**2))
 # A COCO file uploaded on its own is parsed in memory.
 MAX_LABEL_FILE_BYTES = int(os.environ.get("MAX_LABEL_FILE_BYTES", 256 * 1024**2))
+
+# --- Login throttling (django-axes) --------------------------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused
+# (429) for AXES_COOLOFF_MINUTES; attempts are kept in the database, so every web process agrees.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,162 @@
+"""Every browser page and every admin URL, as anonymous, a non-member, each role and staff.
+
+Like the API's matrix (test_api_permissions.py), the list of pages is read from the URL
+configuration: a page without a rule in PAGE_RULES fails `test_every_page_has_a_rule`.
+"""
+import pytest
+from django.contrib import admin
+from django.core.files.base import ContentFile
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from datasets.models import DatasetExport, DatasetImport
+from inference.models import SuspectedError
+from project.jobs import JobStatus
+from review.models import Role
+from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
+from training.models import DatasetSnapshot, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+ANYONE = "any logged-in user"
+PUBLIC = "public"
+A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
+CALLERS = ["anonymous", "non-member", A, R, M]
+
+PAGE_RULES = {
+    ("login", "GET"): PUBLIC,
+    ("logout", "POST"): PUBLIC,
+    ("review:project_list", "GET"): ANYONE,
+    ("review:project_detail", "GET"): A,
+    ("review:project_queue", "GET"): A,
+    ("review:queue_next", "GET"): A,
+    ("review:image_editor", "GET"): A,
+    ("review:image_upload", "POST"): A,
+    ("review:inference_start", "POST"): R,
+    ("review:image_file", "GET"): A,
+    ("review:api_token", "GET"): ANYONE,
+    ("review:api_token", "POST"): ANYONE,
+    ("inference:model_version_errors", "GET"): A,
+    ("inference:second_look", "GET"): R,
+    ("inference:suspect_dismiss", "POST"): R,
+    ("training:project_models", "GET"): A,
+    ("training:compare", "GET"): A,
+    ("training:training_start", "POST"): M,
+    ("training:training_cancel", "POST"): M,
+    ("training:model_version_promote", "POST"): M,
+    ("datasets:project_data", "GET"): M,
+    ("datasets:import_start", "POST"): M,
+    ("datasets:export_start", "POST"): M,
+    ("datasets:job_cancel", "POST"): M,
+}
+
+
+def _page_names() -> set[str]:
+    names = set()
+
+    def walk(patterns, namespace=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if pattern.namespace in ("api", "admin"):
+                    continue  # the API has its own matrix; the admin is walked below
+                walk(pattern.url_patterns, f"{pattern.namespace}:" if pattern.namespace else namespace)
+            elif isinstance(pattern, URLPattern) and pattern.name:
+                names.add(namespace + pattern.name)
+    walk(get_resolver().url_patterns)
+    return names
+
+
+def test_every_page_has_a_rule():
+    assert _page_names() == {name for name, _ in PAGE_RULES}
+
+
+@pytest.fixture
+def world():
+    project = make_project(name="Secret")
+    users = {role: add_member(project, role) for role in (A, R)}
+    users[M] = project.memberships.get(role=M).user
+    users["non-member"] = UserFactory()
+    image = add_images(project, 1, size=64)[0]
+    version = add_model_version(project)
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
+    snapshot.file.save("s.json", ContentFile(b"{}"))
+    export = DatasetExport.objects.create(project=project, status=JobStatus.QUEUED)
+    kwargs = {
+        "project_id": project.pk, "image_id": image.pk, "version_id": version.pk,
+        "run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
+        "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
+                                                    label_class=project.label_classes.first(), x=1, y=1, w=2,
+                                                    h=2).pk,
+        "kind": "export", "job_id": export.pk,
+    }
+    DatasetImport.objects.create(project=project, original_name="a.zip")
+    return users, kwargs
+
+
+def _url(name: str, kwargs: dict) -> str:
+    pattern_kwargs = _pattern_kwargs(name)
+    return reverse(name, kwargs={key: kwargs[key] for key in pattern_kwargs})
+
+
+def _pattern_kwargs(name: str) -> list[str]:
+    resolver = get_resolver()
+    for possibility, _pattern, _defaults, _converters in resolver.reverse_dict.getlist(name.split(":")[-1]) if (
+            ":" not in name) else resolver.namespace_dict[name.split(":")[0]][1].reverse_dict.getlist(name.split(":")[1]):
+        return possibility[0][1]
+    return []
+
+
+def _expected(rule: str, caller: str) -> str:
+    if rule == PUBLIC:
+        return "allowed"
+    if caller == "anonymous":
+        return "login"
+    if rule == ANYONE:
+        return "allowed"
+    if caller == "non-member":
+        return "404"
+    order = [A, R, M]
+    return "allowed" if order.index(caller) >= order.index(rule) else "403"
+
+
+@pytest.mark.parametrize(("name", "method"), sorted(PAGE_RULES))
+def test_page_matrix(client, world, name, method):
+    users, kwargs = world
+    url = _url(name, kwargs)
+    outcomes = {}
+    for caller in CALLERS:
+        client.logout()
+        if caller != "anonymous":
+            client.force_login(users[caller])
+        response = client.get(url) if method == "GET" else client.post(url, {})
+        assert response.status_code < 500, (caller, response.status_code)
+        rule = PAGE_RULES[(name, method)]
+        if rule != PUBLIC and response.status_code == 302 and response["Location"].startswith(reverse("login")):
+            got = "login"
+        elif response.status_code in (403, 404):
+            got = str(response.status_code)
+        else:
+            got = "allowed"
+        outcomes[caller] = (_expected(rule, caller), got)
+    assert all(expected == got for expected, got in outcomes.values()), outcomes
+
+
+def test_admin_is_for_staff_only(client, world):
+    """Every registered model's list, add and change pages: anonymous and members are sent to the admin login."""
+    users, _ = world
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    urls = [reverse("admin:index")]
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        urls.append(reverse("admin:%s_%s_changelist" % info))
+        obj = model.objects.first()
+        if obj is not None:
+            urls.append(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+    for url in urls:
+        for caller in ("anonymous", M):
+            client.logout()
+            if caller != "anonymous":
+                client.force_login(users[caller])
+            response = client.get(url)
+            assert response.status_code == 302 and "/admin/login/" in response["Location"], (caller, url)
+        client.force_login(staff)
+        assert client.get(url).status_code == 200, url
