@@ -71,6 +71,9 @@ class DatasetImport(JobRun):
     def __str__(self) -> str:
         return f"Import #{self.pk} of {self.original_name}"
 
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("datasets.tasks.dataset_import_execute", [self.pk])]
+
 
 class DatasetExport(JobRun):
     """A project's reviewed labels, one model's predictions or a snapshot, written as a zip."""
@@ -98,3 +101,6 @@ class DatasetExport(JobRun):
 
     def __str__(self) -> str:
         return f"Export #{self.pk} ({self.source}, {self.format})"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("datasets.tasks.dataset_export_execute", [self.pk])]

@@ -217,6 +217,10 @@ class InferenceRun(JobRun):
     def __str__(self) -> str:
         return f"Inference #{self.pk} with {self.model_version}"
 
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("inference.tasks.inference_chunk_execute", [pk])
+                for pk in self.chunks.filter(finished=False).values_list("pk", flat=True)]
+
 
 class InferenceChunk(models.Model):
     """One slice of an InferenceRun: a unit of work a worker takes, retries and finishes exactly once."""

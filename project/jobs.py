@@ -49,6 +49,10 @@ class JobRun(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker; project/sweeper.py resumes or fails a "
+        "running job whose worker went quiet.",
+    )
 
     class Meta:
         abstract = True
@@ -63,6 +67,10 @@ class JobRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        """The Celery tasks (name, args) that finish this job when sent again; the stale-run sweeper uses them."""
+        raise NotImplementedError
 
 
 Run = TypeVar("Run", bound=JobRun)
@@ -92,7 +100,8 @@ def job_attempt_start(model: type[Run], *, run_id: int, max_attempts: int | None
     run.attempts += 1
     run.status = JobStatus.RUNNING
     run.started_at = run.started_at or timezone.now()
-    run.save(update_fields=["attempts", "status", "started_at"])
+    run.heartbeat_at = timezone.now()
+    run.save(update_fields=["attempts", "status", "started_at", "heartbeat_at"])
     return run
 
 
@@ -153,7 +162,7 @@ class JobProgress:
     def flush(self) -> None:
         if self._pending or self._extra:
             self.model.objects.filter(pk=self.run_id).update(
-                progress_done=F("progress_done") + self._pending, **self._extra,
+                progress_done=F("progress_done") + self._pending, heartbeat_at=timezone.now(), **self._extra,
             )
         self._pending = 0
         self._extra = {}

@@ -209,6 +209,13 @@ CELERY_TASK_TIME_LIMIT = 3660
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", 3))
+# A running job whose worker gave no sign of life for this long is resumed (or failed after
+# JOB_MAX_ATTEMPTS) by the stale-run sweeper, which Celery beat runs every JOB_SWEEP_SECONDS.
+JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
+JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
+CELERY_BEAT_SCHEDULE = {
+    "stale-runs-sweep": {"task": "project.stale_runs_sweep", "schedule": JOB_SWEEP_SECONDS},
+}
 # Images per model call on CPU workers (GPU workers use each architecture's own default).
 INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
 

@@ -78,3 +78,6 @@ class TrainingRun(JobRun):
 
     def __str__(self) -> str:
         return f"Training #{self.pk}"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("training.tasks.training_run_execute", [self.pk])]

@@ -90,3 +90,33 @@ def test_two_workers_share_the_chunks_of_one_run(start_worker):
     assert run.status == JobStatus.SUCCEEDED and run.chunks_done == 8
     done = [w.log().count("inference.tasks.inference_chunk_execute") for w in (first, second)]
     assert all(n > 0 for n in done), f"each worker should have taken chunks: {done}"
+
+
+def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker, broker, settings):
+    """kill -9 the whole worker mid-chunk, then empty the broker (a Redis restart without persistence):
+    nothing would ever redeliver the chunk; the stale-run sweeper sends it again and the run completes."""
+    if not broker["url"].startswith("redis"):
+        pytest.skip("the filesystem broker keeps its messages on disk; a lost message is the Redis case")
+    from datetime import timedelta
+
+    import redis
+    from django.utils import timezone
+
+    from project.sweeper import stale_runs_sweep
+
+    project = make_project()
+    images = add_images(project, 16, size=160)
+    add_model_version(project)
+    worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
+    run = inference_run_create(project=project, user=None, scope="all")
+    wait_for(lambda: InferenceRun.objects.get(pk=run.pk).progress_done > 0, message="the chunk to start writing")
+    worker.stop()  # SIGKILL to the pool and the parent: no one acknowledges or rejects the message
+    redis.Redis.from_url(broker["url"]).flushdb()  # and the broker forgets it
+    assert InferenceRun.objects.get(pk=run.pk).status == "running"
+    later = timezone.now() + timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    assert stale_runs_sweep(now=later)["resumed"] == [f"InferenceRun #{run.pk}"]
+    start_worker(name="second")
+    run = wait_for(lambda: finished(run.pk), timeout=180, message="the resumed run to finish")
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    per_image = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
+    assert per_image == expected_counts(images)  # exactly one set of predictions per image

@@ -19,7 +19,9 @@ class Command(BaseCommand):
     def handle(self, *args, addr: str, **options):
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "default,inference,training",
-             "--concurrency", "1", "--loglevel", "INFO", "-n", "demo@%h"],
+             "--concurrency", "1", "--loglevel", "INFO", "-n", "demo@%h",
+             # Embedded beat: the stale-run sweeper (project/sweeper.py). At scale, run one `celery beat`.
+             "--beat", "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")],
             cwd=settings.BASE_DIR,
         )
         self.stdout.write(f"Celery worker started (pid {worker.pid}); web server on http://{addr}/")

@@ -1,0 +1,58 @@
+"""The stale-run sweeper: a job still `running` whose worker stopped reporting is resumed or failed, never left.
+
+Celery redelivers a task whose worker died (acks_late), but not when the broker lost the message
+too (a Redis restart without persistence, a deleted queue). Every JOB_SWEEP_SECONDS Celery beat runs
+`stale_runs_sweep`: a running job with no heartbeat (progress or attempt start) for JOB_STALE_MINUTES
+has its remaining tasks sent again, up to JOB_MAX_ATTEMPTS attempts, and is then failed with a clear
+error. Keep JOB_STALE_MINUTES above the longest quiet stretch of a healthy job (an epoch's evaluation,
+say), or a slow job is started twice; the per-job attempt counter still caps the damage.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.apps import apps
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from project.jobs import JobRun, JobStatus, job_finish
+
+logger = logging.getLogger(__name__)
+
+
+def job_models() -> list[type[JobRun]]:
+    """Every concrete run model of every app (found at run time: this module sits below the apps)."""
+    return [model for model in apps.get_models() if issubclass(model, JobRun)]
+
+
+def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
+    """Resume or fail each stale running job; returns {"resumed": [...], "failed": [...]} as 'Model #id'."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.JOB_STALE_MINUTES)
+    outcome: dict[str, list] = {"resumed": [], "failed": []}
+    for model in job_models():
+        stale_ids = list(model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+                         .values_list("pk", flat=True))
+        for run_id in stale_ids:
+            with transaction.atomic():
+                run = model.objects.select_for_update().filter(pk=run_id, status=JobStatus.RUNNING,
+                                                               heartbeat_at__lt=cutoff).first()
+                if run is None:
+                    continue  # it reported, or finished, meanwhile
+                label = f"{model.__name__} #{run.pk}"
+                if run.attempts >= settings.JOB_MAX_ATTEMPTS:
+                    job_finish(run, status=JobStatus.FAILED, error=(
+                        f"The worker stopped reporting (no sign of life for {settings.JOB_STALE_MINUTES} minutes) "
+                        f"after {run.attempts} attempts; gave up. See the worker logs."))
+                    outcome["failed"].append(label)
+                    continue
+                model.objects.filter(pk=run.pk).update(heartbeat_at=now)  # give the resumed tasks time to start
+                tasks = run.pending_tasks()
+                transaction.on_commit(lambda tasks=tasks: [current_app.send_task(name, args=args)
+                                                           for name, args in tasks])
+                outcome["resumed"].append(label)
+            logger.warning("stale-run sweeper: %s %s", "failed" if label in outcome["failed"] else "resumed", label)
+    return outcome

@@ -1,0 +1,61 @@
+"""The stale-run sweeper: running jobs whose worker went quiet are resumed, then failed; healthy ones are left alone."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from datasets.models import DatasetExport
+from inference.models import InferenceChunk, InferenceRun
+from project.jobs import JobProgress, JobStatus, job_attempt_start
+from project.sweeper import job_models, stale_runs_sweep
+from tests.factories import add_images, add_model_version, make_project
+from training.models import TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_run_model_knows_how_to_resume():
+    assert {m.__name__ for m in job_models()} == {"InferenceRun", "TrainingRun", "DatasetImport", "DatasetExport"}
+
+
+def test_quiet_running_jobs_are_resumed_then_failed(settings, django_capture_on_commit_callbacks):
+    settings.JOB_MAX_ATTEMPTS = 2
+    project = make_project()
+    old = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    quiet = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=1, heartbeat_at=old)
+    healthy = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=1,
+                                           heartbeat_at=timezone.now())
+    exhausted = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=2, heartbeat_at=old)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        outcome = stale_runs_sweep()
+    assert outcome == {"resumed": [f"DatasetExport #{quiet.pk}"], "failed": [f"DatasetExport #{exhausted.pk}"]}
+    assert len(sent) == 1  # the resumed export's task, sent once the sweep commits
+    quiet.refresh_from_db(), healthy.refresh_from_db(), exhausted.refresh_from_db()
+    assert quiet.status == JobStatus.RUNNING and quiet.heartbeat_at > old
+    assert healthy.status == JobStatus.RUNNING
+    assert exhausted.status == JobStatus.FAILED and "stopped reporting" in exhausted.error
+    assert stale_runs_sweep() == {"resumed": [], "failed": []}  # the resumed one has time to start again
+
+
+def test_an_inference_run_resumes_only_its_unfinished_chunks():
+    project = make_project()
+    add_images(project, 3, size=64)
+    version = add_model_version(project)
+    run = InferenceRun.objects.create(project=project, model_version=version, status=JobStatus.RUNNING)
+    done = InferenceChunk.objects.create(run=run, number=0, image_ids=[1], finished=True)
+    left = InferenceChunk.objects.create(run=run, number=1, image_ids=[2])
+    assert run.pending_tasks() == [("inference.tasks.inference_chunk_execute", [left.pk])]
+    assert done.pk != left.pk
+
+
+def test_progress_and_attempts_are_heartbeats(settings):
+    project = make_project()
+    export = DatasetExport.objects.create(project=project)
+    run = job_attempt_start(DatasetExport, run_id=export.pk)
+    first = run.heartbeat_at
+    assert first is not None
+    progress = JobProgress(run, interval=0)
+    progress.add(1)
+    run.refresh_from_db()
+    assert run.heartbeat_at > first and run.progress_done == 1
+    assert TrainingRun(pk=5).pending_tasks() == [("training.tasks.training_run_execute", [5])]
