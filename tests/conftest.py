@@ -12,3 +12,13 @@ def media_root(settings, tmp_path):
 def fast_password_hashing(settings):
     """PBKDF2's deliberate slowness is for attackers, not for test users (0.3 s each otherwise)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def live_server_media_url():
+    """The test live server wraps the app in a media handler that needs a MEDIA_URL string; ours is None
+    (media is only streamed to members). Give it a prefix nothing links to, for the tests only."""
+    from django.test import override_settings
+
+    with override_settings(MEDIA_URL="/_media_never_linked/"):
+        yield

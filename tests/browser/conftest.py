@@ -30,16 +30,6 @@ def browser():
         browser.close()
 
 
-@pytest.fixture(scope="session")
-def live_server_media_url():
-    """The test live server wraps the app in a media handler that needs a MEDIA_URL string; ours is None
-    (media is only streamed to members). Give it a prefix nothing links to, for the tests only."""
-    from django.test import override_settings
-
-    with override_settings(MEDIA_URL="/_media_never_linked/"):
-        yield
-
-
 @pytest.fixture
 def page(browser, live_server_media_url, live_server):
     context = browser.new_context(viewport={"width": 1280, "height": 900})

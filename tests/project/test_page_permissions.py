@@ -18,6 +18,7 @@ from training.models import DatasetSnapshot, TrainingRun
 pytestmark = pytest.mark.django_db
 
 ANYONE = "any logged-in user"
+XSS = "<img src=x onerror=alert(1)>"
 PUBLIC = "public"
 A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
 CALLERS = ["anonymous", "non-member", A, R, M]
@@ -71,11 +72,14 @@ def test_every_page_has_a_rule():
 
 @pytest.fixture
 def world():
-    project = make_project(name="Secret")
+    # Every name a user controls carries a script: no page may show it unescaped.
+    project = make_project(name=f"Secret {XSS}", class_names=[XSS, "car"])
     users = {role: add_member(project, role) for role in (A, R)}
     users[M] = project.memberships.get(role=M).user
     users["non-member"] = UserFactory()
     image = add_images(project, 1, size=64)[0]
+    image.original_name = f"{XSS}.png"
+    image.save()
     version = add_model_version(project)
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
     snapshot.file.save("s.json", ContentFile(b"{}"))
@@ -129,6 +133,8 @@ def test_page_matrix(client, world, name, method):
             client.force_login(users[caller])
         response = client.get(url) if method == "GET" else client.post(url, {})
         assert response.status_code < 500, (caller, response.status_code)
+        if response.get("Content-Type", "").startswith("text/html"):
+            assert XSS not in response.content.decode(), f"{XSS} shown unescaped on {url} to {caller}"
         rule = PAGE_RULES[(name, method)]
         if rule != PUBLIC and response.status_code == 302 and response["Location"].startswith(reverse("login")):
             got = "login"

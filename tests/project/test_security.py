@@ -65,3 +65,47 @@ def test_request_bodies_over_the_limit_are_refused_before_anything_is_read(clien
     again = SimpleUploadedFile("a.png", scene_png(1), content_type="image/png")
     page = client.post(reverse("review:image_upload", args=[project.pk]), {"files": again})
     assert page.status_code == 413
+
+
+@pytest.mark.django_db
+def test_nobody_raises_their_own_role_or_staff_flag():
+    from review.models import Membership, Role
+    from tests.factories import add_member, api_client, make_project
+
+    project = make_project()
+    annotator = add_member(project, Role.ANNOTATOR)
+    client = api_client(annotator)
+    url = f"/api/v1/projects/{project.pk}/members/{annotator.pk}/"
+    assert client.patch(url, {"role": "manager"}, format="json").status_code == 403
+    assert client.post(f"/api/v1/projects/{project.pk}/members/", {"username": annotator.username,
+                                                                  "role": "manager"}, format="json").status_code == 403
+    # Unknown fields (is_staff, is_superuser) are ignored by the project API, never applied.
+    client.patch(f"/api/v1/projects/{project.pk}/", {"is_staff": True}, format="json")
+    annotator.refresh_from_db()
+    assert Membership.objects.get(project=project, user=annotator).role == Role.ANNOTATOR
+    assert not annotator.is_staff and not annotator.is_superuser
+
+
+@pytest.mark.django_db
+def test_a_database_error_in_the_middle_of_a_box_save_writes_nothing(monkeypatch):
+    from django.db import DatabaseError
+
+    from review.models import Annotation, Image, LabelClass, ReviewEvent
+    from review.services import BoxIn, image_boxes_save
+    from tests.factories import add_images, make_project
+
+    project = make_project()
+    [image] = add_images(project, 1, size=64)
+    circle = LabelClass.objects.get(project=project, name="circle")
+    image = image_boxes_save(image=image, user=None, version=image.version, boxes=[BoxIn(circle.pk, 1, 1, 10, 10)])
+    before = (image.version, list(Annotation.objects.values_list("x", "y", "w", "h")), ReviewEvent.objects.count())
+
+    def fail(*args, **kwargs):  # the database going away after the old boxes were deleted
+        raise DatabaseError("connection lost")
+    monkeypatch.setattr(Annotation.objects, "bulk_create", fail)
+    with pytest.raises(DatabaseError):
+        image_boxes_save(image=image, user=None, version=image.version,
+                         boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 30, 30, 5, 5)])
+    image = Image.objects.get(pk=image.pk)
+    assert (image.version, list(Annotation.objects.values_list("x", "y", "w", "h")),
+            ReviewEvent.objects.count()) == before
