@@ -1,11 +1,13 @@
 from django.urls import path
 
+import project.converters  # noqa: F401  (the <id:...> converter)
+
 from inference import views
 
 app_name = "inference"
 
 urlpatterns = [
-    path("model-versions/<int:version_id>/errors/", views.model_version_errors, name="model_version_errors"),
-    path("projects/<int:project_id>/second-look/", views.second_look, name="second_look"),
-    path("suspected-errors/<int:suspect_id>/dismiss", views.suspect_dismiss_view, name="suspect_dismiss"),
+    path("model-versions/<id:version_id>/errors/", views.model_version_errors, name="model_version_errors"),
+    path("projects/<id:project_id>/second-look/", views.second_look, name="second_look"),
+    path("suspected-errors/<id:suspect_id>/dismiss", views.suspect_dismiss_view, name="suspect_dismiss"),
 ]
