@@ -14,7 +14,7 @@ import numpy as np
 from django.db import transaction
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction
+from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
 from inference.pipeline import REVIEW_THRESHOLD
 from inference.ranking import confident
 from inference.suspects import REVIEWED, suspects_refresh
@@ -30,6 +30,8 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
     image, or had outcomes there before, is judged again.
     """
     image_ids = list(image_ids)
+    if model_version_ids is None and not _anything_to_judge(image_ids):
+        return 0  # the common save of an image no model has predicted: one query instead of a dozen
     stale = BoxOutcome.objects.filter(image_id__in=image_ids)
     if model_version_ids is not None:
         model_version_ids = list(model_version_ids)
@@ -54,6 +56,13 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
     BoxOutcome.objects.bulk_create(rows, batch_size=1000)
     suspects_refresh(image_ids=image_ids)
     return len(rows)
+
+
+def _anything_to_judge(image_ids: list[int]) -> bool:
+    """Whether any model predicted these images, or anything was judged or suspected on them before."""
+    return (Prediction.objects.filter(image_id__in=image_ids).exists()
+            or BoxOutcome.objects.filter(image_id__in=image_ids).exists()
+            or SuspectedError.objects.filter(image_id__in=image_ids, status="open").exists())
 
 
 def _truths(images: set[int]) -> dict[int, list[tuple]]:

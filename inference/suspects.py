@@ -84,6 +84,10 @@ def _resolved_keys(image_ids: set[int]) -> set[tuple]:
             for s in SuspectedError.objects.filter(image_id__in=image_ids).exclude(status=SuspectStatus.OPEN)}
 
 
+def has_open_suspects(image: Image) -> bool:
+    return SuspectedError.objects.filter(image=image, status=SuspectStatus.OPEN).exists()
+
+
 def suspects_resolve(*, image: Image, user: AbstractBaseUser | None, labels_changed: bool) -> int:
     """A reviewer saved the image: changed boxes confirm its open suspects, unchanged ones dismiss them."""
     return SuspectedError.objects.filter(image=image, status=SuspectStatus.OPEN).update(

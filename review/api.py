@@ -31,7 +31,7 @@ from review.models import Annotation, Image, LabelClass, Membership, Project, Ro
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from inference.outcomes import box_outcomes_refresh
-from inference.suspects import suspects_resolve
+from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -287,7 +287,8 @@ class ImageBoxesSave(APIView):
         shown = [services.BoxShown(prediction_id=p.pk, label_class_id=p.label_class_id, x=p.x, y=p.y, w=p.w, h=p.h)
                  for p in Prediction.objects.filter(image=image, model_version=version,
                                                     score__gte=data["score_threshold"])] if version else []
-        before = _box_set(image)
+        second_look = has_open_suspects(image)
+        before = _box_set(image) if second_look else None
         try:
             image = services.image_boxes_save(image=image, user=request.user, boxes=boxes, version=data["version"],
                                               shown=shown, model_version_id=version.pk if version else None,
@@ -296,7 +297,8 @@ class ImageBoxesSave(APIView):
             return conflict(str(exc), image_detail_data(exc.image, model_version=version))
         # Error review: a second look that changed the boxes confirms the suspicion, one that did not dismisses it;
         # then judge every model again on the new truth.
-        suspects_resolve(image=image, user=request.user, labels_changed=_box_set(image) != before)
+        if second_look:
+            suspects_resolve(image=image, user=request.user, labels_changed=_box_set(image) != before)
         box_outcomes_refresh(image_ids=[image.pk])
         training_after_review(project=image.project)
         return Response(image_detail_data(image, model_version=version))
