@@ -60,6 +60,8 @@ def broker_config(url: str | None, var_dir: Path) -> tuple[str, dict]:
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            # The exchange table, which kombu would otherwise write into ./control wherever the process runs.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     if url.startswith(("redis://", "rediss://")):

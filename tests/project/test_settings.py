@@ -35,6 +35,7 @@ def test_broker_default_is_filesystem_with_folders(tmp_path):
     assert url == "filesystem://"
     assert Path(options["data_folder_in"]).is_dir()
     assert options["data_folder_in"] == options["data_folder_out"]
+    assert Path(options["control_folder"]).parent == tmp_path / "broker"  # never ./control in the checkout
 
 
 def test_broker_redis_gets_a_long_visibility_timeout(tmp_path):
