@@ -25,6 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr: str, **options):
+        # `kill` (SIGTERM) stops the workers too, as Ctrl-C does, instead of leaving them behind.
+        signal.signal(signal.SIGTERM, _interrupt)
         workers = [
             subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
                               "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h", *extra],
@@ -43,3 +45,7 @@ class Command(BaseCommand):
                     worker.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
