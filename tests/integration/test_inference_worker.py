@@ -105,7 +105,7 @@ def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker,
     from project.sweeper import stale_runs_sweep
 
     project = make_project()
-    images = add_images(project, 16, size=160)
+    images = add_images(project, 64, size=160)  # enough that the chunk is still running when it is killed
     add_model_version(project)
     worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
     run = inference_run_create(project=project, user=None, scope="all")
