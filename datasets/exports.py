@@ -23,11 +23,10 @@ from django.core.exceptions import ValidationError
 from datasets.formats import Box, ImageLabels, coco, stem, voc, yolo
 from inference.models import ModelVersion, Prediction
 from project.jobs import JobProgress
-from review.models import Annotation, Image, LabelClass, Project, ReviewStatus, Split
+from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from training.models import DatasetSnapshot
 
 CHUNK = 500
-REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
 
 
 class ExportCancelled(Exception):
@@ -124,10 +123,10 @@ def _source(project: Project, spec: ExportSpec):
     """(class names, image ids in order, a function giving the boxes of a chunk of images)."""
     if spec.source == "snapshot":
         return _snapshot_source(spec.snapshot)
-    classes = dict(LabelClass.objects.filter(project=project).values_list("pk", "name"))
-    class_names = list(LabelClass.objects.filter(project=project).order_by("index").values_list("name", flat=True))
+    classes = dict(LabelClass.objects.filter(project=project).order_by("index").values_list("pk", "name"))
+    class_names = list(classes.values())  # in class index order
     if spec.source == "reviewed":
-        image_ids = list(Image.objects.filter(project=project, status__in=REVIEWED).order_by("id")
+        image_ids = list(Image.objects.filter(project=project, status__in=REVIEWED_STATUSES).order_by("id")
                          .values_list("pk", flat=True))
 
         def boxes_for(ids: list[int]) -> dict[int, list[Box]]:

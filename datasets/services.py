@@ -11,6 +11,7 @@ from datasets.exports import ExportSpec, export_spec_check
 from datasets.models import DatasetExport, DatasetImport, ImportFormat
 from project.jobs import JobRun, job_cancel_request
 from review.models import Project
+from review.services import display_name
 
 IMPORT_TASK = "datasets.tasks.dataset_import_execute"
 EXPORT_TASK = "datasets.tasks.dataset_export_execute"
@@ -25,7 +26,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
     if not name.lower().endswith((".zip", ".json")):
         raise ValidationError({"file": "Upload a .zip archive (images, optionally with labels) or a COCO .json file."})
-    job = DatasetImport(project=project, requested_by=user, original_name=_shown_name(name), format=format,
+    job = DatasetImport(project=project, requested_by=user, original_name=display_name(name, fallback="upload"), format=format,
                         partial=partial, model_name=model_name.strip()[:200])
     job.file.save(name, file, save=False)
     job.save()
@@ -59,7 +60,3 @@ def _queue(model: type[JobRun], task: str, job_id: int) -> None:
     task_id = current_app.send_task(task, args=[job_id]).id
     model.objects.filter(pk=job_id).update(celery_task_id=task_id)
 
-
-def _shown_name(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in base if ch.isprintable())[:255] or "upload"

@@ -21,12 +21,12 @@ from django.utils import timezone
 
 from inference import detector
 from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
-from inference.matching import ImagePredictions
-from inference.outcomes import REVIEWED, box_outcomes_refresh, previous_predictions, typical_box_count
+from inference.matching import ImagePredictions, confident
+from inference.outcomes import box_outcomes_refresh, previous_predictions, typical_box_count
 from inference.pipeline import REVIEW_THRESHOLD, ImageResult, image_uncertainty, predict_stream
-from inference.ranking import confident, count_anomaly, disagreement, review_priority
+from inference.ranking import count_anomaly, disagreement, review_priority
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
-from review.models import Image, LabelClass
+from review.models import REVIEWED_STATUSES, Image, LabelClass
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
             uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly), result.key))
     _executemany(Prediction, PREDICTION_COLUMNS, rows)
     _executemany(Image, IMAGE_SCORE_COLUMNS, images, update=True)
-    reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED).values_list("pk", flat=True))
+    reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
     if reviewed:
         box_outcomes_refresh(image_ids=reviewed, model_version_ids=[version.pk])
     reset_queries()  # with DEBUG on, Django would otherwise keep every (large) INSERT of a long chunk

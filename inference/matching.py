@@ -34,6 +34,13 @@ class ImagePredictions:
     scores: np.ndarray
 
 
+def confident(predictions: ImagePredictions, threshold: float) -> ImagePredictions:
+    """Only the boxes scored at least `threshold`: what a reviewer is shown, and what counts as an error."""
+    keep = predictions.scores >= threshold
+    return ImagePredictions(predictions.image_id, predictions.boxes_xyxy[keep], predictions.labels[keep],
+                            predictions.scores[keep])
+
+
 @dataclass(frozen=True)
 class BoxMatch:
     """Outcome of each box of one image at IoU 0.5.

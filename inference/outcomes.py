@@ -13,12 +13,11 @@ from collections.abc import Iterable
 import numpy as np
 from django.db import transaction
 
-from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
 from inference.pipeline import REVIEW_THRESHOLD
-from inference.ranking import confident
-from inference.suspects import REVIEWED, suspects_refresh
-from review.models import Annotation, Image
+from inference.suspects import suspects_refresh
+from review.models import REVIEWED_STATUSES, Annotation, Image
 
 
 @transaction.atomic
@@ -36,7 +35,7 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
     if model_version_ids is not None:
         model_version_ids = list(model_version_ids)
         stale = stale.filter(model_version_id__in=model_version_ids)
-    images = set(Image.objects.filter(pk__in=image_ids, status__in=REVIEWED).values_list("pk", flat=True))
+    images = set(Image.objects.filter(pk__in=image_ids, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
     if model_version_ids is not None:
         pairs = {(image_id, version_id) for image_id in images for version_id in model_version_ids}
     else:
@@ -111,7 +110,7 @@ def _xyxy(boxes: list[tuple]) -> np.ndarray:
 
 def typical_box_count(project_id: int) -> float | None:
     """Mean number of human boxes per reviewed image of the project; None before any review."""
-    reviewed = Image.objects.filter(project_id=project_id, status__in=REVIEWED)
+    reviewed = Image.objects.filter(project_id=project_id, status__in=REVIEWED_STATUSES)
     count = reviewed.count()
     if count == 0:
         return None

@@ -39,10 +39,3 @@ def count_anomaly(box_count: int, typical: float | None) -> float | None:
     if typical is None:
         return None
     return float(min(1.0, abs(box_count - typical) / (typical + 1.0)))
-
-
-def confident(predictions: ImagePredictions, threshold: float) -> ImagePredictions:
-    keep = predictions.scores >= threshold
-    return ImagePredictions(predictions.image_id, predictions.boxes_xyxy[keep], predictions.labels[keep],
-                            predictions.scores[keep])
-

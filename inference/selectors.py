@@ -4,8 +4,7 @@ from __future__ import annotations
 from django.db.models import Count, F, QuerySet
 
 from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind
-from inference.outcomes import REVIEWED
-from review.models import Project
+from review.models import REVIEWED_STATUSES, Project
 
 
 def inference_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[InferenceRun]:
@@ -25,7 +24,7 @@ def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_
 
     Most confident errors first: a confident mistake is the one worth a look.
     """
-    outcomes = BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED)
+    outcomes = BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED_STATUSES)
     outcomes = outcomes.filter(kind=kind) if kind else outcomes.filter(kind__in=ERROR_KINDS)
     if label_class_id is not None:
         outcomes = outcomes.filter(label_class_id=label_class_id)
@@ -35,7 +34,7 @@ def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_
 
 def box_outcome_counts(*, version: ModelVersion) -> dict:
     """Counts by kind, overall and per class: {"total": {kind: n}, "by_class": {class name: {kind: n}}}."""
-    rows = (BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED).order_by()
+    rows = (BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED_STATUSES).order_by()
             .values_list("label_class__name", "kind").annotate(n=Count("id")))
     total = {kind: 0 for kind in OutcomeKind.values}
     by_class: dict[str, dict[str, int]] = {}

@@ -22,9 +22,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from inference.models import BoxOutcome, OutcomeKind, SuspectedError, SuspectKind, SuspectStatus
-from review.models import Image, ReviewStatus
+from review.models import REVIEWED_STATUSES, Image
 
-REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
 SUSPECT_SCORE = 0.8
 NOTHING_THERE_IOU = 0.1
 MIN_VERSIONS_FOR_SPURIOUS = 2
@@ -38,7 +37,7 @@ def suspects_refresh(*, image_ids: Iterable[int]) -> int:
     """Re-derive the open suspects of these images from their outcomes; returns how many are open."""
     image_ids = list(image_ids)
     SuspectedError.objects.filter(image_id__in=image_ids, status=SuspectStatus.OPEN).delete()
-    reviewed = set(Image.objects.filter(pk__in=image_ids, status__in=REVIEWED).values_list("pk", flat=True))
+    reviewed = set(Image.objects.filter(pk__in=image_ids, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
     outcomes = defaultdict(list)
     for outcome in (BoxOutcome.objects.filter(image_id__in=reviewed).select_related("model_version")
                     .order_by("image_id", "model_version__number", "id")):

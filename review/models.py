@@ -110,6 +110,10 @@ class ReviewStatus(models.TextChoices):
     APPROVED = "approved", "Approved"
 
 
+# Images whose human boxes are the truth: what training, evaluation, exports and error review read.
+REVIEWED_STATUSES = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
+
+
 class Split(models.TextChoices):
     TRAIN = "train", "Train"
     HOLDOUT = "holdout", "Holdout"

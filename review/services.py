@@ -184,10 +184,10 @@ def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
     try:
         normalised = normalise_image(data, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
     except ImageRejected as exc:
-        raise ValidationError(f"{_display_name(filename)}: {exc}", code="invalid_image") from None
+        raise ValidationError(f"{display_name(filename)}: {exc}", code="invalid_image") from None
     image = Image(
         project=project,
-        original_name=_display_name(filename),
+        original_name=display_name(filename),
         width=normalised.width,
         height=normalised.height,
         content_hash=normalised.content_hash,
@@ -249,10 +249,10 @@ def images_create_many(*, project: Project, files: Iterable[UploadFile], partial
                 try:
                     report.added.append(image_create(project=project, data=upload.read(), filename=upload.name))
                 except DuplicateImage as exc:
-                    report.duplicates.append((_display_name(upload.name), exc.existing))
+                    report.duplicates.append((display_name(upload.name), exc.existing))
                 except (ValidationError, ValueError) as exc:
                     messages = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
-                    report.rejected.append((_display_name(upload.name), " ".join(messages)))
+                    report.rejected.append((display_name(upload.name), " ".join(messages)))
             if report.rejected and not partial:
                 raise _RollBack
     except _RollBack:
@@ -280,10 +280,13 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
     return image
 
 
-def _display_name(filename: str) -> str:
-    # Only the last path component, and never control characters: it is shown, not used as a path.
+def display_name(filename: str, fallback: str = "image") -> str:
+    """An uploaded file's name as we show it: the last path component, no control characters.
+
+    It is shown, never used as a path.
+    """
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return "".join(ch for ch in base if ch.isprintable())[:255] or "image"
+    return "".join(ch for ch in base if ch.isprintable())[:255] or fallback
 
 
 # --- Human boxes --------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ import numpy as np
 from django.db.models import QuerySet
 
 from inference.models import ModelVersion, Prediction
-from review.models import Annotation, Image, LabelClass, Project, Split
-from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
+from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from training.evaluation import coco_evaluate
 from training.models import TrainingRun
-from training.services import REVIEWED
 
 
 def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[TrainingRun]:
@@ -30,7 +29,7 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     """
     classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
-    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED)
+    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
                   .filter(pk__in=Prediction.objects.filter(model_version=first).values("image_id"))
                   .filter(pk__in=Prediction.objects.filter(model_version=second).values("image_id"))
                   .order_by("id").values("id", "width", "height"))
@@ -41,7 +40,7 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     for version in (first, second):
         predictions = _predictions(version, image_ids, category_of)
         scores = coco_evaluate(truths, predictions, [c.name for c in classes])
-        errors = {t.image_id: _error_count(match_boxes(t, _confident(p, score_threshold)))
+        errors = {t.image_id: _error_count(match_boxes(t, confident(p, score_threshold)))
                   for t, p in zip(truths, predictions)}
         errors_by_version.append(errors)
         result["versions"].append({"id": version.pk, "number": version.number, **scores.as_dict(),
@@ -76,12 +75,6 @@ def _arrays(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     table = np.asarray(rows, dtype=np.float64).reshape(-1, len(rows[0]) if rows else 6)
     scores = table[:, 5].astype(np.float32) if table.shape[1] > 5 else np.zeros(len(table), np.float32)
     return table[:, :4].astype(np.float32), table[:, 4].astype(np.int64), scores
-
-
-def _confident(predictions: ImagePredictions, threshold: float) -> ImagePredictions:
-    keep = predictions.scores >= threshold
-    return ImagePredictions(predictions.image_id, predictions.boxes_xyxy[keep], predictions.labels[keep],
-                            predictions.scores[keep])
 
 
 def _error_count(match) -> int:

@@ -13,21 +13,20 @@ from django.db import IntegrityError, transaction
 from inference import detector
 from inference.services import active_model_version
 from project.jobs import ACTIVE_STATUSES, job_cancel_request
-from review.models import Annotation, Image, LabelClass, Project, ReviewStatus, Split
+from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from training.models import DatasetSnapshot, TrainingRun
 from training.trainer import default_config, steps_per_epoch
 
 TRAINING_TASK = "training.tasks.training_run_execute"
 MIN_TRAIN_IMAGES = 4
 MIN_HOLDOUT_IMAGES = 1
-REVIEWED = (ReviewStatus.REVIEWED, ReviewStatus.APPROVED)
 
 
 def snapshot_coco(project: Project) -> dict:
     """The project's reviewed labels as COCO JSON, in a stable order: same labels, same bytes."""
     classes = list(LabelClass.objects.filter(project=project).order_by("index", "id"))
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
-    images = list(Image.objects.filter(project=project, status__in=REVIEWED).order_by("id")
+    images = list(Image.objects.filter(project=project, status__in=REVIEWED_STATUSES).order_by("id")
                   .values("id", "file", "original_name", "width", "height", "split"))
     annotations = (Annotation.objects.filter(image__in=[i["id"] for i in images]).order_by("image_id", "id")
                    .values_list("image_id", "label_class_id", "x", "y", "w", "h"))
@@ -123,7 +122,7 @@ def training_after_review(*, project: Project) -> TrainingRun | None:
     if not threshold or TrainingRun.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
         return None
     last = TrainingRun.objects.filter(project=project).order_by("-created_at").first()
-    reviewed = Image.objects.filter(project=project, status__in=REVIEWED)
+    reviewed = Image.objects.filter(project=project, status__in=REVIEWED_STATUSES)
     if last:
         reviewed = reviewed.filter(reviewed_at__gt=last.created_at)
     if reviewed.count() < threshold:

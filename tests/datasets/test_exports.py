@@ -35,10 +35,14 @@ def _reviewed_project(count: int = 5):
 
 
 def _export(project, **spec) -> zipfile.ZipFile:
+    return zipfile.ZipFile(_export_bytes(project, **spec))
+
+
+def _export_bytes(project, **spec) -> io.BytesIO:
     out = io.BytesIO()
     export_write(project=project, spec=ExportSpec(**spec), out=out)
     out.seek(0)
-    return zipfile.ZipFile(out)
+    return out
 
 
 def _boxes_by_image(project) -> dict[tuple, list]:
@@ -53,14 +57,9 @@ def _boxes_by_image(project) -> dict[tuple, list]:
 @pytest.mark.parametrize(("format", "tolerance"), [("coco", 0.01), ("voc", 0.01), ("yolo", 96 * 1e-6)])
 def test_round_trip_gives_back_the_same_images_classes_and_boxes(format, tolerance):
     project = _reviewed_project()
-    archive = _export(project, format=format)
     target = make_project(name="Copy", class_names=[])
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as copy:
-        for info in archive.infolist():
-            copy.writestr(info, archive.read(info))
-    buffer.seek(0)
-    report = dataset_import(project=target, source=ImportSource(buffer, name="export.zip"), user=None)
+    report = dataset_import(project=target, source=ImportSource(_export_bytes(project, format=format),
+                                                                name="export.zip"), user=None)
     assert report.committed and report.rejected == [] and report.format == format
     assert report.images_added == 5
     assert list(target.label_classes.values_list("name", flat=True)) == ["circle", "square", "triangle"]
@@ -76,13 +75,8 @@ def test_round_trip_gives_back_the_same_images_classes_and_boxes(format, toleran
 
 def test_reimporting_an_export_into_its_own_project_finds_every_image_a_duplicate():
     project = _reviewed_project(3)
-    archive = _export(project, format="coco")
-    raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w") as copy:
-        for info in archive.infolist():
-            copy.writestr(info, archive.read(info))
-    raw.seek(0)
-    report = dataset_import(project=project, source=ImportSource(raw, name="e.zip"), user=None)
+    report = dataset_import(project=project, source=ImportSource(_export_bytes(project, format="coco"), name="e.zip"),
+                            user=None)
     assert report.images_added == 0 and len(report.duplicates) == 3
 
 

@@ -51,8 +51,9 @@ PAGE_RULES = {
 }
 
 
-def _page_names() -> set[str]:
-    names = set()
+def _pages() -> dict[str, list[str]]:
+    """Every page's URL name (with its namespace) and the names of its URL arguments."""
+    pages = {}
 
     def walk(patterns, namespace=""):
         for pattern in patterns:
@@ -61,13 +62,13 @@ def _page_names() -> set[str]:
                     continue  # the API has its own matrix; the admin is walked below
                 walk(pattern.url_patterns, f"{pattern.namespace}:" if pattern.namespace else namespace)
             elif isinstance(pattern, URLPattern) and pattern.name:
-                names.add(namespace + pattern.name)
+                pages[namespace + pattern.name] = list(pattern.pattern.converters)
     walk(get_resolver().url_patterns)
-    return names
+    return pages
 
 
 def test_every_page_has_a_rule():
-    assert _page_names() == {name for name, _ in PAGE_RULES}
+    assert set(_pages()) == {name for name, _ in PAGE_RULES}
 
 
 @pytest.fixture
@@ -97,16 +98,7 @@ def world():
 
 
 def _url(name: str, kwargs: dict) -> str:
-    pattern_kwargs = _pattern_kwargs(name)
-    return reverse(name, kwargs={key: kwargs[key] for key in pattern_kwargs})
-
-
-def _pattern_kwargs(name: str) -> list[str]:
-    resolver = get_resolver()
-    for possibility, _pattern, _defaults, _converters in resolver.reverse_dict.getlist(name.split(":")[-1]) if (
-            ":" not in name) else resolver.namespace_dict[name.split(":")[0]][1].reverse_dict.getlist(name.split(":")[1]):
-        return possibility[0][1]
-    return []
+    return reverse(name, kwargs={key: kwargs[key] for key in _pages()[name]})
 
 
 def _expected(rule: str, caller: str) -> str:
