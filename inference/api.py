@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import F, QuerySet
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, pagination, status
+from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as BadRequest
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -55,6 +57,17 @@ class ModelVersionDetail(APIView):
     @extend_schema(responses=s.ModelVersionSerializer, summary="A version with its metrics and lineage")
     def get(self, request: Request, version_id: int) -> Response:
         return Response(s.ModelVersionSerializer(member_object(request, _versions(), version_id)).data)
+
+
+class ModelVersionWeights(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+                   summary="The weights as safetensors, with architecture and class names inside (manager)")
+    def get(self, request: Request, version_id: int) -> FileResponse:
+        version = member_object(request, _versions(), version_id, Role.MANAGER)
+        if not version.weights:
+            raise NotFound("This version has no weights: its predictions were imported.")
+        return FileResponse(version.weights.open("rb"), content_type="application/octet-stream", as_attachment=True,
+                            filename=f"project-{version.project_id}-v{version.number}-{version.architecture}.safetensors")
 
 
 class ModelVersionPromote(APIView):

@@ -33,6 +33,8 @@ urlpatterns = [
     path("projects/<id:project_id>/model-versions/compare/", training_api.ModelVersionCompare.as_view(),
          name="model_version_compare"),
     path("model-versions/<id:version_id>/", inference_api.ModelVersionDetail.as_view(), name="model_version_detail"),
+    path("model-versions/<id:version_id>/weights/", inference_api.ModelVersionWeights.as_view(),
+         name="model_version_weights"),
     path("model-versions/<id:version_id>/promote/", inference_api.ModelVersionPromote.as_view(),
          name="model_version_promote"),
     path("projects/<id:project_id>/predictions/", inference_api.PredictionList.as_view(), name="prediction_list"),

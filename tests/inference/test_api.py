@@ -132,3 +132,26 @@ def test_inference_run_needs_an_active_model(project):
     response = api_client(add_member(project, Role.REVIEWER)).post(
         reverse("api:inference_run_list", args=[project.pk]), {}, format="json")
     assert response.status_code == 400 and "no active model" in response.data["detail"]
+
+
+def test_weights_download_uploads_into_another_project(project, manager):
+    """A version's weights travel: downloaded from one project, uploaded into another, same classes."""
+    version = add_model_version(project)
+    client = api_client(manager)
+    response = client.get(reverse("api:model_version_weights", args=[version.pk]))
+    assert response.status_code == 200
+    data = b"".join(response.streaming_content)
+    with version.weights.open("rb") as handle:
+        assert data == handle.read()
+    other = make_project(owner=manager)
+    uploaded = client.post(reverse("api:model_version_list", args=[other.pk]),
+                           {"weights": weights_file(data), "architecture": version.architecture}, format="multipart")
+    assert uploaded.status_code == 201, uploaded.data
+    assert uploaded.data["class_names"] == list(version.class_names)
+
+
+def test_weights_download_of_an_imported_version_is_404(project, manager):
+    from inference.services import model_version_external_create
+    version = model_version_external_create(project=project, name="vendor", class_names=["circle"], user=manager)
+    response = api_client(manager).get(reverse("api:model_version_weights", args=[version.pk]))
+    assert response.status_code == 404 and "no weights" in response.json()["detail"]

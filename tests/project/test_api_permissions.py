@@ -50,6 +50,7 @@ REQUIRED_ROLE = {
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,
     ("model_version_promote", "POST"): M,
+    ("model_version_weights", "GET"): M,
     ("prediction_list", "GET"): A,
     ("box_outcome_list", "GET"): A,
     ("box_outcome_counts", "GET"): A,
@@ -113,6 +114,7 @@ def world():
     image = add_images(project, 1)[0]
     version = ModelVersion.objects.create(project=project, number=1, architecture="ssdlite320_mobilenet_v3_large",
                                           class_names=["circle"])
+    version.weights.save("w.safetensors", ContentFile(b"weights"))
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
     snapshot.file.save("s.json", ContentFile(b"{}"))
     ids = {
