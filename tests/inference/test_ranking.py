@@ -45,6 +45,8 @@ def test_disagreement_and_count_anomaly():
     assert disagreement(_predicted([], [], []), _predicted([], [], [])) == 0.0
     assert disagreement(same, _predicted([[0, 0, 10, 10]], [1], [0.9])) == pytest.approx(1 - 2 / 3)
     assert count_anomaly(2, 2.0) == 0.0 and count_anomaly(20, 2.0) == 1.0 and count_anomaly(3, None) is None
+    # Silence where objects are usual (a blind model on a new domain) is as unusual as it gets.
+    assert count_anomaly(0, 2.5) == 1.0 and count_anomaly(0, 0.2) == pytest.approx(0.2)
     assert review_priority(uncertainty=1, disagreement=1, count_anomaly=1) == pytest.approx(1.0)
 
 
@@ -67,13 +69,13 @@ def test_an_uncertain_image_ranks_above_a_confident_one_and_shows_why():
     ranked = list(Image.objects.filter(project=project).order_by("-priority").values_list("pk", flat=True))
     assert ranked == [unsure.pk, crowded.pk, sure.pk]
     crowded.refresh_from_db()
-    assert crowded.count_anomaly == 1.0  # 12 boxes where 2 are usual: |12 - 2| / 3, capped at 1
+    assert crowded.count_anomaly == 1.0  # 12 boxes where 2 are usual: |12 - 2| / 2, capped at 1
     assert crowded.disagreement is None  # only one version has predicted it
     # A second version that disagrees with the first on `sure` raises its priority.
     second = add_model_version(project)
     _write_batch(second, [_result(sure, [[50, 50, 90, 90]], [1], [0.98])], label_map, typical=2.0)
     sure.refresh_from_db()
-    assert sure.disagreement == 1.0 and sure.priority == pytest.approx(0.5 * sure.uncertainty + 0.3 * 1.0 + 0.2 * (1 / 3))
+    assert sure.disagreement == 1.0 and sure.priority == pytest.approx(0.4 * sure.uncertainty + 0.3 * 1.0 + 0.3 * (1 / 2))
 
 
 @pytest.mark.django_db
