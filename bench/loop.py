@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -300,8 +300,9 @@ class Loop:
             raise ApiError(f"upload added {len(self.ids)} of {len(unlabelled)} images: {report}")
         if base is None:
             self.say(f"training the base model from scratch ({self.args.base_epochs} epochs)")
-            run = self.api.post(f"/projects/{self.project}/training-runs/", {"epochs": self.args.base_epochs,
-                                                                               "learning_rate": self.args.base_lr})
+            run = self.api.post(f"/projects/{self.project}/training-runs/",
+                                {"epochs": self.args.base_epochs, "learning_rate": self.args.base_lr,
+                                 **self.image_size()})
             self.wait(f"/training-runs/{run['id']}/", "base training")
         else:
             self.say("uploading the same base weights")
@@ -312,6 +313,9 @@ class Loop:
             self.api.post(f"/projects/{self.project}/inference-runs/", {"scope": "unreviewed"})
         self.wait_inference()
         self.score(round_=0, reviewed=0, counts=None, night_share=None)
+
+    def image_size(self) -> dict:
+        return {"image_size": self.args.image_size} if self.args.image_size else {}
 
     def active_weights(self) -> tuple[bytes, str]:
         version = self.api.get(f"/projects/{self.project}/")["active_model"]["id"]
@@ -393,7 +397,8 @@ class Loop:
             share = len(night & set(picked)) / max(len(picked), 1)
             self.say(f"round {round_}: reviewed {len(picked)} ({share:.0%} night), "
                      f"{corrections(counts) / max(len(picked), 1):.2f} corrections per image {counts}")
-            run = self.api.post(f"/projects/{self.project}/training-runs/", {"epochs": self.args.finetune_epochs})
+            run = self.api.post(f"/projects/{self.project}/training-runs/",
+                                {"epochs": self.args.finetune_epochs, **self.image_size()})
             run = self.wait(f"/training-runs/{run['id']}/", f"fine-tune {round_}")
             self.say(f"fine-tune {round_}: {run['comparison'].get('reason')}")
             self.wait_inference()
@@ -496,8 +501,11 @@ def main() -> None:
     parser.add_argument("--base-epochs", type=int, default=24)
     parser.add_argument("--base-lr", type=float, default=2e-3)
     parser.add_argument("--finetune-epochs", type=int, default=6)
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="the model input size (SSD: a square; 224 trains twice as fast as 320 on a CPU)")
     parser.add_argument("--orders", default="priority,random", help="priority, random or both")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write every order's rows here")
     args = parser.parse_args()
     started = time.monotonic()
     data = make_data(args)
@@ -510,6 +518,9 @@ def main() -> None:
             base = base or loop.active_weights()  # every order starts from the same base model
             loop.run_rounds()
     report(loops, (time.monotonic() - started) / 60)
+    if args.json:
+        args.json.write_text(json.dumps({order: [asdict(row) for row in loop.rows] for order, loop in loops.items()},
+                                        indent=1))
 
 
 if __name__ == "__main__":

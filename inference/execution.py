@@ -22,7 +22,7 @@ from django.utils import timezone
 from inference import detector
 from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
 from inference.matching import ImagePredictions, confident
-from inference.outcomes import box_outcomes_refresh, previous_predictions, typical_box_count
+from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.pipeline import REVIEW_THRESHOLD, ImageResult, image_uncertainty, predict_stream
 from inference.ranking import count_anomaly, disagreement, review_priority
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
@@ -88,7 +88,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     files = dict(Image.objects.filter(pk__in=chunk.image_ids).values_list("pk", "file"))
     items = [(image_id, _reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
-    typical = typical_box_count(run.project_id)
+    reviewed_counts = reviewed_box_counts(run.project_id)
     progress = JobProgress(run)
     written: list[tuple[int, int]] = []  # (predictions, unreadable images) per written batch
     cancelled = False
@@ -99,7 +99,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     in_flight: deque[tuple[Future, int]] = deque()
     try:
         for results in stream:
-            in_flight.append((writer.submit(_write_batch, version, results, label_map, typical), len(results)))
+            in_flight.append((writer.submit(_write_batch, version, results, label_map, reviewed_counts), len(results)))
             while len(in_flight) > WRITES_IN_FLIGHT:
                 written.append(_collect(in_flight, progress))
             if progress.cancelled():
@@ -138,7 +138,7 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 
 @transaction.atomic
 def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
-                 typical: float | None = None) -> tuple[int, int]:
+                 reviewed_counts: dict[int, int] | None = None) -> tuple[int, int]:
     """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
     keys = [r.key for r in results]
     Prediction.objects.filter(model_version=version, image_id__in=keys).delete()
@@ -169,7 +169,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
         shown = confident(ImagePredictions(result.key, boxes.astype(np.float32), labels[keep], scores.astype(np.float32)),
                           REVIEW_THRESHOLD)
         disagree = disagreement(shown, previous[result.key]) if result.key in previous else None
-        anomaly = count_anomaly(len(shown.labels), typical)
+        anomaly = count_anomaly(len(shown.labels), reviewed_counts)
         images.append(("", uncertainty, disagree, anomaly, review_priority(
             uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly), result.key))
     _executemany(Prediction, PREDICTION_COLUMNS, rows)

@@ -7,11 +7,12 @@ threshold count, as in the editor: a box nobody was shown is not an error.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Count
 
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
@@ -108,13 +109,11 @@ def _xyxy(boxes: list[tuple]) -> np.ndarray:
 
 # --- Ranking inputs for unreviewed images ---------------------------------------------------------
 
-def typical_box_count(project_id: int) -> float | None:
-    """Mean number of human boxes per reviewed image of the project; None before any review."""
-    reviewed = Image.objects.filter(project_id=project_id, status__in=REVIEWED_STATUSES)
-    count = reviewed.count()
-    if count == 0:
-        return None
-    return Annotation.objects.filter(image__in=reviewed).count() / count
+def reviewed_box_counts(project_id: int) -> dict[int, int]:
+    """Number of human boxes -> how many reviewed images of the project have that many (empty before any review)."""
+    per_image = (Image.objects.filter(project_id=project_id, status__in=REVIEWED_STATUSES).order_by()
+                 .annotate(boxes=Count("annotations")).values_list("boxes", flat=True))
+    return dict(Counter(per_image))
 
 
 def previous_predictions(image_ids: list[int], version: ModelVersion) -> dict[int, ImagePredictions]:

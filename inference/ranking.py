@@ -2,24 +2,28 @@
 
 No Django here. The formula (docs/priority.md):
 
-    priority = 0.4 * uncertainty + 0.3 * disagreement + 0.3 * count_anomaly
+    priority = 0.3 * uncertainty + 0.3 * disagreement + 0.4 * count_anomaly
 
 - uncertainty (inference/pipeline.py `image_uncertainty`): the most doubtful box, 1 for a score
   exactly at the review threshold, 0 for scores of 0 or 1.
 - disagreement: 1 - F1 agreement between the confident boxes of the latest two versions that
   predicted the image (a pair agrees at IoU >= 0.5 and the same class); 0 when only one version has.
-- count_anomaly: |boxes - typical| / max(typical, 1), capped at 1, where typical is the mean number
-  of human boxes per reviewed image in the project: an image with far more or fewer objects than
-  usual is worth a look even when each box is confident. A model that finds nothing where objects
-  are usual scores 1: that silence is how a detector fails on a new camera or at night (its
-  uncertainty is then 0, as it has no boxes to doubt), so it weighs as much as disagreement.
+- count_anomaly: how rare this many confident boxes is among the project's reviewed images:
+  1 - (reviewed images with exactly that many human boxes) / (images with the most common count).
+  A count no reviewed image has scores 1, the most common count 0. An image with far more or
+  fewer objects than usual is worth a look even when each box is confident, and a model that
+  finds nothing where every reviewed image holds objects is the way a detector fails on a new
+  camera or at night: it has no box to be uncertain about (uncertainty 0), yet it will need every
+  object drawn, several corrections where a borderline box needs one. So it weighs most.
 Each part lies in 0..1 and is stored on the image, so the queue can say why an image is first.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
 
-WEIGHTS = {"uncertainty": 0.4, "disagreement": 0.3, "count_anomaly": 0.3}
+WEIGHTS = {"uncertainty": 0.3, "disagreement": 0.3, "count_anomaly": 0.4}
 
 
 def review_priority(*, uncertainty: float, disagreement: float | None, count_anomaly: float | None) -> float:
@@ -37,7 +41,8 @@ def disagreement(latest: ImagePredictions, previous: ImagePredictions) -> float:
     return 1.0 - 2.0 * agreed / total
 
 
-def count_anomaly(box_count: int, typical: float | None) -> float | None:
-    if typical is None:
+def count_anomaly(box_count: int, reviewed_counts: Mapping[int, int] | None) -> float | None:
+    """`reviewed_counts`: number of boxes -> how many reviewed images have that many; None before any review."""
+    if not reviewed_counts:
         return None
-    return float(min(1.0, abs(box_count - typical) / max(typical, 1.0)))
+    return 1.0 - reviewed_counts.get(box_count, 0) / max(reviewed_counts.values())

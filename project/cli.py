@@ -62,3 +62,37 @@ def follow_run(run: JobRun, stdout: OutputWrapper, label: str, *, poll: float = 
         return run
     printer.end()
     return run
+
+
+class JobWatcher:
+    """Say in the terminal what the workers are doing: one line when a job starts, as it advances
+    (each epoch of a fine-tune, each tenth of other jobs) and when it ends, with its result."""
+
+    def __init__(self, stdout: OutputWrapper, models: list[type[JobRun]], describe) -> None:
+        self.stdout, self.models, self.describe = stdout, models, describe
+        self._seen: dict[tuple[str, int], tuple] = {}
+        self._since = None
+
+    def poll(self) -> None:
+        from django.db.models import Q
+        from django.utils import timezone
+
+        since, self._since = self._since, timezone.now()
+        for model in self.models:
+            recent = Q(status__in=("queued", "running"))
+            if since is not None:
+                recent |= Q(finished_at__gte=since)
+            for run in model.objects.filter(recent).order_by("created_at"):
+                key = (model.__name__, run.pk)
+                state = (run.status, getattr(run, "epoch", None) or int(run.percent // 10))
+                if self._seen.get(key) != state:
+                    self._seen[key] = state
+                    self.stdout.write(self.describe(run))
+
+    def run_forever(self, *, interval: float = 2.0) -> None:
+        while True:
+            try:
+                self.poll()
+            except Exception as exc:  # a busy SQLite file now and then must not end the watching
+                self.stdout.write(f"(job watcher: {type(exc).__name__}: {exc})")
+            time.sleep(interval)

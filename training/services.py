@@ -85,6 +85,8 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
         raise ValidationError({"learning_rate": "learning_rate must be between 0 and 1."})
     if base and base.architecture != architecture:
         base = None  # another architecture starts from scratch
+    if base and "image_size" not in params and (size := _trained_image_size(base)):
+        params["image_size"] = size  # a model trained at a smaller input goes on at that size
     snapshot = snapshot_freeze(project=project, user=user)
     if len(snapshot.train_image_ids) < MIN_TRAIN_IMAGES or len(snapshot.holdout_image_ids) < MIN_HOLDOUT_IMAGES:
         raise ValidationError(
@@ -103,6 +105,11 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
     except IntegrityError:
         raise ValidationError("This project already has a training run in progress; wait for it or cancel it.") from None
     return run
+
+
+def _trained_image_size(version) -> int | None:
+    run = TrainingRun.objects.filter(result_version=version).only("params").first()
+    return run.params.get("image_size") if run else None
 
 
 def _queue(run_id: int) -> None:

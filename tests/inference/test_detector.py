@@ -46,6 +46,19 @@ def test_weights_round_trip_gives_identical_predictions():
     np.testing.assert_allclose(first.predict(image)[0].scores, again.predict(image)[0].scores, rtol=1e-5)
 
 
+def test_a_smaller_ssd_input_is_kept_with_its_weights():
+    """SSD trains at a smaller square on a CPU; the size travels in the weights and comes back on load."""
+    model = detector.build_model("ssdlite320_mobilenet_v3_large", 2, image_size=160).eval()
+    assert model.transform.fixed_size == (160, 160)
+    data = detector.weights_to_bytes(model, architecture="ssdlite320_mobilenet_v3_large", class_names=["a", "b"])
+    loaded = detector.Detector.from_bytes(data, architecture="ssdlite320_mobilenet_v3_large", num_classes=2,
+                                          score_threshold=0.0)
+    assert loaded.model.transform.fixed_size == (160, 160)
+    image = [torch.randint(0, 255, (3, 96, 128), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))]
+    (result,) = loaded.predict(image)
+    assert result.boxes_xyxy.shape[1] == 4 and result.boxes_xyxy[:, 2].max() <= 128 and result.boxes_xyxy[:, 3].max() <= 96
+
+
 def test_torch_state_dict_loaded_without_unpickling_code():
     model = detector.build_model("ssdlite320_mobilenet_v3_large", 2)
     buffer = io.BytesIO()

@@ -44,9 +44,13 @@ def test_disagreement_and_count_anomaly():
     assert disagreement(same, _predicted([], [], [])) == 1.0
     assert disagreement(_predicted([], [], []), _predicted([], [], [])) == 0.0
     assert disagreement(same, _predicted([[0, 0, 10, 10]], [1], [0.9])) == pytest.approx(1 - 2 / 3)
-    assert count_anomaly(2, 2.0) == 0.0 and count_anomaly(20, 2.0) == 1.0 and count_anomaly(3, None) is None
-    # Silence where objects are usual (a blind model on a new domain) is as unusual as it gets.
-    assert count_anomaly(0, 2.5) == 1.0 and count_anomaly(0, 0.2) == pytest.approx(0.2)
+    reviewed = {1: 10, 2: 20, 3: 5}  # boxes per image -> reviewed images
+    assert count_anomaly(2, reviewed) == 0.0 and count_anomaly(1, reviewed) == 0.5
+    assert count_anomaly(3, reviewed) == pytest.approx(0.75) and count_anomaly(20, reviewed) == 1.0
+    assert count_anomaly(3, {}) is None and count_anomaly(3, None) is None
+    # Silence where every reviewed image holds objects (a blind model on a new domain) is as unusual as it gets;
+    # where empty frames are common it is not.
+    assert count_anomaly(0, reviewed) == 1.0 and count_anomaly(0, {0: 30, 1: 10}) == 0.0
     assert review_priority(uncertainty=1, disagreement=1, count_anomaly=1) == pytest.approx(1.0)
 
 
@@ -65,17 +69,17 @@ def test_an_uncertain_image_ranks_above_a_confident_one_and_shows_why():
         _result(sure, [[0, 0, 20, 20]], [1], [0.98]),
         _result(unsure, [[0, 0, 20, 20]], [1], [0.52]),
         _result(crowded, [[i * 4, 0, i * 4 + 3, 3] for i in range(12)], [1] * 12, [0.99] * 12),
-    ], label_map, typical=2.0)
+    ], label_map, reviewed_counts={2: 4, 1: 1})
     ranked = list(Image.objects.filter(project=project).order_by("-priority").values_list("pk", flat=True))
     assert ranked == [unsure.pk, crowded.pk, sure.pk]
     crowded.refresh_from_db()
-    assert crowded.count_anomaly == 1.0  # 12 boxes where 2 are usual: |12 - 2| / 2, capped at 1
+    assert crowded.count_anomaly == 1.0  # no reviewed image has 12 boxes
     assert crowded.disagreement is None  # only one version has predicted it
     # A second version that disagrees with the first on `sure` raises its priority.
     second = add_model_version(project)
-    _write_batch(second, [_result(sure, [[50, 50, 90, 90]], [1], [0.98])], label_map, typical=2.0)
+    _write_batch(second, [_result(sure, [[50, 50, 90, 90]], [1], [0.98])], label_map, reviewed_counts={2: 4, 1: 1})
     sure.refresh_from_db()
-    assert sure.disagreement == 1.0 and sure.priority == pytest.approx(0.4 * sure.uncertainty + 0.3 * 1.0 + 0.3 * (1 / 2))
+    assert sure.disagreement == 1.0 and sure.priority == pytest.approx(0.3 * sure.uncertainty + 0.3 * 1.0 + 0.4 * (1 - 1 / 4))
 
 
 @pytest.mark.django_db

@@ -63,7 +63,7 @@ def test_editor_shows_the_chosen_version_and_why_the_image_is_ranked(client, jud
     client.force_login(add_member(project, Role.ANNOTATOR))
     page = client.get(reverse("review:image_editor", args=[image.pk]), {"model_version": version.pk}).content.decode()
     assert f"predictions of {version}" in page
-    image.uncertainty, image.disagreement, image.count_anomaly, image.priority = 0.8, 0.5, 0.0, 0.55
+    image.uncertainty, image.disagreement, image.count_anomaly, image.priority = 0.8, 0.5, 0.0, 0.39
     image.save()
     page = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
-    assert "Review priority 0.55" in page and "0.5 × uncertainty 0.80" in page and "0.3 × disagreement" in page
+    assert "Review priority 0.39" in page and "0.3 × uncertainty 0.80" in page and "0.3 × disagreement" in page

@@ -160,3 +160,16 @@ def test_auto_retrain_fires_once_at_n(project, django_capture_on_commit_callback
 def test_auto_retrain_is_off_by_default(project):
     assert project.retrain_after_reviews == 0
     assert training_after_review(project=project) is None
+
+
+def test_a_fine_tune_keeps_the_input_size_its_base_was_trained_at(project, django_capture_on_commit_callbacks):
+    """A base trained at a small SSD input (faster on a CPU) is fine-tuned at that size unless asked otherwise."""
+    with django_capture_on_commit_callbacks(execute=False):
+        first = training_run_start(project=project, user=None, params={**TINY, "image_size": 160})
+    with django_capture_on_commit_callbacks(execute=False):
+        training_run_execute(run_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == JobStatus.SUCCEEDED, first.error
+    with django_capture_on_commit_callbacks(execute=False):
+        follow_up = training_run_start(project=project, user=None, params=dict(TINY))
+    assert follow_up.base_version == first.result_version and follow_up.params["image_size"] == 160

@@ -8,33 +8,43 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
-from review.demo_images import CLASS_NAMES, generate_scene
+from review.demo_images import CLASS_NAMES, SOURCE, generate_scene
 from review.models import AnnotationSource, LabelClass, Project
 from review.services import BoxIn, image_boxes_save, image_create, project_create
 # A command is a top-floor caller like a view: it may wire review to training (never the reverse).
 from training.services import training_run_start
 
-DEMO_PROJECT = "Demo: shapes"
+DEMO_PROJECT = "Demo: day and night"
+
+
+# The base model's schedule: from scratch, long enough for ssdlite on a 2-core CPU to learn the
+# daylight shapes (holdout AP50 about 0.98) in about 4 minutes (bench/loop.py, docs/benchmarks.md).
+BASE_TRAINING = {"epochs": 24, "learning_rate": 0.002}
 
 
 class Command(BaseCommand):
-    help = "Create an admin user and a demo project with generated images, some already reviewed."
+    help = ("Create an admin user and a demo project: labelled daylight images to train a base model on, "
+            "and unlabelled images from a night camera and a new lens that the model has never seen.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--images", type=int, default=60, help="How many images to generate.")
-        parser.add_argument("--reviewed", type=float, default=0.5, help="Share of images given their true boxes.")
+        parser.add_argument("--labelled", type=int, default=120, help="Daylight images with their true boxes.")
+        parser.add_argument("--daylight", type=int, default=20, help="Unlabelled daylight images.")
+        parser.add_argument("--night", type=int, default=60, help="Unlabelled night images (the shifted domain).")
+        parser.add_argument("--camera", type=int, default=20, help="Unlabelled images from a new, blurrier lens.")
         parser.add_argument("--no-train", action="store_true",
-                            help="Do not queue the first fine-tune (it runs when the worker starts).")
+                            help="Do not queue the base model's training (it runs when the worker starts).")
 
-    def handle(self, *args, images: int, reviewed: float, no_train: bool, **options):
+    def handle(self, *args, no_train: bool, **counts):
         admin, password = self._admin()
         project = Project.objects.filter(name=DEMO_PROJECT).first()
         if project is None:
             project = project_create(name=DEMO_PROJECT, owner=admin, class_names=CLASS_NAMES)
-            project.description = ("Generated shapes with known boxes. Half are reviewed (their true boxes), "
-                                   "half wait for review.")
+            project.description = (
+                "A detector trained on daylight shapes meets a night camera and a new lens. The daylight images "
+                "are labelled; the night, new-lens and further daylight images wait for review. Correct some "
+                "night images, press Fine-tune, and compare the versions.")
             project.save(update_fields=["description"])
-            self._add_images(project, admin, images, reviewed)
+            self._add_images(project, admin, {k: counts[k] for k in ("labelled", "daylight", "night", "camera")})
             if not no_train:
                 self._first_training(project, admin)
         self.stdout.write(self.style.SUCCESS(
@@ -44,12 +54,14 @@ class Command(BaseCommand):
 
     def _first_training(self, project: Project, admin) -> None:
         try:
-            run = training_run_start(project=project, user=admin, params={"epochs": 20})
+            run = training_run_start(project=project, user=admin, params=dict(BASE_TRAINING))
         except ValidationError as exc:
-            self.stdout.write(f"No first fine-tune: {' '.join(exc.messages)}")
+            self.stdout.write(f"No base model training: {' '.join(exc.messages)}")
             return
-        self.stdout.write(f"Queued fine-tune #{run.pk} ({run.architecture}); watch it on the project page. "
-                          "When it finishes, its model predicts the unreviewed images.")
+        self.stdout.write(
+            f"Queued training run #{run.pk}: a base model ({run.architecture}) learns the daylight images from "
+            f"scratch, {BASE_TRAINING['epochs']} epochs, about 4 minutes on 2 CPU cores. Then it predicts the "
+            "unlabelled images, and the review queue opens with the ones it most needs help on.")
 
     def _admin(self):
         User = get_user_model()
@@ -65,14 +77,20 @@ class Command(BaseCommand):
             admin.save()
         return admin, password
 
-    def _add_images(self, project: Project, admin, count: int, reviewed: float) -> None:
+    def _add_images(self, project: Project, admin, counts: dict[str, int]) -> None:
+        """Labelled daylight first, then the unlabelled sets; seeds are apart, so no scene repeats."""
         classes = {c.name: c.pk for c in LabelClass.objects.filter(project=project)}
-        for seed in range(count):
-            scene = generate_scene(seed)
-            image = image_create(project=project, data=scene.png_bytes(), filename=f"shapes-{seed:04d}.png")
-            if seed < count * reviewed:
-                boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
-                image_boxes_save(image=image, user=admin, boxes=boxes, version=image.version,
-                                 source=AnnotationSource.IMPORTED)
-            self.stdout.write(f"\rGenerating images: {seed + 1}/{count}", ending="")
+        plan = [("labelled", "day", SOURCE, 0), ("daylight", "day-new", SOURCE, 5000),
+                ("night", "night", "night", 10_000), ("camera", "newlens", "camera", 20_000)]
+        total, done = sum(counts.values()), 0
+        for key, prefix, domain, first_seed in plan:
+            for seed in range(first_seed, first_seed + counts[key]):
+                scene = generate_scene(seed, domain=domain)
+                image = image_create(project=project, data=scene.png_bytes(), filename=f"{prefix}-{seed:05d}.png")
+                if key == "labelled":
+                    boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
+                    image_boxes_save(image=image, user=admin, boxes=boxes, version=image.version,
+                                     source=AnnotationSource.IMPORTED)
+                done += 1
+                self.stdout.write(f"\rGenerating images: {done}/{total}", ending="")
         self.stdout.write("")

@@ -4,10 +4,18 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+# A command is a top-floor caller like a view: it may read every app's jobs.
+from datasets.models import DatasetExport, DatasetImport
+from inference.models import InferenceRun
+from project.cli import JobWatcher
+from project.jobs import JobRun
+from training.models import TrainingRun
 
 # Two workers, as a small deployment would run them: fine-tuning on its own, so that inference,
 # imports and exports never wait behind a training run.
@@ -23,18 +31,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--quiet-jobs", action="store_true", help="Do not print the jobs' progress.")
 
-    def handle(self, *args, addr: str, **options):
+    def handle(self, *args, addr: str, quiet_jobs: bool, **options):
         # `kill` (SIGTERM) stops the workers too, as Ctrl-C does, instead of leaving them behind.
         signal.signal(signal.SIGTERM, _interrupt)
+        logs = settings.VAR_DIR / "logs"
+        logs.mkdir(exist_ok=True)
         workers = [
             subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
                               "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h", *extra],
-                             cwd=settings.BASE_DIR)
+                             cwd=settings.BASE_DIR, stdout=(logs / f"worker-{name}.log").open("a"),
+                             stderr=subprocess.STDOUT)
             for name, queues, extra in WORKERS
         ]
-        self.stdout.write(f"Celery workers started (pids {', '.join(str(w.pid) for w in workers)}); "
+        self.stdout.write(f"Celery workers started (pids {', '.join(str(w.pid) for w in workers)}; logs in {logs}); "
                           f"web server on http://{addr}/")
+        if not quiet_jobs:
+            watcher = JobWatcher(self.stdout, [DatasetImport, TrainingRun, InferenceRun, DatasetExport], describe)
+            threading.Thread(target=watcher.run_forever, daemon=True, name="job-watcher").start()
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
@@ -45,6 +60,44 @@ class Command(BaseCommand):
                     worker.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+
+
+def describe(run: JobRun) -> str:
+    """One terminal line about a job, in the words of the project page."""
+    name = {TrainingRun: "Fine-tune", InferenceRun: "Inference", DatasetImport: "Import",
+            DatasetExport: "Export"}[type(run)]
+    head = f"[jobs] {name} #{run.pk}"
+    if run.status == "failed":
+        return f"{head} failed: {run.error}"
+    if run.status in ("queued", "cancelled"):
+        return f"{head} {run.status}"
+    if isinstance(run, TrainingRun):
+        return head + " " + _training(run)
+    if isinstance(run, InferenceRun) and run.status == "succeeded":
+        return (f"{head} done: {run.progress_total} images, {run.predictions_written} boxes proposed"
+                + (f", {run.images_per_second:.1f} images/s" if run.images_per_second else "")
+                + ". Open the review queue to see them.")
+    return f"{head} {run.status}: {run.percent:.0f}% ({run.progress_done}/{run.progress_total})"
+
+
+def _training(run: TrainingRun) -> str:
+    if run.status == "succeeded":
+        comparison = run.comparison or {}
+        new = comparison.get("new") or {}
+        verdict = "now the active model" if comparison.get("promoted") else "kept, not promoted"
+        return (f"done: v{new.get('version')} holdout mAP {new.get('map', 0):.3f}, AP50 {new.get('ap50', 0):.3f} "
+                f"({verdict}; {comparison.get('reason')})")
+    epochs = run.params.get("epochs")
+    last = (run.eval_history or [{}])[-1]
+    loss = run.loss_history[-1]["loss"] if run.loss_history else None
+    parts = [f"epoch {run.epoch or 0}/{epochs}", f"{run.percent:.0f}%"]
+    if loss is not None:
+        parts.append(f"loss {loss:.3f}")
+    if last:
+        parts.append(f"holdout mAP {last.get('map', 0):.3f} AP50 {last.get('ap50', 0):.3f}")
+    if run.eta_seconds:
+        parts.append(f"about {run.eta_seconds / 60:.1f} min left")
+    return "training: " + ", ".join(parts)
 
 
 def _interrupt(signum, frame) -> None:
