@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser migrate clean bench-inference
+.PHONY: demo test install browser migrate clean bench-inference bench-loop
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: install browser
 
 bench-inference: install
 	$(BIN)/python bench/inference.py
+
+## The learning loop measured (about 20 minutes on 2 CPU cores): docs/benchmarks.md.
+bench-loop: install
+	$(BIN)/python bench/loop.py
 
 clean:
 	rm -rf var/test_* .pytest_cache

@@ -398,7 +398,8 @@ class Loop:
             self.say(f"round {round_}: reviewed {len(picked)} ({share:.0%} night), "
                      f"{corrections(counts) / max(len(picked), 1):.2f} corrections per image {counts}")
             run = self.api.post(f"/projects/{self.project}/training-runs/",
-                                {"epochs": self.args.finetune_epochs, **self.image_size()})
+                                {**({"epochs": self.args.finetune_epochs} if self.args.finetune_epochs else {}),
+                                 **self.image_size()})
             run = self.wait(f"/training-runs/{run['id']}/", f"fine-tune {round_}")
             self.say(f"fine-tune {round_}: {run['comparison'].get('reason')}")
             self.wait_inference()
@@ -500,7 +501,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     parser.add_argument("--base-epochs", type=int, default=24)
     parser.add_argument("--base-lr", type=float, default=2e-3)
-    parser.add_argument("--finetune-epochs", type=int, default=6)
+    parser.add_argument("--finetune-epochs", type=int, help="default: the app's own (what the Fine-tune button uses)")
     parser.add_argument("--image-size", type=int, default=224,
                         help="the model input size (SSD: a square; 224 trains twice as fast as 320 on a CPU)")
     parser.add_argument("--orders", default="priority,random", help="priority, random or both")
