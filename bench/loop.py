@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from review.demo_images import CLASS_NAMES, generate_scene  # noqa: E402  (pure: numpy and Pillow)
 
-SHOWN_SCORE = 0.5       # the editor's default score slider: what the reviewer is shown
+SHOWN_SCORE = 0.3       # the editor's default score slider (static/review/editor.js): what the reviewer is shown
 ACCEPT_IOU = 0.8        # a shown box this close to the truth is accepted as it is; below, it is moved
 MATCH_IOU = 0.5         # below this a prediction is not the same object
 ACTIVE_JOB = {"queued", "running"}

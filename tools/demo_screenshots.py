@@ -40,7 +40,10 @@ def main() -> None:
             page.screenshot(path=str(args.out / "demo-project.png"))
             page.goto(f"{args.url}/projects/{project_id}/queue/")
             page.screenshot(path=str(args.out / "demo-queue.png"))
-        page.goto(f"{args.url}/projects/{project_id}/queue/next")
+        # The editor on the most urgent night image still waiting (the images API, with the page's session).
+        queue = page.request.get(f"{args.url}/api/v1/projects/{project_id}/images/"
+                                 "?status=unreviewed&ordering=priority&name=night&page_size=1").json()
+        page.goto(f"{args.url}/images/{queue['results'][0]['id']}/edit")
         page.wait_for_selector("svg")
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / f"demo-editor-{args.stage}.png"))

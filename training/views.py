@@ -28,6 +28,8 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     versions = list(inference_selectors.model_versions(project=project).select_related("training_run__snapshot"))
     runs = list(TrainingRun.objects.filter(project=project).select_related("base_version", "result_version")
                 .order_by("-created_at")[:10])
+    for version in versions:
+        version.gain = _gain_over_parent(version)
     return render(request, "training/models.html", {
         "project": project,
         "versions": versions,
@@ -37,6 +39,21 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
                           for v in reversed(versions) if v.metrics],
         "training_data": [{"id": r.pk, "loss_history": r.loss_history} for r in runs],
     })
+
+
+def _gain_over_parent(version) -> str:
+    """What the fine-tune that made `version` gained over the model it started from, on the same holdout images.
+
+    Each version's own holdout mAP is measured on the images reviewed when it was trained, which grow
+    from one version to the next; only this comparison says whether the new one is better.
+    """
+    run = getattr(version, "training_run", None)
+    comparison = (run.comparison or {}) if run else {}
+    new, old = comparison.get("new"), comparison.get("active")
+    if not new or not old:
+        return ""
+    return (f"{new['map'] - old['map']:+.3f} mAP over v{old['version']} ({old['map']:.3f} → {new['map']:.3f} on the "
+            f"same {new.get('images', '?')} images)")
 
 
 def _back(project_id: int) -> HttpResponseRedirect:

@@ -58,3 +58,20 @@ def test_models_page_shows_versions_runs_and_chart_data(client, project):
     data = json.loads(content.split('id="versions-data" type="application/json">')[1].split("</script>")[0])
     assert data == [{"number": 1, "map": 0.25, "ap50": 0.5}]
     assert "/static/vendor/chartjs/chart.umd.min.js" in content
+
+
+def test_models_page_says_what_a_version_gained_over_its_parent_on_the_same_images(client, project):
+    parent = add_model_version(project)
+    child = add_model_version(project)
+    run = TrainingRun.objects.create(project=project, snapshot=_snapshot(project), base_version=parent,
+                                     result_version=child, comparison={
+                                         "new": {"version": child.number, "map": 0.838, "images": 26},
+                                         "active": {"version": parent.number, "map": 0.690}, "promoted": True})
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    content = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
+    assert f"+0.148 mAP over v{parent.number} (0.690 → 0.838 on the same 26 images)" in content, run
+
+
+def _snapshot(project):
+    from training.services import snapshot_freeze
+    return snapshot_freeze(project=project, user=None)

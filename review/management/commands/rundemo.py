@@ -64,7 +64,7 @@ class Command(BaseCommand):
 
 def describe(run: JobRun) -> str:
     """One terminal line about a job, in the words of the project page."""
-    name = {TrainingRun: "Fine-tune", InferenceRun: "Inference", DatasetImport: "Import",
+    name = {TrainingRun: "Training run", InferenceRun: "Inference", DatasetImport: "Import",
             DatasetExport: "Export"}[type(run)]
     head = f"[jobs] {name} #{run.pk}"
     if run.status == "failed":
