@@ -1,6 +1,6 @@
 """Review priority for unreviewed images: what most needs a human, from the model's own output.
 
-No Django here. The formula (docs/priority.md):
+No Django here. The formula (docs/error-review.md, "Review priority"):
 
     priority = 0.3 * uncertainty + 0.3 * disagreement + 0.4 * count_anomaly
 

@@ -150,7 +150,7 @@ class Image(models.Model):
     )
     priority = models.FloatField(
         default=0.0, help_text="Review priority: higher means a human should look sooner. The queue's default order; "
-        "a weighted sum of the three parts below (docs/priority.md).",
+        "a weighted sum of the three parts below (docs/error-review.md).",
     )
     uncertainty = models.FloatField(
         null=True, blank=True, help_text="How unsure the latest model was on this image (0 to 1); empty before inference.",

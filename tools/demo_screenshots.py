@@ -45,6 +45,7 @@ def main() -> None:
                                  "?status=unreviewed&ordering=priority&name=night&page_size=1").json()
         page.goto(f"{args.url}/images/{queue['results'][0]['id']}/edit")
         page.wait_for_selector("svg")
+        page.click("summary")  # open "Why is this image here?"
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / f"demo-editor-{args.stage}.png"))
         if args.stage == "after":
