@@ -4,8 +4,10 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import CommandError, OutputWrapper
+from django.db.models import Q
+from django.utils import timezone
 
-from project.jobs import JobRun
+from project.jobs import ACTIVE_STATUSES, JobRun
 from review.models import Project
 
 
@@ -74,12 +76,9 @@ class JobWatcher:
         self._since = None
 
     def poll(self) -> None:
-        from django.db.models import Q
-        from django.utils import timezone
-
         since, self._since = self._since, timezone.now()
         for model in self.models:
-            recent = Q(status__in=("queued", "running"))
+            recent = Q(status__in=ACTIVE_STATUSES)
             if since is not None:
                 recent |= Q(finished_at__gte=since)
             for run in model.objects.filter(recent).order_by("created_at"):

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand
 from datasets.models import DatasetExport, DatasetImport
 from inference.models import InferenceRun
 from project.cli import JobWatcher
-from project.jobs import JobRun
+from project.jobs import JobRun, JobStatus
 from training.models import TrainingRun
 
 # Two workers, as a small deployment would run them: fine-tuning on its own, so that inference,
@@ -67,13 +67,13 @@ def describe(run: JobRun) -> str:
     name = {TrainingRun: "Training run", InferenceRun: "Inference", DatasetImport: "Import",
             DatasetExport: "Export"}[type(run)]
     head = f"[jobs] {name} #{run.pk}"
-    if run.status == "failed":
+    if run.status == JobStatus.FAILED:
         return f"{head} failed: {run.error}"
-    if run.status in ("queued", "cancelled"):
+    if run.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
         return f"{head} {run.status}"
     if isinstance(run, TrainingRun):
         return head + " " + _training(run)
-    if isinstance(run, InferenceRun) and run.status == "succeeded":
+    if isinstance(run, InferenceRun) and run.status == JobStatus.SUCCEEDED:
         return (f"{head} done: {run.progress_total} images, {run.predictions_written} boxes proposed"
                 + (f", {run.images_per_second:.1f} images/s" if run.images_per_second else "")
                 + ". Open the review queue to see them.")
@@ -81,7 +81,7 @@ def describe(run: JobRun) -> str:
 
 
 def _training(run: TrainingRun) -> str:
-    if run.status == "succeeded":
+    if run.status == JobStatus.SUCCEEDED:
         comparison = run.comparison or {}
         new = comparison.get("new") or {}
         verdict = "now the active model" if comparison.get("promoted") else "kept, not promoted"

@@ -1,0 +1,40 @@
+"""The demo's terminal: one line per job as it starts, advances and ends (project.cli.JobWatcher)."""
+import io
+
+import pytest
+from django.core.management.base import OutputWrapper
+from django.utils import timezone
+
+from inference.models import InferenceRun, ModelVersion
+from project.cli import JobWatcher
+from project.jobs import JobStatus
+from review.management.commands.rundemo import describe
+from tests.factories import make_project
+from training.models import DatasetSnapshot, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_line_when_a_job_advances_or_ends_and_none_when_nothing_changed():
+    project = make_project()
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, status=JobStatus.RUNNING, epoch=1,
+                                     params={"epochs": 3}, progress_total=30, progress_done=10,
+                                     loss_history=[{"step": 10, "epoch": 0, "loss": 1.5}],
+                                     eval_history=[{"epoch": 1, "map": 0.1, "ap50": 0.2}])
+    version = ModelVersion.objects.create(project=project, number=1, architecture="ssdlite320_mobilenet_v3_large",
+                                          class_names=["circle"])
+    out = io.StringIO()
+    watcher = JobWatcher(OutputWrapper(out), [TrainingRun, InferenceRun], describe)
+    watcher.poll()
+    watcher.poll()  # nothing changed: nothing said
+    assert out.getvalue().splitlines() == [
+        f"[jobs] Training run #{run.pk} training: epoch 1/3, 33%, loss 1.500, holdout mAP 0.100 AP50 0.200"]
+    TrainingRun.objects.filter(pk=run.pk).update(epoch=2, progress_done=20)
+    inference = InferenceRun.objects.create(project=project, model_version=version, status=JobStatus.SUCCEEDED,
+                                            progress_total=5, progress_done=5, predictions_written=7,
+                                            finished_at=timezone.now())
+    watcher.poll()
+    lines = out.getvalue().splitlines()[1:]
+    assert lines[0].startswith(f"[jobs] Training run #{run.pk} training: epoch 2/3")
+    assert lines[1] == f"[jobs] Inference #{inference.pk} done: 5 images, 7 boxes proposed. Open the review queue to see them."
