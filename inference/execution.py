@@ -35,21 +35,23 @@ _DETECTORS: OrderedDict[tuple[int, str], detector.Detector] = OrderedDict()
 _DETECTOR_CACHE_SIZE = 2
 WRITES_IN_FLIGHT = 2
 _DECODE_POOL: ThreadPoolExecutor | None = None
+_GPU_DECODER: ThreadPoolExecutor | None = None
 _WRITER: ThreadPoolExecutor | None = None
 PREDICTION_COLUMNS = ("image", "model_version", "label_class", "x", "y", "w", "h", "score")
 IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "disagreement", "count_anomaly", "priority")
 
 
-def _thread_pools() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
-    """Decode and writer threads made once per worker process and reused by every chunk.
+def worker_thread_pools() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor]:
+    """Read/decode, GPU-decode and writer threads made once per worker process, reused by every chunk.
 
     New threads per chunk would each take a fresh malloc arena, and memory would grow run after run.
     """
-    global _DECODE_POOL, _WRITER
+    global _DECODE_POOL, _GPU_DECODER, _WRITER
     if _DECODE_POOL is None:
         _DECODE_POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2), thread_name_prefix="decode")
+        _GPU_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gpu-decode")
         _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-writer")
-    return _DECODE_POOL, _WRITER
+    return _DECODE_POOL, _GPU_DECODER, _WRITER
 
 
 def detector_for(version: ModelVersion) -> detector.Detector:
@@ -86,14 +88,15 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
     # model class id (1..N) -> label class id of this project
     label_map = {i + 1: class_ids.get(name) for i, name in enumerate(version.class_names)}
     files = dict(Image.objects.filter(pk__in=chunk.image_ids).values_list("pk", "file"))
-    items = [(image_id, _reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
+    items = [(image_id, storage_reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
     reviewed_counts = reviewed_box_counts(run.project_id)
     progress = JobProgress(run)
     written: list[tuple[int, int]] = []  # (predictions, unreadable images) per written batch
     cancelled = False
-    decode_pool, writer = _thread_pools()
-    stream = predict_stream(items, model, batch_size=batch_size or _batch_size(version, model), decode_pool=decode_pool)
+    decode_pool, gpu_decoder, writer = worker_thread_pools()
+    stream = predict_stream(items, model, batch_size=batch_size or _batch_size(version, model),
+                            decode_pool=decode_pool, gpu_decoder=gpu_decoder, gpu_decode=settings.INFERENCE_GPU_DECODE)
     # Database writes run in one background thread so the model never waits for them; at most
     # WRITES_IN_FLIGHT batches are queued, and progress counts only batches that are written.
     in_flight: deque[tuple[Future, int]] = deque()
@@ -123,7 +126,7 @@ def _collect(in_flight: deque, progress: JobProgress) -> tuple[int, int]:
     return result
 
 
-def _reader(name: str):
+def storage_reader(name: str):
     def read() -> bytes:
         with default_storage.open(name, "rb") as handle:
             return handle.read()

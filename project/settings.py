@@ -218,6 +218,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Images per model call on CPU workers (GPU workers use each architecture's own default).
 INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
+# On a GPU, decode plain JPEGs there with nvjpeg (docs/inference.md); 0 decodes every image with Pillow.
+INFERENCE_GPU_DECODE = os.environ.get("INFERENCE_GPU_DECODE", "1") == "1"
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -1,10 +1,16 @@
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image as PILImage
 
 from inference import detector
 from inference.detector import Detections
-from inference.pipeline import clean_detections, image_uncertainty, predict_stream
+from inference.pipeline import (
+    EXIF_ORIENTATION, _finish_decoding, _read, clean_detections, decode_to_tensor, gpu_decodable_jpeg,
+    image_uncertainty, predict_stream,
+)
 from review.demo_images import generate_scene
 
 
@@ -48,3 +54,49 @@ def test_uncertainty_peaks_at_the_threshold():
     assert image_uncertainty(np.array([0.99, 0.98])) < 0.05
     assert image_uncertainty(np.array([0.99, 0.5])) == pytest.approx(1.0)
     assert image_uncertainty(np.array([0.3])) == pytest.approx(0.6)
+
+
+def _jpeg(image, *, orientation: int | None = None, mode: str = "RGB", **save) -> bytes:
+    out = io.BytesIO()
+    exif = PILImage.Exif()
+    if orientation is not None:
+        exif[EXIF_ORIENTATION] = orientation
+    image.convert(mode).save(out, format="JPEG", quality=90, exif=exif.tobytes() if orientation else b"", **save)
+    return out.getvalue()
+
+
+def test_only_plain_upright_jpegs_go_to_the_gpu():
+    scene = generate_scene(1, width=80, height=60).image
+    assert gpu_decodable_jpeg(_jpeg(scene))
+    assert gpu_decodable_jpeg(_jpeg(scene, mode="L"))
+    assert gpu_decodable_jpeg(_jpeg(scene, orientation=1))
+    assert not gpu_decodable_jpeg(_jpeg(scene, orientation=6))  # nvjpeg would not rotate it
+    assert not gpu_decodable_jpeg(_jpeg(scene, mode="CMYK"))  # \xff\xd8 but four channels
+    assert not gpu_decodable_jpeg(generate_scene(1, width=80, height=60).png_bytes())
+    assert not gpu_decodable_jpeg(b"not an image")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="nvjpeg decoding needs a CUDA GPU")
+def test_gpu_decoding_gives_what_pillow_gives():
+    torch.manual_seed(0)
+    gpu_detector = detector.Detector(detector.build_model("ssdlite320_mobilenet_v3_large", 3), score_threshold=0.0)
+    scene = generate_scene(2, width=96, height=64).image
+    files = {
+        1: _jpeg(scene), 2: _jpeg(scene, mode="L"), 3: _jpeg(scene, orientation=6), 4: _jpeg(scene, mode="CMYK"),
+        5: _jpeg(scene, progressive=True), 6: _jpeg(scene)[:400], 7: generate_scene(3, width=96, height=64).png_bytes(),
+    }
+    items = [(key, (lambda data=data: data)) for key, data in files.items()]
+    on_gpu = {r.key: r for batch in predict_stream(items, gpu_detector, batch_size=4) for r in batch}
+    on_cpu = {r.key: r for batch in predict_stream(items, gpu_detector, batch_size=4, gpu_decode=False) for r in batch}
+    for key in files:
+        assert (on_gpu[key].width, on_gpu[key].height) == (on_cpu[key].width, on_cpu[key].height), key
+        assert (on_gpu[key].detections is None) == (on_cpu[key].detections is None), key
+    assert (on_gpu[3].width, on_gpu[3].height) == (64, 96)  # rotated by its EXIF orientation
+    assert on_gpu[6].detections is None and "Could not read the image" in on_gpu[6].error
+
+    read = [_read(1, lambda: files[1], True, True)]
+    assert read[0].jpeg is not None
+    decoded = _finish_decoding(read, gpu_detector.device, torch.cuda.Stream())[0].tensor
+    assert decoded.is_cuda
+    reference = decode_to_tensor(files[1], pin=False)
+    assert (decoded.cpu().float() - reference.float()).abs().mean() < 2.0  # IDCTs differ by a level or two

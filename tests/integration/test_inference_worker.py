@@ -47,7 +47,8 @@ def test_run_queued_on_commit_reaches_succeeded_through_a_worker(start_worker):
 
 def test_worker_killed_mid_chunk_redelivers_without_duplicates(start_worker):
     project = make_project()
-    images = add_images(project, 24, size=160)
+    # Enough images that the chunk is still running when the first progress (after ~1 s) is seen.
+    images = add_images(project, 72, size=160)
     add_model_version(project)
     worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
     run = inference_run_create(project=project, user=None, scope="all")
