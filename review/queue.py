@@ -6,10 +6,14 @@ to filter and count, which review's models, services and selectors never do.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from rest_framework import pagination
+from django.urls import reverse
 from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
@@ -53,13 +57,17 @@ class ImageFilter(filters.FilterSet):
                              .values("image_id"))
 
 
+# What a review event counts as corrections: every box the reviewer had to change, remove or add.
+CORRECTIONS = F("moved") + F("relabeled") + F("deleted") + F("added")
+
+
 def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:
     """Box, prediction and correction counts as correlated subqueries: cost grows with the page, not the table."""
     boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
     predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
                    .values("image").annotate(n=Count("id")).values("n"))
     corrections = (ReviewEvent.objects.filter(image=OuterRef("pk")).values("image")
-                   .annotate(n=Sum(F("moved") + F("relabeled") + F("deleted") + F("added"))).values("n"))
+                   .annotate(n=Sum(CORRECTIONS)).values("n"))
     return images.annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
         prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
@@ -88,3 +96,50 @@ class ImageCursorPagination(pagination.CursorPagination):
         if name not in self.orderings:
             raise BadRequest({"ordering": [f"Unknown ordering {name!r}; choose one of {', '.join(self.orderings)}."]})
         return self.orderings[name]
+
+
+@dataclass(frozen=True)
+class QueueCard:
+    """One thumbnail of the queue page, with its captions already written.
+
+    Built in Python rather than in the template: per thumbnail, Django's `{% url %}` and
+    `floatformat` cost about half of the page's time at 48 images (bench/web.py).
+    """
+
+    id: int
+    name: str
+    editor_url: str
+    file_url: str
+    counts: str     # "Unreviewed · 3 boxes · 2 predicted"
+    scores: str     # "priority 0.53 · uncertainty 0.40 · 2 corrections"
+
+
+def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
+    # One reverse() per kind of link, the image id filled in per card: the ids are the only difference.
+    editor_url = reverse("review:image_editor", args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
+    file_url = reverse("review:image_file", args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
+    return [QueueCard(
+        id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
+        counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
+                f"{image.prediction_count} predicted"),
+        scores=" · ".join(_scores(image)),
+    ) for image in images]
+
+
+_ID_MARK = 987654321
+
+
+def _scores(image: Image) -> Iterator[str]:
+    yield f"priority {image.priority:.2f}"
+    if image.uncertainty is not None:
+        yield f"uncertainty {image.uncertainty:.2f}"
+    if image.disagreement:
+        yield f"disagreement {image.disagreement:.2f}"
+    if image.count_anomaly:
+        yield f"unusual count {image.count_anomaly:.2f}"
+    if image.correction_count:
+        yield _plural(image.correction_count, "correction", "corrections")
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"

@@ -123,7 +123,7 @@ class PredictedBoxSerializer(serializers.Serializer):
 
 
 class ImageDetailSerializer(ImageSerializer):
-    boxes = BoxSerializer(many=True, source="annotations", read_only=True)
+    boxes = BoxSerializer(many=True, source="shown_boxes", read_only=True)
     predictions = PredictedBoxSerializer(many=True, read_only=True, source="shown_predictions")
     model_version = serializers.IntegerField(read_only=True, allow_null=True, source="shown_model_version_id",
                                              help_text="The model version whose predictions are listed.")

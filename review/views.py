@@ -23,7 +23,7 @@ from review import selectors, services
 from review.access import project_for_member
 from review.api import image_detail_data
 from review.models import Image, ReviewStatus, Role
-from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
+from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards
 from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48
@@ -86,7 +86,7 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
     return render(request, "review/queue.html", {
         "project": project,
-        "images": images,
+        "cards": queue_cards(images),
         "next_url": paginator.get_next_link(),
         "previous_url": paginator.get_previous_link(),
         "query": request.GET,

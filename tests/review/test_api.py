@@ -302,6 +302,32 @@ def test_image_detail_shows_predictions_and_boxes(project, predicted_image):
     assert response.status_code == 400 and "not a version of this project" in response.data["detail"]
 
 
+def test_image_detail_matches_the_serializer_with_the_queue_counts(project, predicted_image):
+    """image_detail_data takes shortcuts (one long-lived serializer, counts from fetched rows): the
+    answer must stay what ImageDetailSerializer gives with the queue's own count subqueries."""
+    from review.api import image_detail_data
+    from review.queue import images_with_counts
+    from review.serializers import ImageDetailSerializer
+
+    image, version, first, second = predicted_image
+    annotator = add_member(project)
+    body = {"version": 1, "boxes": [
+        {"label_class": first.label_class_id, "x": 12, "y": 10, "w": 20, "h": 20, "source_prediction": first.pk},
+        {"label_class": second.label_class_id, "x": 1, "y": 1, "w": 8, "h": 8}]}
+    assert api_client(annotator).put(reverse("api:image_boxes", args=[image.pk]), body, format="json").status_code == 200
+    Image.objects.filter(pk=image.pk).update(uncertainty=0.25, disagreement=0.5)
+    for shown in (version, None):
+        expected = images_with_counts(Image.objects.filter(pk=image.pk), shown).select_related("reviewed_by").get()
+        expected.shown_model_version_id = shown.pk if shown else None
+        expected.shown_predictions = list(Prediction.objects.filter(image=image, model_version=shown)
+                                          .order_by("-score", "id")) if shown else []
+        expected.prediction_count = len(expected.shown_predictions)
+        expected.shown_boxes = list(expected.annotations.all())
+        data = image_detail_data(image, model_version=shown)
+        assert data == ImageDetailSerializer(expected).data
+        assert data["box_count"] == 2 and data["correction_count"] >= 1 and data["reviewed_by"] == annotator.username
+
+
 def test_save_boxes_counts_the_review(project, predicted_image):
     image, version, first, second = predicted_image
     annotator = add_member(project)

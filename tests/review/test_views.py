@@ -134,6 +134,28 @@ def test_queue_page_filters_sorts_and_pages(client, project):
     assert b"Unknown ordering" in bad.content and bad.content.count(b'class="thumb"') == 3
 
 
+def test_queue_cards_say_what_the_thumbnail_shows(client, project):
+    from review.models import Image, ReviewEvent
+
+    first, second, third = project.images.order_by("id")
+    Image.objects.filter(pk=first.pk).update(priority=0.9, uncertainty=0.456, disagreement=0.5, count_anomaly=0.25)
+    Image.objects.filter(pk=second.pk).update(priority=0.5, uncertainty=None)
+    circle = project.label_classes.get(name="circle")
+    first.annotations.create(label_class=circle, x=1, y=1, w=5, h=5)
+    second.annotations.create(label_class=circle, x=1, y=1, w=5, h=5)
+    second.annotations.create(label_class=circle, x=9, y=9, w=5, h=5)
+    ReviewEvent.objects.create(image=first, added=1)
+    client.force_login(add_member(project))
+    page = client.get(reverse("review:project_queue", args=[project.pk])).content.decode()
+    cards = re.findall(r'<li class="thumb" data-image-id="(\d+)">\s*<a href="([^"]+)"><img src="([^"]+)"[^>]*></a>'
+                       r'.*?<span class="meta">([^<]*)</span>\s*<span class="meta">([^<]*)</span>', page, re.S)
+    assert cards[0] == (str(first.pk), reverse("review:image_editor", args=[first.pk]),
+                        reverse("review:image_file", args=[first.pk]), "Unreviewed · 1 box · 0 predicted",
+                        "priority 0.90 · uncertainty 0.46 · disagreement 0.50 · unusual count 0.25 · 1 correction")
+    assert cards[1][3:] == ("Unreviewed · 2 boxes · 0 predicted", "priority 0.50")
+    assert cards[2][0] == str(third.pk)
+
+
 def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
     from review.models import Image
 
