@@ -18,6 +18,7 @@ from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
+OUTCOMES_TASK = "inference.tasks.box_outcomes_refresh"
 DEFAULT_CHUNK_SIZE = 512
 # The architecture recorded for imported predictions: no weights, nothing to run.
 EXTERNAL_ARCHITECTURE = "external"
@@ -110,6 +111,17 @@ def model_version_rollback(*, project: Project) -> ModelVersion:
     if active.parent is None:
         raise ValidationError(f"{active} has no earlier version to roll back to; promote a version by hand instead.")
     return model_version_activate(version=active.parent)
+
+
+def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
+    """Judge the models again on these images' boxes (error review), in a worker once this commits.
+
+    A saved review answers without waiting for it: with an active model, recomputing the outcomes
+    and suspects took half of a save's time (bench/web.py), and it needs torch, which the web
+    processes then never load.
+    """
+    image_ids = list(image_ids)
+    transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
 
 
 def active_model_version(project: Project) -> ModelVersion | None:

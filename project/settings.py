@@ -196,6 +196,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("default"), Queue("inference"), Queue("training")]
 CELERY_TASK_ROUTES = {
+    # Error review's bookkeeping after a saved review: CPU work for any worker, not a GPU one.
+    "inference.tasks.box_outcomes_refresh": {"queue": "default"},
     "inference.tasks.*": {"queue": "inference"},
     "training.tasks.*": {"queue": "training"},
 }

@@ -79,3 +79,20 @@ def review_with_truth(image, *, seed: int, user=None, size: int = 128):
     scene = generate_scene(seed, width=size, height=size)
     boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
     return image_boxes_save(image=image, user=user, boxes=boxes, version=image.version)
+
+
+def outcome_case(image, version, circle, square) -> list[dict]:
+    """Predictions of `version` on `image` and the boxes a reviewer saves against them, which judge to
+    one true positive, one wrong class and two misses (the 0.3 prediction is below the editor's
+    threshold: never shown, not an error). Returns the boxes as the save API takes them."""
+    from inference.models import Prediction
+
+    Prediction.objects.filter(image=image).delete()
+    Prediction.objects.bulk_create([
+        Prediction(image=image, model_version=version, label_class=circle, x=10, y=10, w=20, h=20, score=0.9),
+        Prediction(image=image, model_version=version, label_class=circle, x=60, y=60, w=20, h=20, score=0.8),
+        Prediction(image=image, model_version=version, label_class=circle, x=0, y=70, w=10, h=10, score=0.3),
+    ])
+    return [{"label_class": circle.pk, "x": 10, "y": 10, "w": 20, "h": 20},
+            {"label_class": square.pk, "x": 60, "y": 60, "w": 20, "h": 20},
+            {"label_class": square.pk, "x": 40, "y": 0, "w": 10, "h": 10}]

@@ -5,13 +5,13 @@ import pytest
 from inference.detector import Detections
 from inference.execution import _write_batch
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from inference.models import BoxOutcome, Prediction
+from inference.models import BoxOutcome
 from inference.outcomes import box_outcomes_refresh
 from inference.pipeline import ImageResult
 from inference.ranking import count_anomaly, disagreement, review_priority
 from review.models import Image, LabelClass
 from review.services import BoxIn, image_boxes_save
-from tests.factories import add_images, add_model_version, api_client, make_project
+from tests.factories import add_images, add_model_version, api_client, make_project, outcome_case
 
 
 def _truth(boxes, labels):
@@ -88,24 +88,20 @@ def test_outcomes_are_stored_and_follow_the_review():
     [image] = add_images(project, 1, size=96)
     version = add_model_version(project)
     circle, square = (LabelClass.objects.get(project=project, name=n) for n in ("circle", "square"))
-    Prediction.objects.bulk_create([
-        Prediction(image=image, model_version=version, label_class=circle, x=10, y=10, w=20, h=20, score=0.9),
-        Prediction(image=image, model_version=version, label_class=circle, x=60, y=60, w=20, h=20, score=0.8),
-        Prediction(image=image, model_version=version, label_class=circle, x=0, y=70, w=10, h=10, score=0.3),
-    ])
+    boxes = outcome_case(image, version, circle, square)
     assert box_outcomes_refresh(image_ids=[image.pk]) == 0  # unreviewed: nothing to judge by
     client = api_client(project.memberships.get().user)
-    response = client.put(f"/api/v1/images/{image.pk}/boxes/", {"version": image.version, "boxes": [
-        {"label_class": circle.pk, "x": 10, "y": 10, "w": 20, "h": 20},
-        {"label_class": square.pk, "x": 60, "y": 60, "w": 20, "h": 20},
-        {"label_class": square.pk, "x": 40, "y": 0, "w": 10, "h": 10},
-    ]}, format="json")
+    response = client.put(f"/api/v1/images/{image.pk}/boxes/", {"version": image.version, "boxes": boxes},
+                          format="json")
     assert response.status_code == 200
+    # The save queued the refresh for a worker (tests/integration/test_outcomes_worker.py runs one); do its work here.
+    box_outcomes_refresh(image_ids=[image.pk])
     kinds = sorted(BoxOutcome.objects.filter(image=image, model_version=version).values_list("kind", flat=True))
     assert kinds == ["missed", "missed", "tp", "wrong_class"]  # the 0.3 box was never shown: not an error
     wrong = BoxOutcome.objects.get(kind="wrong_class")
     assert wrong.annotation.label_class == square and wrong.score == pytest.approx(0.8)
     client.post(f"/api/v1/images/{image.pk}/status/", {"status": "unreviewed"}, format="json")
+    box_outcomes_refresh(image_ids=[image.pk])
     assert not BoxOutcome.objects.exists()
 
 
