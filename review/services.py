@@ -1,7 +1,9 @@
 """Writes of the review app: projects, members, classes, images and the human boxes on them."""
 from __future__ import annotations
 
+import json
 import math
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -10,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -322,7 +324,7 @@ MOVE_TOLERANCE_PX = 0.5
 def boxes_validate(*, image: Image, boxes: Iterable[BoxIn]) -> list[BoxIn]:
     """Refuse NaN, non-positive sizes, boxes outside the image and classes of another project."""
     boxes = list(boxes)
-    class_ids = set(LabelClass.objects.filter(project_id=image.project_id).values_list("id", flat=True))
+    class_ids = set(LabelClass.objects.filter(project_id=image.project_id).order_by().values_list("id", flat=True))
     errors = []
     for number, box in enumerate(boxes):
         values = (box.x, box.y, box.w, box.h)
@@ -359,33 +361,66 @@ def review_counts(*, boxes: Sequence[BoxIn], shown: Sequence[BoxShown]) -> dict[
 def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iterable[BoxIn], version: int,
                      shown: Sequence[BoxShown] = (), model_version_id: int | None = None,
                      seconds_spent: float = 0.0, source: str | None = None) -> Image:
-    """Replace the human boxes of one image and record the review; raises StaleImage if someone saved first."""
+    """Replace the human boxes of one image and record the review; raises StaleImage if someone saved first.
+
+    Returns the image as saved, with `saved_boxes`: the boxes as written (with their ids), by id.
+    """
     boxes = boxes_validate(image=image, boxes=boxes)
+    now = timezone.now()
     updated = Image.objects.filter(pk=image.pk, version=version).update(
-        version=F("version") + 1, status=ReviewStatus.REVIEWED, reviewed_at=timezone.now(),
-        reviewed_by=user,
+        version=F("version") + 1, status=ReviewStatus.REVIEWED, reviewed_at=now, reviewed_by=user,
     )
     if not updated:
         image.refresh_from_db()
         raise StaleImage(image)
+    # The row now holds exactly these values: set them here rather than read the row back.
+    image.version, image.status, image.reviewed_at, image.reviewed_by = version + 1, ReviewStatus.REVIEWED, now, user
     counts = review_counts(boxes=boxes, shown=shown)
     shown_by_id = {p.prediction_id: p for p in shown}
     image.annotations.all().delete()
-    now = timezone.now()
-    Annotation.objects.bulk_create([
-        Annotation(
-            image=image, label_class_id=box.label_class_id, x=box.x, y=box.y, w=box.w, h=box.h,
-            source=source or _annotation_source(box, shown_by_id), source_prediction_id=box.source_prediction_id,
-            author=user, created_at=now, updated_at=now,
-        )
+    image.saved_boxes = _annotations_insert(image, [
+        (box.label_class_id, box.x, box.y, box.w, box.h, source or _annotation_source(box, shown_by_id),
+         box.source_prediction_id)
         for box in boxes
-    ])
+    ], author=user, now=now)
     ReviewEvent.objects.create(
         image=image, user=user, model_version_id=model_version_id,
         seconds_spent=max(0.0, float(seconds_spent)), **counts,
     )
-    image.refresh_from_db()
     return image
+
+
+# The fields of a human box as _annotations_insert takes them, with their SQL types for PostgreSQL.
+_ANNOTATION_COLUMNS = {"label_class_id": "bigint", "x": "double precision", "y": "double precision",
+                       "w": "double precision", "h": "double precision", "source": "varchar",
+                       "source_prediction_id": "bigint"}
+SavedBox = namedtuple("SavedBox", ["id", *_ANNOTATION_COLUMNS])
+
+
+def _annotations_insert(image: Image, rows: list[tuple], *, author: AbstractBaseUser | None, now) -> list:
+    """Insert the human boxes of one image; returns them as written (with their ids), in order.
+
+    On PostgreSQL one INSERT reads all boxes from a JSON array: bulk_create prepares every value of
+    every row in Python and took 7 ms of a save's 33 ms for 50 boxes, this takes under 1 ms
+    (bench/web.py). Elsewhere (SQLite, one user) bulk_create is fast enough.
+    """
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return Annotation.objects.bulk_create([
+            Annotation(image=image, author=author, created_at=now, updated_at=now, **dict(zip(_ANNOTATION_COLUMNS, row)))
+            for row in rows
+        ])
+    columns = ", ".join(_ANNOTATION_COLUMNS)
+    types = ", ".join(f"{name} {sql_type}" for name, sql_type in _ANNOTATION_COLUMNS.items())
+    with connection.cursor() as cursor:
+        # The rows come out of the array in order, so ids rise in the order sent, as with bulk_create.
+        cursor.execute(
+            f"INSERT INTO {Annotation._meta.db_table} (image_id, author_id, created_at, updated_at, {columns}) "
+            f"SELECT %s, %s, %s, %s, {columns} FROM json_to_recordset(%s) AS box({types}) RETURNING id, {columns}",
+            [image.pk, author.pk if author else None, now, now,
+             json.dumps([dict(zip(_ANNOTATION_COLUMNS, row)) for row in rows])])
+        return sorted((SavedBox(*row) for row in cursor.fetchall()), key=lambda box: box.id)
 
 
 def _change(box: BoxIn, prediction: BoxShown) -> str:

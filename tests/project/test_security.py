@@ -101,9 +101,9 @@ def test_a_database_error_in_the_middle_of_a_box_save_writes_nothing(monkeypatch
     image = image_boxes_save(image=image, user=None, version=image.version, boxes=[BoxIn(circle.pk, 1, 1, 10, 10)])
     before = (image.version, list(Annotation.objects.values_list("x", "y", "w", "h")), ReviewEvent.objects.count())
 
-    def fail(*args, **kwargs):  # the database going away after the old boxes were deleted
+    def fail(*args, **kwargs):  # the database going away after the old boxes were replaced by the new ones
         raise DatabaseError("connection lost")
-    monkeypatch.setattr(Annotation.objects, "bulk_create", fail)
+    monkeypatch.setattr(ReviewEvent.objects, "create", fail)
     with pytest.raises(DatabaseError):
         image_boxes_save(image=image, user=None, version=image.version,
                          boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 30, 30, 5, 5)])

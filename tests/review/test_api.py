@@ -303,18 +303,23 @@ def test_image_detail_shows_predictions_and_boxes(project, predicted_image):
 
 
 def test_image_detail_matches_the_serializer_with_the_queue_counts(project, predicted_image):
-    """image_detail_data takes shortcuts (one long-lived serializer, counts from fetched rows): the
-    answer must stay what ImageDetailSerializer gives with the queue's own count subqueries."""
+    """image_detail_data takes shortcuts (one long-lived serializer, counts from fetched rows, boxes as
+    plain rows written out without DRF's fields, no second read after a save): the answer must stay
+    what ImageDetailSerializer gives field by field with the queue's own count subqueries."""
+    from rest_framework import serializers
+
     from review.api import image_detail_data
     from review.queue import images_with_counts
-    from review.serializers import ImageDetailSerializer
+    from review.serializers import BoxSerializer, ImageDetailSerializer, PredictedBoxSerializer
 
     image, version, first, second = predicted_image
     annotator = add_member(project)
     body = {"version": 1, "boxes": [
-        {"label_class": first.label_class_id, "x": 12, "y": 10, "w": 20, "h": 20, "source_prediction": first.pk},
+        {"label_class": first.label_class_id, "x": 12, "y": 10.5, "w": 20, "h": 20, "source_prediction": first.pk},
         {"label_class": second.label_class_id, "x": 1, "y": 1, "w": 8, "h": 8}]}
-    assert api_client(annotator).put(reverse("api:image_boxes", args=[image.pk]), body, format="json").status_code == 200
+    saved = api_client(annotator).put(reverse("api:image_boxes", args=[image.pk]), body, format="json")
+    assert saved.status_code == 200
+    assert saved.json() == image_detail_data(image, model_version=version)  # the answer to a save is no shortcut
     Image.objects.filter(pk=image.pk).update(uncertainty=0.25, disagreement=0.5)
     for shown in (version, None):
         expected = images_with_counts(Image.objects.filter(pk=image.pk), shown).select_related("reviewed_by").get()
@@ -325,7 +330,39 @@ def test_image_detail_matches_the_serializer_with_the_queue_counts(project, pred
         expected.shown_boxes = list(expected.annotations.all())
         data = image_detail_data(image, model_version=shown)
         assert data == ImageDetailSerializer(expected).data
+        assert data["boxes"] == [serializers.ModelSerializer.to_representation(BoxSerializer(), box)
+                                 for box in expected.shown_boxes]
+        assert data["predictions"] == [serializers.Serializer.to_representation(PredictedBoxSerializer(), box)
+                                       for box in expected.shown_predictions]
         assert data["box_count"] == 2 and data["correction_count"] >= 1 and data["reviewed_by"] == annotator.username
+    assert len(image_detail_data(image, model_version=version)["predictions"]) == 3  # the comparison saw some
+
+
+def test_box_input_shortcut_gives_what_the_fields_give():
+    """BoxInSerializer takes plain JSON numbers without its fields: for every other input the fields
+    decide, and where both could, they agree."""
+    from rest_framework import serializers
+
+    from review.serializers import BoxInSerializer
+
+    box = {"label_class": 3, "x": 1, "y": 2.5, "w": 10, "h": 0.25}
+    inputs = [box, {**box, "source_prediction": 7}, {**box, "source_prediction": None}, {**box, "extra": "ignored"},
+              {**box, "x": "4"}, {**box, "label_class": "3"}, {**box, "label_class": 3.0}, {**box, "x": True},
+              {**box, "label_class": True}, {**box, "x": float("nan")}, {**box, "w": float("inf")},
+              {**box, "x": None}, {**box, "y": [1]}, {**box, "h": 10**400}, {**box, "x": 2**53 + 1},
+              {**box, "source_prediction": "x"}, {**box, "source_prediction": 1.5}, {"x": 1}, [1, 2], "box"]
+
+    def outcome(convert, data):
+        try:
+            return dict(convert(data))
+        except serializers.ValidationError as exc:
+            return ("invalid", exc.detail)
+
+    for data in inputs:
+        field_by_field = outcome(lambda d: serializers.Serializer.to_internal_value(BoxInSerializer(), d), data)
+        assert outcome(BoxInSerializer().to_internal_value, data) == field_by_field, data
+    assert outcome(BoxInSerializer().to_internal_value, box) == {**box, "x": 1.0, "w": 10.0,
+                                                                  "source_prediction": None}
 
 
 def test_save_boxes_counts_the_review(project, predicted_image):
