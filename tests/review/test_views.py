@@ -154,6 +154,10 @@ def test_queue_cards_say_what_the_thumbnail_shows(client, project):
                         "priority 0.90 · uncertainty 0.46 · disagreement 0.50 · unusual count 0.25 · 1 correction")
     assert cards[1][3:] == ("Unreviewed · 2 boxes · 0 predicted", "priority 0.50")
     assert cards[2][0] == str(third.pk)
+    Image.objects.filter(pk=third.pk).update(original_name='"><script>alert(1)</script>.png')
+    page = client.get(reverse("review:project_queue", args=[project.pk])).content.decode()
+    assert "<script>alert(1)" not in page  # the cards are written in Python: still escaped
+    assert 'alt="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"' in page
 
 
 def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
