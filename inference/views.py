@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inference import selectors
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, SuspectedError, SuspectKind, SuspectStatus
 from inference.suspects import suspect_dismiss, suspect_rates
-from review.access import project_for_member
+from review.access import object_for_member, project_for_member
 from review.models import Role
 
 PATCHES_PER_PAGE = 60
@@ -24,8 +24,8 @@ TILE_PX = 160
 @require_GET
 def model_version_errors(request: HttpRequest, version_id: int) -> HttpResponse:
     """False positives, misses, wrong classes and poor localisations; filter by kind and class; each opens the editor."""
-    version = get_object_or_404(ModelVersion, pk=version_id)
-    project = project_for_member(request.user, version.project_id)
+    version = object_for_member(request.user, ModelVersion.objects.select_related("project"), version_id)
+    project = version.project
     kind = request.GET.get("kind") if request.GET.get("kind") in OutcomeKind.values else None
     class_id = request.GET.get("class", "")
     class_id = int(class_id) if class_id.isdigit() else None

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
-from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from review.access import project_for_member
+from review.access import object_for_member, project_for_member
 from review.models import Project, Role
 
 
@@ -82,9 +81,7 @@ def member_project(request, project_id: int, role: str = Role.ANNOTATOR) -> Proj
 
 def member_object(request, queryset, pk: int, role: str = Role.ANNOTATOR) -> Model:
     """One object of a project the requester belongs to (via its `project_id`), else 404 or 403."""
-    obj = get_object_or_404(queryset, pk=pk)
-    project_for_member(request.user, obj.project_id, role=role)
-    return obj
+    return object_for_member(request.user, queryset, pk, role=role)
 
 
 def conflict(detail: str, current: dict) -> Response:

@@ -1,9 +1,13 @@
 """Who may see and do what in a project. Every view and API endpoint goes through here."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 from review.models import ROLE_RANK, Membership, Project, Role
 
@@ -20,8 +24,29 @@ def project_for_member(user: AbstractBaseUser, project_id: int, *, role: str = R
     Non-members get 404 (a project's existence is not disclosed); members with a lower role get 403.
     """
     membership = membership_for(user, project_id)
-    if membership is None:
-        raise Http404("No such project.")
-    if ROLE_RANK[membership.role] < ROLE_RANK[role]:
-        raise PermissionDenied(f"This needs the {role} role in {membership.project.name}; you are {membership.role}.")
+    _require(membership and membership.role, role, lambda: membership.project.name)
     return membership.project
+
+
+def object_for_member(user: AbstractBaseUser, queryset: QuerySet, pk: int, *, role: str = Role.ANNOTATOR) -> Model:
+    """One object of a project (via its `project_id`) in which `user` holds `role`; 404 or 403 as above.
+
+    The object and the user's role come in one query (the role as a subquery): on a save or a
+    thumbnail that is a query fewer than reading the object, then the membership.
+    """
+    if not user.is_authenticated:
+        raise Http404("No such project.")
+    obj = get_object_or_404(queryset.annotate(requester_role=_role_in_project(user)), pk=pk)
+    _require(obj.requester_role, role, lambda: obj.project.name)
+    return obj
+
+
+def _role_in_project(user: AbstractBaseUser) -> Subquery:
+    return Subquery(Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user.pk).values("role")[:1])
+
+
+def _require(held: str | None, role: str, project_name: Callable[[], str]) -> None:
+    if held is None:
+        raise Http404("No such project.")
+    if ROLE_RANK[held] < ROLE_RANK[role]:
+        raise PermissionDenied(f"This needs the {role} role in {project_name()}; you are {held}.")

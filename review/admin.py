@@ -89,7 +89,8 @@ class ImageAdmin(admin.ModelAdmin):
     raw_id_fields = ["project", "reviewed_by"]
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
     exclude = ["file"]
-    readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version"]
+    readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version",
+                       "correction_count"]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
     actions = ["run_inference"]
 
@@ -117,8 +118,20 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewEvent)
 class ReviewEventAdmin(admin.ModelAdmin):
+    """Read-only: the record of what reviewers did, which the corrections metric and each image's
+    correction_count are made of. An edited event would make them disagree."""
+
     list_display = ["id", "image", "user", "model_version_id", "accepted", "moved", "relabeled", "deleted", "added",
                     "seconds_spent", "created_at"]
     list_select_related = ["image", "user"]
     raw_id_fields = ["image", "user"]
     show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

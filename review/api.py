@@ -9,7 +9,7 @@ import posixpath
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import FloatField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import FloatField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -27,8 +27,8 @@ from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewEvent, Role
-from review.queue import CORRECTIONS, ImageCursorPagination, ImageFilter, images_with_counts
+from review.models import Annotation, Image, LabelClass, Membership, Project, Role
+from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
@@ -233,13 +233,13 @@ def _upload_response(request: Request, project: Project, report: services.Upload
 _IMAGE_DETAIL = s.ImageDetailSerializer()
 
 
-def image_detail_data(image: Image, *, model_version: ModelVersion | None, predictions: list | None = None,
+def image_detail_data(image: Image, *, model_version_id: int | None, predictions: list | None = None,
                       boxes: list | None = None) -> dict:
     """The editor's view of one image: human boxes and the predictions of one model version.
 
     `boxes`: the caller has just written `image` and these boxes (a save), so neither is read again.
-    `predictions`: the rows of `prediction_rows(image, model_version)` when the caller has them.
-    Counts come from the rows fetched anyway (and one sum), not from the queue's correlated
+    `predictions`: the rows of `prediction_rows(image, model_version_id)` when the caller has them.
+    Counts come from the rows fetched anyway (corrections: the image's own), not from the queue's correlated
     subqueries: for a single image those cost more to compile than to run. Boxes and predictions
     are read as plain rows, not model objects (half the time for 50 boxes).
     """
@@ -248,30 +248,42 @@ def image_detail_data(image: Image, *, model_version: ModelVersion | None, predi
         # The same fields as the rows a save returns, so the serializer takes either.
         boxes = list(Annotation.objects.filter(image=image).order_by("id").values_list(
             *services.SavedBox._fields, named=True))
-    image.shown_model_version_id = model_version.pk if model_version else None
-    image.shown_predictions = predictions if predictions is not None else prediction_rows(image, model_version)
+    image.shown_model_version_id = model_version_id
+    image.shown_predictions = predictions if predictions is not None else prediction_rows(image, model_version_id)
     image.prediction_count = len(image.shown_predictions)
     image.shown_boxes = boxes
     image.box_count = len(image.shown_boxes)
-    image.correction_count = ReviewEvent.objects.filter(image=image).aggregate(n=Sum(CORRECTIONS))["n"] or 0
     return _IMAGE_DETAIL.to_representation(image)
 
 
-def prediction_rows(image: Image, model_version: ModelVersion | None) -> list:
+def prediction_rows(image: Image, model_version_id: int | None) -> list:
     """The predictions of one version on one image, best first, as rows named like Prediction's fields."""
-    if model_version is None:
+    if model_version_id is None:
         return []
-    return list(Prediction.objects.filter(image=image, model_version=model_version).order_by("-score", "id")
+    return list(Prediction.objects.filter(image=image, model_version_id=model_version_id).order_by("-score", "id")
                 .values_list("id", "label_class_id", "x", "y", "w", "h", "score", named=True))
 
 
-def _shown_version(image: Image, version_id: int | None) -> ModelVersion | None:
+def _shown_version_id(image: Image, version_id: int | None) -> int | None:
+    """The version whose predictions to show: the one asked for if it is this project's, else the active one."""
+    versions = ModelVersion.objects.filter(project_id=image.project_id).order_by()
     if version_id is None:
-        return active_model_version(image.project)
-    version = ModelVersion.objects.filter(pk=version_id, project_id=image.project_id).first()
-    if version is None:
+        return versions.filter(is_active=True).values_list("pk", flat=True).first()
+    if not versions.filter(pk=version_id).exists():
         raise BadRequest({"model_version": [f"Model version {version_id} is not a version of this project."]})
-    return version
+    return version_id
+
+
+def _shown_predictions(image: Image, version_id: int | None) -> tuple[int | None, list]:
+    """The version shown to the reviewer and its predictions on this image. A version that has
+    predictions on this image is this project's: the check is then a query the save need not make."""
+    if version_id is None:
+        version_id = _shown_version_id(image, None)
+        return version_id, prediction_rows(image, version_id)
+    predictions = prediction_rows(image, version_id)
+    if not predictions:
+        _shown_version_id(image, version_id)  # 400 unless it is a version of this project
+    return version_id, predictions
 
 
 class ImageDetail(APIView):
@@ -283,7 +295,7 @@ class ImageDetail(APIView):
         version_id = request.query_params.get("model_version")
         if version_id is not None and not version_id.isdigit():
             raise BadRequest({"model_version": ["Give a model version id (a whole number)."]})
-        return Response(image_detail_data(image, model_version=_shown_version(
+        return Response(image_detail_data(image, model_version_id=_shown_version_id(
             image, int(version_id) if version_id else None)))
 
     @extend_schema(responses={204: None}, summary="Delete an image with its boxes and predictions (manager)")
@@ -305,28 +317,27 @@ class ImageBoxesSave(APIView):
     def put(self, request: Request, image_id: int) -> Response:
         image = member_object(request, Image.objects.select_related("project"), image_id, Role.ANNOTATOR)
         data = validated(s.BoxesSaveSerializer, request.data)
-        version = _shown_version(image, data["model_version"])
         boxes = [services.BoxIn(label_class_id=b["label_class"], x=b["x"], y=b["y"], w=b["w"], h=b["h"],
                                 source_prediction_id=b["source_prediction"]) for b in data["boxes"]]
-        _check_source_predictions(image, boxes)
-        predictions = prediction_rows(image, version)
+        version_id, predictions = _shown_predictions(image, data["model_version"])
+        _check_source_predictions(image, boxes, known={p.id for p in predictions})
         shown = [services.BoxShown(prediction_id=p.id, label_class_id=p.label_class_id, x=p.x, y=p.y, w=p.w, h=p.h)
                  for p in predictions if p.score >= data["score_threshold"]]
         second_look = has_open_suspects(image)
         before = _box_set(image) if second_look else None
         try:
             image = services.image_boxes_save(image=image, user=request.user, boxes=boxes, version=data["version"],
-                                              shown=shown, model_version_id=version.pk if version else None,
+                                              shown=shown, model_version_id=version_id,
                                               seconds_spent=data["seconds_spent"])
         except services.StaleImage as exc:
-            return conflict(str(exc), image_detail_data(exc.image, model_version=version, predictions=predictions))
+            return conflict(str(exc), image_detail_data(exc.image, model_version_id=version_id, predictions=predictions))
         # Error review: a second look that changed the boxes confirms the suspicion, one that did not dismisses it;
         # then judge every model again on the new truth (in a worker, after this answer).
         if second_look:
             suspects_resolve(image=image, user=request.user, labels_changed=_box_set(image) != before)
         box_outcomes_refresh_later(image_ids=[image.pk])
         training_after_review(project=image.project)
-        return Response(image_detail_data(image, model_version=version, predictions=predictions,
+        return Response(image_detail_data(image, model_version_id=version_id, predictions=predictions,
                                           boxes=image.saved_boxes))
 
 
@@ -334,8 +345,10 @@ def _box_set(image: Image) -> list[tuple]:
     return sorted(Annotation.objects.filter(image=image).values_list("label_class_id", "x", "y", "w", "h"))
 
 
-def _check_source_predictions(image: Image, boxes: list[services.BoxIn]) -> None:
-    named = {box.source_prediction_id for box in boxes if box.source_prediction_id is not None}
+def _check_source_predictions(image: Image, boxes: list[services.BoxIn], *, known: set[int]) -> None:
+    """Every source_prediction must be a prediction of this image. `known`: ids already read (the shown
+    version's, which the editor's boxes name); only the others are looked up."""
+    named = {box.source_prediction_id for box in boxes if box.source_prediction_id is not None} - known
     if not named:
         return
     known = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
@@ -351,5 +364,5 @@ class ImageStatusSet(APIView):
         data = validated(s.ImageStatusSerializer, request.data)
         image = services.image_status_set(image=image, status=data["status"], user=request.user)
         box_outcomes_refresh_later(image_ids=[image.pk])  # an image sent back to the queue has no truth to judge by
-        return Response(image_detail_data(image, model_version=_shown_version(image, None)))
+        return Response(image_detail_data(image, model_version_id=_shown_version_id(image, None)))
 

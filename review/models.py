@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 
@@ -164,6 +165,10 @@ class Image(models.Model):
         "human boxes per image (0 to 1).",
     )
     inference_error = models.TextField(blank=True, help_text="Why the last inference could not read this image.")
+    correction_count = models.PositiveIntegerField(
+        default=0, help_text="Corrections reviewers made on it so far: the sum over its review events, kept by each "
+        "save (the queue sorts by it; a sum per image over 100k images took 0.4 s a page).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     reviewed_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(
@@ -186,6 +191,10 @@ class Image(models.Model):
             models.Index(fields=["project", "-priority", "id"], name="image_priority_idx"),
             models.Index(fields=["project", "split", "status"], name="image_split_idx"),
             models.Index(fields=["project", "-created_at"], name="image_newest_idx"),
+            models.Index(fields=["project", "-correction_count", "id"], name="image_corrections_idx"),
+            # The "uncertainty" sort, never-predicted images last (review/queue.py's uncertainty_rank).
+            models.Index(F("project"), Coalesce(F("uncertainty"), Value(-1.0)).desc(), F("id"),
+                         name="image_uncertainty_idx"),
         ]
 
     def __str__(self) -> str:
@@ -233,6 +242,10 @@ class Annotation(models.Model):
         return f"{self.label_class} at ({self.x:.0f}, {self.y:.0f}, {self.w:.0f}, {self.h:.0f})"
 
 
+# What a review counts as corrections: every box the reviewer had to change, remove or add.
+CORRECTION_KINDS = ("moved", "relabeled", "deleted", "added")
+
+
 class ReviewEvent(models.Model):
     """One saved review of one image: the product's core metric (corrections per image per version)."""
 
@@ -255,4 +268,4 @@ class ReviewEvent(models.Model):
 
     @property
     def corrections(self) -> int:
-        return self.moved + self.relabeled + self.deleted + self.added
+        return sum(getattr(self, kind) for kind in CORRECTION_KINDS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
 from rest_framework import pagination
@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
-from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
+from review.models import Annotation, Image, ReviewStatus, Split
 
 
 class ImageFilter(filters.FilterSet):
@@ -59,22 +59,16 @@ class ImageFilter(filters.FilterSet):
                              .values("image_id"))
 
 
-# What a review event counts as corrections: every box the reviewer had to change, remove or add.
-CORRECTIONS = F("moved") + F("relabeled") + F("deleted") + F("added")
-
-
 def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:
-    """Box, prediction and correction counts as correlated subqueries: cost grows with the page, not the table."""
+    """Box and prediction counts as correlated subqueries: cost grows with the page, not the table.
+    (Corrections are kept on the image itself: the queue sorts by them.)"""
     boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
     predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
                    .values("image").annotate(n=Count("id")).values("n"))
-    corrections = (ReviewEvent.objects.filter(image=OuterRef("pk")).values("image")
-                   .annotate(n=Sum(CORRECTIONS)).values("n"))
     return images.annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
         prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
                           else Value(0, output_field=IntegerField())),
-        correction_count=Coalesce(Subquery(corrections, output_field=IntegerField()), 0),
         uncertainty_rank=Coalesce(F("uncertainty"), Value(-1.0)),
     )
 

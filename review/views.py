@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_POST
@@ -20,7 +20,7 @@ from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
-from review.access import project_for_member
+from review.access import object_for_member, project_for_member
 from review.api import image_detail_data
 from review.models import Image, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html
@@ -123,8 +123,8 @@ def queue_next(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
 @require_GET
 def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     """The box editor. Everything it needs comes in the page; saving goes through the API."""
-    image = get_object_or_404(Image, pk=image_id)
-    project = project_for_member(request.user, image.project_id)
+    image = object_for_member(request.user, Image.objects.select_related("project"), image_id)
+    project = image.project
     # ?model_version= shows another version's predictions (the error patches link here with it).
     chosen = request.GET.get("model_version", "")
     shown = (inference_selectors.model_versions(project=project).filter(pk=chosen).first() if chosen.isdigit()
@@ -137,7 +137,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "model_version": shown,
         "ranking": _ranking_parts(image),
         "editor_data": {
-            "image": image_detail_data(image, model_version=shown),
+            "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
             "csrf_token": get_token(request),
             "urls": {
@@ -198,8 +198,7 @@ def inference_start(request: HttpRequest, project_id: int) -> HttpResponseRedire
 @require_GET
 def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     """Stream an image to members of its project only: media has no public URL."""
-    image = get_object_or_404(Image.objects.only("id", "project_id", "file"), pk=image_id)
-    project_for_member(request.user, image.project_id)
+    image = object_for_member(request.user, Image.objects.only("id", "project_id", "file"), image_id)
     content_type = mimetypes.guess_type(image.file.name)[0] or "application/octet-stream"
     response = FileResponse(image.file.open("rb"), content_type=content_type)
     response["X-Content-Type-Options"] = "nosniff"

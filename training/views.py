@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion
 from inference.services import model_version_activate
-from review.access import membership_for, project_for_member
+from review.access import membership_for, object_for_member, project_for_member
 from review.models import Image, Role
 from training.models import TrainingRun
 from training.selectors import model_versions_compare
@@ -76,8 +76,7 @@ def training_start(request: HttpRequest, project_id: int) -> HttpResponseRedirec
 @login_required
 @require_POST
 def training_cancel(request: HttpRequest, run_id: int) -> HttpResponseRedirect:
-    run = get_object_or_404(TrainingRun, pk=run_id)
-    project_for_member(request.user, run.project_id, role=Role.MANAGER)
+    run = object_for_member(request.user, TrainingRun.objects.all(), run_id, role=Role.MANAGER)
     try:
         training_run_cancel(run=run)
         messages.info(request, f"Training run #{run.pk} is stopping.")
@@ -90,8 +89,7 @@ def training_cancel(request: HttpRequest, run_id: int) -> HttpResponseRedirect:
 @require_POST
 def model_version_promote(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
     """Promote or roll back by hand: make this version the active one."""
-    version = get_object_or_404(ModelVersion, pk=version_id)
-    project_for_member(request.user, version.project_id, role=Role.MANAGER)
+    version = object_for_member(request.user, ModelVersion.objects.all(), version_id, role=Role.MANAGER)
     try:
         model_version_activate(version=version)
         messages.success(request, f"{version} is now the active model.")

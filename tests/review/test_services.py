@@ -100,6 +100,30 @@ def test_boxes_save_replaces_boxes_and_bumps_version():
     assert ReviewEvent.objects.filter(image=image).count() == 2
 
 
+def test_saving_again_deletes_the_old_boxes_and_only_what_refers_to_them():
+    from django.db import connection
+
+    from inference.models import BoxOutcome
+    from tests.factories import add_model_version
+
+    project = make_project()
+    images = add_images(project, 2)
+    version = add_model_version(project)
+    cls = project.label_classes.first()
+    for image in images:
+        saved = image_boxes_save(image=image, user=None, boxes=[BoxIn(cls.pk, 1, 1, 10, 10), BoxIn(cls.pk, 20, 20, 5, 5)],
+                                 version=1)
+        BoxOutcome.objects.bulk_create([BoxOutcome(image=image, model_version=version, kind="missed", label_class=cls,
+                                                   annotation_id=box.id, x=box.x, y=box.y, w=box.w, h=box.h)
+                                        for box in saved.saved_boxes])
+    image_boxes_save(image=images[0], user=None, boxes=[BoxIn(cls.pk, 3, 3, 8, 8)], version=2)
+    assert list(Annotation.objects.filter(image=images[0]).values_list("x", flat=True)) == [3]
+    assert not BoxOutcome.objects.filter(image=images[0]).exists()  # they named boxes that are gone
+    assert Annotation.objects.filter(image=images[1]).count() == 2
+    assert BoxOutcome.objects.filter(image=images[1]).count() == 2
+    connection.check_constraints()  # no row names a deleted box (the FKs are checked only at commit otherwise)
+
+
 def test_stale_version_refused_and_nothing_changed():
     project = make_project()
     image = add_images(project, 1)[0]

@@ -145,6 +145,7 @@ def test_queue_cards_say_what_the_thumbnail_shows(client, project):
     second.annotations.create(label_class=circle, x=1, y=1, w=5, h=5)
     second.annotations.create(label_class=circle, x=9, y=9, w=5, h=5)
     ReviewEvent.objects.create(image=first, added=1)
+    Image.objects.filter(pk=first.pk).update(correction_count=1)  # as a save keeps it
     client.force_login(add_member(project))
     page = client.get(reverse("review:project_queue", args=[project.pk])).content.decode()
     cards = re.findall(r'<li class="thumb" data-image-id="(\d+)">\s*<a href="([^"]+)"><img src="([^"]+)"[^>]*></a>'
