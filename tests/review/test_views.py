@@ -161,6 +161,30 @@ def test_queue_cards_say_what_the_thumbnail_shows(client, project):
     assert 'alt="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"' in page
 
 
+def test_queue_page_query_count_does_not_grow_with_the_images_shown(client, project):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from inference.models import Prediction
+    from tests.factories import add_model_version
+
+    version = add_model_version(project)
+    client.force_login(add_member(project))
+    url = reverse("review:project_queue", args=[project.pk])
+    counts = []
+    for extra in (0, 10):
+        for image in add_images(project, extra, first_seed=100):
+            circle = project.label_classes.get(name="circle")
+            image.annotations.create(label_class=circle, x=1, y=1, w=5, h=5)
+            Prediction.objects.create(image=image, model_version=version, label_class=circle, x=1, y=1, w=5, h=5,
+                                      score=0.5)
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(url, {"status": "unreviewed"})
+        assert page.content.count(b'class="thumb"') == 3 + extra
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
 def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
     from review.models import Image
 
