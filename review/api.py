@@ -22,7 +22,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference.models import ModelVersion, Prediction
-from inference.services import active_model_version, box_outcomes_refresh_later, inference_run_after_upload
+from inference.services import (
+    active_model_version, active_model_version_id, box_outcomes_refresh_later, inference_run_after_upload,
+)
 from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
@@ -266,10 +268,9 @@ def prediction_rows(image: Image, model_version_id: int | None) -> list:
 
 def _shown_version_id(image: Image, version_id: int | None) -> int | None:
     """The version whose predictions to show: the one asked for if it is this project's, else the active one."""
-    versions = ModelVersion.objects.filter(project_id=image.project_id).order_by()
     if version_id is None:
-        return versions.filter(is_active=True).values_list("pk", flat=True).first()
-    if not versions.filter(pk=version_id).exists():
+        return active_model_version_id(image.project_id)
+    if not ModelVersion.objects.filter(pk=version_id, project_id=image.project_id).exists():
         raise BadRequest({"model_version": [f"Model version {version_id} is not a version of this project."]})
     return version_id
 
@@ -351,8 +352,8 @@ def _check_source_predictions(image: Image, boxes: list[services.BoxIn], *, know
     named = {box.source_prediction_id for box in boxes if box.source_prediction_id is not None} - known
     if not named:
         return
-    known = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
-    if unknown := sorted(named - known):
+    found = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
+    if unknown := sorted(named - found):
         raise BadRequest({"boxes": [f"source_prediction {unknown[0]} is not a prediction of this image."]})
 
 

@@ -12,8 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
-from django.db import models
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
@@ -405,7 +404,7 @@ def _annotations_delete(image: Image) -> None:
 
     QuerySet.delete() first reads every box into a model object to cascade by id: for 50 boxes that
     was a quarter of a save's time. Every relation to Annotation cascades (error review's outcomes,
-    which the save has recomputed after it anyway); one that does not must be handled here first.
+    which a worker recomputes after the save); one that does not must be handled here first.
     """
     boxes = Annotation.objects.filter(image=image)
     for relation in get_candidate_relations_to_delete(Annotation._meta):  # hidden ones too ("+"), as delete() does
