@@ -1,7 +1,8 @@
-"""Torchvision detectors: one registry, safe weights I/O, batched prediction. No Django here.
+"""Torchvision detectors built by name (inference/architectures.py), safe weights I/O, batched prediction.
+No Django here.
 
 A model's class ids are 1..N for `class_names[0..N-1]`; 0 is background (torchvision's convention
-for every architecture below). Weights travel as safetensors with the architecture and class names
+for every architecture in the registry). Weights travel as safetensors with the architecture and class names
 in the file's metadata, so a weights file alone says what it is and nothing in it can run code.
 """
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,34 +19,17 @@ import torch
 from torch import nn
 from torchvision.models import detection
 
-
-@dataclass(frozen=True)
-class Architecture:
-    build: Callable[..., nn.Module]
-    image_size: int          # shorter side the model resizes to (its default input size)
-    batch_size: int          # a sensible default for inference on a GPU
-    cpu_friendly: bool = False
-
-
-# One entry per architecture; adding one is one line. Builders never download weights here.
-ARCHITECTURES: dict[str, Architecture] = {
-    "fasterrcnn_mobilenet_v3_large_fpn": Architecture(detection.fasterrcnn_mobilenet_v3_large_fpn, 800, 16),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(detection.fasterrcnn_mobilenet_v3_large_320_fpn, 320, 32),
-    "fasterrcnn_resnet50_fpn_v2": Architecture(detection.fasterrcnn_resnet50_fpn_v2, 800, 8),
-    "retinanet_resnet50_fpn_v2": Architecture(detection.retinanet_resnet50_fpn_v2, 800, 8),
-    "fcos_resnet50_fpn": Architecture(detection.fcos_resnet50_fpn, 800, 8),
-    "ssdlite320_mobilenet_v3_large": Architecture(detection.ssdlite320_mobilenet_v3_large, 320, 32, cpu_friendly=True),
-}
-DEFAULT_GPU_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_fpn"
-DEFAULT_CPU_ARCHITECTURE = "ssdlite320_mobilenet_v3_large"
+from inference.architectures import (  # noqa: F401 (re-exported: the torch side's one import)
+    ARCHITECTURES,
+    DEFAULT_CPU_ARCHITECTURE,
+    DEFAULT_GPU_ARCHITECTURE,
+    WeightsError,
+    weights_metadata,
+)
 
 # Predictions are kept down to this score so the editor's slider and the uncertainty score can see
 # doubtful boxes; the review threshold (what is shown by default) is higher.
 STORE_SCORE_FLOOR = 0.05
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be loaded into the named architecture; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +53,8 @@ def build_model(architecture: str, num_classes: int, *, image_size: int | None =
         raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
     if num_classes < 1:
         raise ValueError("A detector needs at least one object class.")
-    model = ARCHITECTURES[architecture].build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+    build = getattr(detection, architecture)
+    model = build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
     if image_size:
         set_image_size(model, image_size)
     return model
@@ -109,16 +93,6 @@ def weights_to_bytes(model: nn.Module, *, architecture: str, class_names: Sequen
     metadata = {"architecture": architecture, "class_names": json.dumps(list(class_names)),
                 "image_size": str(image_size_of(model))}
     return safetensors.torch.save(tensors, metadata=metadata)
-
-
-def weights_metadata(data: bytes) -> dict[str, str]:
-    """The metadata of a safetensors file (architecture, class_names) without loading the tensors."""
-    try:
-        (header_size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + header_size])
-    except (struct.error, ValueError, UnicodeDecodeError):
-        raise WeightsError("The file is not a safetensors weights file.") from None
-    return header.get("__metadata__", {}) if isinstance(header, dict) else {}
 
 
 def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:

@@ -23,8 +23,8 @@ from inference import detector
 from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
 from inference.matching import ImagePredictions, confident
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
-from inference.pipeline import REVIEW_THRESHOLD, ImageResult, image_uncertainty, predict_stream
-from inference.ranking import count_anomaly, disagreement, review_priority
+from inference.pipeline import ImageResult, predict_stream
+from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, image_uncertainty, review_priority
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 

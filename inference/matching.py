@@ -1,16 +1,17 @@
 """Match a model's boxes to human boxes on one image: what each prediction was, which human boxes were missed.
 
-No Django here: plain arrays in, a dataclass out. Boxes are xyxy in image pixels. Used by evaluation
-(training/evaluation.py), the per-box outcomes of error review (inference/outcomes.py) and the
-comparison of two model versions.
+No Django and no torch here: plain arrays in, a dataclass out. Boxes are xyxy in image pixels. Used
+by evaluation (training/evaluation.py), the per-box outcomes of error review (inference/outcomes.py)
+and the comparison of two model versions. Overlaps come from pycocotools, the same box IoU as the
+COCO evaluation the model versions are scored with, so error review and mAP agree on what matched;
+and the web pages that show outcomes run without loading torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torchvision.ops import box_iou
+from pycocotools import mask as coco_mask
 
 MATCH_IOU = 0.5
 # Class-agnostic overlap above this, but under MATCH_IOU, counts as a box in the wrong place.
@@ -66,9 +67,7 @@ def match_boxes(truth: ImageTruth, prediction: ImagePredictions, *, iou_threshol
     score keep the predictions' order; ties in IoU go to the first human box."""
     order = np.argsort(-prediction.scores, kind="stable")
     n_truth = len(truth.labels)
-    ious = (box_iou(torch.as_tensor(prediction.boxes_xyxy, dtype=torch.float32).reshape(-1, 4),
-                    torch.as_tensor(truth.boxes_xyxy, dtype=torch.float32).reshape(-1, 4)).numpy()
-            if n_truth and len(order) else np.zeros((len(prediction.scores), n_truth)))
+    ious = box_iou(prediction.boxes_xyxy, truth.boxes_xyxy)
     taken = [False] * n_truth
     outcomes: list[str] = [""] * len(order)
     matched: list[int | None] = [None] * len(order)
@@ -90,3 +89,16 @@ def match_boxes(truth: ImageTruth, prediction: ImagePredictions, *, iou_threshol
             outcomes[p] = "fp"  # nothing there, or a duplicate of a box already found
     best_iou = [float(ious[p].max()) if n_truth else 0.0 for p in range(len(order))]
     return BoxMatch(prediction_outcomes=outcomes, truth_matched=taken, matched_truth=matched, best_iou=best_iou)
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU of every xyxy box in `boxes_a` with every one in `boxes_b`: an (n, m) array."""
+    a, b = _xywh(boxes_a), _xywh(boxes_b)
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    return np.asarray(coco_mask.iou(a, b, [0] * len(b))).reshape(len(a), len(b))
+
+
+def _xywh(boxes_xyxy: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)

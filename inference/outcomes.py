@@ -16,7 +16,7 @@ from django.db.models import Count
 
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
-from inference.pipeline import REVIEW_THRESHOLD
+from inference.ranking import REVIEW_THRESHOLD
 from inference.suspects import suspects_refresh
 from review.models import REVIEWED_STATUSES, Annotation, Image
 

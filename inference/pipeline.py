@@ -26,8 +26,6 @@ from inference.detector import Detections, Detector
 
 # Boxes below this size (pixels) after clipping are numerical noise, not objects.
 MIN_BOX_SIDE = 0.5
-# A box scored within this band around the review threshold is one a human should look at.
-REVIEW_THRESHOLD = 0.5
 EXIF_ORIENTATION = 0x0112
 
 
@@ -209,16 +207,3 @@ def clean_detections(detections: Detections, width: int, height: int) -> Detecti
     keep = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_SIDE) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_SIDE)
     keep &= np.isfinite(boxes).all(axis=1) & np.isfinite(detections.scores)
     return Detections(boxes_xyxy=boxes[keep], labels=detections.labels[keep], scores=detections.scores[keep])
-
-
-def image_uncertainty(scores: np.ndarray, *, threshold: float = REVIEW_THRESHOLD) -> float:
-    """How unsure the model is about one image, 0 (sure) to 1 (a coin toss).
-
-    Each box's doubt is 1 - |score - threshold| / max(threshold, 1 - threshold): 1 for a box scored
-    exactly at the review threshold, 0 for a box at score 0 or 1. The image takes its most doubtful
-    box, because one borderline box is enough to need a human. No boxes at all gives 0.
-    """
-    if scores.size == 0:
-        return 0.0
-    doubt = 1.0 - np.abs(scores.astype(np.float64) - threshold) / max(threshold, 1.0 - threshold)
-    return float(np.clip(doubt, 0.0, 1.0).max())

@@ -4,7 +4,7 @@ No Django here. The formula (docs/error-review.md, "Review priority"):
 
     priority = 0.3 * uncertainty + 0.3 * disagreement + 0.4 * count_anomaly
 
-- uncertainty (inference/pipeline.py `image_uncertainty`): the most doubtful box, 1 for a score
+- uncertainty (`image_uncertainty` below): the most doubtful box, 1 for a score
   exactly at the review threshold, 0 for scores of 0 or 1.
 - disagreement: 1 - F1 agreement between the confident boxes of the latest two versions that
   predicted the image (a pair agrees at IoU >= 0.5 and the same class); 0 when only one version has.
@@ -21,9 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
+
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
 
 WEIGHTS = {"uncertainty": 0.3, "disagreement": 0.3, "count_anomaly": 0.4}
+# Boxes scored at least this are shown to reviewers by default and count as the model's answer;
+# a box scored near it is one a human should look at.
+REVIEW_THRESHOLD = 0.5
 
 
 def review_priority(*, uncertainty: float, disagreement: float | None, count_anomaly: float | None) -> float:
@@ -46,3 +51,16 @@ def count_anomaly(box_count: int, reviewed_counts: Mapping[int, int] | None) -> 
     if not reviewed_counts:
         return None
     return 1.0 - reviewed_counts.get(box_count, 0) / max(reviewed_counts.values())
+
+
+def image_uncertainty(scores: np.ndarray, *, threshold: float = REVIEW_THRESHOLD) -> float:
+    """How unsure the model is about one image, 0 (sure) to 1 (a coin toss).
+
+    Each box's doubt is 1 - |score - threshold| / max(threshold, 1 - threshold): 1 for a box scored
+    exactly at the review threshold, 0 for a box at score 0 or 1. The image takes its most doubtful
+    box, because one borderline box is enough to need a human. No boxes at all gives 0.
+    """
+    if scores.size == 0:
+        return 0.0
+    doubt = 1.0 - np.abs(scores.astype(np.float64) - threshold) / max(threshold, 1.0 - threshold)
+    return float(np.clip(doubt, 0.0, 1.0).max())

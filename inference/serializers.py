@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inference import detector
+from inference.architectures import ARCHITECTURES
 from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, SuspectedError
 
 
@@ -29,7 +29,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class ModelVersionUploadSerializer(serializers.Serializer):
     weights = serializers.FileField(help_text="A state dict: .safetensors, or a torch file loaded with weights_only.")
-    architecture = serializers.ChoiceField(choices=sorted(detector.ARCHITECTURES))
+    architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES))
     class_names = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, allow_empty=False,
         help_text="Class names in class-id order (repeat the field); default: the names stored in the weights.")

@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Max
 
-from inference import detector
+from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
 from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion
 from project.jobs import JobStatus, job_cancel_request
 from review.models import Image, LabelClass, Project, ReviewStatus
@@ -36,18 +36,22 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
     `class_names` default to the names stored in the weights' metadata. Names the project lacks become
     new label classes.
     """
-    if architecture not in detector.ARCHITECTURES:
+    # Imported here, not at the top: it loads torch (~700 MB, seconds), which a web process needs only
+    # for the rare request that uploads weights; its every other page runs without it.
+    from inference import detector
+
+    if architecture not in ARCHITECTURES:
         raise ValidationError({"architecture": f"Unknown architecture {architecture!r}; choose one of "
-                                               f"{', '.join(detector.ARCHITECTURES)}."})
+                                               f"{', '.join(ARCHITECTURES)}."})
     if class_names is None:
         try:
-            class_names = json.loads(detector.weights_metadata(weights).get("class_names", "null")) or []
-        except (ValueError, detector.WeightsError):
+            class_names = json.loads(weights_metadata(weights).get("class_names", "null")) or []
+        except (ValueError, WeightsError):
             class_names = []
         if not class_names:
             try:  # unreadable weights are the real fault; missing names only matter for readable ones
                 detector.state_dict_from_bytes(weights)
-            except detector.WeightsError as exc:
+            except WeightsError as exc:
                 raise ValidationError({"weights": str(exc)}) from None
             raise ValidationError({"class_names": "The weights do not name their classes; give class_names, "
                                                   "in class-id order."})
@@ -56,7 +60,7 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
         raise ValidationError({"class_names": "Give the model's class names, in class-id order, each once."})
     try:
         model = detector.load_model(weights, architecture=architecture, num_classes=len(class_names))
-    except detector.WeightsError as exc:
+    except WeightsError as exc:
         raise ValidationError({"weights": str(exc)}) from None
     existing = set(LabelClass.objects.filter(project=project).values_list("name", flat=True))
     for name in class_names:
@@ -164,7 +168,7 @@ def inference_run_create(*, project: Project, user: AbstractBaseUser | None, sco
         raise ValidationError({"model_version": "This project has no active model; upload or train one first."})
     if version.project_id != project.pk:
         raise ValidationError({"model_version": "That model version belongs to another project."})
-    if version.architecture not in detector.ARCHITECTURES:
+    if version.architecture not in ARCHITECTURES:
         raise ValidationError({"model_version": f"Unknown architecture {version.architecture!r}."})
     if not version.weights:
         raise ValidationError({"model_version": "This version has no weights to run."})

@@ -222,6 +222,10 @@ CELERY_BEAT_SCHEDULE = {
 INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
 # On a GPU, decode plain JPEGs there with nvjpeg (docs/inference.md); 0 decodes every image with Pillow.
 INFERENCE_GPU_DECODE = os.environ.get("INFERENCE_GPU_DECODE", "1") == "1"
+# The architecture of a project's first trained model when nobody names one (later runs keep the
+# active model's). Empty: Faster R-CNN where this machine has an NVIDIA GPU, SSDlite on a CPU. Set it
+# where the web servers that start training runs have no GPU but the workers that train do.
+DEFAULT_ARCHITECTURE = os.environ.get("DEFAULT_ARCHITECTURE", "")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -16,15 +16,16 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from inference import detector
+from inference.matching import ImagePredictions, ImageTruth
 from inference.models import InferenceScope, ModelSource, Prediction
 from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
 from review.models import Image, ReviewStatus
-from inference.matching import ImagePredictions, ImageTruth
+from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
 from training.models import TrainingRun
-from training.trainer import Checkpoint, StepReport, Stop, TrainConfig, TrainSample, steps_per_epoch, train
+from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 
 logger = logging.getLogger(__name__)
 EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inference import detector
+from inference.architectures import ARCHITECTURES
 from training.models import DatasetSnapshot, TrainingRun
 
 
@@ -26,7 +26,7 @@ class TrainingRunListSerializer(TrainingRunSerializer):
 
 
 class TrainingRunCreateSerializer(serializers.Serializer):
-    architecture = serializers.ChoiceField(choices=sorted(detector.ARCHITECTURES), required=False,
+    architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES), required=False,
                                            help_text="Default: the active model's.")
     epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, required=False)

@@ -5,17 +5,18 @@ import hashlib
 import json
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from inference import detector
+from inference.architectures import ARCHITECTURES, machine_default_architecture
 from inference.services import active_model_version
 from project.jobs import ACTIVE_STATUSES, job_cancel_request
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from training.models import DatasetSnapshot, TrainingRun
-from training.trainer import default_config, steps_per_epoch
+from training.config import default_config, steps_per_epoch
 
 TRAINING_TASK = "training.tasks.training_run_execute"
 MIN_TRAIN_IMAGES = 4
@@ -74,9 +75,11 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
     if not LabelClass.objects.filter(project=project).exists():
         raise ValidationError("This project has no label classes yet; add classes and review some images first.")
     base = active_model_version(project)
-    architecture = params.pop("architecture", None) or (base.architecture if base else detector.default_architecture())
-    if architecture not in detector.ARCHITECTURES:
-        raise ValidationError({"architecture": f"Unknown architecture {architecture!r}."})
+    architecture = params.pop("architecture", None) or (
+        base.architecture if base else settings.DEFAULT_ARCHITECTURE or machine_default_architecture())
+    if architecture not in ARCHITECTURES:
+        raise ValidationError({"architecture": f"Unknown architecture {architecture!r}; choose one of "
+                                               f"{', '.join(ARCHITECTURES)}."})
     for name in ("epochs", "batch_size", "image_size"):
         if name in params and (not isinstance(params[name], int) or params[name] < 1):
             raise ValidationError({name: f"{name} must be a positive whole number."})

@@ -12,7 +12,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -20,33 +20,9 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from inference.detector import ARCHITECTURES, build_model, default_device
+from inference.detector import build_model, default_device
 from inference.pipeline import decode_to_tensor
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    grad_clip: float = 10.0
-    image_size: int = 320
-    seed: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def default_config(architecture: str, **overrides) -> TrainConfig:
-    """Sensible defaults per architecture; any field can be overridden."""
-    spec = ARCHITECTURES[architecture]
-    base = TrainConfig(image_size=spec.image_size,
-                       batch_size=8 if spec.cpu_friendly else 4,
-                       learning_rate=1e-3 if spec.cpu_friendly else 2e-4)
-    known = {k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
-    return replace(base, **known)
+from training.config import TrainConfig, batch_slices
 
 
 @dataclass(frozen=True)
@@ -89,18 +65,6 @@ class StepReport:
 
 class Stop(Exception):
     """Raised by a callback to stop training early (for example, the run was cancelled)."""
-
-
-def batch_slices(count: int, batch_size: int) -> list[tuple[int, int]]:
-    """Batches of one epoch; a lone last image joins the batch before it (BatchNorm cannot train on one)."""
-    slices = [(start, min(start + batch_size, count)) for start in range(0, count, batch_size)]
-    if len(slices) > 1 and slices[-1][1] - slices[-1][0] == 1:
-        slices[-2:] = [(slices[-2][0], count)]
-    return slices
-
-
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    return len(batch_slices(count, batch_size))
 
 
 def train_transform() -> v2.Compose:

@@ -8,8 +8,7 @@ from PIL import Image as PILImage
 from inference import detector
 from inference.detector import Detections
 from inference.pipeline import (
-    EXIF_ORIENTATION, _finish_decoding, _read, clean_detections, decode_to_tensor, gpu_decodable_jpeg,
-    image_uncertainty, predict_stream,
+    EXIF_ORIENTATION, _finish_decoding, _read, clean_detections, decode_to_tensor, gpu_decodable_jpeg, predict_stream,
 )
 from review.demo_images import generate_scene
 
@@ -47,13 +46,6 @@ def test_clean_detections_clips_and_drops_degenerate_boxes():
     cleaned = clean_detections(d, width=100, height=100)
     assert cleaned.boxes_xyxy.tolist() == [[0, 0, 20, 20], [90, 90, 100, 100]]
     assert cleaned.labels.tolist() == [1, 1]
-
-
-def test_uncertainty_peaks_at_the_threshold():
-    assert image_uncertainty(np.array([], np.float32)) == 0.0
-    assert image_uncertainty(np.array([0.99, 0.98])) < 0.05
-    assert image_uncertainty(np.array([0.99, 0.5])) == pytest.approx(1.0)
-    assert image_uncertainty(np.array([0.3])) == pytest.approx(0.6)
 
 
 def _jpeg(image, *, orientation: int | None = None, mode: str = "RGB", **save) -> bytes:

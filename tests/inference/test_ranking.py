@@ -8,7 +8,7 @@ from inference.matching import ImagePredictions, ImageTruth, match_boxes
 from inference.models import BoxOutcome
 from inference.outcomes import box_outcomes_refresh
 from inference.pipeline import ImageResult
-from inference.ranking import count_anomaly, disagreement, review_priority
+from inference.ranking import count_anomaly, disagreement, image_uncertainty, review_priority
 from review.models import Image, LabelClass
 from review.services import BoxIn, image_boxes_save
 from tests.factories import add_images, add_model_version, api_client, make_project, outcome_case
@@ -117,3 +117,10 @@ def test_outcomes_of_reviewed_images_are_written_with_new_predictions():
     assert sorted(BoxOutcome.objects.values_list("kind", flat=True)) == ["fp", "tp"]
     _write_batch(version, [_result(image, [], [], [])], {1: circle.pk})  # a re-run replaces them
     assert list(BoxOutcome.objects.values_list("kind", flat=True)) == ["missed"]
+
+
+def test_uncertainty_peaks_at_the_threshold():
+    assert image_uncertainty(np.array([], np.float32)) == 0.0
+    assert image_uncertainty(np.array([0.99, 0.98])) < 0.05
+    assert image_uncertainty(np.array([0.99, 0.5])) == pytest.approx(1.0)
+    assert image_uncertainty(np.array([0.3])) == pytest.approx(0.6)

@@ -3,6 +3,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from inference import architectures
 from inference.models import InferenceRun, ModelVersion
 from project.jobs import JobStatus
 from review.demo_images import generate_scene
@@ -66,6 +67,30 @@ def test_bad_parameters_refused(project):
     with pytest.raises(ValidationError, match="Unknown architecture"):
         training_run_start(project=project, user=None, params={"architecture": "nope"})
     assert not TrainingRun.objects.exists()
+
+
+def test_a_first_model_takes_the_configured_architecture_or_the_machine_s(project, settings, monkeypatch, tmp_path,
+                                                                        django_capture_on_commit_callbacks):
+    settings.DEFAULT_ARCHITECTURE = "nope"
+    with pytest.raises(ValidationError, match="Unknown architecture 'nope'"):
+        training_run_start(project=project, user=None, params=TINY)
+    settings.DEFAULT_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    with django_capture_on_commit_callbacks(execute=False):
+        configured = training_run_start(project=project, user=None, params=TINY)
+    assert configured.architecture == "fasterrcnn_mobilenet_v3_large_320_fpn"
+    assert configured.params["image_size"] == 320 and configured.params["learning_rate"] == 2e-4
+    training_run_cancel(run=configured)
+    settings.DEFAULT_ARCHITECTURE = ""
+    driver = tmp_path / "nvidia-version"
+    monkeypatch.setattr(architectures, "NVIDIA_DRIVER_FILE", driver)
+    with django_capture_on_commit_callbacks(execute=False):
+        on_cpu = training_run_start(project=project, user=None, params=TINY)
+    training_run_cancel(run=on_cpu)
+    driver.write_text("NVRM version: 580")  # a machine with NVIDIA's driver loaded
+    with django_capture_on_commit_callbacks(execute=False):
+        on_gpu = training_run_start(project=project, user=None, params=TINY)
+    assert (on_cpu.architecture, on_gpu.architecture) == ("ssdlite320_mobilenet_v3_large",
+                                                          "fasterrcnn_mobilenet_v3_large_fpn")
 
 
 def test_a_second_concurrent_run_is_refused(project, django_capture_on_commit_callbacks):

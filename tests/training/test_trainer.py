@@ -2,7 +2,8 @@ import numpy as np
 import torch
 
 from review.demo_images import CLASS_NAMES, generate_scene
-from training.trainer import Checkpoint, TrainSample, default_config, train
+from training.config import batch_slices, default_config
+from training.trainer import Checkpoint, TrainSample, train
 
 
 def samples(count: int, size: int = 96) -> list[TrainSample]:
@@ -45,8 +46,6 @@ def test_resume_continues_from_the_checkpoint():
 
 
 def test_a_lone_last_image_joins_the_batch_before_it():
-    from training.trainer import batch_slices
-
     assert batch_slices(9, 4) == [(0, 4), (4, 9)]
     assert batch_slices(8, 4) == [(0, 4), (4, 8)]
     assert batch_slices(1, 4) == [(0, 1)]

@@ -2,7 +2,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from inference import detector
+from inference.architectures import ARCHITECTURES
 from project.cli import follow_run, project_from_arg
 from training.services import training_run_start
 
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="Project id or exact name.")
-        parser.add_argument("--architecture", choices=sorted(detector.ARCHITECTURES),
+        parser.add_argument("--architecture", choices=sorted(ARCHITECTURES),
                             help="Default: the active model's.")
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--batch-size", type=int)

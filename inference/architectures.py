@@ -1,0 +1,53 @@
+"""The detector architectures this app can build, as plain data. No torch and no Django here.
+
+The web tier validates names, shows choices and sizes training runs from this registry without
+importing torch (about 700 MB and 4 s per web process); inference/detector.py builds each entry
+with the torchvision function of the same name. Adding an architecture is one line here.
+"""
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Architecture:
+    image_size: int          # shorter side the model resizes to (its default input size)
+    batch_size: int          # a sensible default for inference on a GPU
+    cpu_friendly: bool = False
+
+
+# Keys are torchvision.models.detection builder names.
+ARCHITECTURES: dict[str, Architecture] = {
+    "fasterrcnn_mobilenet_v3_large_fpn": Architecture(800, 16),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(320, 32),
+    "fasterrcnn_resnet50_fpn_v2": Architecture(800, 8),
+    "retinanet_resnet50_fpn_v2": Architecture(800, 8),
+    "fcos_resnet50_fpn": Architecture(800, 8),
+    "ssdlite320_mobilenet_v3_large": Architecture(320, 32, cpu_friendly=True),
+}
+DEFAULT_GPU_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_fpn"
+DEFAULT_CPU_ARCHITECTURE = "ssdlite320_mobilenet_v3_large"
+# Where Linux's NVIDIA driver reports itself: a GPU is there without asking torch (or CUDA) to start.
+NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be loaded into the named architecture; the message says why."""
+
+
+def machine_default_architecture() -> str:
+    """The default for a model trained on this machine: Faster R-CNN with an NVIDIA GPU, SSDlite on a CPU."""
+    return DEFAULT_GPU_ARCHITECTURE if NVIDIA_DRIVER_FILE.exists() else DEFAULT_CPU_ARCHITECTURE
+
+
+def weights_metadata(data: bytes) -> dict[str, str]:
+    """The metadata of a safetensors file (architecture, class_names) without loading the tensors."""
+    try:
+        (header_size,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + header_size])
+    except (struct.error, ValueError, UnicodeDecodeError):
+        raise WeightsError("The file is not a safetensors weights file.") from None
+    return header.get("__metadata__", {}) if isinstance(header, dict) else {}
