@@ -52,7 +52,7 @@ def main() -> None:
     from _django import setup
 
     var_dir = setup()
-    session, token, project_id, image_ids, bodies = _fill(args.images, args.requests + 10)
+    session, token, project_id, image_ids, bodies = _fill(args.images, args.requests + _warm_up_calls(args) + 10)
     server_log = var_dir / "server.log"
     # The production server as the README deploys it: by default two single-threaded processes per core,
     # which kept p95 of the queue page at 1.2-1.5x its p50 where 2 processes x 4 threads gave 2-3x.
@@ -73,6 +73,7 @@ def main() -> None:
         results = {"baseline (login page)": _measure(args, lambda: _get(f"{base}/accounts/login/", {}), server.pid)}
         results |= {name: _measure(args, call, server.pid) for name, call in calls.items()
                     if args.only is None or name.startswith(args.only)}
+        memory = _worker_rss_mib(server.pid)
     except urllib.error.HTTPError:
         print(server_log.read_text()[-3000:])
         raise
@@ -87,6 +88,8 @@ def main() -> None:
         print(f"{name:24s} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  p95/baseline {p95 / baseline:5.2f}{goal}")
         print(f"{'':24s} CPU per request: server {cpu['server']:.1f} ms, PostgreSQL {cpu['postgres']:.1f} ms, "
               f"clients {cpu['clients']:.1f} ms")
+    print(f"web processes after the run: {' / '.join(f'{rss:.0f}' for rss, _ in memory)} MiB resident, "
+          f"torch loaded in {sum(torch for _, torch in memory)} of {len(memory)}")
 
 
 def _create_database(url: str) -> None:
@@ -177,8 +180,8 @@ def _measure(args, call, server_pid: int) -> tuple[float, float, dict[str, float
     With more clients than cores, latency is mostly waiting for a core: the CPU per request says
     what a change saved even when the machine's speed moves between runs.
     """
-    for _ in range(5):
-        call()
+    with ThreadPoolExecutor(args.clients) as pool:  # every server process warm (templates, connections)
+        list(pool.map(lambda _: call(), range(_warm_up_calls(args))))
 
     def timed(_):
         started = time.perf_counter()
@@ -191,6 +194,21 @@ def _measure(args, call, server_pid: int) -> tuple[float, float, dict[str, float
     after = _cpu_seconds(server_pid)
     cpu = {group: (after[group] - before.get(group, 0.0)) * 1000 / args.requests for group in after}
     return statistics.median(times), statistics.quantiles(times, n=20)[18], cpu
+
+
+def _warm_up_calls(args) -> int:
+    return 8 * args.workers
+
+
+def _worker_rss_mib(server_pid: int) -> list[tuple[float, bool]]:
+    """(resident MiB, whether torch's library is mapped) of each gunicorn worker process (Linux /proc)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    memory = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss_kib = int(status.split("VmRSS:")[1].split()[0])
+        memory.append((rss_kib / 1024, "libtorch" in Path(f"/proc/{pid}/maps").read_text()))
+    return sorted(memory)
 
 
 def _cpu_seconds(server_pid: int) -> dict[str, float]:
