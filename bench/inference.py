@@ -12,6 +12,9 @@ Prints both rates, memory at the start and end of the pipeline, and a last line
 
 --rows larger than --images adds image rows that reuse the generated files (with distinct hashes),
 so a 10k-image run for the memory check does not first spend minutes generating PNGs.
+--history N gives every image the stored predictions of N earlier versions (100 boxes each, most
+scored low, as a trained model's are), as a project has after N rounds of the learning loop: the
+writer reads the newest of them to score how much the versions disagree.
 """
 from __future__ import annotations
 
@@ -52,6 +55,8 @@ def main() -> None:
                         help="sys.setswitchinterval for this process (seconds; Python's default is 0.005)")
     parser.add_argument("--decode", choices=["gpu", "cpu"], default="gpu",
                         help="on a GPU, decode plain JPEGs with nvjpeg (the worker's default) or all with Pillow")
+    parser.add_argument("--history", type=int, default=0,
+                        help="earlier versions whose predictions every image already has (the learning loop's rounds)")
     parser.add_argument("--stages", action="store_true",
                         help="also time reading + decoding + model without the database (where the time goes)")
     args = parser.parse_args()
@@ -97,9 +102,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = detector.build_model(arch, len(CLASS_NAMES))
-    version = model_version_create(
-        project=project, architecture=arch, class_names=CLASS_NAMES, user=owner, activate=True,
-        weights=detector.weights_to_bytes(model, architecture=arch, class_names=CLASS_NAMES))
+    weights = detector.weights_to_bytes(model, architecture=arch, class_names=CLASS_NAMES)
+    if args.history:
+        _add_history(project, owner, arch, weights, args.history)
+    version = model_version_create(project=project, architecture=arch, class_names=CLASS_NAMES, user=owner,
+                                   activate=True, weights=weights)
     loaded = detector_for(version)  # the same loaded detector serves both measurements
 
     # (a) raw model on tensors already in memory. It is timed for one pass over these images after
@@ -130,6 +137,7 @@ def main() -> None:
     # (b) the full pipeline through an InferenceRun, chunk by chunk as a worker would run it
     # The chunk tasks also go to the benchmark's throw-away broker, where no worker takes them.
     run = inference_run_create(project=project, user=owner, scope="all", chunk_size=args.chunk)
+    writer = _time_the_writer()
     rss_start, _ = rss_mib()
     rss_trace = []
     pipeline_seconds = 0.0
@@ -154,9 +162,54 @@ def main() -> None:
           f"{run.predictions_written} predictions written)")
     print(f"worker RSS: start {rss_start:.0f} MiB, end {rss_end:.0f} MiB, peak {rss_peak:.0f} MiB; "
           f"after each chunk: {', '.join(f'{r:.0f}' for r in rss_trace[:12])}{' ...' if len(rss_trace) > 12 else ''}")
+    print(f"prediction writer: {writer['cpu'] * 1000 / max(writer['batches'], 1):.1f} ms of CPU per batch "
+          f"(its thread, which shares the GIL with the model's), {writer['batches']} batches")
     if cuda:
         print(f"GPU peak memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     print(f"pipeline_vs_raw: {pipeline_rate / raw:.2f}")
+
+
+def _time_the_writer() -> dict:
+    """Count the CPU time the worker's writer thread spends in each batch's database write."""
+    from inference import execution
+
+    totals = {"cpu": 0.0, "batches": 0}
+    write = execution._write_batch
+
+    def timed(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return write(*args, **kwargs)
+        finally:
+            totals["cpu"] += time.thread_time() - started
+            totals["batches"] += 1
+    execution._write_batch = timed
+    return totals
+
+
+def _add_history(project, owner, arch: str, weights: bytes, versions: int) -> None:
+    """`versions` earlier model versions, each with 100 stored boxes per image (scores ~ Beta(1, 4): most low)."""
+    import numpy as np
+
+    from inference.models import Prediction
+    from inference.services import model_version_create
+    from review.models import Image, LabelClass
+
+    rng = np.random.default_rng(0)
+    class_ids = list(LabelClass.objects.filter(project=project).values_list("pk", flat=True))
+    image_ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
+    started = time.perf_counter()
+    for _ in range(versions):
+        earlier = model_version_create(project=project, architecture=arch, weights=weights, class_names=None, user=owner)
+        for first in range(0, len(image_ids), 500):
+            rows = [Prediction(image_id=image_id, model_version=earlier, label_class_id=int(rng.choice(class_ids)),
+                               x=float(x), y=float(y), w=20.0, h=20.0, score=float(score))
+                    for image_id in image_ids[first:first + 500]
+                    for x, y, score in zip(rng.uniform(0, 200, 100), rng.uniform(0, 200, 100),
+                                           rng.beta(1, 4, 100).clip(0.05, 1))]
+            Prediction.objects.bulk_create(rows, batch_size=5000)
+    print(f"history: {versions} earlier versions x 100 boxes on {len(image_ids)} images "
+          f"in {time.perf_counter() - started:.1f}s")
 
 
 if __name__ == "__main__":

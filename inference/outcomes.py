@@ -12,9 +12,9 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 
-from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
+from inference.matching import ImagePredictions, ImageTruth, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
 from inference.ranking import REVIEW_THRESHOLD
 from inference.suspects import suspects_refresh
@@ -124,18 +124,26 @@ def reviewed_box_counts(project_id: int) -> dict[int, int]:
 
 
 def previous_predictions(image_ids: list[int], version: ModelVersion) -> dict[int, ImagePredictions]:
-    """Per image, the confident boxes of the newest earlier version that predicted it."""
-    rows = (Prediction.objects.filter(image_id__in=image_ids, model_version__number__lt=version.number)
+    """Per image, the confident boxes of the newest earlier version that predicted it.
+
+    Two narrow reads rather than every earlier box: which earlier version is newest per image, then
+    that version's confident boxes only. An image predicted by several versions holds up to 100
+    boxes from each, most below the threshold, and this runs in the prediction writer's thread,
+    which shares the GIL with the model's.
+    """
+    newest = dict(Prediction.objects.filter(image_id__in=image_ids, model_version__number__lt=version.number)
+                  .order_by().values("image_id").annotate(number=Max("model_version__number"))
+                  .values_list("image_id", "number"))
+    boxes: dict[int, list] = {image_id: [] for image_id in newest}
+    rows = (Prediction.objects.filter(image_id__in=list(newest), model_version__number__in=set(newest.values()),
+                                      score__gte=REVIEW_THRESHOLD)
             .values_list("image_id", "model_version__number", "label_class_id", "x", "y", "w", "h", "score"))
-    newest: dict[int, int] = {}
-    boxes: dict[tuple, list] = defaultdict(list)
     for image_id, number, class_id, x, y, w, h, score in rows:
-        newest[image_id] = max(newest.get(image_id, 0), number)
-        boxes[(image_id, number)].append((x, y, x + w, y + h, class_id, score))
+        if number == newest[image_id]:
+            boxes[image_id].append((x, y, x + w, y + h, class_id, score))
     result = {}
-    for image_id, number in newest.items():
-        table = np.asarray(boxes[(image_id, number)], dtype=np.float64).reshape(-1, 6)
-        result[image_id] = confident(ImagePredictions(image_id, table[:, :4].astype(np.float32),
-                                                      table[:, 4].astype(np.int64), table[:, 5].astype(np.float32)),
-                                     REVIEW_THRESHOLD)
+    for image_id, found in boxes.items():
+        table = np.asarray(found, dtype=np.float64).reshape(-1, 6)
+        result[image_id] = ImagePredictions(image_id, table[:, :4].astype(np.float32), table[:, 4].astype(np.int64),
+                                            table[:, 5].astype(np.float32))
     return result

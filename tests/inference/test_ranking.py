@@ -83,6 +83,22 @@ def test_an_uncertain_image_ranks_above_a_confident_one_and_shows_why():
 
 
 @pytest.mark.django_db
+def test_disagreement_is_with_the_newest_earlier_version_even_when_it_was_unsure():
+    project = make_project()
+    [image] = add_images(project, 1, size=96)
+    label_map = {1: project.label_classes.get(index=0).pk}
+    box = [[10, 10, 40, 40]]
+    first, second, third = (add_model_version(project) for _ in range(3))
+    _write_batch(first, [_result(image, box, [1], [0.95])], label_map)
+    _write_batch(second, [_result(image, box, [1], [0.2])], label_map)  # the box again, below the threshold
+    _write_batch(third, [_result(image, box, [1], [0.95])], label_map)
+    image.refresh_from_db()
+    # The second version showed nothing where the third shows a box: full disagreement, although the
+    # first version agreed with the third.
+    assert image.disagreement == 1.0
+
+
+@pytest.mark.django_db
 def test_outcomes_are_stored_and_follow_the_review():
     project = make_project()
     [image] = add_images(project, 1, size=96)
