@@ -28,8 +28,7 @@ from django.utils import timezone
 from datasets.formats import Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, stem, voc, yolo
 from inference.models import Prediction
 from inference.outcomes import box_outcomes_refresh
-from inference.ranking import image_uncertainty
-from inference.ranking import review_priority
+from inference.ranking import image_uncertainty, review_priority
 from inference.services import model_version_external_create
 from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive

@@ -1,4 +1,5 @@
-"""The detector architectures this app can build, as plain data. No torch and no Django here.
+"""The detector architectures this app can build, as plain data, and what a weights file says of
+itself (its safetensors metadata). No torch and no Django here.
 
 The web tier validates names, shows choices and sizes training runs from this registry without
 importing torch (about 700 MB and 4 s per web process); inference/detector.py builds each entry
