@@ -1,11 +1,18 @@
-"""Celery entry points of the inference app: load by id, call the service."""
+"""Celery entry points of the inference app: load by id, call the service.
+
+The execution module (torch, torchvision) is imported inside the task, so a worker of the `default`
+queue, which runs only box_outcomes_refresh here, never loads torch; a worker that consumes the
+`inference` queue imports it once at start (project/celery.py).
+"""
 from celery import shared_task
 
-from inference import execution, outcomes
+from inference import outcomes
 
 
 @shared_task(name="inference.tasks.inference_chunk_execute", acks_late=True)
 def inference_chunk_execute(chunk_id: int) -> None:
+    from inference import execution
+
     execution.inference_chunk_execute(chunk_id=chunk_id)
 
 

@@ -58,10 +58,10 @@ def use_broker(url: str, options: dict) -> None:
 class Worker:
     """One `celery worker` subprocess; `child_pids()` are its prefork pool processes."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str) -> None:
         self.log_path = log_path
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", "default,inference,training",
+            [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
              "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"{name}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
@@ -83,6 +83,11 @@ class Worker:
     def child_pids(self) -> list[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def torch_loaded(self) -> bool:
+        """Whether the worker or any of its pool processes has torch's shared library mapped."""
+        return any("libtorch" in Path(f"/proc/{pid}/maps").read_text()
+                   for pid in [self.process.pid, *self.child_pids()])
 
     def stop(self) -> None:
         # Tests do not need a graceful drain: kill the pool processes and the worker at once.
@@ -127,7 +132,7 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
     """Start N workers sharing this test's broker, database and media folder."""
     workers: list[Worker] = []
 
-    def start(name: str = "w", **extra_env: str) -> Worker:
+    def start(name: str = "w", queues: str = "default,inference,training", **extra_env: str) -> Worker:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -137,7 +142,8 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
             "DEBUG": "1",
             **extra_env,
         }
-        worker = Worker(env, tmp_path / f"worker-{name}-{uuid.uuid4().hex[:6]}.log", f"{name}-{uuid.uuid4().hex[:6]}")
+        worker = Worker(env, tmp_path / f"worker-{name}-{uuid.uuid4().hex[:6]}.log", f"{name}-{uuid.uuid4().hex[:6]}",
+                        queues)
         workers.append(worker)
         worker.wait_ready()
         return worker

@@ -25,7 +25,7 @@ def finished(model, job_id):
 def test_import_then_export_through_a_worker(start_worker):
     project = make_project()
     client = api_client(project.memberships.get(role=Role.MANAGER).user)
-    start_worker()
+    worker = start_worker(queues="default")
     doc = coco_doc([(f"{n}.png", 96, 96) for n in range(4)], [(n, "circle", [n, n, 20, 20]) for n in range(4)])
     files = {f"images/{n}.png": scene_png(n) for n in range(4)} | {"annotations.json": json.dumps(doc).encode()}
     upload = SimpleUploadedFile("shapes.zip", zip_of(files).getvalue())
@@ -43,6 +43,8 @@ def test_import_then_export_through_a_worker(start_worker):
     exported = json.loads(archive.read("annotations.json"))
     assert len(exported["images"]) == 4 and len(exported["annotations"]) == 4
     assert len([n for n in archive.namelist() if n.startswith("images/")]) == 4
+    # Imports and exports run no model: a worker of the default queue does them without torch.
+    assert not worker.torch_loaded()
 
 
 def test_run_inference_command_follows_the_worker(start_worker, broker):

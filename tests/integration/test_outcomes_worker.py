@@ -15,7 +15,7 @@ def test_a_saved_review_is_judged_by_a_worker(start_worker):
     version = add_model_version(project)
     circle, square = (LabelClass.objects.get(project=project, name=n) for n in ("circle", "square"))
     boxes = outcome_case(image, version, circle, square)
-    start_worker()
+    worker = start_worker(queues="default")  # error review's bookkeeping runs no model
     client = api_client(project.memberships.get().user)
     response = client.put(f"/api/v1/images/{image.pk}/boxes/", {"version": image.version, "boxes": boxes},
                           format="json")
@@ -26,3 +26,4 @@ def test_a_saved_review_is_judged_by_a_worker(start_worker):
     assert wait_for(kinds, message="the worker to write the outcomes") == ["missed", "missed", "tp", "wrong_class"]
     client.post(f"/api/v1/images/{image.pk}/status/", {"status": "unreviewed"}, format="json")
     wait_for(lambda: not BoxOutcome.objects.exists(), message="the worker to drop the outcomes of an unreviewed image")
+    assert not worker.torch_loaded()
