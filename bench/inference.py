@@ -138,13 +138,20 @@ def main() -> None:
     # The chunk tasks also go to the benchmark's throw-away broker, where no worker takes them.
     run = inference_run_create(project=project, user=owner, scope="all", chunk_size=args.chunk)
     writer = _time_the_writer()
+    model_calls = _time_the_model(loaded)
     rss_start, _ = rss_mib()
     rss_trace = []
     pipeline_seconds = 0.0
+    idle = {"before": 0.0, "between": 0.0, "after": 0.0}
     for chunk in run.chunks.order_by("number"):
+        model_calls.clear()
         started = time.perf_counter()
         inference_chunk_execute(chunk_id=chunk.pk, batch_size=batch)
-        pipeline_seconds += time.perf_counter() - started
+        finished = time.perf_counter()
+        pipeline_seconds += finished - started
+        idle["before"] += model_calls[0][0] - started
+        idle["between"] += sum(start - end for (_, end), (start, _) in zip(model_calls, model_calls[1:]))
+        idle["after"] += finished - model_calls[-1][1]
         rss_trace.append(rss_mib()[0])
         seconds = raw_pass(loaded, batches)
         raw_seconds, raw_images = raw_seconds + seconds, raw_images + len(tensors)
@@ -162,11 +169,30 @@ def main() -> None:
           f"{run.predictions_written} predictions written)")
     print(f"worker RSS: start {rss_start:.0f} MiB, end {rss_end:.0f} MiB, peak {rss_peak:.0f} MiB; "
           f"after each chunk: {', '.join(f'{r:.0f}' for r in rss_trace[:12])}{' ...' if len(rss_trace) > 12 else ''}")
+    print(f"model idle per chunk: {idle['before'] * 1000 / len(rss_trace):.0f} ms before its first batch "
+          f"(setup, first reads and decoding), {idle['between'] * 1000 / len(rss_trace):.0f} ms between batches, "
+          f"{idle['after'] * 1000 / len(rss_trace):.0f} ms after its last (last writes, chunk bookkeeping); "
+          f"{sum(idle.values()) / pipeline_seconds:.0%} of the pipeline's time")
     print(f"prediction writer: {writer['cpu'] * 1000 / max(writer['batches'], 1):.1f} ms of CPU per batch "
           f"(its thread, which shares the GIL with the model's), {writer['batches']} batches")
     if cuda:
         print(f"GPU peak memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     print(f"pipeline_vs_raw: {pipeline_rate / raw:.2f}")
+
+
+def _time_the_model(loaded) -> list[tuple[float, float]]:
+    """Record (start, end) of every model call on the worker's detector: the gaps are the model's idle time."""
+    calls: list[tuple[float, float]] = []
+    predict = loaded.predict
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return predict(*args, **kwargs)
+        finally:
+            calls.append((started, time.perf_counter()))
+    loaded.predict = timed
+    return calls
 
 
 def _time_the_writer() -> dict:

@@ -20,11 +20,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from inference import detector
-from inference.models import InferenceChunk, InferenceRun, ModelVersion, Prediction
+from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction
 from inference.matching import ImagePredictions, confident
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.pipeline import ImageResult, predict_stream
 from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, image_uncertainty, review_priority
+from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 
@@ -37,7 +38,6 @@ WRITES_IN_FLIGHT = 2
 _DECODE_POOL: ThreadPoolExecutor | None = None
 _GPU_DECODER: ThreadPoolExecutor | None = None
 _WRITER: ThreadPoolExecutor | None = None
-PREDICTION_COLUMNS = ("image", "model_version", "label_class", "x", "y", "w", "h", "score")
 IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "disagreement", "count_anomaly", "priority")
 
 
@@ -144,9 +144,9 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
                  reviewed_counts: dict[int, int] | None = None) -> tuple[int, int]:
     """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
     keys = [r.key for r in results]
-    Prediction.objects.filter(model_version=version, image_id__in=keys).delete()
+    _predictions_delete(version, keys)
     previous = previous_predictions(keys, version)
-    rows: list[tuple] = []
+    kept: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # image id, label class ids, boxes, scores
     images: list[tuple] = []  # IMAGE_SCORE_COLUMNS, then the image id
     failed = 0
     # model class id -> label class id, as an array so whole batches map at once (0: class gone)
@@ -162,12 +162,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
         labels = lookup[np.clip(d.labels, 0, len(lookup) - 1)]
         keep = labels > 0  # drop boxes of classes the project has since deleted
         boxes, scores = d.boxes_xyxy[keep].astype(np.float64), np.clip(d.scores[keep], 0.0, 1.0).astype(np.float64)
-        n = int(keep.sum())
-        # Built column-wise and zipped in C: this thread must hold the GIL as little as possible,
-        # because the model's thread needs it to launch GPU work.
-        rows.extend(zip([result.key] * n, [version.pk] * n, labels[keep].tolist(), boxes[:, 0].tolist(),
-                        boxes[:, 1].tolist(), (boxes[:, 2] - boxes[:, 0]).tolist(),
-                        (boxes[:, 3] - boxes[:, 1]).tolist(), scores.tolist()))
+        kept.append((result.key, labels[keep], boxes, scores))
         uncertainty = image_uncertainty(d.scores)
         shown = confident(ImagePredictions(result.key, boxes.astype(np.float32), labels[keep], scores.astype(np.float32)),
                           REVIEW_THRESHOLD)
@@ -175,31 +170,55 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
         anomaly = count_anomaly(len(shown.labels), reviewed_counts)
         images.append(("", uncertainty, disagree, anomaly, review_priority(
             uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly), result.key))
-    _executemany(Prediction, PREDICTION_COLUMNS, rows)
-    _executemany(Image, IMAGE_SCORE_COLUMNS, images, update=True)
+    written = _predictions_insert(version, kept)
+    _update_many(Image, IMAGE_SCORE_COLUMNS, images)
     reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
     if reviewed:
         box_outcomes_refresh(image_ids=reviewed, model_version_ids=[version.pk])
     reset_queries()  # with DEBUG on, Django would otherwise keep every (large) INSERT of a long chunk
-    return len(rows), failed
+    return written, failed
 
 
-def _executemany(model, columns: tuple[str, ...], rows: list[tuple], *, update: bool = False) -> None:
-    """INSERT rows (or UPDATE by id, the id last in each row) with one executemany.
+def _predictions_delete(version: ModelVersion, image_ids: list[int]) -> None:
+    """This version's earlier boxes on these images (a redelivered or repeated chunk), and the outcomes citing them.
 
-    The hot path of inference: bulk_create and bulk_update build model objects and compile SQL
-    per row, which took longer than the GPU's whole batch (183 ms for 1,600 predictions) and held
-    the GIL the model's thread needs; executemany runs the loop in the database driver.
+    In SQL, not QuerySet.delete(): to cascade to BoxOutcome, Django loads every prediction as a
+    model object first (1,600 per batch, 50 ms of CPU holding the GIL). The outcomes of reviewed
+    images are rebuilt after the insert.
+    """
+    BoxOutcome.objects.filter(model_version=version, image_id__in=image_ids).delete()
+    placeholders = ", ".join(["%s"] * len(image_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Prediction._meta.db_table} WHERE model_version_id = %s "
+                       f"AND image_id IN ({placeholders})", [version.pk, *image_ids])
+
+
+def _predictions_insert(version: ModelVersion, kept: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    """Store a batch's boxes column by column: no Python work per row (project/bulk_insert.py)."""
+    if not kept:
+        return 0
+    boxes = np.concatenate([b for _, _, b, _ in kept]).reshape(-1, 4)
+    return rows_insert(Prediction, {
+        "image": np.repeat([key for key, *_ in kept], [len(labels) for _, labels, _, _ in kept]).astype(np.int64),
+        "model_version": np.full(len(boxes), version.pk, dtype=np.int64),
+        "label_class": np.concatenate([labels for _, labels, _, _ in kept]).astype(np.int64),
+        "x": boxes[:, 0], "y": boxes[:, 1], "w": boxes[:, 2] - boxes[:, 0], "h": boxes[:, 3] - boxes[:, 1],
+        "score": np.concatenate([s for *_, s in kept]),
+    })
+
+
+def _update_many(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """UPDATE rows by id (the id last in each row) with one executemany.
+
+    bulk_update builds model objects and compiles SQL per row, holding the GIL that the model's
+    thread needs; executemany runs the loop in the database driver.
     """
     if not rows:
         return
     names = [model._meta.get_field(name).column for name in columns]
-    if update:
-        sql = f"UPDATE {model._meta.db_table} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s"
-    else:
-        sql = f"INSERT INTO {model._meta.db_table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(f"UPDATE {model._meta.db_table} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s",
+                           rows)
 
 
 @transaction.atomic

@@ -5,7 +5,7 @@ import pytest
 from inference.detector import Detections
 from inference.execution import _write_batch
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from inference.models import BoxOutcome
+from inference.models import BoxOutcome, Prediction
 from inference.outcomes import box_outcomes_refresh
 from inference.pipeline import ImageResult
 from inference.ranking import count_anomaly, disagreement, image_uncertainty, review_priority
@@ -131,8 +131,13 @@ def test_outcomes_of_reviewed_images_are_written_with_new_predictions():
     _write_batch(version, [_result(image, [[10, 10, 30, 30], [50, 50, 70, 70]], [1, 1], [0.9, 0.95])],
                  {1: circle.pk})
     assert sorted(BoxOutcome.objects.values_list("kind", flat=True)) == ["fp", "tp"]
+    later = add_model_version(project)
+    _write_batch(later, [_result(image, [[10, 10, 30, 30]], [1], [0.9])], {1: circle.pk})
     _write_batch(version, [_result(image, [], [], [])], {1: circle.pk})  # a re-run replaces them
-    assert list(BoxOutcome.objects.values_list("kind", flat=True)) == ["missed"]
+    assert list(BoxOutcome.objects.filter(model_version=version).values_list("kind", flat=True)) == ["missed"]
+    # Another version's boxes and outcomes on the same image are not touched.
+    assert list(BoxOutcome.objects.filter(model_version=later).values_list("kind", flat=True)) == ["tp"]
+    assert Prediction.objects.filter(model_version=later).count() == 1
 
 
 def test_uncertainty_peaks_at_the_threshold():
