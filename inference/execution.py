@@ -112,7 +112,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
         stream.close()
         while in_flight:
             written.append(_collect(in_flight, progress))
-        writer.submit(connections.close_all).result()  # the writer thread's connection, between tasks
+        writer.submit(_connections_tidy).result()
     if not cancelled:
         progress.add(len(chunk.image_ids) - len(items))  # images deleted since the run was created
     progress.flush()
@@ -124,6 +124,13 @@ def _collect(in_flight: deque, progress: JobProgress) -> tuple[int, int]:
     result = future.result()  # re-raises a failed write here, in the task
     progress.add(images)
     return result
+
+
+def _connections_tidy() -> None:
+    """Between chunks, as Celery does for the task's own thread: the writer thread keeps a healthy
+    connection for the next chunk (CONN_MAX_AGE) and drops a broken or expired one."""
+    for connection_ in connections.all(initialized_only=True):
+        connection_.close_if_unusable_or_obsolete()
 
 
 def storage_reader(name: str):

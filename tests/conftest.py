@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 
@@ -22,3 +24,15 @@ def live_server_media_url():
 
     with override_settings(MEDIA_URL="/_media_never_linked/"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def writer_connection_closed():
+    """The inference writer thread keeps its database connection between chunks (CONN_MAX_AGE), as in
+    a worker; a test closes it afterwards, or PostgreSQL would refuse to drop the test database."""
+    yield
+    execution = sys.modules.get("inference.execution")
+    if execution is not None and execution._WRITER is not None:
+        from django.db import connections
+
+        execution._WRITER.submit(connections.close_all).result()
