@@ -150,6 +150,13 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
                  reviewed_counts: dict[int, int] | None = None) -> tuple[int, int]:
     """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
+    # Images deleted since the chunk read them are skipped; the rest are locked until this batch
+    # commits, so a reviewer's delete waits for it (and its cascade takes the new rows with it).
+    present = set(Image.objects.select_for_update().filter(pk__in=[r.key for r in results]).order_by("pk")
+                  .values_list("pk", flat=True))
+    results = [r for r in results if r.key in present]
+    if not results:
+        return 0, 0
     keys = [r.key for r in results]
     _predictions_delete(version, keys)
     previous = previous_predictions(keys, version)

@@ -1,13 +1,17 @@
 """Inference runs: creation checks and chunk execution in this process (the worker path is in integration/)."""
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 
-from inference.execution import inference_chunk_execute
+from inference.detector import Detections
+from inference.execution import _write_batch, inference_chunk_execute
 from inference.models import InferenceRun, ModelVersion, Prediction
+from inference.pipeline import ImageResult
 from inference.services import inference_run_cancel, inference_run_create, model_version_create
 from project.jobs import JobStatus
 from review.models import Image, ReviewStatus
+from review.services import image_delete
 from tests.factories import add_images, add_model_version, make_project, tiny_weights
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -131,3 +135,18 @@ def test_weights_upload_checks_architecture_and_shape_and_stores_nothing_when_ba
                                    weights=tiny_weights(["circle", "square", "dog"]), class_names=None, user=None)
     assert version.number == 2 and version.class_names == ["circle", "square", "dog"]
     assert project.label_classes.filter(name="dog").exists()
+
+
+def test_an_image_deleted_while_its_chunk_runs_loses_only_its_own_predictions(project):
+    """A reviewer deletes an image after the chunk read it: the batch stores the others and the run goes on."""
+    version = project.model_versions.get()
+    kept, gone = Image.objects.filter(project=project).order_by("pk")[:2]
+    circle = project.label_classes.get(index=0).pk
+    results = [ImageResult(image.pk, 96, 96, Detections(np.array([[1, 1, 20, 20]], np.float32),
+                                                        np.array([1]), np.array([0.9], np.float32)))
+               for image in (kept, gone)]
+    image_delete(image=gone)
+    assert _write_batch(version, results, {1: circle}) == (1, 0)
+    assert list(Prediction.objects.values_list("image_id", flat=True)) == [kept.pk]
+    image_delete(image=kept)
+    assert _write_batch(version, results, {1: circle}) == (0, 0)  # every image gone: nothing to write
