@@ -83,7 +83,20 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
         InferenceChunk.objects.filter(pk=chunk.pk).update(finished=True)
         return
     InferenceRun.objects.filter(pk=run.pk, device="").update(device=str(model.device))
+    try:
+        written, failed, cancelled = _chunk_predict(chunk, model, batch_size)
+    except Exception as exc:  # the run must say what went wrong now, not stay "running" until the sweeper
+        logger.exception("inference run %s, chunk %s failed", run.pk, chunk.number)
+        job_finish(run, status=JobStatus.FAILED, error=f"Chunk {chunk.number} failed: {exc}")
+        InferenceChunk.objects.filter(pk=chunk.pk).update(finished=True)
+        return
+    _chunk_finish(chunk, written=written, failed=failed, cancelled=cancelled)
 
+
+def _chunk_predict(chunk: InferenceChunk, model: detector.Detector, batch_size: int | None) -> tuple[int, int, bool]:
+    """Stream the chunk's images through the model; returns (predictions written, unreadable images, cancelled)."""
+    run = chunk.run
+    version = run.model_version
     class_ids = dict(LabelClass.objects.filter(project_id=run.project_id).values_list("name", "id"))
     # model class id (1..N) -> label class id of this project
     label_map = {i + 1: class_ids.get(name) for i, name in enumerate(version.class_names)}
@@ -110,13 +123,13 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
                 break
     finally:
         stream.close()
-        while in_flight:
+        while in_flight:  # the batches already predicted are still written (or their error raised)
             written.append(_collect(in_flight, progress))
         writer.submit(_connections_tidy).result()
     if not cancelled:
         progress.add(len(chunk.image_ids) - len(items))  # images deleted since the run was created
     progress.flush()
-    _chunk_finish(chunk, written=sum(w for w, _ in written), failed=sum(f for _, f in written), cancelled=cancelled)
+    return sum(w for w, _ in written), sum(f for _, f in written), cancelled
 
 
 def _collect(in_flight: deque, progress: JobProgress) -> tuple[int, int]:

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
+from django.db import OperationalError
 
+from inference import execution
 from inference.detector import Detections
 from inference.execution import _write_batch, inference_chunk_execute
 from inference.models import InferenceRun, ModelVersion, Prediction
@@ -150,3 +152,17 @@ def test_an_image_deleted_while_its_chunk_runs_loses_only_its_own_predictions(pr
     assert list(Prediction.objects.values_list("image_id", flat=True)) == [kept.pk]
     image_delete(image=kept)
     assert _write_batch(version, results, {1: circle}) == (0, 0)  # every image gone: nothing to write
+
+
+def test_a_chunk_whose_writes_fail_fails_the_run_at_once_with_the_reason(project, monkeypatch,
+                                                                          django_capture_on_commit_callbacks):
+    """The database refusing a batch (here: made to, at its edge) ends the run with the reason, not a silent stall."""
+    def database_gone(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+    monkeypatch.setattr(execution, "rows_insert", database_gone)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all", chunk_size=4)
+    run = execute_all(run)
+    assert run.status == JobStatus.FAILED
+    assert run.error == "Chunk 0 failed: server closed the connection unexpectedly"
+    assert not run.chunks.filter(finished=False).exists() and not Prediction.objects.exists()
