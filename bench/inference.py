@@ -137,8 +137,10 @@ def main() -> None:
     # (b) the full pipeline through an InferenceRun, chunk by chunk as a worker would run it
     # The chunk tasks also go to the benchmark's throw-away broker, where no worker takes them.
     run = inference_run_create(project=project, user=owner, scope="all", chunk_size=args.chunk)
-    writer = _time_the_writer()
-    model_calls = _time_the_model(loaded)
+    from inference import execution
+
+    writes = _record_calls(execution, "_write_batch")
+    model_calls = _record_calls(loaded, "predict")
     rss_start, _ = rss_mib()
     rss_trace = []
     pipeline_seconds = 0.0
@@ -150,7 +152,7 @@ def main() -> None:
         finished = time.perf_counter()
         pipeline_seconds += finished - started
         idle["before"] += model_calls[0][0] - started
-        idle["between"] += sum(start - end for (_, end), (start, _) in zip(model_calls, model_calls[1:]))
+        idle["between"] += sum(call[0] - before[1] for before, call in zip(model_calls, model_calls[1:]))
         idle["after"] += finished - model_calls[-1][1]
         rss_trace.append(rss_mib()[0])
         seconds = raw_pass(loaded, batches)
@@ -173,44 +175,30 @@ def main() -> None:
           f"(setup, first reads and decoding), {idle['between'] * 1000 / len(rss_trace):.0f} ms between batches, "
           f"{idle['after'] * 1000 / len(rss_trace):.0f} ms after its last (last writes, chunk bookkeeping); "
           f"{sum(idle.values()) / pipeline_seconds:.0%} of the pipeline's time")
-    print(f"prediction writer: {writer['cpu'] * 1000 / max(writer['batches'], 1):.1f} ms of CPU per batch "
-          f"(its thread, which shares the GIL with the model's), {writer['batches']} batches")
+    print(f"prediction writer: {sum(cpu for *_, cpu in writes) * 1000 / max(len(writes), 1):.1f} ms of CPU per batch "
+          f"(its thread, which shares the GIL with the model's), {len(writes)} batches")
     if cuda:
         print(f"GPU peak memory: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
     print(f"pipeline_vs_raw: {pipeline_rate / raw:.2f}")
 
 
-def _time_the_model(loaded) -> list[tuple[float, float]]:
-    """Record (start, end) of every model call on the worker's detector: the gaps are the model's idle time."""
-    calls: list[tuple[float, float]] = []
-    predict = loaded.predict
+def _record_calls(owner, name: str) -> list[tuple[float, float, float]]:
+    """Wrap `owner.name` to record (start, end, CPU seconds of the calling thread) for every call.
 
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
+    On the worker's detector the gaps between calls are the model's idle time; on the prediction
+    writer the CPU is what its thread spends in each batch, sharing the GIL with the model's.
+    """
+    calls: list[tuple[float, float, float]] = []
+    original = getattr(owner, name)
+
+    def recorded(*args, **kwargs):
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
-            return predict(*args, **kwargs)
+            return original(*args, **kwargs)
         finally:
-            calls.append((started, time.perf_counter()))
-    loaded.predict = timed
+            calls.append((started, time.perf_counter(), time.thread_time() - cpu))
+    setattr(owner, name, recorded)
     return calls
-
-
-def _time_the_writer() -> dict:
-    """Count the CPU time the worker's writer thread spends in each batch's database write."""
-    from inference import execution
-
-    totals = {"cpu": 0.0, "batches": 0}
-    write = execution._write_batch
-
-    def timed(*args, **kwargs):
-        started = time.thread_time()
-        try:
-            return write(*args, **kwargs)
-        finally:
-            totals["cpu"] += time.thread_time() - started
-            totals["batches"] += 1
-    execution._write_batch = timed
-    return totals
 
 
 def _add_history(project, owner, arch: str, weights: bytes, versions: int) -> None:
@@ -219,21 +207,22 @@ def _add_history(project, owner, arch: str, weights: bytes, versions: int) -> No
 
     from inference.models import Prediction
     from inference.services import model_version_create
+    from project.bulk_insert import rows_insert
     from review.models import Image, LabelClass
 
     rng = np.random.default_rng(0)
-    class_ids = list(LabelClass.objects.filter(project=project).values_list("pk", flat=True))
-    image_ids = list(Image.objects.filter(project=project).values_list("pk", flat=True))
+    class_ids = np.array(LabelClass.objects.filter(project=project).values_list("pk", flat=True), dtype=np.int64)
+    image_ids = np.array(Image.objects.filter(project=project).values_list("pk", flat=True), dtype=np.int64)
+    boxes = len(image_ids) * 100
     started = time.perf_counter()
     for _ in range(versions):
         earlier = model_version_create(project=project, architecture=arch, weights=weights, class_names=None, user=owner)
-        for first in range(0, len(image_ids), 500):
-            rows = [Prediction(image_id=image_id, model_version=earlier, label_class_id=int(rng.choice(class_ids)),
-                               x=float(x), y=float(y), w=20.0, h=20.0, score=float(score))
-                    for image_id in image_ids[first:first + 500]
-                    for x, y, score in zip(rng.uniform(0, 200, 100), rng.uniform(0, 200, 100),
-                                           rng.beta(1, 4, 100).clip(0.05, 1))]
-            Prediction.objects.bulk_create(rows, batch_size=5000)
+        rows_insert(Prediction, {
+            "image": np.repeat(image_ids, 100), "model_version": np.full(boxes, earlier.pk, dtype=np.int64),
+            "label_class": rng.choice(class_ids, boxes), "x": rng.uniform(0, 200, boxes),
+            "y": rng.uniform(0, 200, boxes), "w": np.full(boxes, 20.0), "h": np.full(boxes, 20.0),
+            "score": rng.beta(1, 4, boxes).clip(0.05, 1),
+        })
     print(f"history: {versions} earlier versions x 100 boxes on {len(image_ids)} images "
           f"in {time.perf_counter() - started:.1f}s")
 

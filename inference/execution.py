@@ -224,13 +224,14 @@ def _predictions_insert(version: ModelVersion, kept: list[tuple[int, np.ndarray,
     """Store a batch's boxes column by column: no Python work per row (project/bulk_insert.py)."""
     if not kept:
         return 0
-    boxes = np.concatenate([b for _, _, b, _ in kept]).reshape(-1, 4)
+    image_ids, labels, boxes, scores = zip(*kept)
+    boxes = np.concatenate(boxes).reshape(-1, 4)
     return rows_insert(Prediction, {
-        "image": np.repeat([key for key, *_ in kept], [len(labels) for _, labels, _, _ in kept]).astype(np.int64),
+        "image": np.repeat(image_ids, [len(per_image) for per_image in labels]).astype(np.int64),
         "model_version": np.full(len(boxes), version.pk, dtype=np.int64),
-        "label_class": np.concatenate([labels for _, labels, _, _ in kept]).astype(np.int64),
+        "label_class": np.concatenate(labels).astype(np.int64),
         "x": boxes[:, 0], "y": boxes[:, 1], "w": boxes[:, 2] - boxes[:, 0], "h": boxes[:, 3] - boxes[:, 1],
-        "score": np.concatenate([s for *_, s in kept]),
+        "score": np.concatenate(scores),
     })
 
 
