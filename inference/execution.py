@@ -27,6 +27,7 @@ from inference.pipeline import ImageResult, predict_stream
 from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, image_uncertainty, review_priority
 from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
+from project.row_locks import key_share_lock
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 
 logger = logging.getLogger(__name__)
@@ -163,13 +164,15 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
                  reviewed_counts: dict[int, int] | None = None) -> tuple[int, int]:
     """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
-    # Images deleted since the chunk read them are skipped; the rest are locked until this batch
-    # commits, so a reviewer's delete waits for it (and its cascade takes the new rows with it).
+    # Images and label classes deleted since the chunk read them are skipped; the rest are held
+    # until this batch commits, so a concurrent delete waits for it and its cascade takes the new
+    # rows with it (project/row_locks.py).
     present = set(Image.objects.select_for_update().filter(pk__in=[r.key for r in results]).order_by("pk")
                   .values_list("pk", flat=True))
     results = [r for r in results if r.key in present]
     if not results:
         return 0, 0
+    live_classes = key_share_lock(LabelClass.objects.filter(pk__in=[pk for pk in label_map.values() if pk]))
     keys = [r.key for r in results]
     _predictions_delete(version, keys)
     previous = previous_predictions(keys, version)
@@ -179,7 +182,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     # model class id -> label class id, as an array so whole batches map at once (0: class gone)
     lookup = np.zeros(max(label_map, default=0) + 1, dtype=np.int64)
     for model_class, label_class_id in label_map.items():
-        lookup[model_class] = label_class_id or 0
+        lookup[model_class] = label_class_id if label_class_id in live_classes else 0
     for result in results:
         if result.detections is None:
             failed += 1

@@ -13,10 +13,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
 
+from project.row_locks import for_delete_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
     CORRECTION_KINDS, Annotation, AnnotationSource, Image, LabelClass, Membership, Project, ReviewEvent, ReviewStatus,
@@ -76,6 +77,10 @@ def project_update(*, project: Project, **changes) -> Project:
 def project_delete(*, project: Project) -> None:
     """Delete a project with everything in it, and its stored files once the deletion is committed."""
     folder = f"projects/{project.pk}"
+    images = Image.objects.filter(project=project)
+    for_delete_lock(images)  # see images_delete
+    # Human boxes keep their label class from being deleted (PROTECT); the project's go with its images.
+    _annotations_delete(images)
     project.delete()
     transaction.on_commit(lambda: _storage_folder_delete(folder))
 
@@ -153,8 +158,12 @@ def label_class_update(*, label_class: LabelClass, name: str | None = None, colo
     return label_class
 
 
+@transaction.atomic
 def label_class_delete(*, label_class: LabelClass) -> None:
     """Delete a class nobody has drawn yet; classes with human boxes are kept (the boxes are the truth)."""
+    # First wait for a box save or an inference batch that is writing rows of this class, so the
+    # count below sees its boxes (project/row_locks.py).
+    for_delete_lock(LabelClass.objects.filter(pk=label_class.pk))
     used = Annotation.objects.filter(label_class=label_class).count()
     if used:
         raise ValidationError(f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}; "
@@ -266,11 +275,27 @@ def images_create_many(*, project: Project, files: Iterable[UploadFile], partial
     return report
 
 
+@transaction.atomic
 def image_delete(*, image: Image) -> None:
     """Delete an image, its boxes and predictions, and its stored file once the deletion is committed."""
-    file = image.file
-    image.delete()
-    transaction.on_commit(lambda: file.delete(save=False))
+    images_delete(images=Image.objects.filter(pk=image.pk))
+
+
+@transaction.atomic
+def images_delete(*, images: QuerySet[Image]) -> int:
+    """Delete these images as image_delete does; returns how many there were."""
+    # First wait for an inference batch or a box save that is writing rows on them (project/row_locks.py).
+    ids = for_delete_lock(images)
+    files = list(Image.objects.filter(pk__in=ids).values_list("file", flat=True))
+    Image.objects.filter(pk__in=ids).delete()
+    transaction.on_commit(lambda: _storage_files_delete(files))
+    return len(ids)
+
+
+def _storage_files_delete(names: list[str]) -> None:
+    for name in names:
+        if name:
+            default_storage.delete(name)
 
 
 def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None) -> Image:
@@ -378,6 +403,11 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
     if not updated:
         image.refresh_from_db()
         raise StaleImage(image)
+    # The boxes' classes are held until this save commits, so a class delete waits and then sees the
+    # boxes; one deleted since boxes_validate read it refuses the save (project/row_locks.py).
+    used = {box.label_class_id for box in boxes}
+    if gone := sorted(used - key_share_lock(LabelClass.objects.filter(pk__in=used))):
+        raise ValidationError(f"Label class {gone[0]} was deleted while these boxes were being saved.")
     # The row now holds exactly these values: set them here rather than read the row back. The count
     # too, when this image was read at the version saved over: no other save came in between.
     if image.version == version:
@@ -386,7 +416,7 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
         image.refresh_from_db(fields=["correction_count"])
     image.version, image.status, image.reviewed_at, image.reviewed_by = version + 1, ReviewStatus.REVIEWED, now, user
     shown_by_id = {p.prediction_id: p for p in shown}
-    _annotations_delete(image)
+    _annotations_delete(Image.objects.filter(pk=image.pk))
     image.saved_boxes = _annotations_insert(image, [
         (box.label_class_id, box.x, box.y, box.w, box.h, source or _annotation_source(box, shown_by_id),
          box.source_prediction_id)
@@ -399,20 +429,21 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
     return image
 
 
-def _annotations_delete(image: Image) -> None:
-    """Delete the human boxes of one image, and the rows that refer to them, one statement per table.
+def _annotations_delete(images: QuerySet[Image]) -> None:
+    """Delete the human boxes of these images, and the rows that refer to them, one statement per table.
 
     QuerySet.delete() first reads every box into a model object to cascade by id: for 50 boxes that
     was a quarter of a save's time. Every relation to Annotation cascades (error review's outcomes,
     which a worker recomputes after the save); one that does not must be handled here first.
     """
-    boxes = Annotation.objects.filter(image=image)
+    boxes = Annotation.objects.filter(image__in=images)
     for relation in get_candidate_relations_to_delete(Annotation._meta):  # hidden ones too ("+"), as delete() does
         if relation.on_delete is not models.CASCADE:
             raise NotImplementedError(f"{relation.related_model.__name__}.{relation.field.name} does not cascade")
         relation.related_model._base_manager.filter(**{f"{relation.field.name}__in": boxes.values("pk")}).delete()
+    image_ids, params = images.order_by().values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Annotation._meta.db_table} WHERE image_id = %s", [image.pk])
+        cursor.execute(f"DELETE FROM {Annotation._meta.db_table} WHERE image_id IN ({image_ids})", params)
 
 
 # The fields of a human box as _annotations_insert takes them, with their SQL types for PostgreSQL.

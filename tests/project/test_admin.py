@@ -4,12 +4,13 @@ import json
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inference.models import InferenceRun, ModelVersion, Prediction
-from review.models import Role
+from review.models import Project, Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
 from training.models import TrainingRun
 
@@ -108,3 +109,19 @@ def test_export_reviewed_labels(staff, project):
     assert response["Content-Disposition"].startswith("attachment")
     coco = json.loads(response.content)
     assert len(coco["images"]) == 8 and [c["name"] for c in coco["categories"]] == ["circle", "square", "triangle"]
+
+
+def test_deleting_images_and_projects_goes_through_the_services(staff, project, django_capture_on_commit_callbacks):
+    """Reviewed images and a project with human boxes can be deleted, and their stored files go too."""
+    Image = apps.get_model("review", "Image")
+    images = list(project.images.order_by("id")[:2])
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(_changelist(Image), {"action": "delete_selected", "_selected_action": [i.pk for i in images],
+                                        "post": "yes"})
+    assert project.images.count() == 6
+    assert not any(default_storage.exists(image.file.name) for image in images)
+    names = list(project.images.values_list("file", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(reverse("admin:review_project_delete", args=[project.pk]), {"post": "yes"})
+    assert not Project.objects.exists()
+    assert not any(default_storage.exists(name) for name in names)

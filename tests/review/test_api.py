@@ -60,7 +60,12 @@ def test_project_create_list_update_delete(media_root, django_capture_on_commit_
     assert Project.objects.get(pk=project_id).holdout_fraction == 0.2
 
     project = Project.objects.get(pk=project_id)
-    add_images(project, 1)
+    image = add_images(project, 1)[0]
+    car = project.label_classes.get(name="car").pk
+    saved = client.put(reverse("api:image_boxes", args=[image.pk]),  # a human box, which PROTECTs its class
+                       {"version": image.version, "boxes": [{"label_class": car, "x": 1, "y": 1, "w": 8, "h": 8}]},
+                       format="json")
+    assert saved.status_code == 200
     folder = media_root / "projects" / str(project_id)
     assert any(folder.rglob("*.png"))
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,0 +1,150 @@
+"""A delete that runs while a writer is adding rows that point at what it deletes: both succeed.
+
+Each test holds a writer's transaction open on one thread (an inference batch, a box save), starts
+the delete on another, checks that the delete waits, then lets the writer commit. On PostgreSQL,
+without the locks of project/row_locks.py, one of the two commits failed on a foreign key.
+"""
+import threading
+
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connections, transaction
+from django.db.transaction import TransactionManagementError
+
+from inference.detector import Detections
+from inference.execution import _write_batch
+from inference.models import Prediction
+from inference.pipeline import ImageResult
+from project.row_locks import key_share_lock
+from review.models import Annotation, Image, LabelClass, Project
+from review.services import BoxIn, image_boxes_save, image_delete, label_class_delete, project_delete
+from tests.factories import add_images, add_model_version, make_project
+
+pytestmark = pytest.mark.django_db(transaction=True)
+WAIT_S = 0.5  # long enough for a delete that does not wait to have finished
+
+
+class InThread:
+    """Run `work` on its own thread and connection; with `hold`, keep its transaction open until `release()`."""
+
+    def __init__(self, work, *, hold: bool = False):
+        self.error: Exception | None = None
+        self.opened, self.released = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(work, hold))
+        self.thread.start()
+        if hold:
+            assert self.opened.wait(30), "the writer did not get going"
+
+    def _run(self, work, hold: bool) -> None:
+        try:
+            with transaction.atomic():
+                work()
+                self.opened.set()
+                if hold:
+                    self.released.wait(30)
+        except Exception as exc:  # the test asserts on it
+            self.error = exc
+        finally:
+            self.opened.set()
+            connections.close_all()
+
+    def waiting(self) -> bool:
+        self.thread.join(WAIT_S)
+        return self.thread.is_alive()
+
+    def release(self) -> None:
+        self.released.set()
+        self.thread.join(30)
+
+
+@pytest.fixture
+def project():
+    project = make_project()
+    add_images(project, 2, size=96)
+    add_model_version(project)
+    return project
+
+
+def _batch_writer(project: Project, image: Image, *label_classes: LabelClass):
+    """An inference batch predicting one box of each class on `image`, as the worker writes it."""
+    version = project.model_versions.get()
+    label_map = {index + 1: label_class.pk for index, label_class in enumerate(label_classes)}
+    count = len(label_classes)
+    result = ImageResult(image.pk, 96, 96, Detections(
+        np.tile(np.array([[1, 1, 20, 20]], np.float32), (count, 1)), np.arange(1, count + 1),
+        np.full(count, 0.9, np.float32)))
+    return lambda: _write_batch(version, [result], label_map)
+
+
+def test_an_image_deleted_while_a_batch_writes_it_waits_and_takes_the_new_predictions(project):
+    image, other = Image.objects.filter(project=project).order_by("pk")
+    circle = project.label_classes.get(index=0)
+    writer = InThread(_batch_writer(project, image, circle), hold=True)
+    deleter = InThread(lambda: image_delete(image=image))
+    assert deleter.waiting()
+    writer.release()
+    deleter.release()
+    assert writer.error is None and deleter.error is None
+    assert not Image.objects.filter(pk=image.pk).exists() and not Prediction.objects.exists()
+    assert Image.objects.filter(pk=other.pk).exists()
+
+
+def test_a_class_deleted_while_a_batch_writes_its_boxes_waits_and_takes_them(project):
+    image = Image.objects.filter(project=project).first()
+    circle, square = project.label_classes.order_by("index")[:2]
+    writer = InThread(_batch_writer(project, image, circle, square), hold=True)
+    deleter = InThread(lambda: label_class_delete(label_class=circle))
+    assert deleter.waiting()
+    writer.release()
+    deleter.release()
+    assert writer.error is None and deleter.error is None
+    assert not LabelClass.objects.filter(pk=circle.pk).exists()
+    assert list(Prediction.objects.values_list("label_class_id", flat=True)) == [square.pk]
+
+
+def test_a_batch_after_its_class_was_deleted_stores_the_other_classes(project):
+    """The chunk read the classes before the delete: the batch drops the deleted class's boxes instead of failing."""
+    image = Image.objects.filter(project=project).first()
+    circle, square = project.label_classes.order_by("index")[:2]
+    write = _batch_writer(project, image, circle, square)
+    label_class_delete(label_class=circle)
+    with transaction.atomic():
+        assert write() == (1, 0)
+    assert list(Prediction.objects.values_list("label_class_id", flat=True)) == [square.pk]
+
+
+def test_a_class_deleted_while_a_box_of_it_is_saved_is_kept_with_the_box(project):
+    image = Image.objects.filter(project=project).first()
+    circle = project.label_classes.get(index=0)
+    saver = InThread(lambda: image_boxes_save(image=image, user=None, version=image.version,
+                                              boxes=[BoxIn(circle.pk, 1, 1, 20, 20)]), hold=True)
+    deleter = InThread(lambda: label_class_delete(label_class=circle))
+    assert deleter.waiting()
+    saver.release()
+    deleter.release()
+    assert saver.error is None
+    assert isinstance(deleter.error, ValidationError) and "1 human box use" in deleter.error.messages[0]
+    assert LabelClass.objects.filter(pk=circle.pk).exists()
+    assert list(Annotation.objects.values_list("label_class_id", flat=True)) == [circle.pk]
+
+
+def test_a_project_deleted_while_a_batch_writes_into_it_waits_and_takes_everything(project):
+    image = Image.objects.filter(project=project).first()
+    writer = InThread(_batch_writer(project, image, project.label_classes.get(index=0)), hold=True)
+    deleter = InThread(lambda: project_delete(project=project))
+    assert deleter.waiting()
+    writer.release()
+    deleter.release()
+    assert writer.error is None and deleter.error is None
+    assert not Project.objects.exists() and not Image.objects.exists() and not Prediction.objects.exists()
+
+
+def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):
+    with pytest.raises(TransactionManagementError):
+        key_share_lock(LabelClass.objects.all())
+
+
+def test_key_share_lock_of_nothing_asks_nothing():
+    with transaction.atomic():
+        assert key_share_lock(LabelClass.objects.filter(pk__in=[])) == set()
