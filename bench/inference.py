@@ -15,6 +15,8 @@ so a 10k-image run for the memory check does not first spend minutes generating 
 --history N gives every image the stored predictions of N earlier versions (100 boxes each, most
 scored low, as a trained model's are), as a project has after N rounds of the learning loop: the
 writer reads the newest of them to score how much the versions disagree.
+--reviewed N adds N reviewed images (about 10 human boxes each, outside the run), as a project
+has after some rounds of review: the run scores each image's box count against theirs.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ def main() -> None:
                         help="on a GPU, decode plain JPEGs with nvjpeg (the worker's default) or all with Pillow")
     parser.add_argument("--history", type=int, default=0,
                         help="earlier versions whose predictions every image already has (the learning loop's rounds)")
+    parser.add_argument("--reviewed", type=int, default=0,
+                        help="reviewed images with ~10 human boxes each, besides the run's images")
     parser.add_argument("--stages", action="store_true",
                         help="also time reading + decoding + model without the database (where the time goes)")
     args = parser.parse_args()
@@ -105,6 +109,8 @@ def main() -> None:
     weights = detector.weights_to_bytes(model, architecture=arch, class_names=CLASS_NAMES)
     if args.history:
         _add_history(project, owner, arch, weights, args.history)
+    if args.reviewed:
+        _add_reviewed(project, images[0].file.name, width, height, args.reviewed)
     version = model_version_create(project=project, architecture=arch, class_names=CLASS_NAMES, user=owner,
                                    activate=True, weights=weights)
     loaded = detector_for(version)  # the same loaded detector serves both measurements
@@ -136,7 +142,7 @@ def main() -> None:
 
     # (b) the full pipeline through an InferenceRun, chunk by chunk as a worker would run it
     # The chunk tasks also go to the benchmark's throw-away broker, where no worker takes them.
-    run = inference_run_create(project=project, user=owner, scope="all", chunk_size=args.chunk)
+    run = inference_run_create(project=project, user=owner, scope="unreviewed", chunk_size=args.chunk)
     from inference import execution
 
     writes = _record_calls(execution, "_write_batch")
@@ -224,6 +230,28 @@ def _add_history(project, owner, arch: str, weights: bytes, versions: int) -> No
             "score": rng.beta(1, 4, boxes).clip(0.05, 1),
         })
     print(f"history: {versions} earlier versions x 100 boxes on {len(image_ids)} images "
+          f"in {time.perf_counter() - started:.1f}s")
+
+
+def _add_reviewed(project, file_name: str, width: int, height: int, count: int) -> None:
+    """`count` reviewed images sharing one stored file, with Poisson(10) human boxes each."""
+    import numpy as np
+
+    from review.models import Annotation, Image, LabelClass, ReviewStatus
+
+    started = time.perf_counter()
+    reviewed = Image.objects.bulk_create([
+        Image(project=project, file=file_name, original_name=f"reviewed-{i}.png", width=width, height=height,
+              content_hash=f"r{i:063d}", split="train", status=ReviewStatus.REVIEWED)
+        for i in range(count)
+    ], batch_size=2000)
+    rng = np.random.default_rng(1)
+    class_ids = list(LabelClass.objects.filter(project=project).values_list("pk", flat=True))
+    Annotation.objects.bulk_create([
+        Annotation(image_id=image.pk, label_class_id=class_ids[i % len(class_ids)], x=1, y=1, w=20, h=20)
+        for image, boxes in zip(reviewed, rng.poisson(10, count)) for i in range(boxes)
+    ], batch_size=5000)
+    print(f"reviewed: {count} images, {Annotation.objects.filter(image__project=project).count()} human boxes "
           f"in {time.perf_counter() - started:.1f}s")
 
 

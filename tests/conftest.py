@@ -27,11 +27,14 @@ def live_server_media_url():
 
 
 @pytest.fixture(autouse=True)
-def writer_connection_closed():
+def inference_worker_state_reset():
     """The inference writer thread keeps its database connection between chunks (CONN_MAX_AGE), as in
-    a worker; a test closes it afterwards, or PostgreSQL would refuse to drop the test database."""
+    a worker; a test closes it afterwards, or PostgreSQL would refuse to drop the test database.
+    The worker's per-run cache is emptied too: a rolled-back SQLite test gives the next run the same id."""
     yield
     execution = sys.modules.get("inference.execution")
+    if execution is not None:
+        execution._REVIEWED_COUNTS = (None, {})
     if execution is not None and execution._WRITER is not None:
         from django.db import connections
 

@@ -9,11 +9,12 @@ from inference import execution
 from inference.detector import Detections
 from inference.execution import _write_batch, inference_chunk_execute
 from inference.models import InferenceRun, ModelVersion, Prediction
+from inference.outcomes import reviewed_box_counts
 from inference.pipeline import ImageResult
 from inference.services import inference_run_cancel, inference_run_create, model_version_create
 from project.jobs import JobStatus
 from review.models import Image, ReviewStatus
-from review.services import image_delete
+from review.services import BoxIn, image_boxes_save, image_delete
 from tests.factories import add_images, add_model_version, make_project, tiny_weights
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,3 +167,20 @@ def test_a_chunk_whose_writes_fail_fails_the_run_at_once_with_the_reason(project
     assert run.status == JobStatus.FAILED
     assert run.error == "Chunk 0 failed: server closed the connection unexpectedly"
     assert not run.chunks.filter(finished=False).exists() and not Prediction.objects.exists()
+
+
+def test_a_runs_chunks_read_the_reviewed_box_counts_once_per_worker(project, monkeypatch,
+                                                                    django_capture_on_commit_callbacks):
+    """The count anomaly's reference is one GROUP BY over every reviewed image: once per run, not per chunk."""
+    circle = project.label_classes.get(index=0).pk
+    for image in Image.objects.filter(project=project).order_by("pk")[:2]:
+        image_boxes_save(image=image, user=None, version=image.version, boxes=[BoxIn(circle, 1, 1, 10, 10)])
+    reads = []
+    monkeypatch.setattr(execution, "reviewed_box_counts",
+                        lambda project_id: reads.append(project_id) or reviewed_box_counts(project_id))
+    for expected_reads in (1, 2):
+        with django_capture_on_commit_callbacks(execute=False):
+            run = inference_run_create(project=project, user=None, scope="unreviewed", chunk_size=2)
+        assert execute_all(run).status == JobStatus.SUCCEEDED and run.chunks_total == 2
+        assert reads == [project.pk] * expected_reads
+        assert not Image.objects.filter(pk__in=run.image_ids, count_anomaly__isnull=True).exists()
