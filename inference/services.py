@@ -5,6 +5,7 @@ import json
 from collections.abc import Sequence
 
 from celery import current_app
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -19,7 +20,6 @@ from review.services import label_class_create
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
 OUTCOMES_TASK = "inference.tasks.box_outcomes_refresh"
-DEFAULT_CHUNK_SIZE = 512
 # The architecture recorded for imported predictions: no weights, nothing to run.
 EXTERNAL_ARCHITECTURE = "external"
 
@@ -161,8 +161,11 @@ def _scope_image_ids(project: Project, scope: str, image_ids: Sequence[int] | No
 @transaction.atomic
 def inference_run_create(*, project: Project, user: AbstractBaseUser | None, scope: str = InferenceScope.UNREVIEWED,
                          model_version: ModelVersion | None = None, image_ids: Sequence[int] | None = None,
-                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> InferenceRun:
-    """Check everything, then create the run and its chunks and queue one task per chunk after commit."""
+                         chunk_size: int | None = None) -> InferenceRun:
+    """Check everything, then create the run and its chunks and queue one task per chunk after commit.
+
+    `chunk_size`: images per chunk task; INFERENCE_CHUNK_SIZE when not given.
+    """
     version = model_version or active_model_version(project)
     if version is None:
         raise ValidationError({"model_version": "This project has no active model; upload or train one first."})
@@ -172,6 +175,7 @@ def inference_run_create(*, project: Project, user: AbstractBaseUser | None, sco
         raise ValidationError({"model_version": f"Unknown architecture {version.architecture!r}."})
     if not version.weights:
         raise ValidationError({"model_version": "This version has no weights to run."})
+    chunk_size = settings.INFERENCE_CHUNK_SIZE if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise ValidationError({"chunk_size": "Chunk size must be at least 1."})
     ids = _scope_image_ids(project, scope, image_ids)

@@ -218,6 +218,9 @@ JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
 CELERY_BEAT_SCHEDULE = {
     "stale-runs-sweep": {"task": "project.stale_runs_sweep", "schedule": JOB_SWEEP_SECONDS},
 }
+# Images per chunk task of a new inference run. Smaller chunks spread a run over more workers;
+# larger ones pay each chunk's start and finish (about 0.1 s of the model's time) less often.
+INFERENCE_CHUNK_SIZE = int(os.environ.get("INFERENCE_CHUNK_SIZE", 512))
 # Images per model call on CPU workers (GPU workers use each architecture's own default).
 INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
 # On a GPU, decode plain JPEGs there with nvjpeg (docs/inference.md); 0 decodes every image with Pillow.

@@ -184,3 +184,14 @@ def test_a_runs_chunks_read_the_reviewed_box_counts_once_per_worker(project, mon
         assert execute_all(run).status == JobStatus.SUCCEEDED and run.chunks_total == 2
         assert reads == [project.pk] * expected_reads
         assert not Image.objects.filter(pk__in=run.image_ids, count_anomaly__isnull=True).exists()
+
+
+def test_chunk_size_comes_from_the_setting_unless_given(project, settings, django_capture_on_commit_callbacks):
+    settings.INFERENCE_CHUNK_SIZE = 4
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+        assert (run.chunk_size, run.chunks_total) == (4, 2)
+        assert inference_run_create(project=project, user=None, scope="all", chunk_size=6).chunks_total == 1
+        with pytest.raises(ValidationError, match="at least 1"):
+            inference_run_create(project=project, user=None, scope="all", chunk_size=0)
+    assert InferenceRun.objects.count() == 2
