@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Benchmarks and CUDA tests on the lent GPU machine (the `device` tool, docs/benchmarks.md). That
+# machine has Python 3.12 with torch, torchvision, numpy and Pillow, no Django, and no network.
+#
+#   bash bench/device.sh wheels    here: the project's other packages as wheels for it, in .device-wheels/
+#   bash bench/device.sh install   there: those wheels into /tmp/site; then run with PYTHONPATH=/tmp/site
+#
+# A device call, carrying the wheels:
+#   run(carry=[".device-wheels"], command="bash bench/device.sh install && PYTHONPATH=/tmp/site \
+#       python3 bench/inference.py --arch fasterrcnn_mobilenet_v3_large_fpn --batch 16 --images 512 --rows 10000")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHEELS=.device-wheels
+# Already on the device, in builds that match its CUDA and Python; a browser it cannot run.
+THERE_ALREADY='^(torch|torchvision|numpy|pillow|playwright|schemathesis|gunicorn)[=\[]'
+
+case "${1:-}" in
+  wheels)
+    exclude=$(git rev-parse --git-path info/exclude)  # kept out of commits, and so carried by name
+    mkdir -p "$(dirname "$exclude")"
+    grep -qxF "/$WHEELS/" "$exclude" 2>/dev/null || echo "/$WHEELS/" >> "$exclude"
+    rm -rf "$WHEELS" && mkdir -p "$WHEELS"
+    grep -v -E '^(#|$)' requirements.txt | grep -v -E "$THERE_ALREADY" > "$WHEELS/requirements.txt"
+    python3 -m pip download --quiet --dest "$WHEELS" --only-binary=:all: --implementation cp \
+      --python-version 3.12 --abi cp312 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 --platform any -r "$WHEELS/requirements.txt"
+    # Pulled in by pycocotools; the device's own numpy stays (installed with --no-deps below).
+    rm -f "$WHEELS"/numpy-*.whl "$WHEELS"/pillow-*.whl
+    du -sh "$WHEELS"
+    ;;
+  install)
+    python3 -m pip install --quiet --no-index --no-deps --target /tmp/site "$WHEELS"/*.whl
+    PYTHONPATH=/tmp/site python3 -c "import django, celery, psycopg, torch; print('django', django.__version__, \
+'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    ;;
+  *)
+    sed -n '2,10p' "$0"
+    exit 2
+    ;;
+esac
