@@ -307,7 +307,9 @@ def _chunk_finish(chunk: InferenceChunk, *, written: int, failed: int, cancelled
             predictions_written=F("predictions_written") + written,
             images_failed=F("images_failed") + failed,
         )
-        run = InferenceRun.objects.select_for_update().get(pk=chunk.run_id)
+        run = InferenceRun.objects.select_for_update().filter(pk=chunk.run_id).first()
+    if run is None:  # deleted with its project while the chunk ran
+        return
     if cancelled or run.cancel_requested:
         job_finish(run, status=JobStatus.CANCELLED)
     elif run.chunks_done >= run.chunks_total:

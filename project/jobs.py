@@ -169,11 +169,11 @@ class JobProgress:
         self._last_write = time.monotonic()
 
     def cancelled(self) -> bool:
-        """True once a user asked this run to stop (checked at most once per interval)."""
+        """True once a user asked this run to stop, or deleted it with its project (checked at most once per interval)."""
         if self._cancelled:
             return True
         now = time.monotonic()
         if now - self._last_check >= self.interval:
             self._last_check = now
-            self._cancelled = self.model.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+            self._cancelled = not self.model.objects.filter(pk=self.run_id, cancel_requested=False).exists()
         return self._cancelled

@@ -48,7 +48,9 @@ def training_run_execute(*, run_id: int) -> None:
         logger.exception("training run %s failed", run_id)
         job_finish(run, status=JobStatus.FAILED, error=f"Training failed: {type(exc).__name__}: {exc}")
     finally:
-        if TrainingRun.objects.filter(pk=run_id, status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED]).exists():
+        # Kept only for a run that can resume: not one that ended, nor one deleted with its project.
+        if not TrainingRun.objects.filter(pk=run_id).exclude(
+                status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED]).exists():
             default_storage.delete(checkpoint_name(run))
 
 

@@ -14,7 +14,7 @@ from inference.pipeline import ImageResult
 from inference.services import inference_run_cancel, inference_run_create, model_version_create
 from project.jobs import JobStatus
 from review.models import Image, ReviewStatus
-from review.services import BoxIn, image_boxes_save, image_delete
+from review.services import BoxIn, image_boxes_save, image_delete, project_delete
 from tests.factories import add_images, add_model_version, make_project, tiny_weights
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -195,3 +195,22 @@ def test_chunk_size_comes_from_the_setting_unless_given(project, settings, djang
         with pytest.raises(ValidationError, match="at least 1"):
             inference_run_create(project=project, user=None, scope="all", chunk_size=0)
     assert InferenceRun.objects.count() == 2
+
+
+def test_a_run_whose_project_is_deleted_stops_at_its_next_check(project, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+    model = execution.detector_for(run.model_version)
+    predicted = []
+
+    def predict_then_delete_the_project(images):
+        predicted.append(len(images))
+        if len(predicted) == 1:
+            project_delete(project=project)
+        return original(images)
+    original = model.predict
+    monkeypatch.setattr(model, "predict", predict_then_delete_the_project)
+    inference_chunk_execute(chunk_id=run.chunks.get().pk, batch_size=2)  # 6 images: 3 batches
+    assert predicted == [2]
+    assert not InferenceRun.objects.exists() and not Prediction.objects.exists() and not Image.objects.exists()

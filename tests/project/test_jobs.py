@@ -53,3 +53,11 @@ def test_finish_keeps_the_first_outcome(run):
     job_finish(run, status=JobStatus.FAILED, error="late")
     run.refresh_from_db()
     assert run.status == JobStatus.SUCCEEDED and run.error == ""
+
+
+def test_progress_of_a_deleted_run_says_stop(run):
+    """A run deleted with its project: its worker stops at the next check instead of running to the end."""
+    progress = JobProgress(run, interval=0)
+    assert not progress.cancelled()
+    run.project.delete()
+    assert progress.cancelled()

@@ -198,3 +198,28 @@ def test_a_fine_tune_keeps_the_input_size_its_base_was_trained_at(project, djang
     with django_capture_on_commit_callbacks(execute=False):
         follow_up = training_run_start(project=project, user=None, params=dict(TINY))
     assert follow_up.base_version == first.result_version and follow_up.params["image_size"] == 160
+
+
+def test_a_run_whose_project_is_deleted_stops_and_leaves_no_checkpoint(project, monkeypatch,
+                                                                        django_capture_on_commit_callbacks):
+    """Deleted after its first epoch (whose checkpoint lands after the project's files went): the next step stops it."""
+    from django.core.files.storage import default_storage
+
+    from review.services import project_delete
+    from training import execution
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params={"epochs": 3, "batch_size": 4})
+    evaluations = []
+
+    def evaluate_then_delete_the_project(*args, **kwargs):
+        evaluations.append(1)
+        with django_capture_on_commit_callbacks(execute=True):
+            project_delete(project=project)
+        return original(*args, **kwargs)
+    original = execution.evaluate_model
+    monkeypatch.setattr(execution, "evaluate_model", evaluate_then_delete_the_project)
+    training_run_execute(run_id=run.pk)
+    assert evaluations == [1]  # the run stopped in its second epoch: no second evaluation, no final one
+    assert not TrainingRun.objects.exists() and not ModelVersion.objects.exists()
+    assert not default_storage.exists(execution.checkpoint_name(run))
