@@ -79,7 +79,7 @@ def main() -> None:
         for first in range(0, len(order) - 1, args.batch):  # drop a lone last image, as our trainer merges it
             batch = [data[i] for i in order[first:first + args.batch]]
             inputs = [img.to(device).float() / 255 for img, _, _ in batch]
-            targets = [{"boxes": b.to(device), "labels": l.to(device)} for _, b, l in batch]
+            targets = [{"boxes": boxes.to(device), "labels": labels.to(device)} for _, boxes, labels in batch]
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 loss = sum(model(inputs, targets).values())
             optimizer.zero_grad(set_to_none=True)

@@ -164,6 +164,7 @@ class Detector:
         scores = torch.cat([out["scores"] for out in outputs]).float().cpu().numpy().astype(np.float32)
         splits = np.cumsum(counts)[:-1]
         return [
-            Detections(boxes_xyxy=b.reshape(-1, 4), labels=l, scores=s)
-            for b, l, s in zip(np.split(boxes, splits), np.split(labels, splits), np.split(scores, splits))
+            Detections(boxes_xyxy=per_boxes.reshape(-1, 4), labels=per_labels, scores=per_scores)
+            for per_boxes, per_labels, per_scores in zip(np.split(boxes, splits), np.split(labels, splits),
+                                                         np.split(scores, splits))
         ]
