@@ -27,7 +27,7 @@ from inference.pipeline import ImageResult, predict_stream
 from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, image_uncertainty, review_priority
 from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
-from project.row_locks import key_share_lock
+from project.row_locks import key_share_lock, update_lock
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 
 logger = logging.getLogger(__name__)
@@ -185,8 +185,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     # Images and label classes deleted since the chunk read them are skipped; the rest are held
     # until this batch commits, so a concurrent delete waits for it and its cascade takes the new
     # rows with it (project/row_locks.py).
-    present = set(Image.objects.select_for_update().filter(pk__in=[r.key for r in results]).order_by("pk")
-                  .values_list("pk", flat=True))
+    present = set(update_lock(Image.objects.filter(pk__in=[r.key for r in results])))
     results = [r for r in results if r.key in present]
     if not results:
         return 0, 0

@@ -18,6 +18,7 @@ from inference.matching import ImagePredictions, ImageTruth, match_boxes
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
 from inference.ranking import REVIEW_THRESHOLD
 from inference.suspects import suspects_refresh
+from project.row_locks import update_lock
 from review.models import REVIEWED_STATUSES, Annotation, Image
 
 
@@ -37,7 +38,7 @@ def box_outcomes_refresh(*, image_ids: Iterable[int], model_version_ids: Iterabl
 @transaction.atomic
 def _outcomes_rewrite(image_ids: list[int], model_version_ids: Iterable[int] | None) -> int:
     # Two rewrites of one image (two quick saves, two workers) take turns: each deletes, then inserts.
-    list(Image.objects.select_for_update().filter(pk__in=image_ids).order_by("pk").values_list("pk", flat=True))
+    update_lock(Image.objects.filter(pk__in=image_ids))
     stale = BoxOutcome.objects.filter(image_id__in=image_ids)
     if model_version_ids is not None:
         model_version_ids = list(model_version_ids)

@@ -5,9 +5,9 @@ first reading the rows that point at what it deletes; rows that another transact
 inserting are invisible to it, and then one of the two commits fails on the foreign key. So:
 
 - a writer that adds rows pointing at images or label classes holds those rows until it commits:
-  images FOR UPDATE (it updates them anyway), label classes FOR KEY SHARE (`key_share_lock`), which
-  writers of the same project share without waiting for each other;
-- a delete locks the rows it deletes FOR UPDATE before cascading (`for_delete_lock`), so it waits
+  images FOR UPDATE (`update_lock`; it updates them anyway), label classes FOR KEY SHARE
+  (`key_share_lock`), which writers of the same project share without waiting for each other;
+- a delete locks the rows it deletes FOR UPDATE before cascading (`update_lock`), so it waits
   for those writers and its cascade then sees their rows, and later writers wait for it and find the
   rows gone.
 
@@ -38,6 +38,6 @@ def key_share_lock(queryset: models.QuerySet) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def for_delete_lock(queryset: models.QuerySet) -> list[int]:
-    """Lock these rows (in id order, as every writer does) before deleting them; returns their ids."""
+def update_lock(queryset: models.QuerySet) -> list[int]:
+    """The ids of these rows, locked FOR UPDATE until this transaction ends, taken in id order as everyone takes them."""
     return list(queryset.select_for_update().order_by("pk").values_list("pk", flat=True))

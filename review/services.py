@@ -17,7 +17,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
 
-from project.row_locks import for_delete_lock, key_share_lock
+from project.row_locks import update_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
     CORRECTION_KINDS, Annotation, AnnotationSource, Image, LabelClass, Membership, Project, ReviewEvent, ReviewStatus,
@@ -78,7 +78,7 @@ def project_delete(*, project: Project) -> None:
     """Delete a project with everything in it, and its stored files once the deletion is committed."""
     folder = f"projects/{project.pk}"
     images = Image.objects.filter(project=project)
-    for_delete_lock(images)  # see images_delete
+    update_lock(images)  # see images_delete
     # Human boxes keep their label class from being deleted (PROTECT); the project's go with its images.
     _annotations_delete(images)
     project.delete()
@@ -163,7 +163,7 @@ def label_class_delete(*, label_class: LabelClass) -> None:
     """Delete a class nobody has drawn yet; classes with human boxes are kept (the boxes are the truth)."""
     # First wait for a box save or an inference batch that is writing rows of this class, so the
     # count below sees its boxes (project/row_locks.py).
-    for_delete_lock(LabelClass.objects.filter(pk=label_class.pk))
+    update_lock(LabelClass.objects.filter(pk=label_class.pk))
     used = Annotation.objects.filter(label_class=label_class).count()
     if used:
         raise ValidationError(f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}; "
@@ -285,7 +285,7 @@ def image_delete(*, image: Image) -> None:
 def images_delete(*, images: QuerySet[Image]) -> int:
     """Delete these images as image_delete does; returns how many there were."""
     # First wait for an inference batch or a box save that is writing rows on them (project/row_locks.py).
-    ids = for_delete_lock(images)
+    ids = update_lock(images)
     files = list(Image.objects.filter(pk__in=ids).values_list("file", flat=True))
     Image.objects.filter(pk__in=ids).delete()
     transaction.on_commit(lambda: _storage_files_delete(files))

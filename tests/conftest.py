@@ -33,9 +33,10 @@ def inference_worker_state_reset():
     The worker's per-run cache is emptied too: a rolled-back SQLite test gives the next run the same id."""
     yield
     execution = sys.modules.get("inference.execution")
-    if execution is not None:
-        execution._REVIEWED_COUNTS = (None, {})
-    if execution is not None and execution._WRITER is not None:
+    if execution is None:
+        return
+    execution._REVIEWED_COUNTS = (None, {})
+    if execution._WRITER is not None:
         from django.db import connections
 
         execution._WRITER.submit(connections.close_all).result()
