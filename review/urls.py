@@ -2,7 +2,7 @@ from django.urls import path
 
 import project.converters  # noqa: F401  (the <id:...> converter)
 
-from review import views
+from review import settings_views, views
 
 app_name = "review"
 
@@ -15,5 +15,16 @@ urlpatterns = [
     path("projects/<id:project_id>/upload", views.image_upload, name="image_upload"),
     path("projects/<id:project_id>/inference", views.inference_start, name="inference_start"),
     path("images/<id:image_id>/file", views.image_file, name="image_file"),
+    path("images/<id:image_id>/delete", views.image_remove, name="image_remove"),
     path("account/token/", views.api_token, name="api_token"),
+    # Setting a project up (review/settings_views.py)
+    path("projects/new", settings_views.project_create, name="project_create"),
+    path("projects/<id:project_id>/settings/", settings_views.project_settings, name="project_settings"),
+    path("projects/<id:project_id>/classes", settings_views.label_class_add, name="label_class_add"),
+    path("label-classes/<id:class_id>/edit", settings_views.label_class_edit, name="label_class_edit"),
+    path("label-classes/<id:class_id>/delete", settings_views.label_class_remove, name="label_class_remove"),
+    path("projects/<id:project_id>/members", settings_views.member_set, name="member_set"),
+    path("projects/<id:project_id>/members/<id:user_id>/remove", settings_views.member_remove,
+         name="member_remove"),
+    path("projects/<id:project_id>/delete", settings_views.project_remove, name="project_remove"),
 ]

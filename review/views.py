@@ -22,7 +22,7 @@ from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
 from review.access import object_for_member, project_for_member
 from review.api import image_detail_data
-from review.models import Image, ReviewStatus, Role
+from review.models import Image, Membership, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html
 from training import selectors as training_selectors
 
@@ -51,6 +51,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "status": status,
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
         "label_classes": project.label_classes.all(),
+        "can_manage": Membership.objects.filter(project=project, user=request.user, role=Role.MANAGER).exists(),
         "active_model": inference_services.active_model_version(project),
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
@@ -136,6 +137,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "classes": classes,
         "model_version": shown,
         "ranking": _ranking_parts(image),
+        "can_manage": image.requester_role == Role.MANAGER,
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
@@ -179,6 +181,16 @@ def image_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
         if run:
             messages.info(request, f"Predicting the new images with {run.model_version} (run #{run.pk}).")
     return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+
+
+@login_required
+@require_POST
+def image_remove(request: HttpRequest, image_id: int) -> HttpResponseRedirect:
+    """Delete an image from the editor (managers), then open the next one in the queue."""
+    image = object_for_member(request.user, Image.objects.all(), image_id, role=Role.MANAGER)
+    services.image_delete(image=image)
+    messages.success(request, f"Deleted {image.original_name} with its boxes and predictions.")
+    return HttpResponseRedirect(reverse("review:queue_next", args=[image.project_id]))
 
 
 @login_required

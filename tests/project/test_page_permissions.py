@@ -34,8 +34,18 @@ PAGE_RULES = {
     ("review:image_upload", "POST"): A,
     ("review:inference_start", "POST"): R,
     ("review:image_file", "GET"): A,
+    ("review:image_remove", "POST"): M,
     ("review:api_token", "GET"): ANYONE,
     ("review:api_token", "POST"): ANYONE,
+    ("review:project_create", "POST"): ANYONE,
+    ("review:project_settings", "GET"): M,
+    ("review:project_settings", "POST"): M,
+    ("review:label_class_add", "POST"): M,
+    ("review:label_class_edit", "POST"): M,
+    ("review:label_class_remove", "POST"): M,
+    ("review:member_set", "POST"): M,
+    ("review:member_remove", "POST"): M,
+    ("review:project_remove", "POST"): M,
     ("inference:model_version_errors", "GET"): A,
     ("inference:second_look", "GET"): R,
     ("inference:suspect_dismiss", "POST"): R,
@@ -92,6 +102,7 @@ def world():
                                                     label_class=project.label_classes.first(), x=1, y=1, w=2,
                                                     h=2).pk,
         "kind": "export", "job_id": export.pk,
+        "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
     }
     DatasetImport.objects.create(project=project, original_name="a.zip")
     return users, kwargs

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from review.models import Role
@@ -226,3 +227,22 @@ def test_drift_monitor_plots_corrections_per_day_and_version(client, project):
     assert row["label"] == "v1" and row["reviews"] == 2 and row["corrections_per_image"] == 1.5
     assert row["acceptance_rate"] == 7 / 8 and row["seconds_per_image"] == 20
     assert b'id="drift-corrections"' in page.content
+
+
+def test_a_manager_deletes_an_image_from_the_editor_and_gets_the_next_one(client, project,
+                                                                          django_capture_on_commit_callbacks):
+    first, second, third = project.images.order_by("pk")
+    annotator = add_member(project, Role.ANNOTATOR)
+    client.force_login(annotator)
+    assert reverse("review:image_remove", args=[first.pk]).encode() not in client.get(
+        reverse("review:image_editor", args=[first.pk])).content
+    client.force_login(project.memberships.get(role=Role.MANAGER).user)
+    editor = client.get(reverse("review:image_editor", args=[first.pk]))
+    assert reverse("review:image_remove", args=[first.pk]).encode() in editor.content
+    stored = first.file.name
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("review:image_remove", args=[first.pk]), follow=True)
+    assert response.redirect_chain[-1][0] in {reverse("review:image_editor", args=[image.pk])
+                                              for image in (second, third)}
+    assert not project.images.filter(pk=first.pk).exists() and not default_storage.exists(stored)
+    assert project.images.count() == 2

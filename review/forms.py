@@ -1,0 +1,59 @@
+"""Forms of the project settings pages: they parse what a browser sends; the services decide what is allowed."""
+from __future__ import annotations
+
+from django import forms
+
+from review.models import LabelClass, Project, Role
+from review.serializers import MAX_CLASS_NAMES
+
+
+def _help(model, field: str) -> str:
+    return model._meta.get_field(field).help_text
+
+
+class ProjectCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    class_names = forms.CharField(
+        required=False, label="Classes",
+        help_text="Comma-separated, in the order the model numbers them; more can be added later.")
+
+    def clean_class_names(self) -> list[str]:
+        names = [name.strip() for name in self.cleaned_data["class_names"].split(",") if name.strip()]
+        if len(names) > MAX_CLASS_NAMES:
+            raise forms.ValidationError(f"At most {MAX_CLASS_NAMES} classes at once.")
+        return names
+
+
+class ProjectSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text=_help(Project, "name"))
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    holdout_fraction = forms.FloatField(min_value=0.0, max_value=0.9, label="Held-out fraction",
+                                        help_text=_help(Project, "holdout_fraction"))
+    retrain_after_reviews = forms.IntegerField(min_value=0, label="Fine-tune after this many reviews",
+                                               help_text=_help(Project, "retrain_after_reviews"))
+    infer_on_upload = forms.BooleanField(required=False, label="Predict new uploads",
+                                         help_text=_help(Project, "infer_on_upload"))
+
+
+class LabelClassForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    colour = forms.RegexField(r"^#[0-9a-fA-F]{6}$", required=False, help_text=_help(LabelClass, "colour"),
+                              error_messages={"invalid": "The colour must look like #1f77b4."})
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class ProjectDeleteForm(forms.Form):
+    confirm_name = forms.CharField(label="Type the project's name to confirm")
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_confirm_name(self) -> str:
+        if self.cleaned_data["confirm_name"].strip() != self.project.name:
+            raise forms.ValidationError("That is not this project's name; nothing was deleted.")
+        return self.cleaned_data["confirm_name"]
