@@ -358,12 +358,19 @@ def _check_source_predictions(image: Image, boxes: list[services.BoxIn], *, know
 
 
 class ImageStatusSet(APIView):
-    @extend_schema(request=s.ImageStatusSerializer, responses=s.ImageDetailSerializer,
+    @extend_schema(request=s.ImageStatusSerializer,
+                   responses={200: s.ImageDetailSerializer,
+                              409: inline_serializer("StaleImageStatus", {"detail": serializers.CharField(),
+                                                                          "current": s.ImageDetailSerializer()})},
                    summary="Approve a reviewed image or send it back to the queue (reviewer)")
     def post(self, request: Request, image_id: int) -> Response:
         image = member_object(request, Image.objects.select_related("project"), image_id, Role.REVIEWER)
         data = validated(s.ImageStatusSerializer, request.data)
-        image = services.image_status_set(image=image, status=data["status"], user=request.user)
+        try:
+            image = services.image_status_set(image=image, status=data["status"], user=request.user,
+                                              version=data.get("version"))
+        except services.StaleImage as exc:
+            return conflict(str(exc), image_detail_data(exc.image, model_version_id=_shown_version_id(exc.image, None)))
         box_outcomes_refresh_later(image_ids=[image.pk])  # an image sent back to the queue has no truth to judge by
         return Response(image_detail_data(image, model_version_id=_shown_version_id(image, None)))
 

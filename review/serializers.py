@@ -198,6 +198,9 @@ class BoxesSaveSerializer(serializers.Serializer):
 
 class ImageStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ReviewStatus.choices)
+    version = serializers.IntegerField(required=False, min_value=0,
+                                       help_text="The image version you looked at; if someone saved since, the "
+                                                 "answer is 409 with the image as it is now, and nothing changes.")
 
 
 class UploadSerializer(serializers.Serializer):

@@ -298,13 +298,24 @@ def _storage_files_delete(names: list[str]) -> None:
             default_storage.delete(name)
 
 
-def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None) -> Image:
-    """Approve a reviewed image, or send it back to the queue. Boxes are untouched."""
+def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None, version: int | None = None) -> Image:
+    """Approve a reviewed image, or send it back to the queue. Boxes are untouched.
+
+    With `version` (the one the reviewer looked at), raises StaleImage if someone saved since, so
+    nobody approves boxes they have not seen.
+    """
     if status not in ReviewStatus.values:
         raise ValidationError({"status": f"Unknown status {status!r}; choose one of {', '.join(ReviewStatus.values)}."})
-    if status == ReviewStatus.APPROVED and image.status == ReviewStatus.UNREVIEWED:
+    rows = Image.objects.filter(pk=image.pk)
+    if version is not None:
+        rows = rows.filter(version=version)
+    if status == ReviewStatus.APPROVED:
+        rows = rows.exclude(status=ReviewStatus.UNREVIEWED)  # checked in the update: a send-back may come first
+    if not rows.update(status=status, version=F("version") + 1):
+        image.refresh_from_db()
+        if version is not None and image.version != version:
+            raise StaleImage(image)
         raise ValidationError({"status": "Only a reviewed image can be approved; save its boxes first."})
-    Image.objects.filter(pk=image.pk).update(status=status, version=F("version") + 1)
     image.refresh_from_db()
     return image
 

@@ -22,7 +22,7 @@ from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
 from review.access import object_for_member, project_for_member
 from review.api import image_detail_data
-from review.models import Image, Membership, ReviewStatus, Role
+from review.models import ROLE_RANK, Image, Membership, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html
 from training import selectors as training_selectors
 
@@ -40,6 +40,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_member(request.user, project_id)
+    role = Membership.objects.filter(project=project, user=request.user).values_list("role", flat=True).get()
     status = request.GET.get("status") if request.GET.get("status") in ReviewStatus.values else None
     counts = selectors.image_status_counts(project=project)
     page = Paginator(selectors.image_list(project=project, status=status), IMAGES_PER_PAGE).get_page(
@@ -50,8 +51,10 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "page": page,
         "status": status,
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
+        "awaiting_approval": counts[ReviewStatus.REVIEWED],
         "label_classes": project.label_classes.all(),
-        "can_manage": Membership.objects.filter(project=project, user=request.user, role=Role.MANAGER).exists(),
+        "can_manage": role == Role.MANAGER,
+        "can_approve": ROLE_RANK[role] >= ROLE_RANK[Role.REVIEWER],
         "active_model": inference_services.active_model_version(project),
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
@@ -107,15 +110,23 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def queue_next(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
-    """The most urgent unreviewed image (skipping `after`, the one just saved), or back to the queue."""
+    """The most urgent unreviewed image (skipping `after`, the one just saved), or back to the queue.
+
+    With `?status=reviewed`, the approval pass: the reviewed image that has waited longest.
+    """
     project = project_for_member(request.user, project_id)
     after = request.GET.get("after", "")
-    images = Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED).order_by("-priority", "id")
+    if request.GET.get("status") == ReviewStatus.REVIEWED:
+        images = Image.objects.filter(project=project, status=ReviewStatus.REVIEWED).order_by("reviewed_at", "id")
+        done = "Nothing waits for approval: every reviewed image is approved."
+    else:
+        images = Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED).order_by("-priority", "id")
+        done = "The queue is empty: every image is reviewed."
     if after.isdigit():
         images = images.exclude(pk=int(after))
     image = images.only("id").first()
     if image is None:
-        messages.success(request, "The queue is empty: every image is reviewed.")
+        messages.success(request, done)
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
     return HttpResponseRedirect(reverse("review:image_editor", args=[image.pk]))
 
@@ -138,13 +149,17 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "model_version": shown,
         "ranking": _ranking_parts(image),
         "can_manage": image.requester_role == Role.MANAGER,
+        "can_approve": ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER],
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
             "csrf_token": get_token(request),
+            "can_approve": ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER],
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),
+                "status": reverse("api:image_status", args=[image.pk]),
                 "next": f"{reverse('review:queue_next', args=[project.pk])}?after={image.pk}",
+                "next_approval": f"{reverse('review:queue_next', args=[project.pk])}?status=reviewed&after={image.pk}",
             },
         },
     })

@@ -30,6 +30,9 @@
   let nextKey = 1;
   let saving = false;
   let dirty = false;
+  const sendBack = document.getElementById("send-back");
+  // Approving from the approval pass (the image was already reviewed) goes on to the next reviewed image.
+  const nextAfterApproval = data.image.status === "unreviewed" ? data.urls.next : data.urls.next_approval;
 
   // --- State ---------------------------------------------------------------------------------------
 
@@ -131,7 +134,8 @@
     const boxes = items.filter((i) => i.kind === "box").length;
     const pending = visible().filter((i) => i.kind === "prediction").length;
     statusLine.textContent = `${boxes} box${boxes === 1 ? "" : "es"}, ${pending} prediction${pending === 1 ? "" : "s"} to decide` +
-      ` · version ${image.version}` + (dirty ? " · unsaved changes" : "");
+      ` · ${image.status} · version ${image.version}` + (dirty ? " · unsaved changes" : "");
+    if (sendBack) sendBack.hidden = image.status === "unreviewed";
     document.getElementById("undo").disabled = !undoStack.length;
     document.getElementById("redo").disabled = !redoStack.length;
     for (const button of document.querySelectorAll("[data-class]")) {
@@ -180,6 +184,7 @@
     "d": () => deleteSelected(), "Delete": () => deleteSelected(), "Backspace": () => deleteSelected(),
     "Tab": () => cycle(1), "shift+Tab": () => cycle(-1),
     "Enter": () => save(true),
+    "shift+Enter": () => { if (data.can_approve) approve(); },
     "ctrl+s": () => save(false),
     "ctrl+z": () => restore(undoStack, redoStack), "ctrl+shift+Z": () => restore(redoStack, undoStack),
     "ctrl+y": () => restore(redoStack, undoStack),
@@ -337,16 +342,50 @@
         credentials: "same-origin",
       });
       const body = await response.json();
-      if (response.status === 409) return showConflict(body);
-      if (!response.ok) { statusLine.textContent = `Not saved: ${body.detail}`; return; }
+      if (response.status === 409) { showConflict(body); return false; }
+      if (!response.ok) { statusLine.textContent = `Not saved: ${body.detail}`; return false; }
       conflictBanner.hidden = true;
       theirsLayer.replaceChildren();
-      if (thenNext) { dirty = false; window.location.assign(data.urls.next); return; }
+      if (thenNext) { dirty = false; window.location.assign(data.urls.next); return true; }
       load(body);
       render();
       statusLine.textContent += " · saved";
+      return true;
     } catch (error) {
       statusLine.textContent = `Not saved (${error}); your boxes are still here, try again.`;
+      return false;
+    } finally {
+      saving = false;
+    }
+  }
+
+  // Approve what is on screen: unsaved changes (or an image never reviewed) are saved first, then the
+  // status is set for the version just seen; if someone saved in between, their boxes are shown instead.
+  async function approve() {
+    if (saving) return;
+    if ((dirty || image.status === "unreviewed") && !(await save(false))) return;
+    const ok = await setStatus("approved");
+    if (ok) { dirty = false; window.location.assign(nextAfterApproval); }
+  }
+
+  async function setStatus(status) {
+    saving = true;
+    statusLine.textContent = status === "approved" ? "Approving…" : "Sending back…";
+    try {
+      const response = await fetch(data.urls.status, {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token},
+        body: JSON.stringify({status, version: image.version}),
+        credentials: "same-origin",
+      });
+      const body = await response.json();
+      if (response.status === 409) { showConflict(body); return false; }
+      if (!response.ok) { statusLine.textContent = `Not changed: ${body.detail}`; return false; }
+      if (status !== "approved") { load(body); render(); statusLine.textContent += " · sent back to the queue"; }
+      return true;
+    } catch (error) {
+      statusLine.textContent = `Not changed (${error}); try again.`;
+      return false;
     } finally {
       saving = false;
     }
@@ -389,6 +428,13 @@
   document.getElementById("undo").addEventListener("click", () => restore(undoStack, redoStack));
   document.getElementById("redo").addEventListener("click", () => restore(redoStack, undoStack));
   document.getElementById("save-next").addEventListener("click", () => save(true));
+  if (data.can_approve) {
+    document.getElementById("approve-next").addEventListener("click", approve);
+    sendBack.addEventListener("click", () => {
+      if (dirty && !window.confirm("Send back without saving your changes?")) return;
+      setStatus("unreviewed");
+    });
+  }
   document.getElementById("accept-all").addEventListener("click", keys["A"]);
   document.getElementById("help-toggle").addEventListener("click", keys["?"]);
   window.addEventListener("beforeunload", (event) => { if (dirty) event.preventDefault(); });

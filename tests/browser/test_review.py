@@ -149,3 +149,34 @@ def test_progress_bar_advances_while_a_worker_runs_inference(page, start_worker)
     assert page.text_content(f"tr[data-run-id='{run.pk}'] .percent") == "100.0%"
     assert any(text not in ("0.0%", "100.0%") for text in seen), seen  # it moved through values in between
     assert InferenceRun.objects.get(pk=run.pk).status == "succeeded"
+
+
+def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
+    first, second, third = scene["images"]
+    circle = scene["classes"][0]
+    for image in (second, third):  # an annotator reviewed these, the second first
+        image_boxes_save(image=image, user=scene["user"], boxes=[BoxIn(circle.pk, 1, 1, 20, 20)], version=1)
+    log_in(page, add_member(scene["project"], Role.REVIEWER))
+    page.goto(f"{page.base_url}/projects/{scene['project'].pk}/")
+    page.click("text=Approve reviewed (2)")  # the approval pass: the longest-waiting reviewed image first
+    page.wait_for_url(f"**/images/{second.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_url(f"**/images/{third.pk}/edit")
+    assert Image.objects.get(pk=second.pk).status == ReviewStatus.APPROVED
+
+    page.wait_for_function("window.reviewEditor !== undefined")
+    drag(page, (50, 50), (90, 90))  # a box the annotator missed: saved, then approved
+    page.click("#approve-next")
+    page.wait_for_url(f"**/projects/{scene['project'].pk}/queue/")
+    assert "Nothing waits for approval" in page.text_content(".messages")
+    assert Image.objects.get(pk=third.pk).status == ReviewStatus.APPROVED
+    assert Annotation.objects.filter(image=third).count() == 2
+
+    page.goto(f"{page.base_url}/images/{second.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    page.click("#send-back")
+    page.wait_for_function("document.getElementById('status-line').textContent.includes('sent back')")
+    assert Image.objects.get(pk=second.pk).status == ReviewStatus.UNREVIEWED
+    assert page.is_hidden("#send-back")
+    assert Annotation.objects.filter(image=second).count() == 1  # its boxes stay

@@ -523,6 +523,29 @@ def test_approve_needs_a_reviewed_image(project, predicted_image):
     assert approved.status_code == 200 and approved.data["status"] == "approved"
 
 
+def test_approving_a_version_someone_saved_over_is_refused_with_their_boxes(project, predicted_image):
+    image, *_ = predicted_image
+    reviewer = api_client(add_member(project, Role.REVIEWER))
+    annotator = api_client(add_member(project))
+    circle = project.label_classes.get(name="circle")
+    annotator.put(reverse("api:image_boxes", args=[image.pk]), {"version": 1, "boxes": []}, format="json")
+    # The reviewer looks at version 2 (no boxes); the annotator then draws a circle (version 3).
+    annotator.put(reverse("api:image_boxes", args=[image.pk]),
+                  {"version": 2, "boxes": [{"label_class": circle.pk, "x": 1, "y": 1, "w": 9, "h": 9}]}, format="json")
+    url = reverse("api:image_status", args=[image.pk])
+    stale = reviewer.post(url, {"status": "approved", "version": 2}, format="json")
+    assert stale.status_code == 409 and stale.data["current"]["version"] == 3
+    assert [box["label_class"] for box in stale.data["current"]["boxes"]] == [circle.pk]
+    assert Image.objects.get(pk=image.pk).status == "reviewed"
+    approved = reviewer.post(url, {"status": "approved", "version": 3}, format="json")
+    assert approved.status_code == 200 and approved.data["status"] == "approved" and approved.data["version"] == 4
+    back = reviewer.post(url, {"status": "unreviewed", "version": 4}, format="json")
+    assert back.status_code == 200 and back.data["status"] == "unreviewed"
+    refused = reviewer.post(url, {"status": "approved", "version": 5}, format="json")
+    assert refused.status_code == 400 and "save its boxes first" in refused.data["detail"]
+    assert Image.objects.get(pk=image.pk).version == 5
+
+
 def test_saving_reviews_starts_the_auto_retrain(project):
     from training.models import TrainingRun
 
