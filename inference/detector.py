@@ -122,12 +122,34 @@ def load_model(data: bytes, *, architecture: str, num_classes: int) -> nn.Module
     state = state_dict_from_bytes(data)
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
-        raise WeightsError(
-            f"These weights do not fit {architecture} with {num_classes} classes: {first_line}"
-        ) from None
+    except RuntimeError:
+        raise WeightsError(f"These weights do not fit {architecture} with {num_classes} classes: "
+                           f"{_mismatch(model.state_dict(), state, data, architecture)}.") from None
     return model
+
+
+def _mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], data: bytes, architecture: str) -> str:
+    """What differs, in words and with one example each: torch's own message lists every tensor."""
+    missing = [name for name in expected if name not in given]
+    extra = sorted(name for name in given if name not in expected)
+    reshaped = [name for name in expected if name in given and tuple(given[name].shape) != tuple(expected[name].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its tensors are not in the file (such as {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} tensors in the file are not in it (such as {extra[0]})")
+    if reshaped:
+        name = reshaped[0]
+        parts.append(f"{len(reshaped)} have another shape (such as {name}: {list(given[name].shape)} in the file, "
+                     f"{list(expected[name].shape)} here)")
+    with contextlib.suppress(WeightsError, ValueError):
+        metadata = weights_metadata(data)
+        if metadata.get("architecture") and metadata["architecture"] != architecture:
+            parts.append(f"the file says it holds {metadata['architecture']}")
+        names = json.loads(metadata.get("class_names") or "[]")
+        if reshaped and names:
+            parts.append(f"the file names {len(names)} class{'es' if len(names) != 1 else ''} ({', '.join(names)})")
+    return "; ".join(parts) or "torch refused them"
 
 
 # --- Prediction ----------------------------------------------------------------------------------

@@ -7,6 +7,13 @@ from review.models import LabelClass, Project, Role
 from review.serializers import MAX_CLASS_NAMES
 
 
+def form_error_messages(form: forms.Form) -> list[str]:
+    """A form's errors as sentences for a message: "Field label: what is wrong"."""
+    return [message if field == "__all__" else
+            f"{form.fields[field].label or field.replace('_', ' ').capitalize()}: {message}"
+            for field, errors in form.errors.items() for message in errors]
+
+
 def _help(model, field: str) -> str:
     return model._meta.get_field(field).help_text
 

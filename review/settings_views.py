@@ -18,7 +18,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from review import services
 from review.access import object_for_member, project_for_member
-from review.forms import LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm
+from review.forms import (
+    LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm, form_error_messages,
+)
 from review.models import LabelClass, Membership, Project, Role
 
 SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
@@ -30,7 +32,7 @@ def project_create(request: HttpRequest) -> HttpResponseRedirect:
     form = ProjectCreateForm(request.POST)
     try:
         if not form.is_valid():
-            raise ValidationError(_form_errors(form))
+            raise ValidationError(form_error_messages(form))
         project = services.project_create(name=form.cleaned_data["name"], owner=request.user,
                                           class_names=form.cleaned_data["class_names"])
     except ValidationError as exc:
@@ -172,14 +174,8 @@ class _reported:
 
 def _valid(form) -> dict:
     if not form.is_valid():
-        raise ValidationError(_form_errors(form))
+        raise ValidationError(form_error_messages(form))
     return form.cleaned_data
-
-
-def _form_errors(form) -> list[str]:
-    return [f"{form.fields[field].label or field.replace('_', ' ').capitalize()}: {message}"
-            if field != "__all__" else message
-            for field, errors in form.errors.items() for message in errors]
 
 
 def _back_to_settings(project_id: int) -> HttpResponseRedirect:

@@ -10,6 +10,7 @@ urlpatterns = [
     path("projects/<id:project_id>/models/", views.project_models, name="project_models"),
     path("projects/<id:project_id>/models/compare/", views.model_versions_compare_page, name="compare"),
     path("projects/<id:project_id>/training", views.training_start, name="training_start"),
+    path("projects/<id:project_id>/models/upload", views.model_version_upload, name="model_version_upload"),
     path("training-runs/<id:run_id>/cancel", views.training_cancel, name="training_cancel"),
     path("model-versions/<id:version_id>/promote", views.model_version_promote, name="model_version_promote"),
 ]

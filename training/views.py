@@ -12,9 +12,11 @@ from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion
-from inference.services import model_version_activate
+from inference.services import model_version_activate, model_version_create
 from review.access import membership_for, object_for_member, project_for_member
+from review.forms import form_error_messages
 from review.models import Image, Role
+from training.forms import WeightsUploadForm
 from training.models import TrainingRun
 from training.selectors import model_versions_compare
 from training.services import training_run_cancel, training_run_start
@@ -35,6 +37,7 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
         "versions": versions,
         "runs": runs,
         "can_manage": membership_for(request.user, project.pk).has_role(Role.MANAGER),
+        "upload_form": WeightsUploadForm(),
         "versions_data": [{"number": v.number, "map": v.metrics.get("map"), "ap50": v.metrics.get("ap50")}
                           for v in reversed(versions) if v.metrics],
         "training_data": [{"id": r.pk, "loss_history": r.loss_history} for r in runs],
@@ -58,6 +61,27 @@ def _gain_over_parent(version) -> str:
 
 def _back(project_id: int) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("review:project_detail", args=[project_id]))
+
+
+@login_required
+@require_POST
+def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """Bring in a model trained elsewhere (the one deployed today, say) as the project's next version."""
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    form = WeightsUploadForm(request.POST, request.FILES)
+    try:
+        if not form.is_valid():
+            raise ValidationError(form_error_messages(form))
+        data = form.cleaned_data
+        version = model_version_create(
+            project=project, architecture=data["architecture"], weights=data["weights"].read(),
+            class_names=data["class_names"], user=request.user, note=data["note"], activate=data["activate"])
+    except ValidationError as exc:
+        messages.error(request, f"The weights were not added: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"Added {version} with classes {', '.join(version.class_names)}." + (
+            " It is now the active model: run inference from the project page." if data["activate"] else ""))
+    return HttpResponseRedirect(reverse("training:project_models", args=[project.pk]))
 
 
 @login_required

@@ -80,7 +80,14 @@ def test_pickle_with_code_refused():
 
 
 def test_mismatched_weights_refused_with_a_clear_message():
-    with pytest.raises(detector.WeightsError, match="do not fit"):
+    with pytest.raises(detector.WeightsError) as classes:
         detector.load_model(tiny_weights(["a", "b", "c"]), architecture="ssdlite320_mobilenet_v3_large", num_classes=5)
+    assert str(classes.value).startswith("These weights do not fit ssdlite320_mobilenet_v3_large with 5 classes: ")
+    assert "have another shape (such as head.classification_head" in str(classes.value)
+    assert str(classes.value).endswith("the file names 3 classes (a, b, c).")
+    with pytest.raises(detector.WeightsError) as architecture:
+        detector.load_model(tiny_weights(["a"]), architecture="fcos_resnet50_fpn", num_classes=1)
+    assert "of its tensors are not in the file (such as backbone.body.conv1.weight)" in str(architecture.value)
+    assert str(architecture.value).endswith("the file says it holds ssdlite320_mobilenet_v3_large.")
     with pytest.raises(detector.WeightsError):
         detector.load_model(b"garbage" * 10, architecture="ssdlite320_mobilenet_v3_large", num_classes=3)

@@ -52,6 +52,7 @@ PAGE_RULES = {
     ("training:project_models", "GET"): A,
     ("training:compare", "GET"): A,
     ("training:training_start", "POST"): M,
+    ("training:model_version_upload", "POST"): M,
     ("training:training_cancel", "POST"): M,
     ("training:model_version_promote", "POST"): M,
     ("datasets:project_data", "GET"): M,

@@ -5,7 +5,9 @@ from django.urls import reverse
 
 from inference.models import ModelVersion
 from review.models import Role
-from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
+from tests.factories import (
+    TINY_ARCHITECTURE, UserFactory, add_images, add_member, add_model_version, make_project, tiny_weights,
+)
 from tests.training.test_services import review_with_truth
 from training.models import TrainingRun
 
@@ -75,3 +77,46 @@ def test_models_page_says_what_a_version_gained_over_its_parent_on_the_same_imag
 def _snapshot(project):
     from training.services import snapshot_freeze
     return snapshot_freeze(project=project, user=None)
+
+
+def _upload(client, project, weights: bytes, **fields):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = {"architecture": TINY_ARCHITECTURE, "class_names": "", "note": "", **fields,
+            "weights": SimpleUploadedFile("deployed.safetensors", weights)}
+    return client.post(reverse("training:model_version_upload", args=[project.pk]), data, follow=True)
+
+
+def test_a_manager_uploads_the_deployed_model_from_the_models_page(client):
+    project = make_project(class_names=["car"])
+    client.force_login(project.memberships.get().user)
+    page = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
+    assert 'id="weights-upload"' in page
+    response = _upload(client, project, tiny_weights(["car", "person"]), note="deployed in May", activate="on")
+    said = [str(message) for message in response.context["messages"]]
+    assert said == ["Added v1 (ssdlite320_mobilenet_v3_large) with classes car, person. "
+                    "It is now the active model: run inference from the project page."], said
+    version = ModelVersion.objects.get(project=project)
+    assert (version.is_active, version.note, version.class_names) == (True, "deployed in May", ["car", "person"])
+    assert list(project.label_classes.order_by("index").values_list("name", flat=True)) == ["car", "person"]
+
+
+@pytest.mark.parametrize(("weights", "fields", "said"), [
+    (b"not weights at all", {}, "The weights were not added: "),
+    (None, {"architecture": "fasterrcnn_resnet50_fpn_v2"}, "The weights were not added: "),
+    (None, {"architecture": ""}, "The weights were not added: Architecture: This field is required."),
+    (None, {"class_names": "car, car"}, "The weights were not added: Give the model's class names"),
+])
+def test_weights_that_do_not_load_are_refused_and_change_nothing(client, weights, fields, said):
+    project = make_project(class_names=["car"])
+    client.force_login(project.memberships.get().user)
+    response = _upload(client, project, weights if weights is not None else tiny_weights(["car", "person"]), **fields)
+    messages = [str(message) for message in response.context["messages"]]
+    assert len(messages) == 1 and messages[0].startswith(said), messages
+    assert not ModelVersion.objects.exists()
+    assert list(project.label_classes.values_list("name", flat=True)) == ["car"]
+
+
+def test_only_managers_see_the_upload_form(client, project):
+    client.force_login(add_member(project, Role.REVIEWER))
+    assert b'id="weights-upload"' not in client.get(reverse("training:project_models", args=[project.pk])).content

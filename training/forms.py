@@ -1,0 +1,29 @@
+"""The form that brings a model trained elsewhere into a project (the models page)."""
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from inference.architectures import ARCHITECTURES
+
+
+class WeightsUploadForm(forms.Form):
+    weights = forms.FileField(help_text="A state dict: .safetensors, or a torch file (loaded with weights_only).")
+    architecture = forms.ChoiceField(choices=[("", "the architecture it was trained as…")] +
+                                     [(name, name) for name in sorted(ARCHITECTURES)])
+    class_names = forms.CharField(
+        required=False, label="Class names",
+        help_text="Comma-separated, in class-id order; leave empty to use the names stored in the weights.")
+    note = forms.CharField(max_length=255, required=False)
+    activate = forms.BooleanField(required=False, label="Make it the active model")
+
+    def clean_weights(self):
+        weights = self.cleaned_data["weights"]
+        if weights.size > settings.MAX_WEIGHTS_BYTES:
+            raise forms.ValidationError(f"The file is {weights.size / 1e6:.0f} MB; the limit is "
+                                        f"{settings.MAX_WEIGHTS_BYTES / 1e6:.0f} MB.")
+        return weights
+
+    def clean_class_names(self) -> list[str] | None:
+        names = [name.strip() for name in self.cleaned_data["class_names"].split(",") if name.strip()]
+        return names or None
