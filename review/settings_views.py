@@ -6,6 +6,9 @@ message (or, for the settings form, on the form itself) and changes nothing.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -156,20 +159,13 @@ def project_remove(request: HttpRequest, project_id: int) -> HttpResponseRedirec
     return _back_to_settings(project.pk)
 
 
-class _reported:
+@contextmanager
+def _reported(request: HttpRequest, failure: str) -> Iterator[None]:
     """Turn a refused change into an error message: `with _reported(request, "It was not done"): ...`."""
-
-    def __init__(self, request: HttpRequest, failure: str):
-        self.request, self.failure = request, failure
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if isinstance(exc, ValidationError):
-            messages.error(self.request, f"{self.failure}: {' '.join(exc.messages)}")
-            return True
-        return False
+    try:
+        yield
+    except ValidationError as exc:
+        messages.error(request, f"{failure}: {' '.join(exc.messages)}")
 
 
 def _valid(form) -> dict:
