@@ -105,7 +105,12 @@ def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle with code in it, a truncated file, or not a checkpoint at all
-        raise WeightsError(f"Not a weights file this app can read safely: {exc}") from None
+        if "unsupported global" in str(exc).lower():  # torch's weights-only unpickler met a class or function
+            raise WeightsError("The file holds Python objects besides tensors, which this app does not load (they "
+                               "could run code): weights are read safely or not at all. Save the model's "
+                               "state_dict() with torch.save, or as safetensors.") from None
+        raise WeightsError("Not a weights file: expected safetensors, or a state dict saved with torch.save "
+                           "(the file may be truncated).") from None
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         loaded = loaded["model"]  # a training checkpoint {"model": state_dict, ...}
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
