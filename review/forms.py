@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from review.models import LabelClass, Project, Role
 from review.serializers import MAX_CLASS_NAMES
 
 
-def form_error_messages(form: forms.Form) -> list[str]:
-    """A form's errors as sentences for a message: "Field label: what is wrong"."""
-    return [message if field == "__all__" else
-            f"{form.fields[field].label or field.replace('_', ' ').capitalize()}: {message}"
-            for field, errors in form.errors.items() for message in errors]
+def cleaned_or_refused(form: forms.Form) -> dict:
+    """The form's cleaned data, or a ValidationError whose messages read "Field label: what is wrong"."""
+    if not form.is_valid():
+        raise ValidationError([message if field == "__all__" else
+                               f"{form.fields[field].label or field.replace('_', ' ').capitalize()}: {message}"
+                               for field, errors in form.errors.items() for message in errors])
+    return form.cleaned_data
 
 
 def _help(model, field: str) -> str:

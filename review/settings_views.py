@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from review import services
 from review.access import object_for_member, project_for_member
 from review.forms import (
-    LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm, form_error_messages,
+    LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm, cleaned_or_refused,
 )
 from review.models import LabelClass, Membership, Project, Role
 
@@ -32,17 +32,12 @@ SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
 @login_required
 @require_POST
 def project_create(request: HttpRequest) -> HttpResponseRedirect:
-    form = ProjectCreateForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise ValidationError(form_error_messages(form))
-        project = services.project_create(name=form.cleaned_data["name"], owner=request.user,
-                                          class_names=form.cleaned_data["class_names"])
-    except ValidationError as exc:
-        messages.error(request, f"The project was not created: {' '.join(exc.messages)}")
-        return HttpResponseRedirect(reverse("review:project_list"))
-    messages.success(request, f"Created {project.name}. Upload images, or import a labelled dataset.")
-    return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+    with _reported(request, "The project was not created"):
+        data = cleaned_or_refused(ProjectCreateForm(request.POST))
+        project = services.project_create(name=data["name"], owner=request.user, class_names=data["class_names"])
+        messages.success(request, f"Created {project.name}. Upload images, or import a labelled dataset.")
+        return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+    return HttpResponseRedirect(reverse("review:project_list"))
 
 
 @login_required
@@ -85,7 +80,7 @@ def label_class_add(request: HttpRequest, project_id: int) -> HttpResponseRedire
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = LabelClassForm(request.POST)
     with _reported(request, "The class was not added"):
-        data = _valid(form)
+        data = cleaned_or_refused(form)
         label_class = services.label_class_create(project=project, name=data["name"], colour=data["colour"] or None)
         messages.success(request, f"Added the class {label_class.name}.")
     return _back_to_settings(project.pk)
@@ -98,7 +93,7 @@ def label_class_edit(request: HttpRequest, class_id: int) -> HttpResponseRedirec
     form = LabelClassForm(request.POST)
     with _reported(request, "The class was not changed"):
         old_name = label_class.name
-        data = _valid(form)
+        data = cleaned_or_refused(form)
         services.label_class_update(label_class=label_class, name=data["name"], colour=data["colour"] or None)
         messages.success(request, f"Saved the class {old_name}" + (
             f", now {label_class.name}." if label_class.name != old_name else "."))
@@ -122,7 +117,7 @@ def member_set(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = MemberForm(request.POST)
     with _reported(request, "The member was not saved"):
-        data = _valid(form)
+        data = cleaned_or_refused(form)
         user = get_user_model().objects.filter(username=data["username"].strip()).first()
         if user is None:
             raise ValidationError(f"There is no user named {data['username'].strip()!r}.")
@@ -152,7 +147,7 @@ def project_remove(request: HttpRequest, project_id: int) -> HttpResponseRedirec
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = ProjectDeleteForm(request.POST, project=project)
     with _reported(request, "The project was not deleted"):
-        _valid(form)
+        cleaned_or_refused(form)
         services.project_delete(project=project)
         messages.success(request, f"Deleted the project {project.name} with its images, boxes and models.")
         return HttpResponseRedirect(reverse("review:project_list"))
@@ -166,12 +161,6 @@ def _reported(request: HttpRequest, failure: str) -> Iterator[None]:
         yield
     except ValidationError as exc:
         messages.error(request, f"{failure}: {' '.join(exc.messages)}")
-
-
-def _valid(form) -> dict:
-    if not form.is_valid():
-        raise ValidationError(form_error_messages(form))
-    return form.cleaned_data
 
 
 def _back_to_settings(project_id: int) -> HttpResponseRedirect:

@@ -20,9 +20,9 @@ from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
-from review.access import object_for_member, project_for_member
+from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
-from review.models import ROLE_RANK, Image, Membership, ReviewStatus, Role
+from review.models import ROLE_RANK, Image, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html
 from training import selectors as training_selectors
 
@@ -40,7 +40,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     project = project_for_member(request.user, project_id)
-    role = Membership.objects.filter(project=project, user=request.user).values_list("role", flat=True).get()
+    membership = membership_for(request.user, project.pk)
     status = request.GET.get("status") if request.GET.get("status") in ReviewStatus.values else None
     counts = selectors.image_status_counts(project=project)
     page = Paginator(selectors.image_list(project=project, status=status), IMAGES_PER_PAGE).get_page(
@@ -53,8 +53,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
         "awaiting_approval": counts[ReviewStatus.REVIEWED],
         "label_classes": project.label_classes.all(),
-        "can_manage": role == Role.MANAGER,
-        "can_approve": ROLE_RANK[role] >= ROLE_RANK[Role.REVIEWER],
+        "can_manage": membership.has_role(Role.MANAGER),
+        "can_approve": membership.has_role(Role.REVIEWER),
         "active_model": inference_services.active_model_version(project),
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
@@ -142,6 +142,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     shown = (inference_selectors.model_versions(project=project).filter(pk=chosen).first() if chosen.isdigit()
              else None) or inference_services.active_model_version(project)
     classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
+    can_approve = ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER]
     return render(request, "review/editor.html", {
         "project": project,
         "image": image,
@@ -149,12 +150,12 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "model_version": shown,
         "ranking": _ranking_parts(image),
         "can_manage": image.requester_role == Role.MANAGER,
-        "can_approve": ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER],
+        "can_approve": can_approve,
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
             "csrf_token": get_token(request),
-            "can_approve": ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER],
+            "can_approve": can_approve,
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),
                 "status": reverse("api:image_status", args=[image.pk]),

@@ -14,7 +14,7 @@ from inference import selectors as inference_selectors
 from inference.models import ModelVersion
 from inference.services import model_version_activate, model_version_create
 from review.access import membership_for, object_for_member, project_for_member
-from review.forms import form_error_messages
+from review.forms import cleaned_or_refused
 from review.models import Image, Role
 from training.forms import WeightsUploadForm
 from training.models import TrainingRun
@@ -70,9 +70,7 @@ def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseR
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = WeightsUploadForm(request.POST, request.FILES)
     try:
-        if not form.is_valid():
-            raise ValidationError(form_error_messages(form))
-        data = form.cleaned_data
+        data = cleaned_or_refused(form)
         version = model_version_create(
             project=project, architecture=data["architecture"], weights=data["weights"].read(),
             class_names=data["class_names"], user=request.user, note=data["note"], activate=data["activate"])
