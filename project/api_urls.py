@@ -22,6 +22,7 @@ urlpatterns = [
     # Images and the human boxes on them
     path("projects/<id:project_id>/images/", review_api.ImageListUpload.as_view(), name="image_list"),
     path("projects/<id:project_id>/images/zip/", review_api.ImageZipUpload.as_view(), name="image_zip_upload"),
+    path("projects/<id:project_id>/next-image/", review_api.NextImage.as_view(), name="next_image"),
     path("images/<id:image_id>/", review_api.ImageDetail.as_view(), name="image_detail"),
     path("images/<id:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
     path("images/<id:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),

@@ -120,6 +120,8 @@ MAX_ARCHIVE_BYTES = int(os.environ.get("MAX_ARCHIVE_BYTES", 4 * 1024**3))
 MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", MAX_ARCHIVE_BYTES + 64 * 1024**2))
 # A COCO file uploaded on its own is parsed in memory.
 MAX_LABEL_FILE_BYTES = int(os.environ.get("MAX_LABEL_FILE_BYTES", 256 * 1024**2))
+# How long an image opened in the editor stays out of other reviewers' "next image" (review/services.py).
+REVIEW_HOLD_SECONDS = int(os.environ.get("REVIEW_HOLD_SECONDS", 600))
 
 # --- Login throttling (django-axes) --------------------------------------------------------------
 # After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is refused

@@ -29,7 +29,7 @@ from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Annotation, Image, LabelClass, Membership, Project, Role
+from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
@@ -246,7 +246,7 @@ def image_detail_data(image: Image, *, model_version_id: int | None, predictions
     are read as plain rows, not model objects (half the time for 50 boxes).
     """
     if boxes is None:
-        image = Image.objects.select_related("reviewed_by").get(pk=image.pk)
+        image = Image.objects.select_related("reviewed_by", "held_by").get(pk=image.pk)
         # The same fields as the rows a save returns, so the serializer takes either.
         boxes = list(Annotation.objects.filter(image=image).order_by("id").values_list(
             *services.SavedBox._fields, named=True))
@@ -355,6 +355,25 @@ def _check_source_predictions(image: Image, boxes: list[services.BoxIn], *, know
     found = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
     if unknown := sorted(named - found):
         raise BadRequest({"boxes": [f"source_prediction {unknown[0]} is not a prediction of this image."]})
+
+
+class NextImage(APIView):
+    @extend_schema(request=s.NextImageSerializer, responses={200: s.ImageDetailSerializer, 204: None},
+                   summary="Take the next image to review and hold it for you (annotator; approval pass: reviewer)",
+                   description="The image is held for you for REVIEW_HOLD_SECONDS (10 minutes by default): other "
+                               "callers get other images meanwhile. Your previous hold in the project is released; "
+                               "saving or approving releases this one. 204 when nothing is left that is not "
+                               "skipped or held by someone else.")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id)
+        data = validated(s.NextImageSerializer, request.data)
+        if data["status"] == ReviewStatus.REVIEWED:
+            project = member_project(request, project_id, Role.REVIEWER)
+        image = services.image_next_for_review(project=project, user=request.user, status=data["status"],
+                                               exclude=data["skip"])
+        if image is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(image_detail_data(image, model_version_id=active_model_version_id(project.pk)))
 
 
 class ImageStatusSet(APIView):

@@ -174,6 +174,14 @@ class Image(models.Model):
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
     )
+    # Two reviewers pressing "Save & next" at once would otherwise both get the most urgent image.
+    held_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Who has it open in the editor: the queue gives others other images until held_until.",
+    )
+    held_until = models.DateTimeField(
+        null=True, blank=True, help_text="The hold ends here, or when its holder saves, approves or moves on.",
+    )
 
     class Meta:
         ordering = ["-priority", "id"]
@@ -199,6 +207,13 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def open_by(self) -> str:
+        """The username of whoever has it open in the editor now, or ''. Select `held_by` with it."""
+        if self.held_by_id is None or self.held_until is None or self.held_until <= timezone.now():
+            return ""
+        return self.held_by.username
 
 
 class AnnotationSource(models.TextChoices):

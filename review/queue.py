@@ -65,7 +65,7 @@ def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> 
     boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
     predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
                    .values("image").annotate(n=Count("id")).values("n"))
-    return images.annotate(
+    return images.select_related("held_by").annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
         prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
                           else Value(0, output_field=IntegerField())),
@@ -135,7 +135,7 @@ def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
     return [QueueCard(
         id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
-                f"{image.prediction_count} predicted"),
+                f"{image.prediction_count} predicted" + (f" · open by {holder}" if (holder := image.open_by) else "")),
         scores=" · ".join(_scores(image)),
     ) for image in images]
 

@@ -95,12 +95,14 @@ class ImageSerializer(serializers.ModelSerializer):
     box_count = serializers.IntegerField(read_only=True)
     prediction_count = serializers.IntegerField(read_only=True, help_text="Boxes the active model proposed.")
     correction_count = serializers.IntegerField(read_only=True, help_text="Corrections reviewers made on it so far.")
+    open_by = serializers.CharField(read_only=True, help_text="Who has it open in the editor now (held for them), "
+                                    "or empty. A hold only steers `next-image`; saves are guarded by `version`.")
 
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
                   "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count",
-                  "prediction_count", "correction_count"]
+                  "prediction_count", "correction_count", "open_by"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("review:image_file", args=[image.pk])
@@ -201,6 +203,14 @@ class ImageStatusSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=0,
                                        help_text="The image version you looked at; if someone saved since, the "
                                                  "answer is 409 with the image as it is now, and nothing changes.")
+
+
+class NextImageSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED], default=ReviewStatus.UNREVIEWED,
+        help_text="unreviewed: the most urgent image to review; reviewed: the longest-waiting one to approve (reviewer).")
+    skip = serializers.ListField(child=serializers.IntegerField(min_value=1), default=list, max_length=1000,
+                                 help_text="Image ids to pass over: the ones you skipped, or just saved.")
 
 
 class UploadSerializer(serializers.Serializer):

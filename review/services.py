@@ -6,6 +6,7 @@ import math
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -311,12 +312,68 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
         rows = rows.filter(version=version)
     if status == ReviewStatus.APPROVED:
         rows = rows.exclude(status=ReviewStatus.UNREVIEWED)  # checked in the update: a send-back may come first
-    if not rows.update(status=status, version=F("version") + 1):
+    if not rows.update(status=status, version=F("version") + 1, **_RELEASED):
         image.refresh_from_db()
         if version is not None and image.version != version:
             raise StaleImage(image)
         raise ValidationError({"status": "Only a reviewed image can be approved; save its boxes first."})
     image.refresh_from_db()
+    return image
+
+
+# --- Who has which image open ------------------------------------------------------------------
+# An image opened in the editor is held for its reviewer for REVIEW_HOLD_SECONDS, so that the next
+# reviewer's "Save & next" opens another one. A hold only steers the queue: saves are still guarded
+# by the image's version, so a hold that lapses or is ignored loses nobody's work.
+
+_RELEASED = {"held_by": None, "held_until": None}
+
+
+def _free_for(user: AbstractBaseUser, now) -> Q:
+    return Q(held_until__isnull=True) | Q(held_until__lte=now) | Q(held_by=user)
+
+
+def _hold(rows: QuerySet[Image], image_id: int, *, user: AbstractBaseUser, project_id: int, now) -> bool:
+    """Hold image `image_id` (one of `rows`) for `user` if nobody else does; a reviewer holds one image a project."""
+    with transaction.atomic():
+        until = now + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
+        if not rows.filter(_free_for(user, now), pk=image_id).update(held_by=user, held_until=until):
+            return False
+        Image.objects.filter(project_id=project_id, held_by=user).exclude(pk=image_id).update(**_RELEASED)
+    return True
+
+
+def image_hold(*, image: Image, user: AbstractBaseUser) -> bool:
+    """Hold `image` for `user` unless another reviewer does. Returns whether `user` holds it now;
+    `image.held_by` and `image.held_until` are read back either way (the editor names the holder)."""
+    held = _hold(Image.objects.all(), image.pk, user=user, project_id=image.project_id, now=timezone.now())
+    image.refresh_from_db(fields=["held_by", "held_until"])
+    return held
+
+
+def image_release(*, image_id: int, user: AbstractBaseUser) -> None:
+    """Let others have an image `user` holds (a skip). Nothing happens if someone else holds it."""
+    Image.objects.filter(pk=image_id, held_by=user).update(**_RELEASED)
+
+
+def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: str = ReviewStatus.UNREVIEWED,
+                          exclude: Iterable[int] = ()) -> Image | None:
+    """The image `user` should open next, held for them; None when every candidate is excluded or held.
+
+    Unreviewed images: the most urgent first. Reviewed images (the approval pass): the longest-waiting
+    first. Images held by other reviewers, and those in `exclude` (skipped, or just saved), are passed over.
+    """
+    if status not in (ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED):
+        raise ValidationError({"status": "The next image is an unreviewed one, or a reviewed one to approve."})
+    order = ("reviewed_at", "id") if status == ReviewStatus.REVIEWED else ("-priority", "id")
+    exclude, image = list(exclude), None
+    for _ in range(20):  # a lost race means another reviewer took that image just now: try the next one
+        now = timezone.now()
+        candidates = (Image.objects.filter(project=project, status=status).filter(_free_for(user, now))
+                      .exclude(pk__in=list(exclude)))
+        image = candidates.order_by(*order).only("id").first()
+        if image is None or _hold(candidates, image.pk, user=user, project_id=project.pk, now=now):
+            return image
     return image
 
 
@@ -409,7 +466,7 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
     now = timezone.now()
     updated = Image.objects.filter(pk=image.pk, version=version).update(
         version=F("version") + 1, status=ReviewStatus.REVIEWED, reviewed_at=now, reviewed_by=user,
-        correction_count=F("correction_count") + corrections,
+        correction_count=F("correction_count") + corrections, **_RELEASED,
     )
     if not updated:
         image.refresh_from_db()
@@ -426,6 +483,7 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
     else:
         image.refresh_from_db(fields=["correction_count"])
     image.version, image.status, image.reviewed_at, image.reviewed_by = version + 1, ReviewStatus.REVIEWED, now, user
+    image.held_by, image.held_until = None, None
     shown_by_id = {p.prediction_id: p for p in shown}
     _annotations_delete(Image.objects.filter(pk=image.pk))
     image.saved_boxes = _annotations_insert(image, [

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import mimetypes
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -110,25 +112,59 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def queue_next(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
-    """The most urgent unreviewed image (skipping `after`, the one just saved), or back to the queue.
+    """Open the next image for this reviewer, held for them, or go back to the queue saying why there is none.
 
-    With `?status=reviewed`, the approval pass: the reviewed image that has waited longest.
+    The most urgent unreviewed image; with `?status=reviewed`, the approval pass: the reviewed image
+    that has waited longest. Images other reviewers have open are passed over, as are `after` (the one
+    just saved) and the images this reviewer skipped (`?skip=<id>` adds one) until the pass runs dry.
     """
-    project = project_for_member(request.user, project_id)
-    after = request.GET.get("after", "")
-    if request.GET.get("status") == ReviewStatus.REVIEWED:
-        images = Image.objects.filter(project=project, status=ReviewStatus.REVIEWED).order_by("reviewed_at", "id")
-        done = "Nothing waits for approval: every reviewed image is approved."
-    else:
-        images = Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED).order_by("-priority", "id")
-        done = "The queue is empty: every image is reviewed."
-    if after.isdigit():
-        images = images.exclude(pk=int(after))
-    image = images.only("id").first()
+    approval = request.GET.get("status") == ReviewStatus.REVIEWED
+    project = project_for_member(request.user, project_id, role=Role.REVIEWER if approval else Role.ANNOTATOR)
+    status = ReviewStatus.REVIEWED if approval else ReviewStatus.UNREVIEWED
+    skipped = SkipList(request, project.pk)
+    if (skip := request.GET.get("skip", "")).isdigit():
+        services.image_release(image_id=int(skip), user=request.user)
+        skipped.add(int(skip))
+    after = [int(after)] if (after := request.GET.get("after", "")).isdigit() else []
+    image = services.image_next_for_review(project=project, user=request.user, status=status,
+                                           exclude=skipped.ids + after)
     if image is None:
-        messages.success(request, done)
+        _say_why_none(request, project, status, skipped, after)
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
     return HttpResponseRedirect(reverse("review:image_editor", args=[image.pk]))
+
+
+class SkipList:
+    """The images a reviewer skipped in one project, kept in their session: a skip lasts until the pass
+    has nothing else to offer, then the skipped images come round again."""
+
+    LIMIT = 500  # the most recent; older skips come round again sooner
+
+    def __init__(self, request: HttpRequest, project_id: int) -> None:
+        self.session, self.key = request.session, f"review-skipped-{project_id}"
+        self.ids: list[int] = list(self.session.get(self.key, []))
+
+    def add(self, image_id: int) -> None:
+        self.ids = [i for i in self.ids if i != image_id][-(self.LIMIT - 1):] + [image_id]
+        self.session[self.key] = self.ids
+
+    def clear(self) -> None:
+        self.ids = []
+        self.session.pop(self.key, None)
+
+
+def _say_why_none(request: HttpRequest, project, status: str, skipped: SkipList, after: list[int]) -> None:
+    left = Image.objects.filter(project=project, status=status).exclude(pk__in=after)
+    if not left.exists():
+        messages.success(request, "Nothing waits for approval: every reviewed image is approved."
+                         if status == ReviewStatus.REVIEWED else "The queue is empty: every image is reviewed.")
+        return
+    mine = left.filter(pk__in=skipped.ids).count()
+    others = left.count() - mine
+    parts = ([f"{mine} you skipped (they come round again from now on)"] if mine else []) + (
+        [f"{others} open in other reviewers' editors"] if others else [])
+    messages.info(request, f"Nothing else to open now: {' and '.join(parts)}.")
+    skipped.clear()
 
 
 @login_required
@@ -143,6 +179,10 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
              else None) or inference_services.active_model_version(project)
     classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
     can_approve = ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER]
+    held_by_other = not services.image_hold(image=image, user=request.user)
+    next_url = reverse("review:queue_next", args=[project.pk])
+    # Skipping in the approval pass stays in it; anywhere else it goes on to the most urgent unreviewed image.
+    in_approval_pass = can_approve and image.status == ReviewStatus.REVIEWED
     return render(request, "review/editor.html", {
         "project": project,
         "image": image,
@@ -151,6 +191,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "ranking": _ranking_parts(image),
         "can_manage": image.requester_role == Role.MANAGER,
         "can_approve": can_approve,
+        "held_since": image.held_until - timedelta(seconds=settings.REVIEW_HOLD_SECONDS) if held_by_other else None,
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
@@ -159,8 +200,9 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),
                 "status": reverse("api:image_status", args=[image.pk]),
-                "next": f"{reverse('review:queue_next', args=[project.pk])}?after={image.pk}",
-                "next_approval": f"{reverse('review:queue_next', args=[project.pk])}?status=reviewed&after={image.pk}",
+                "next": f"{next_url}?after={image.pk}",
+                "next_approval": f"{next_url}?status=reviewed&after={image.pk}",
+                "skip": f"{next_url}?skip={image.pk}" + ("&status=reviewed" if in_approval_pass else ""),
             },
         },
     })

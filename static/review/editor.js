@@ -186,6 +186,7 @@
     "Enter": () => save(true),
     "shift+Enter": () => { if (data.can_approve) approve(); },
     "ctrl+s": () => save(false),
+    "s": () => skip(),
     "ctrl+z": () => restore(undoStack, redoStack), "ctrl+shift+Z": () => restore(redoStack, undoStack),
     "ctrl+y": () => restore(redoStack, undoStack),
     "+": () => zoom(0.8), "=": () => zoom(0.8), "-": () => zoom(1.25), "0": () => { view = {x: 0, y: 0, w: image.width, h: image.height}; render(); },
@@ -359,6 +360,13 @@
     }
   }
 
+  // Leave this image for now: the queue passes it over until the rest are done.
+  function skip() {
+    if (dirty && !window.confirm("Skip without saving your changes?")) return;
+    dirty = false;
+    window.location.assign(data.urls.skip);
+  }
+
   // Approve what is on screen: unsaved changes (or an image never reviewed) are saved first, then the
   // status is set for the version just seen; if someone saved in between, their boxes are shown instead.
   async function approve() {
@@ -428,6 +436,7 @@
   document.getElementById("undo").addEventListener("click", () => restore(undoStack, redoStack));
   document.getElementById("redo").addEventListener("click", () => restore(redoStack, undoStack));
   document.getElementById("save-next").addEventListener("click", () => save(true));
+  document.getElementById("skip").addEventListener("click", skip);
   if (data.can_approve) {
     document.getElementById("approve-next").addEventListener("click", approve);
     sendBack.addEventListener("click", () => {

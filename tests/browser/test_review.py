@@ -180,3 +180,26 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     assert Image.objects.get(pk=second.pk).status == ReviewStatus.UNREVIEWED
     assert page.is_hidden("#send-back")
     assert Annotation.objects.filter(image=second).count() == 1  # its boxes stay
+
+
+def test_skip_leaves_images_for_later_and_asks_before_dropping_changes(page, scene):
+    first, second, third = scene["images"]
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/projects/{scene['project'].pk}/queue/next")
+    page.wait_for_url(f"**/images/{first.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    drag(page, (50, 50), (90, 90))  # a change, then a skip: the editor asks first
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.keyboard.press("s")
+    page.wait_for_url(f"**/images/{second.pk}/edit")
+    assert asked == ["Skip without saving your changes?"]
+    page.wait_for_function("window.reviewEditor !== undefined")
+    page.click("#skip")
+    page.wait_for_url(f"**/images/{third.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    page.keyboard.press("s")
+    page.wait_for_url(f"**/projects/{scene['project'].pk}/queue/")
+    assert "3 you skipped" in page.text_content(".messages")
+    assert not Annotation.objects.filter(image__project=scene["project"]).exists()
+    assert not Image.objects.filter(held_by__isnull=False).exists()  # skipping let every image go

@@ -40,6 +40,7 @@ REQUIRED_ROLE = {
     ("image_list", "GET"): A,
     ("image_list", "POST"): A,
     ("image_zip_upload", "POST"): A,
+    ("next_image", "POST"): A,
     ("image_detail", "GET"): A,
     ("image_detail", "DELETE"): M,
     ("image_boxes", "PUT"): A,
