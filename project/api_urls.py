@@ -26,6 +26,8 @@ urlpatterns = [
     path("images/<id:image_id>/", review_api.ImageDetail.as_view(), name="image_detail"),
     path("images/<id:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
     path("images/<id:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),
+    path("images/<id:image_id>/comments/", review_api.ImageComments.as_view(), name="image_comments"),
+    path("comments/<id:comment_id>/", review_api.CommentDetail.as_view(), name="comment_detail"),
     # Models and what they predicted
     path("projects/<id:project_id>/model-versions/", inference_api.ModelVersionListCreate.as_view(),
          name="model_version_list"),

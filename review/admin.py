@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from inference.models import InferenceScope
 from inference.services import inference_run_create
-from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewEvent
+from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent
 from review.services import image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
@@ -179,3 +179,12 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Comment)
+class CommentAdmin(admin.ModelAdmin):
+    list_display = ["id", "image", "author", "created_at", "text"]
+    list_select_related = ["image", "author"]
+    raw_id_fields = ["image", "author"]
+    search_fields = ["text"]
+    show_full_result_count = False

@@ -9,7 +9,8 @@ import posixpath
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import FloatField, OuterRef, QuerySet, Subquery
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -29,7 +30,7 @@ from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role
+from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
@@ -387,9 +388,33 @@ class ImageStatusSet(APIView):
         data = validated(s.ImageStatusSerializer, request.data)
         try:
             image = services.image_status_set(image=image, status=data["status"], user=request.user,
-                                              version=data.get("version"))
+                                              version=data.get("version"), comment=data["comment"])
         except services.StaleImage as exc:
             return conflict(str(exc), image_detail_data(exc.image, model_version_id=_shown_version_id(exc.image, None)))
         box_outcomes_refresh_later(image_ids=[image.pk])  # an image sent back to the queue has no truth to judge by
         return Response(image_detail_data(image, model_version_id=_shown_version_id(image, None)))
 
+
+class ImageComments(APIView):
+    @extend_schema(responses=s.CommentSerializer(many=True), summary="The comments on an image, oldest first")
+    def get(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.all(), image_id)
+        return Response(s.CommentSerializer(image.comments.select_related("author"), many=True).data)
+
+    @extend_schema(request=s.CommentSerializer, responses={201: s.CommentSerializer},
+                   summary="Comment on an image (annotator)")
+    def post(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.all(), image_id, Role.ANNOTATOR)
+        data = validated(s.CommentSerializer, request.data)
+        comment = services.comment_add(image=image, author=request.user, text=data["text"])
+        return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+class CommentDetail(APIView):
+    @extend_schema(responses={204: None}, summary="Delete a comment (its author, or a manager)")
+    def delete(self, request: Request, comment_id: int) -> Response:
+        comment = member_object(request, Comment.objects.annotate(project_id=F("image__project_id")), comment_id)
+        if comment.author_id != request.user.pk and comment.requester_role != Role.MANAGER:
+            raise PermissionDenied("Only its author or a manager may delete a comment.")
+        services.comment_delete(comment=comment)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -284,3 +284,19 @@ class ReviewEvent(models.Model):
     @property
     def corrections(self) -> int:
         return sum(getattr(self, kind) for kind in CORRECTION_KINDS)
+
+
+class Comment(models.Model):
+    """A note on an image between the people who review it: why it was sent back, a question, the answer."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["image", "created_at"], name="comment_image_idx")]
+
+    def __str__(self) -> str:
+        return self.text[:60]

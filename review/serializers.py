@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework import serializers
 
-from review.models import Annotation, Image, LabelClass, Membership, Project, ReviewStatus, Role
+from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 
 MAX_BOXES_PER_IMAGE = 2000
 MAX_CLASS_NAMES = 1000
@@ -203,6 +203,19 @@ class ImageStatusSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=0,
                                        help_text="The image version you looked at; if someone saved since, the "
                                                  "answer is 409 with the image as it is now, and nothing changes.")
+    comment = serializers.CharField(required=False, default="", allow_blank=True,
+                                    help_text="Why (say, why it goes back): added to the image's comments with the "
+                                              "change, for whoever reviews it next. At most 2,000 characters.")
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", read_only=True, default=None)
+
+    class Meta:
+        model = Comment
+        fields = ["id", "author", "text", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+        extra_kwargs = {"text": {"help_text": "At most 2,000 characters."}}
 
 
 class NextImageSerializer(serializers.Serializer):

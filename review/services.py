@@ -21,8 +21,8 @@ from django.utils import timezone
 from project.row_locks import update_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
-    CORRECTION_KINDS, Annotation, AnnotationSource, Image, LabelClass, Membership, Project, ReviewEvent, ReviewStatus,
-    Role, Split,
+    CORRECTION_KINDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership, Project, ReviewEvent,
+    ReviewStatus, Role, Split,
 )
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
@@ -299,14 +299,17 @@ def _storage_files_delete(names: list[str]) -> None:
             default_storage.delete(name)
 
 
-def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None, version: int | None = None) -> Image:
+@transaction.atomic
+def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None, version: int | None = None,
+                     comment: str = "") -> Image:
     """Approve a reviewed image, or send it back to the queue. Boxes are untouched.
 
     With `version` (the one the reviewer looked at), raises StaleImage if someone saved since, so
-    nobody approves boxes they have not seen.
+    nobody approves boxes they have not seen. `comment` (why, say) is added to the image with the change.
     """
     if status not in ReviewStatus.values:
         raise ValidationError({"status": f"Unknown status {status!r}; choose one of {', '.join(ReviewStatus.values)}."})
+    comment = _comment_text(comment, required=False, field="comment")
     rows = Image.objects.filter(pk=image.pk)
     if version is not None:
         rows = rows.filter(version=version)
@@ -318,7 +321,28 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
             raise StaleImage(image)
         raise ValidationError({"status": "Only a reviewed image can be approved; save its boxes first."})
     image.refresh_from_db()
+    if comment:
+        Comment.objects.create(image=image, author=user, text=comment)
     return image
+
+
+def comment_add(*, image: Image, author: AbstractBaseUser | None, text: str) -> Comment:
+    """A note on an image for whoever reviews it next."""
+    return Comment.objects.create(image=image, author=author, text=_comment_text(text, required=True, field="text"))
+
+
+def comment_delete(*, comment: Comment) -> None:
+    comment.delete()
+
+
+def _comment_text(text: str, *, required: bool, field: str) -> str:
+    text = (text or "").strip()
+    if required and not text:
+        raise ValidationError({field: "Write something: the comment is empty."})
+    limit = Comment._meta.get_field("text").max_length
+    if len(text) > limit:
+        raise ValidationError({field: f"A comment holds at most {limit} characters; this one has {len(text)}."})
+    return text
 
 
 # --- Who has which image open ------------------------------------------------------------------
@@ -333,22 +357,39 @@ def _free_for(user: AbstractBaseUser, now) -> Q:
     return Q(held_until__isnull=True) | Q(held_until__lte=now) | Q(held_by=user)
 
 
-def _hold(rows: QuerySet[Image], image_id: int, *, user: AbstractBaseUser, project_id: int, now) -> bool:
-    """Hold image `image_id` (one of `rows`) for `user` if nobody else does; a reviewer holds one image a project."""
-    with transaction.atomic():
-        until = now + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
-        if not rows.filter(_free_for(user, now), pk=image_id).update(held_by=user, held_until=until):
-            return False
-        Image.objects.filter(project_id=project_id, held_by=user).exclude(pk=image_id).update(**_RELEASED)
-    return True
+def _hold(rows: QuerySet[Image], image_id: int, *, user: AbstractBaseUser, project_id: int, now):
+    """Hold image `image_id` (one of `rows`) for `user` if nobody else does: when it ends, or None.
+
+    A reviewer holds one image a project, so their previous one is let go. Two statements, each its
+    own transaction: one across both could wait on another request of the same reviewer's, and a
+    failure between them leaves at worst a second hold that lapses.
+    """
+    until = now + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
+    if not rows.filter(_free_for(user, now), pk=image_id).update(held_by=user, held_until=until):
+        return None
+    Image.objects.filter(project_id=project_id, held_by=user).exclude(pk=image_id).update(**_RELEASED)
+    return until
 
 
 def image_hold(*, image: Image, user: AbstractBaseUser) -> bool:
-    """Hold `image` for `user` unless another reviewer does. Returns whether `user` holds it now;
-    `image.held_by` and `image.held_until` are read back either way (the editor names the holder)."""
-    held = _hold(Image.objects.all(), image.pk, user=user, project_id=image.project_id, now=timezone.now())
-    image.refresh_from_db(fields=["held_by", "held_until"])
-    return held
+    """Hold `image` for `user` unless another reviewer does; returns whether `user` holds it now.
+
+    `image` as just read: a hold "next" took moments ago is not written again, and another reviewer's
+    hold is known without asking. `image.held_by` names the holder either way.
+    """
+    now = timezone.now()
+    live = image.held_until is not None and image.held_until > now
+    if live and image.held_by_id is not None and image.held_by_id != user.pk:
+        return False
+    if live and image.held_by_id == user.pk and image.held_until - now > timedelta(
+            seconds=settings.REVIEW_HOLD_SECONDS / 2):
+        return True
+    until = _hold(Image.objects.all(), image.pk, user=user, project_id=image.project_id, now=now)
+    if until is None:  # someone took it since it was read
+        image.refresh_from_db(fields=["held_by", "held_until"])
+        return False
+    image.held_by, image.held_until = user, until
+    return True
 
 
 def image_release(*, image_id: int, user: AbstractBaseUser) -> None:

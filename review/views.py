@@ -192,6 +192,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "can_manage": image.requester_role == Role.MANAGER,
         "can_approve": can_approve,
         "held_since": image.held_until - timedelta(seconds=settings.REVIEW_HOLD_SECONDS) if held_by_other else None,
+        "comments": image.comments.select_related("author"),
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
@@ -200,6 +201,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),
                 "status": reverse("api:image_status", args=[image.pk]),
+                "comments": reverse("api:image_comments", args=[image.pk]),
                 "next": f"{next_url}?after={image.pk}",
                 "next_approval": f"{next_url}?status=reviewed&after={image.pk}",
                 "skip": f"{next_url}?skip={image.pk}" + ("&status=reviewed" if in_approval_pass else ""),

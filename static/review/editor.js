@@ -376,26 +376,62 @@
     if (ok) { dirty = false; window.location.assign(nextAfterApproval); }
   }
 
-  async function setStatus(status) {
+  async function setStatus(status, comment = "") {
     saving = true;
     statusLine.textContent = status === "approved" ? "Approving…" : "Sending back…";
     try {
       const response = await fetch(data.urls.status, {
         method: "POST",
         headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token},
-        body: JSON.stringify({status, version: image.version}),
+        body: JSON.stringify({status, version: image.version, comment}),
         credentials: "same-origin",
       });
       const body = await response.json();
       if (response.status === 409) { showConflict(body); return false; }
       if (!response.ok) { statusLine.textContent = `Not changed: ${body.detail}`; return false; }
-      if (status !== "approved") { load(body); render(); statusLine.textContent += " · sent back to the queue"; }
+      if (status !== "approved") {
+        load(body); render(); statusLine.textContent += " · sent back to the queue";
+        if (comment) showComment({author: "you", text: comment});
+      }
       return true;
     } catch (error) {
       statusLine.textContent = `Not changed (${error}); try again.`;
       return false;
     } finally {
       saving = false;
+    }
+  }
+
+  // --- Comments ------------------------------------------------------------------------------------
+
+  function showComment(comment) {
+    const li = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "muted";
+    who.textContent = `${comment.author || "a former member"}, just now`;
+    const text = document.createElement("p");
+    text.textContent = comment.text;  // text, never markup
+    li.append(who, text);
+    document.getElementById("comments").append(li);
+  }
+
+  async function addComment(event) {
+    event.preventDefault();
+    const field = document.getElementById("comment-text");
+    if (!field.value.trim()) return;
+    try {
+      const response = await fetch(data.urls.comments, {
+        method: "POST",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token},
+        body: JSON.stringify({text: field.value}),
+        credentials: "same-origin",
+      });
+      const body = await response.json();
+      if (!response.ok) { statusLine.textContent = `Comment not added: ${body.detail}`; return; }
+      showComment(body);
+      field.value = "";
+    } catch (error) {
+      statusLine.textContent = `Comment not added (${error}); your text is still there, try again.`;
     }
   }
 
@@ -437,11 +473,14 @@
   document.getElementById("redo").addEventListener("click", () => restore(redoStack, undoStack));
   document.getElementById("save-next").addEventListener("click", () => save(true));
   document.getElementById("skip").addEventListener("click", skip);
+  document.getElementById("comment-form").addEventListener("submit", addComment);
   if (data.can_approve) {
     document.getElementById("approve-next").addEventListener("click", approve);
     sendBack.addEventListener("click", () => {
       if (dirty && !window.confirm("Send back without saving your changes?")) return;
-      setStatus("unreviewed");
+      const why = window.prompt("Why does it go back? (optional: shown to whoever reviews it next)", "");
+      if (why === null) return;  // cancelled
+      setStatus("unreviewed", why);
     });
   }
   document.getElementById("accept-all").addEventListener("click", keys["A"]);

@@ -3,7 +3,7 @@ import pytest
 
 from inference.models import InferenceRun, Prediction
 from inference.services import inference_run_create
-from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Role
+from review.models import Annotation, Comment, Image, ReviewEvent, ReviewStatus, Role
 from review.services import BoxIn, image_boxes_save
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import add_images, add_member, add_model_version, make_project
@@ -175,11 +175,24 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
 
     page.goto(f"{page.base_url}/images/{second.pk}/edit")
     page.wait_for_function("window.reviewEditor !== undefined")
+    page.once("dialog", lambda dialog: dialog.accept("The <i>circle</i> is a square."))  # why it goes back
     page.click("#send-back")
     page.wait_for_function("document.getElementById('status-line').textContent.includes('sent back')")
     assert Image.objects.get(pk=second.pk).status == ReviewStatus.UNREVIEWED
     assert page.is_hidden("#send-back")
     assert Annotation.objects.filter(image=second).count() == 1  # its boxes stay
+    assert Comment.objects.get(image=second).text == "The <i>circle</i> is a square."
+
+    page.context.clear_cookies()
+    log_in(page, scene["user"])  # the annotator finds the reason beside the boxes and answers it
+    page.goto(f"{page.base_url}/images/{second.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    assert "The <i>circle</i> is a square." in page.text_content("#comments")  # as text, not markup
+    page.locator("#comment-text").press_sequentially("Fixed: it was a square.")  # "s" typed here is text, not Skip
+    page.click("#comment-form button")
+    page.wait_for_function("document.querySelectorAll('#comments li').length === 2")
+    assert list(Comment.objects.filter(image=second).values_list("text", flat=True)) == [
+        "The <i>circle</i> is a square.", "Fixed: it was a square."]
 
 
 def test_skip_leaves_images_for_later_and_asks_before_dropping_changes(page, scene):

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -51,6 +52,16 @@ def test_two_reviewers_pressing_next_are_sent_to_different_images(client, projec
     assert _next(client, project) == _editor(second)
     first.refresh_from_db()
     assert first.held_by == ann and first.held_until > timezone.now()
+
+
+def test_the_editor_opened_by_next_does_not_write_the_hold_again(client, project):
+    client.force_login(add_member(project))
+    with CaptureQueriesContext(connection) as queries:
+        client.get(_next(client, project))
+    assert len([q for q in queries if q["sql"].startswith('UPDATE "review_image" SET "held_by_id"')]) == 2
+    with CaptureQueriesContext(connection) as queries:
+        client.get(_editor(_images(project)[0]))
+    assert not [q for q in queries if q["sql"].startswith("UPDATE")]
 
 
 def test_a_hold_lapses_and_saving_releases_it(client, project):

@@ -1,0 +1,113 @@
+"""Comments on an image: why it was sent back, a question, an answer; through the API and the editor."""
+import pytest
+from django.urls import reverse
+
+from review.models import Comment, Image, ReviewStatus, Role
+from review.services import image_boxes_save
+from tests.factories import UserFactory, add_images, add_member, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def image():
+    project = make_project()
+    return add_images(project, 1)[0]
+
+
+def _comments_url(image) -> str:
+    return reverse("api:image_comments", args=[image.pk])
+
+
+def _post(client, url, body):
+    return client.post(url, body, content_type="application/json")
+
+
+def test_a_reviewer_sends_an_image_back_with_the_reason_and_the_annotator_sees_it(client, image):
+    annotator = add_member(image.project, Role.ANNOTATOR)
+    image = image_boxes_save(image=image, user=annotator, boxes=[], version=1)
+    client.force_login(reviewer := add_member(image.project, Role.REVIEWER))
+    response = _post(client, reverse("api:image_status", args=[image.pk]),
+                     {"status": "unreviewed", "version": image.version, "comment": "  The van is a <b>truck</b>.  "})
+    assert response.status_code == 200 and response.json()["status"] == ReviewStatus.UNREVIEWED
+    [comment] = Comment.objects.filter(image=image)
+    assert (comment.author, comment.text) == (reviewer, "The van is a <b>truck</b>.")
+
+    client.force_login(annotator)
+    listed = client.get(_comments_url(image)).json()
+    assert [(c["author"], c["text"]) for c in listed] == [(reviewer.username, "The van is a <b>truck</b>.")]
+    page = client.get(reverse("review:image_editor", args=[image.pk]))
+    assert b"The van is a &lt;b&gt;truck&lt;/b&gt;." in page.content  # shown as text, never as markup
+
+
+def test_a_stale_send_back_adds_no_comment(client, image):
+    image = image_boxes_save(image=image, user=None, boxes=[], version=1)
+    client.force_login(add_member(image.project, Role.REVIEWER))
+    response = _post(client, reverse("api:image_status", args=[image.pk]),
+                     {"status": "unreviewed", "version": 1, "comment": "Wrong class."})
+    assert response.status_code == 409
+    assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).status == ReviewStatus.REVIEWED
+
+
+def test_members_comment_and_answer(client, image):
+    annotator, reviewer = add_member(image.project, Role.ANNOTATOR), add_member(image.project, Role.REVIEWER)
+    client.force_login(annotator)
+    first = _post(client, _comments_url(image), {"text": "Is the thing on the left a bike?"})
+    assert first.status_code == 201 and first.json()["author"] == annotator.username
+    client.force_login(reviewer)
+    assert _post(client, _comments_url(image), {"text": "Yes: a bike."}).status_code == 201
+    assert [c["text"] for c in client.get(_comments_url(image)).json()] == [
+        "Is the thing on the left a bike?", "Yes: a bike."]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"text": "   "}, "may not be blank"),
+    ({"text": "x" * 2001}, "no more than 2000 characters"),
+    ({}, "required"),
+])
+def test_bad_comments_are_refused_and_nothing_is_added(client, image, body, message):
+    client.force_login(add_member(image.project))
+    response = _post(client, _comments_url(image), body)
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert not Comment.objects.exists()
+
+
+def test_a_send_back_with_a_too_long_reason_changes_nothing(client, image):
+    image = image_boxes_save(image=image, user=None, boxes=[], version=1)
+    client.force_login(add_member(image.project, Role.REVIEWER))
+    response = _post(client, reverse("api:image_status", args=[image.pk]), {"status": "unreviewed", "comment": "x" * 2001})
+    assert response.status_code == 400 and "comment" in response.json()["fields"]
+    assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).status == ReviewStatus.REVIEWED
+
+
+def test_only_the_author_or_a_manager_deletes_a_comment(client, image):
+    author, other = add_member(image.project), add_member(image.project, Role.REVIEWER)
+    client.force_login(author)
+    comment_id = _post(client, _comments_url(image), {"text": "A typo"}).json()["id"]
+    url = reverse("api:comment_detail", args=[comment_id])
+    client.force_login(other)
+    assert client.delete(url).status_code == 403
+    client.force_login(UserFactory())
+    assert client.delete(url).status_code == 404
+    assert Comment.objects.filter(pk=comment_id).exists()
+    client.force_login(author)
+    assert client.delete(url).status_code == 204
+    client.force_login(author)
+    comment_id = _post(client, _comments_url(image), {"text": "Another"}).json()["id"]
+    client.force_login(add_member(image.project, Role.MANAGER))
+    assert client.delete(reverse("api:comment_detail", args=[comment_id])).status_code == 204
+    assert not Comment.objects.exists()
+
+
+def test_outsiders_neither_read_nor_write_comments(client, image):
+    client.force_login(UserFactory())
+    assert client.get(_comments_url(image)).status_code == 404
+    assert _post(client, _comments_url(image), {"text": "hello"}).status_code == 404
+    assert not Comment.objects.exists()
+
+
+def test_comments_go_with_their_image(client, image):
+    client.force_login(add_member(image.project, Role.MANAGER))
+    _post(client, _comments_url(image), {"text": "Blurry"})
+    assert client.delete(reverse("api:image_detail", args=[image.pk])).status_code == 204
+    assert not Comment.objects.exists()
