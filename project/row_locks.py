@@ -12,6 +12,8 @@ inserting are invisible to it, and then one of the two commits fails on the fore
   rows gone.
 
 Every transaction takes images before label classes, so no two of them wait for each other in a circle.
+The two deletes that cascade through a project's predictions, a project delete and a class delete,
+both take the project row first, so they take turns.
 SQLite needs none of this: its transactions here are IMMEDIATE and so take turns; both functions are
 plain reads there.
 """
@@ -38,6 +40,9 @@ def key_share_lock(queryset: models.QuerySet) -> set[int]:
         return {row[0] for row in cursor.fetchall()}
 
 
-def update_lock(queryset: models.QuerySet) -> list[int]:
-    """The ids of these rows, locked FOR UPDATE until this transaction ends, taken in id order as everyone takes them."""
-    return list(queryset.select_for_update().order_by("pk").values_list("pk", flat=True))
+def update_lock(queryset: models.QuerySet, *, no_key: bool = False) -> list[int]:
+    """The ids of these rows, locked FOR UPDATE until this transaction ends, taken in id order as everyone takes them.
+
+    `no_key`: FOR NO KEY UPDATE, which rows pointing at these (their foreign-key checks) do not wait for.
+    """
+    return list(queryset.select_for_update(no_key=no_key).order_by("pk").values_list("pk", flat=True))

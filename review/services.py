@@ -78,6 +78,9 @@ def project_update(*, project: Project, **changes) -> Project:
 def project_delete(*, project: Project) -> None:
     """Delete a project with everything in it, and its stored files once the deletion is committed."""
     folder = f"projects/{project.pk}"
+    # The project row first: a class delete of this project takes it too, so the two take turns
+    # instead of each holding rows the other needs (project/row_locks.py).
+    update_lock(Project.objects.filter(pk=project.pk))
     images = Image.objects.filter(project=project)
     update_lock(images)  # see images_delete
     # Human boxes keep their label class from being deleted (PROTECT); the project's go with its images.
@@ -162,8 +165,10 @@ def label_class_update(*, label_class: LabelClass, name: str | None = None, colo
 @transaction.atomic
 def label_class_delete(*, label_class: LabelClass) -> None:
     """Delete a class nobody has drawn yet; classes with human boxes are kept (the boxes are the truth)."""
-    # First wait for a box save or an inference batch that is writing rows of this class, so the
-    # count below sees its boxes (project/row_locks.py).
+    # First wait for a project delete (which would take this class's predictions too), then for a
+    # box save or an inference batch that is writing rows of this class, so the count below sees its
+    # boxes (project/row_locks.py). NO KEY: uploads into the project need not wait.
+    update_lock(Project.objects.filter(pk=label_class.project_id), no_key=True)
     update_lock(LabelClass.objects.filter(pk=label_class.pk))
     used = Annotation.objects.filter(label_class=label_class).count()
     if used:

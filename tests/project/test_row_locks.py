@@ -140,6 +140,38 @@ def test_a_project_deleted_while_a_batch_writes_into_it_waits_and_takes_everythi
     assert not Project.objects.exists() and not Image.objects.exists() and not Prediction.objects.exists()
 
 
+def test_a_class_and_its_project_deleted_at_once_take_turns(project):
+    """Without the project row taken first, the class delete held its class while the project delete
+    took the predictions; each then waited for the other's rows, and PostgreSQL aborted one."""
+    image = Image.objects.filter(project=project).first()
+    circle = project.label_classes.get(index=0)
+    with transaction.atomic():
+        _batch_writer(project, image, circle)()  # a prediction of the class: both deletes want it
+    class_locked, go_on = threading.Event(), threading.Event()
+
+    def pause_after_the_class_lock(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "FOR UPDATE" in sql and '"review_labelclass"' in sql.split("FROM")[1].split("WHERE")[0]:
+            class_locked.set()
+            go_on.wait(30)
+        return result
+
+    def delete_the_class():
+        with connections["default"].execute_wrapper(pause_after_the_class_lock):
+            label_class_delete(label_class=circle)
+
+    class_deleter = InThread(delete_the_class)
+    if connections["default"].vendor == "postgresql":  # SQLite has no FOR UPDATE: its transactions take turns
+        assert class_locked.wait(30)
+    project_deleter = InThread(lambda: project_delete(project=project))
+    project_deleter.waiting()  # let it take what it can before the class delete goes on
+    go_on.set()
+    class_deleter.release()
+    project_deleter.release()
+    assert class_deleter.error is None and project_deleter.error is None
+    assert not Project.objects.exists() and not LabelClass.objects.exists() and not Prediction.objects.exists()
+
+
 def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):
     with pytest.raises(TransactionManagementError):
         key_share_lock(LabelClass.objects.all())
