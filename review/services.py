@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,19 @@ def _storage_folder_delete(folder: str) -> None:
         default_storage.delete(f"{folder}/{name}")
     for name in subfolders:
         _storage_folder_delete(f"{folder}/{name}")
+    _empty_folder_remove(folder)
+
+
+def _empty_folder_remove(folder: str) -> None:
+    """Storage on disk keeps the folders its files were in; an object store has none to keep."""
+    try:
+        path = default_storage.path(folder)
+    except NotImplementedError:
+        return
+    try:
+        os.rmdir(path)
+    except OSError:  # not empty: a file arrived meanwhile, and stays
+        pass
 
 
 @transaction.atomic
