@@ -153,6 +153,8 @@ def _scores(image: Image) -> Iterator[str]:
         yield f"unusual count {image.count_anomaly:.2f}"
     if image.correction_count:
         yield _plural(image.correction_count, "correction", "corrections")
+    if image.comment_count:
+        yield _plural(image.comment_count, "comment", "comments")
 
 
 def _plural(count: int, one: str, many: str) -> str:

@@ -95,6 +95,7 @@ class ImageSerializer(serializers.ModelSerializer):
     box_count = serializers.IntegerField(read_only=True)
     prediction_count = serializers.IntegerField(read_only=True, help_text="Boxes the active model proposed.")
     correction_count = serializers.IntegerField(read_only=True, help_text="Corrections reviewers made on it so far.")
+    comment_count = serializers.IntegerField(read_only=True, help_text="Comments on it: GET /images/{id}/comments/.")
     open_by = serializers.CharField(read_only=True, help_text="Who has it open in the editor now (held for them), "
                                     "or empty. A hold only steers `next-image`; saves are guarded by `version`.")
 
@@ -102,7 +103,7 @@ class ImageSerializer(serializers.ModelSerializer):
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
                   "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count",
-                  "prediction_count", "correction_count", "open_by"]
+                  "prediction_count", "correction_count", "comment_count", "open_by"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("review:image_file", args=[image.pk])

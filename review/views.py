@@ -192,7 +192,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "can_manage": image.requester_role == Role.MANAGER,
         "can_approve": can_approve,
         "held_since": image.held_until - timedelta(seconds=settings.REVIEW_HOLD_SECONDS) if held_by_other else None,
-        "comments": image.comments.select_related("author"),
+        "comments": image.comments.select_related("author") if image.comment_count else [],
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,

@@ -32,6 +32,7 @@ def test_a_reviewer_sends_an_image_back_with_the_reason_and_the_annotator_sees_i
     assert response.status_code == 200 and response.json()["status"] == ReviewStatus.UNREVIEWED
     [comment] = Comment.objects.filter(image=image)
     assert (comment.author, comment.text) == (reviewer, "The van is a <b>truck</b>.")
+    assert response.json()["comment_count"] == 1
 
     client.force_login(annotator)
     listed = client.get(_comments_url(image)).json()
@@ -47,6 +48,7 @@ def test_a_stale_send_back_adds_no_comment(client, image):
                      {"status": "unreviewed", "version": 1, "comment": "Wrong class."})
     assert response.status_code == 409
     assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).status == ReviewStatus.REVIEWED
+    assert Image.objects.get(pk=image.pk).comment_count == 0
 
 
 def test_members_comment_and_answer(client, image):
@@ -58,6 +60,9 @@ def test_members_comment_and_answer(client, image):
     assert _post(client, _comments_url(image), {"text": "Yes: a bike."}).status_code == 201
     assert [c["text"] for c in client.get(_comments_url(image)).json()] == [
         "Is the thing on the left a bike?", "Yes: a bike."]
+    assert Image.objects.get(pk=image.pk).comment_count == 2
+    queue = client.get(reverse("review:project_queue", args=[image.project_id]))
+    assert b"2 comments" in queue.content
 
 
 @pytest.mark.parametrize("body, message", [
@@ -96,7 +101,7 @@ def test_only_the_author_or_a_manager_deletes_a_comment(client, image):
     comment_id = _post(client, _comments_url(image), {"text": "Another"}).json()["id"]
     client.force_login(add_member(image.project, Role.MANAGER))
     assert client.delete(reverse("api:comment_detail", args=[comment_id])).status_code == 204
-    assert not Comment.objects.exists()
+    assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).comment_count == 0
 
 
 def test_outsiders_neither_read_nor_write_comments(client, image):

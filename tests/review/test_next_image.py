@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from review.models import Image, Role
-from review.services import image_boxes_save, image_next_for_review, image_status_set
+from review.services import image_boxes_save, image_hold, image_next_for_review, image_status_set
 from tests.factories import UserFactory, add_images, add_member, make_project
 
 pytestmark = pytest.mark.django_db
@@ -138,6 +138,17 @@ def test_opening_an_image_someone_holds_warns_and_leaves_their_hold(client, proj
     assert first.held_by == ann
     client.force_login(ann)
     assert b'id="held-notice"' not in client.get(_editor(first)).content
+
+
+def test_an_image_taken_between_reading_and_holding_stays_with_who_took_it(project):
+    first, second, _ = _images(project)
+    ann, bea = add_member(project), add_member(project)
+    image_hold(image=Image.objects.get(pk=second.pk), user=bea)  # Bea's previous image
+    read_by_bea = Image.objects.get(pk=first.pk)  # free when Bea's editor read it ...
+    image_next_for_review(project=project, user=ann)  # ... and Ann's "next" took it just then
+    assert not image_hold(image=read_by_bea, user=bea)
+    assert read_by_bea.held_by == ann
+    assert Image.objects.get(pk=second.pk).held_by is None  # Bea moved on from her previous one all the same
 
 
 def test_the_queue_page_shows_who_has_an_image_open(client, project):
