@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from inference.models import InferenceScope
 from inference.services import inference_run_create
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent
-from review.services import image_delete, images_delete, label_class_delete, project_delete
+from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
 
@@ -185,6 +185,17 @@ class ReviewEventAdmin(admin.ModelAdmin):
 class CommentAdmin(admin.ModelAdmin):
     list_display = ["id", "image", "author", "created_at", "text"]
     list_select_related = ["image", "author"]
-    raw_id_fields = ["image", "author"]
     search_fields = ["text"]
+    readonly_fields = ["image", "author", "created_at"]
     show_full_result_count = False
+
+    # Through the services, which keep each image's comment_count.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def delete_model(self, request, comment):
+        comment_delete(comment=comment)
+
+    def delete_queryset(self, request, comments):
+        for comment in comments:
+            comment_delete(comment=comment)

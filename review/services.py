@@ -359,7 +359,7 @@ def _comment_create(image: Image, author: AbstractBaseUser | None, text: str) ->
 @transaction.atomic
 def comment_delete(*, comment: Comment) -> None:
     if Comment.objects.filter(pk=comment.pk).delete()[0]:  # once, if two deletes race
-        Image.objects.filter(pk=comment.image_id).update(comment_count=F("comment_count") - 1)
+        Image.objects.filter(pk=comment.image_id, comment_count__gt=0).update(comment_count=F("comment_count") - 1)
 
 
 def _comment_text(text: str, *, required: bool, field: str) -> str:

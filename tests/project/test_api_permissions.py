@@ -13,7 +13,8 @@ from datasets.models import DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersion, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
-from review.models import Comment, Role
+from review.models import Role
+from review.services import comment_add
 from tests.factories import UserFactory, add_images, add_member, make_project
 from training.models import DatasetSnapshot, TrainingRun
 
@@ -124,7 +125,7 @@ def world():
     ids = {
         "project_id": project.pk, "user_id": target.pk, "class_id": project.label_classes.first().pk,
         "image_id": image.pk, "version_id": version.pk, "snapshot_id": snapshot.pk,
-        "comment_id": Comment.objects.create(image=image, author=target, text="A note").pk,
+        "comment_id": comment_add(image=image, author=target, text="A note").pk,
         "inference_run_id": InferenceRun.objects.create(project=project, model_version=version).pk,
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,

@@ -116,3 +116,13 @@ def test_comments_go_with_their_image(client, image):
     _post(client, _comments_url(image), {"text": "Blurry"})
     assert client.delete(reverse("api:image_detail", args=[image.pk])).status_code == 204
     assert not Comment.objects.exists()
+
+
+def test_the_admin_deletes_comments_through_the_service(admin_client, image):
+    from review.services import comment_add
+
+    comment = comment_add(image=image, author=None, text="Spam")
+    response = admin_client.post(reverse("admin:review_comment_delete", args=[comment.pk]), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).comment_count == 0
+    assert admin_client.get(reverse("admin:review_comment_add")).status_code == 403
