@@ -126,3 +126,18 @@ def test_the_admin_deletes_comments_through_the_service(admin_client, image):
     assert response.status_code == 302
     assert not Comment.objects.exists() and Image.objects.get(pk=image.pk).comment_count == 0
     assert admin_client.get(reverse("admin:review_comment_add")).status_code == 403
+
+
+def test_the_editor_says_when_each_comment_was_written(client, image):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from review.services import comment_add
+
+    older = comment_add(image=image, author=None, text="Older")
+    Comment.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(minutes=5, seconds=3))
+    comment_add(image=image, author=None, text="Newer")
+    client.force_login(add_member(image.project))
+    page = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
+    assert "a former member, 5\xa0minutes ago" in page and "a former member, just now" in page
