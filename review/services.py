@@ -384,18 +384,19 @@ def _free_for(user: AbstractBaseUser, now) -> Q:
     return Q(held_until__isnull=True) | Q(held_until__lte=now) | Q(held_by=user)
 
 
-def _hold(rows: QuerySet[Image], image_id: int, *, user: AbstractBaseUser, project_id: int, now):
-    """Hold image `image_id` (one of `rows`) for `user` if nobody else does: when it ends, or None.
+def _hold(image_id: int, *, user: AbstractBaseUser, project_id: int, now, only_if: Q = Q()):
+    """Hold image `image_id` for `user` unless another reviewer does (or `only_if` no longer holds),
+    and let the user's previous image in the project go: a reviewer holds one image a project.
 
-    A reviewer holds one image a project, so their previous one is let go. Two statements, each its
-    own transaction: one across both could wait on another request of the same reviewer's, and a
-    failure between them leaves at worst a second hold that lapses.
+    One statement, so one commit and no lock order to keep between two. Returns when the hold ends,
+    or None when `user` did not get it.
     """
     until = now + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
-    if not rows.filter(_free_for(user, now), pk=image_id).update(held_by=user, held_until=until):
-        return None
-    Image.objects.filter(project_id=project_id, held_by=user).exclude(pk=image_id).update(**_RELEASED)
-    return until
+    this = Q(pk=image_id)
+    Image.objects.filter(this & _free_for(user, now) & only_if | Q(project_id=project_id, held_by=user) & ~this).update(
+        held_by=Case(When(this, then=Value(user.pk)), default=None),
+        held_until=Case(When(this, then=Value(until)), default=None))
+    return until if Image.objects.filter(this, held_by=user).exists() else None
 
 
 def image_hold(*, image: Image, user: AbstractBaseUser) -> bool:
@@ -411,15 +412,12 @@ def image_hold(*, image: Image, user: AbstractBaseUser) -> bool:
     if live and image.held_by_id == user.pk and image.held_until - now > timedelta(
             seconds=settings.REVIEW_HOLD_SECONDS / 2):
         return True
-    # Take it and let the previous one go in one statement (each statement is a commit: half the cost
-    # of _hold's two). If another reviewer took it since it was read, their hold stays.
-    until = now + timedelta(seconds=settings.REVIEW_HOLD_SECONDS)
-    this = Q(pk=image.pk)
-    Image.objects.filter(this & _free_for(user, now) | Q(project_id=image.project_id, held_by=user) & ~this).update(
-        held_by=Case(When(this, then=Value(user.pk)), default=None),
-        held_until=Case(When(this, then=Value(until)), default=None))
-    image.refresh_from_db(fields=["held_by", "held_until"])
-    return image.held_by_id == user.pk
+    until = _hold(image.pk, user=user, project_id=image.project_id, now=now)
+    if until is None:
+        image.refresh_from_db(fields=["held_by", "held_until"])  # another reviewer took it since it was read
+        return False
+    image.held_by, image.held_until = user, until
+    return True
 
 
 def image_release(*, image_id: int, user: AbstractBaseUser) -> None:
@@ -440,10 +438,9 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
     exclude, image = list(exclude), None
     for _ in range(20):  # a lost race means another reviewer took that image just now: try the next one
         now = timezone.now()
-        candidates = (Image.objects.filter(project=project, status=status).filter(_free_for(user, now))
-                      .exclude(pk__in=list(exclude)))
-        image = candidates.order_by(*order).only("id").first()
-        if image is None or _hold(candidates, image.pk, user=user, project_id=project.pk, now=now):
+        image = (Image.objects.filter(project=project, status=status).filter(_free_for(user, now))
+                 .exclude(pk__in=exclude).order_by(*order).only("id").first())
+        if image is None or _hold(image.pk, user=user, project_id=project.pk, now=now, only_if=Q(status=status)):
             return image
     return image
 

@@ -58,7 +58,7 @@ def test_the_editor_opened_by_next_does_not_write_the_hold_again(client, project
     client.force_login(add_member(project))
     with CaptureQueriesContext(connection) as queries:
         client.get(_next(client, project))
-    assert len([q for q in queries if q["sql"].startswith('UPDATE "review_image" SET "held_by_id"')]) == 2
+    assert len([q for q in queries if q["sql"].startswith('UPDATE "review_image" SET "held_by_id"')]) == 1
     with CaptureQueriesContext(connection) as queries:
         client.get(_editor(_images(project)[0]))
     assert not [q for q in queries if q["sql"].startswith("UPDATE")]
