@@ -37,6 +37,10 @@ class ImageFilter(filters.FilterSet):
     max_score = filters.NumberFilter(method="with_score_at_most",
                                      help_text="Images with an active-model prediction scoring at most this.")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
+    # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
+    has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
+                                        method="with_comments", help_text="true: images someone commented on; "
+                                                                          "false: images without comments.")
 
     class Meta:
         model = Image
@@ -46,6 +50,9 @@ class ImageFilter(filters.FilterSet):
         drawn = Annotation.objects.filter(label_class_id=value).values("image_id")
         predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True).values("image_id")
         return images.filter(pk__in=drawn) | images.filter(pk__in=predicted)
+
+    def with_comments(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
+        return images.filter(comment_count__gt=0) if value == "true" else images.filter(comment_count=0)
 
     def predicted_by(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
         return images.filter(pk__in=Prediction.objects.filter(model_version_id=value).values("image_id"))
@@ -128,10 +135,15 @@ _CARD_HTML = (
 )
 
 
+def url_with_id_slot(name: str) -> str:
+    """The URL named `name` with "{}" where its one id goes: reversed once, filled in per object."""
+    return reverse(name, args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
+
+
 def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
     # One reverse() per kind of link, the image id filled in per card: the ids are the only difference.
-    editor_url = reverse("review:image_editor", args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
-    file_url = reverse("review:image_file", args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
+    editor_url = url_with_id_slot("review:image_editor")
+    file_url = url_with_id_slot("review:image_file")
     return [QueueCard(
         id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
