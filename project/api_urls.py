@@ -27,6 +27,7 @@ urlpatterns = [
     path("images/<id:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
     path("images/<id:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),
     path("images/<id:image_id>/comments/", review_api.ImageComments.as_view(), name="image_comments"),
+    path("images/<id:image_id>/history/", review_api.ImageBoxHistory.as_view(), name="image_box_history"),
     path("comments/<id:comment_id>/", review_api.CommentDetail.as_view(), name="comment_detail"),
     # Models and what they predicted
     path("projects/<id:project_id>/model-versions/", inference_api.ModelVersionListCreate.as_view(),

@@ -32,7 +32,7 @@ from review import services
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
-from review.selectors import project_list_for_user
+from review.selectors import image_box_versions, project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
 
@@ -408,6 +408,24 @@ class ImageComments(APIView):
         data = validated(s.CommentSerializer, request.data)
         comment = services.comment_add(image=image, author=request.user, text=data["text"])
         return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+class ImageBoxHistory(APIView):
+    @extend_schema(responses=s.BoxVersionSerializer(many=True),
+                   summary="Earlier versions of an image's boxes, newest first",
+                   description="What each save replaced. To bring one back, send its boxes to the box save "
+                               "with the image's current version. A box's source_prediction is null when that "
+                               "prediction no longer exists; boxes of a deleted class are counted in left_out.")
+    def get(self, request: Request, image_id: int) -> Response:
+        image = member_object(request, Image.objects.all(), image_id)
+        versions = image_box_versions(image=image)
+        named = {box["source_prediction"] for version in versions for box in version.boxes} - {None}
+        existing = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
+        for version in versions:
+            for box in version.boxes:
+                if box["source_prediction"] not in existing:
+                    box["source_prediction"] = None
+        return Response(s.BoxVersionSerializer(versions, many=True).data)
 
 
 class CommentDetail(APIView):

@@ -280,6 +280,11 @@ class ReviewEvent(models.Model):
     deleted = models.PositiveIntegerField(default=0, help_text="Predictions removed.")
     added = models.PositiveIntegerField(default=0, help_text="Boxes drawn that no prediction proposed.")
     seconds_spent = models.FloatField(default=0.0, help_text="Time the editor was open before saving.")
+    replaced = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The human boxes this save replaced, each [label_class_id, x, y, w, h, source_prediction_id], so "
+                  "that no earlier version of an image's boxes is lost. Null on saves made before it was kept.",
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

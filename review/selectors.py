@@ -1,14 +1,15 @@
 """Reads of the review app that need care (annotations, counts, ordering)."""
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from review.models import Image, Project, ReviewEvent, ReviewStatus
+from review.models import Image, LabelClass, Project, ReviewEvent, ReviewStatus
 
 
 def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -81,3 +82,57 @@ def review_drift(*, project: Project, days: int = 90) -> list[dict]:
             "seconds_per_image": row["seconds"] / row["reviews"],
         })
     return result
+
+
+@dataclass(frozen=True)
+class BoxVersion:
+    """An earlier version of an image's human boxes: what one save replaced."""
+
+    boxes: list[dict]             # label_class, x, y, w, h, source_prediction (an id, or None)
+    saved_by: str | None          # who saved these boxes: the save before; None if they came before any save
+    saved_at: datetime | None
+    replaced_by: str | None       # whose save replaced them (None: a deleted user)
+    replaced_at: datetime
+    left_out: int                 # boxes of a class deleted since: they cannot come back
+
+
+def image_box_versions(*, image: Image) -> list[BoxVersion]:
+    """Every earlier version of the image's boxes, newest first, from its ReviewEvents.
+
+    A save that changed nothing (the same boxes as the version after it) adds no version. Saves made
+    before the events kept what they replaced are not listed: what they replaced is not known.
+    """
+    events = list(image.review_events.select_related("user").order_by("created_at", "id"))
+    classes = set(LabelClass.objects.filter(project_id=image.project_id).values_list("id", flat=True))
+    current = [list(row) for row in image.annotations.order_by("id").values_list(
+        "label_class_id", "x", "y", "w", "h", "source_prediction_id")]
+    versions = []
+    for number, event in enumerate(events):
+        if event.replaced is None:
+            continue
+        after = events[number + 1].replaced if number + 1 < len(events) else current
+        before = events[number - 1] if number else None
+        if _same_boxes(event.replaced, after) or (before is None and not event.replaced):
+            continue  # the same boxes again, or the empty image before anyone drew on it
+        kept = [row for row in event.replaced if row[0] in classes]
+        versions.append(BoxVersion(
+            boxes=[dict(zip(("label_class", "x", "y", "w", "h", "source_prediction"), row)) for row in kept],
+            saved_by=_username(before), saved_at=before.created_at if before else None,
+            replaced_by=_username(event), replaced_at=event.created_at, left_out=len(event.replaced) - len(kept),
+        ))
+    return versions[::-1]
+
+
+def _same_boxes(a: list[list] | None, b: list[list] | None) -> bool:
+    if a is None or b is None:
+        return False
+    return _box_set(a) == _box_set(b)
+
+
+def _box_set(rows: list[list]) -> list[tuple]:
+    """Class and coordinates to the editor's 0.01 px, in any order: what makes two versions the same."""
+    return sorted((row[0], *(round(value, 2) for value in row[1:5])) for row in rows)
+
+
+def _username(event: ReviewEvent | None) -> str | None:
+    return event.user.username if event and event.user else None

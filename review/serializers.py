@@ -219,6 +219,17 @@ class CommentSerializer(serializers.ModelSerializer):
         extra_kwargs = {"text": {"help_text": "At most 2,000 characters."}}
 
 
+class BoxVersionSerializer(serializers.Serializer):
+    boxes = serializers.ListField(child=serializers.DictField(), help_text=(
+        "As the box save takes them: label_class, x, y, w, h, source_prediction."))
+    saved_by = serializers.CharField(allow_null=True, help_text="Who saved these boxes; null if they came before "
+                                                                "any save (imported or drawn) or the user is gone.")
+    saved_at = serializers.DateTimeField(allow_null=True)
+    replaced_by = serializers.CharField(allow_null=True, help_text="Whose save replaced them.")
+    replaced_at = serializers.DateTimeField()
+    left_out = serializers.IntegerField(help_text="Boxes of a class deleted since; they cannot come back.")
+
+
 class NextImageSerializer(serializers.Serializer):
     status = serializers.ChoiceField(
         choices=[ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED], default=ReviewStatus.UNREVIEWED,

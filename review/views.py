@@ -25,7 +25,9 @@ from review import selectors, services
 from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
 from review.models import ROLE_RANK, Image, ReviewStatus, Role
-from review.queue import ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html
+from review.queue import (
+    ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
+)
 from training import selectors as training_selectors
 
 IMAGES_PER_PAGE = 48
@@ -202,6 +204,8 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
                 "save": reverse("api:image_boxes", args=[image.pk]),
                 "status": reverse("api:image_status", args=[image.pk]),
                 "comments": reverse("api:image_comments", args=[image.pk]),
+                "comment": url_with_id_slot("api:comment_detail"),
+                "history": reverse("api:image_box_history", args=[image.pk]),
                 "next": f"{next_url}?after={image.pk}",
                 "next_approval": f"{next_url}?status=reviewed&after={image.pk}",
                 "skip": f"{next_url}?skip={image.pk}" + ("&status=reviewed" if in_approval_pass else ""),

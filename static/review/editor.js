@@ -351,6 +351,8 @@
       load(body);
       render();
       statusLine.textContent += " · saved";
+      delete history.dataset.loaded;  // this save replaced a version: read the list again when shown
+      showHistory();
       return true;
     } catch (error) {
       statusLine.textContent = `Not saved (${error}); your boxes are still here, try again.`;
@@ -411,8 +413,86 @@
     who.textContent = `${comment.author || "a former member"}, just now`;
     const text = document.createElement("p");
     text.textContent = comment.text;  // text, never markup
-    li.append(who, text);
+    li.append(who);
+    if (comment.id) {  // one's own comment, just added: its author may delete it
+      const remove = document.createElement("button");
+      Object.assign(remove, {type: "button", className: "link comment-delete", textContent: "delete"});
+      remove.dataset.url = data.urls.comment.replace("{}", comment.id);
+      li.append(remove);
+    }
+    li.append(text);
     document.getElementById("comments").append(li);
+  }
+
+  async function deleteComment(event) {
+    const button = event.target.closest(".comment-delete");
+    if (!button || !window.confirm("Delete this comment?")) return;
+    try {
+      const response = await fetch(button.dataset.url, {
+        method: "DELETE", headers: {"X-CSRFToken": data.csrf_token}, credentials: "same-origin"});
+      if (!response.ok) { statusLine.textContent = `Comment not deleted: ${(await response.json()).detail}`; return; }
+      button.closest("li").remove();
+    } catch (error) {
+      statusLine.textContent = `Comment not deleted (${error}); try again.`;
+    }
+  }
+
+  // --- Earlier versions of the boxes ---------------------------------------------------------------
+  // Every save keeps the boxes it replaced (GET …/history/). Bringing a version back puts its boxes in
+  // the editor as an ordinary change: saved like any other, undone with Ctrl+Z.
+
+  const history = document.getElementById("history");
+
+  async function showHistory() {
+    if (!history.open || history.dataset.loaded) return;
+    const list = document.getElementById("history-list");
+    try {
+      const response = await fetch(data.urls.history, {credentials: "same-origin"});
+      const versions = await response.json();
+      if (!response.ok) { list.textContent = `Not loaded: ${versions.detail}`; return; }
+      history.dataset.loaded = "1";
+      list.replaceChildren(...versions.map(versionItem));
+      if (!versions.length) list.textContent = "None yet: no save has replaced any boxes of this image.";
+    } catch (error) {
+      list.textContent = `Not loaded (${error}); close and open this again to retry.`;
+    }
+  }
+
+  function versionItem(version) {
+    const li = document.createElement("li");
+    const who = document.createElement("span");
+    const saved = version.saved_at ? `saved by ${version.saved_by || "a former member"} ${ago(version.saved_at)}`
+                                   : "from before the first save";
+    who.textContent = `${version.boxes.length} box${version.boxes.length === 1 ? "" : "es"} ${saved}; ` +
+      `replaced by ${version.replaced_by || "a former member"} ${ago(version.replaced_at)}` +
+      (version.left_out ? ` (${version.left_out} of a deleted class cannot come back)` : "") + " ";
+    const button = document.createElement("button");
+    Object.assign(button, {type: "button", textContent: "Bring back"});
+    button.addEventListener("click", () => bringBack(version));
+    li.append(who, button);
+    return li;
+  }
+
+  function bringBack(version) {
+    change(() => {
+      const used = new Set(version.boxes.map((b) => b.source_prediction).filter((id) => id));
+      items = [
+        ...version.boxes.map((b) => ({key: nextKey++, kind: "box", predictionId: b.source_prediction,
+          cls: b.label_class, x: b.x, y: b.y, w: b.w, h: b.h, score: null})),
+        ...items.filter((i) => i.kind === "prediction" && !used.has(i.predictionId)),
+      ];
+      selected = null;
+    });
+    statusLine.textContent += " · earlier boxes brought back: save to keep them, Ctrl+Z to undo";
+  }
+
+  function ago(iso) {
+    const minutes = Math.floor((Date.now() - Date.parse(iso)) / 60000);
+    if (minutes < 1) return "just now";
+    if (minutes < 60) return `${minutes} minute${minutes === 1 ? "" : "s"} ago`;
+    const hours = Math.floor(minutes / 60);
+    if (hours < 48) return `${hours} hour${hours === 1 ? "" : "s"} ago`;
+    return `on ${new Date(iso).toLocaleDateString()}`;
   }
 
   async function addComment(event) {
@@ -474,6 +554,8 @@
   document.getElementById("save-next").addEventListener("click", () => save(true));
   document.getElementById("skip").addEventListener("click", skip);
   document.getElementById("comment-form").addEventListener("submit", addComment);
+  document.getElementById("comments").addEventListener("click", deleteComment);
+  history.addEventListener("toggle", showHistory);
   if (data.can_approve) {
     document.getElementById("approve-next").addEventListener("click", approve);
     sendBack.addEventListener("click", () => {

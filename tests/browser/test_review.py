@@ -125,6 +125,17 @@ def test_a_stale_save_shows_the_other_reviewers_boxes_and_loses_nothing(page, sc
     wait_for(lambda: Image.objects.get(pk=first.pk).version == 3, timeout=10, message="our save")
     assert sorted(a.source for a in Annotation.objects.filter(image=first)) == ["accepted_prediction"] * 2
 
+    # Their box is not lost: it is an earlier version of the image's boxes, and comes back.
+    page.click("#history summary")
+    page.wait_for_selector("#history-list button")
+    assert f"1 box saved by {other.username}" in page.text_content("#history-list")
+    page.click("#history-list button")
+    assert [(i["kind"], i["x"], i["w"]) for i in editor_items(page) if i["kind"] == "box"] == [("box", 1, 20)]
+    page.keyboard.press("Control+s")
+    wait_for(lambda: Image.objects.get(pk=first.pk).version == 4, timeout=10, message="the save of their box")
+    assert list(Annotation.objects.filter(image=first).values_list("x", "y", "w", "h")) == [(1, 1, 20, 20)]
+    page.wait_for_function("document.querySelectorAll('#history-list button').length === 2")  # ours, theirs
+
 
 @pytest.mark.integration
 @pytest.mark.parametrize("broker", ["filesystem"], indirect=True)  # the brokers have their own tests
@@ -193,6 +204,15 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     page.wait_for_function("document.querySelectorAll('#comments li').length === 2")
     assert list(Comment.objects.filter(image=second).values_list("text", flat=True)) == [
         "The <i>circle</i> is a square.", "Fixed: it was a square."]
+
+    # The annotator may delete their own comment, not the reviewer's.
+    assert page.locator("#comments li").nth(0).locator(".comment-delete").count() == 0
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#comments li").nth(1).locator(".comment-delete").click()
+    page.wait_for_function("document.querySelectorAll('#comments li').length === 1")
+    assert list(Comment.objects.filter(image=second).values_list("text", flat=True)) == [
+        "The <i>circle</i> is a square."]
+    assert Image.objects.get(pk=second.pk).comment_count == 1
 
 
 def test_skip_leaves_images_for_later_and_asks_before_dropping_changes(page, scene):

@@ -48,6 +48,7 @@ REQUIRED_ROLE = {
     ("image_status", "POST"): R,
     ("image_comments", "GET"): A,
     ("image_comments", "POST"): A,
+    ("image_box_history", "GET"): A,
     ("comment_detail", "DELETE"): M,  # or its author: the comment here is the target member's
     ("model_version_list", "GET"): A,
     ("model_version_list", "POST"): M,

@@ -141,3 +141,37 @@ def test_the_editor_says_when_each_comment_was_written(client, image):
     client.force_login(add_member(image.project))
     page = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
     assert "a former member, 5\xa0minutes ago" in page and "a former member, just now" in page
+
+
+def test_the_queue_and_the_api_filter_images_by_comments(client):
+    from review.services import comment_add
+
+    project = make_project()
+    commented, quiet = add_images(project, 2)
+    comment_add(image=commented, author=None, text="Is this a kite?")
+    client.force_login(add_member(project))
+    queue = reverse("review:project_queue", args=[project.pk])
+    assert _queue_ids(client.get(queue, {"has_comments": "true"})) == [commented.pk]
+    assert _queue_ids(client.get(queue, {"has_comments": "false"})) == [quiet.pk]
+    assert sorted(_queue_ids(client.get(queue, {"has_comments": ""}))) == sorted([commented.pk, quiet.pk])
+    listed = client.get(reverse("api:image_list", args=[project.pk]), {"has_comments": "true"}).json()["results"]
+    assert [i["id"] for i in listed] == [commented.pk]
+    assert client.get(reverse("api:image_list", args=[project.pk]), {"has_comments": "maybe"}).status_code == 400
+
+
+def _queue_ids(response) -> list[int]:
+    import re
+
+    return [int(i) for i in re.findall(rb'data-image-id="(\d+)"', response.content)]
+
+
+def test_the_editor_offers_delete_on_ones_own_comments_and_to_managers(client, image):
+    from review.services import comment_add
+
+    author, other = add_member(image.project), add_member(image.project, Role.REVIEWER)
+    comment_add(image=image, author=author, text="Mine")
+    comment_add(image=image, author=other, text="Theirs")
+    editor = reverse("review:image_editor", args=[image.pk])
+    for user, deletable in ((author, 1), (other, 1), (add_member(image.project, Role.MANAGER), 2)):
+        client.force_login(user)
+        assert client.get(editor).content.count(b'class="link comment-delete"') == deletable
