@@ -23,6 +23,7 @@ urlpatterns = [
     path("projects/<id:project_id>/images/", review_api.ImageListUpload.as_view(), name="image_list"),
     path("projects/<id:project_id>/images/zip/", review_api.ImageZipUpload.as_view(), name="image_zip_upload"),
     path("projects/<id:project_id>/next-image/", review_api.NextImage.as_view(), name="next_image"),
+    path("projects/<id:project_id>/team/", review_api.TeamActivity.as_view(), name="team_activity"),
     path("images/<id:image_id>/", review_api.ImageDetail.as_view(), name="image_detail"),
     path("images/<id:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
     path("images/<id:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),

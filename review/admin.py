@@ -11,7 +11,7 @@ from django.utils.html import format_html
 
 from inference.models import InferenceScope
 from inference.services import inference_run_create
-from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent
+from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent, StatusChange
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
@@ -24,12 +24,14 @@ class MembershipInline(admin.TabularInline):
 
 class DeletesThroughServices:
     """Deletes go through the services, as from the pages and the API: they wait for writers on the
-    rows (project/row_locks.py) and remove the stored files. Review events are read-only here, but
-    they go with their image: without this, the admin refused (403) to delete any reviewed image."""
+    rows (project/row_locks.py) and remove the stored files. Review events and status changes are
+    read-only here, but they go with their image: without this, the admin refused (403) to delete
+    any reviewed image."""
 
     def get_deleted_objects(self, objs, request):
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        return deleted, counts, perms_needed - {ReviewEvent._meta.verbose_name}, protected
+        read_only = {ReviewEvent._meta.verbose_name, StatusChange._meta.verbose_name}
+        return deleted, counts, perms_needed - read_only, protected
 
 
 class LabelClassFormSet(BaseInlineFormSet):
@@ -179,6 +181,16 @@ class ReviewEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(StatusChange)
+class StatusChangeAdmin(ReviewEventAdmin):
+    """Read-only for the same reason: the team page's approvals and send-backs are made of them."""
+
+    list_display = ["id", "image", "status", "user", "reviewed_by", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["image", "user", "reviewed_by"]
+    raw_id_fields = ["image", "user", "reviewed_by"]
 
 
 @admin.register(Comment)

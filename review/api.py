@@ -29,6 +29,7 @@ from inference.services import (
 from project.api import conflict, member_object, member_project, validated
 from review import serializers as s
 from review import services
+from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
@@ -408,6 +409,17 @@ class ImageComments(APIView):
         data = validated(s.CommentSerializer, request.data)
         comment = services.comment_add(image=image, author=request.user, text=data["text"])
         return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+class TeamActivity(APIView):
+    @extend_schema(parameters=[OpenApiParameter("days", OpenApiTypes.STR, enum=list(WINDOWS),
+                                                description=f"The window; default {DEFAULT_WINDOW}")],
+                   responses=s.MemberActivitySerializer(many=True),
+                   summary="What each member did: saves, time, corrections, approvals and send-backs (reviewer)")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.REVIEWER)
+        since = window_start(request.query_params.get("days", DEFAULT_WINDOW))
+        return Response(s.MemberActivitySerializer(team_activity(project=project, since=since), many=True).data)
 
 
 class ImageBoxHistory(APIView):

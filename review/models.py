@@ -295,6 +295,26 @@ class ReviewEvent(models.Model):
         return sum(getattr(self, kind) for kind in CORRECTION_KINDS)
 
 
+class StatusChange(models.Model):
+    """One approval or send-back: who judged whose review, and when (the team page counts them)."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="status_changes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+",
+                             help_text="Who approved or sent back.")
+    status = models.CharField(max_length=16, choices=ReviewStatus.choices, help_text="The status it was given.")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Whose saved boxes were judged: the last to save the image before the change.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} → {self.status}"
+
+
 class Comment(models.Model):
     """A note on an image between the people who review it: why it was sent back, a question, the answer."""
 

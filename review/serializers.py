@@ -219,6 +219,22 @@ class CommentSerializer(serializers.ModelSerializer):
         extra_kwargs = {"text": {"help_text": "At most 2,000 characters."}}
 
 
+class MemberActivitySerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.CharField(allow_null=True, help_text="Null: no longer a member.")
+    saves = serializers.IntegerField(help_text="Box saves in the window.")
+    images = serializers.IntegerField(help_text="Distinct images saved.")
+    median_seconds = serializers.FloatField(allow_null=True, help_text="Median editor time per save.")
+    corrections_per_image = serializers.FloatField(
+        allow_null=True, help_text="Boxes moved, relabeled, deleted or added per save of an image with predictions.")
+    approved = serializers.IntegerField(help_text="Images this member approved.")
+    sent_back = serializers.IntegerField(help_text="Images this member sent back.")
+    theirs_approved = serializers.IntegerField(help_text="This member's reviews that someone else approved.")
+    theirs_sent_back = serializers.IntegerField(help_text="This member's reviews that someone else sent back.")
+    theirs_sent_back_share = serializers.FloatField(allow_null=True)
+    last_active = serializers.DateTimeField(allow_null=True)
+
+
 class BoxVersionSerializer(serializers.Serializer):
     boxes = serializers.ListField(child=serializers.DictField(), help_text=(
         "As the box save takes them: label_class, x, y, w, h, source_prediction."))

@@ -23,7 +23,7 @@ from project.row_locks import update_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
     CORRECTION_KINDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership, Project, ReviewEvent,
-    ReviewStatus, Role, Split,
+    ReviewStatus, Role, Split, StatusChange,
 )
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
@@ -342,6 +342,7 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
     if comment:
         _comment_create(image, user, comment)
     image.refresh_from_db()
+    StatusChange.objects.create(image=image, user=user, status=status, reviewed_by_id=image.reviewed_by_id)
     return image
 
 

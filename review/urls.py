@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<id:project_id>/", views.project_detail, name="project_detail"),
     path("projects/<id:project_id>/queue/", views.project_queue, name="project_queue"),
     path("projects/<id:project_id>/queue/next", views.queue_next, name="queue_next"),
+    path("projects/<id:project_id>/team/", views.project_team, name="project_team"),
     path("images/<id:image_id>/edit", views.image_editor, name="image_editor"),
     path("projects/<id:project_id>/upload", views.image_upload, name="image_upload"),
     path("projects/<id:project_id>/inference", views.inference_start, name="inference_start"),

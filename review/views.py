@@ -22,6 +22,7 @@ from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
+from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
 from review.models import ROLE_RANK, Image, ReviewStatus, Role
@@ -108,6 +109,22 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "label_classes": project.label_classes.all(),
         "model_versions": inference_selectors.model_versions(project=project),
         "active_model": active,
+    })
+
+
+@login_required
+@require_GET
+def project_team(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What each member did in the last days: for whoever leads the reviewers (reviewer role and up)."""
+    project = project_for_member(request.user, project_id, role=Role.REVIEWER)
+    days = request.GET.get("days", DEFAULT_WINDOW)
+    try:
+        since = window_start(days)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        days, since = DEFAULT_WINDOW, window_start(DEFAULT_WINDOW)
+    return render(request, "review/team.html", {
+        "project": project, "rows": team_activity(project=project, since=since), "days": days, "windows": WINDOWS,
     })
 
 

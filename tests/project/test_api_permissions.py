@@ -42,6 +42,7 @@ REQUIRED_ROLE = {
     ("image_list", "POST"): A,
     ("image_zip_upload", "POST"): A,
     ("next_image", "POST"): A,
+    ("team_activity", "GET"): R,
     ("image_detail", "GET"): A,
     ("image_detail", "DELETE"): M,
     ("image_boxes", "PUT"): A,

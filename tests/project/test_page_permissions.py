@@ -30,6 +30,7 @@ PAGE_RULES = {
     ("review:project_detail", "GET"): A,
     ("review:project_queue", "GET"): A,
     ("review:queue_next", "GET"): A,
+    ("review:project_team", "GET"): R,
     ("review:image_editor", "GET"): A,
     ("review:image_upload", "POST"): A,
     ("review:inference_start", "POST"): R,
