@@ -263,7 +263,8 @@
               origin: {x: item.x, y: item.y, w: item.w, h: item.h}, moved: false};
     } else {
       selected = null;
-      drag = {mode: "draw", start: p, item: null};
+      // A box started in the margin around the image starts at its edge: never a box the save refuses.
+      drag = {mode: "draw", start: {x: clamp(p.x, 0, image.width), y: clamp(p.y, 0, image.height)}, item: null};
     }
     render();
     event.preventDefault();

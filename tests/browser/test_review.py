@@ -101,6 +101,22 @@ def test_review_an_image_by_keyboard_and_mouse(page, scene):
     assert "3 boxes, 0 predictions to decide" in page.text_content("#status-line")
 
 
+def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):
+    third = scene["images"][2]
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/images/{third.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    # The dark margin left of the image (the stage is wider than the square image) is still the stage.
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).id", list(to_screen(page, -20, 50))) == "stage"
+    drag(page, (-20, 50), (30, 80))
+    [box] = editor_items(page)
+    assert (round(box["x"]), round(box["y"]), round(box["w"]), round(box["h"])) == (0, 50, 30, 30)
+    page.keyboard.press("Control+s")
+    page.wait_for_function("document.getElementById('status-line').textContent.includes('saved')")
+    [(x, w)] = Annotation.objects.filter(image=third).values_list("x", "w")
+    assert (x, round(w)) == (0, 30)
+
+
 def test_a_stale_save_shows_the_other_reviewers_boxes_and_loses_nothing(page, scene):
     first = scene["images"][0]
     circle = scene["classes"][0]
