@@ -33,6 +33,7 @@ def window_start(days: str) -> datetime | None:
 
 @dataclass(frozen=True)
 class MemberActivity:
+    user_id: int
     username: str
     role: str | None                      # None: no longer a member of the project
     saves: int                            # box saves (an image saved again after a send-back counts twice)
@@ -79,7 +80,7 @@ def team_activity(*, project: Project, since: datetime | None = None) -> list[Me
         done = saves.get(user_id, {})
         last = [moment for moment in (done.get("last"), last_change.get(user_id)) if moment is not None]
         rows.append(MemberActivity(
-            username=names[user_id], role=roles.get(user_id),
+            user_id=user_id, username=names[user_id], role=roles.get(user_id),
             saves=done.get("saves", 0), images=done.get("images", 0),
             median_seconds=statistics.median(seconds[user_id]) if seconds[user_id] else None,
             corrections_per_image=done["corrections"] / done["predicted"] if done.get("predicted") else None,

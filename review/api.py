@@ -431,6 +431,7 @@ class ImageBoxHistory(APIView):
     def get(self, request: Request, image_id: int) -> Response:
         image = member_object(request, Image.objects.all(), image_id)
         versions = image_box_versions(image=image)
+        # Here, not in the selector: review's selectors never read the inference app's tables.
         named = {box["source_prediction"] for version in versions for box in version.boxes} - {None}
         existing = set(Prediction.objects.filter(image=image, pk__in=named).values_list("pk", flat=True))
         for version in versions:

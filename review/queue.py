@@ -37,6 +37,9 @@ class ImageFilter(filters.FilterSet):
     max_score = filters.NumberFilter(method="with_score_at_most",
                                      help_text="Images with an active-model prediction scoring at most this.")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
+    reviewed_by = filters.NumberFilter(field_name="reviewed_by_id",
+                                       help_text="Images last saved by this user (id): one member's work, or, "
+                                                 "with status=unreviewed, what was sent back to them.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "

@@ -57,6 +57,9 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "status": status,
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
         "awaiting_approval": counts[ReviewStatus.REVIEWED],
+        # Images this member saved that a reviewer sent back: their fixes to make.
+        "sent_back_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED,
+                                                reviewed_by=request.user).count(),
         "label_classes": project.label_classes.all(),
         "can_manage": membership.has_role(Role.MANAGER),
         "can_approve": membership.has_role(Role.REVIEWER),
@@ -108,6 +111,7 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "orderings": list(ImageCursorPagination.orderings),
         "label_classes": project.label_classes.all(),
         "model_versions": inference_selectors.model_versions(project=project),
+        "members": project.memberships.select_related("user").order_by("user__username"),
         "active_model": active,
     })
 

@@ -1,5 +1,6 @@
 """The team page: what each member saved, how long it took, how much they corrected, and how their
 reviews were judged, from the review record (saves and status changes)."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -68,7 +69,7 @@ def test_the_page_and_the_api_show_the_window_asked_for(client, team):
     url = reverse("review:project_team", args=[team["project"].pk])
     page = client.get(url)
     assert page.status_code == 200
-    row = next(line for line in page.content.decode().split("<tr>") if f"<td>{team['ann'].username}</td>" in line)
+    row = next(line for line in page.content.decode().split("<tr>") if f">{team['ann'].username}</a></td>" in line)
     assert "<td>3</td>" in row and "30 s" in row and "(50% sent back)" in row
     assert b"<td>4</td>" in client.get(url, {"days": "all"}).content
 
@@ -98,3 +99,26 @@ def test_annotators_and_outsiders_do_not_see_the_team(client, team):
     assert url.encode() not in client.get(project_page).content
     client.force_login(team["rob"])
     assert url.encode() in client.get(project_page).content
+
+
+def test_a_member_on_the_team_page_links_to_the_images_they_saved(client, team):
+    client.force_login(team["rob"])
+    page = client.get(reverse("review:project_team", args=[team["project"].pk]), {"days": "all"}).content.decode()
+    queue = reverse("review:project_queue", args=[team["project"].pk])
+    assert f'href="{queue}?reviewed_by={team["ann"].pk}"' in page
+    listed = client.get(queue, {"reviewed_by": team["ann"].pk}).content.decode()
+    assert sorted(int(i) for i in re.findall(r'data-image-id="(\d+)"', listed)) == [i.pk for i in team["images"]]
+    assert "data-image-id" not in client.get(queue, {"reviewed_by": team["rob"].pk}).content.decode()
+    refused = api_client(team["rob"]).get(reverse("api:image_list", args=[team["project"].pk]), {"reviewed_by": "ann"})
+    assert refused.status_code == 400 and "reviewed_by" in refused.json()["fields"]
+
+
+def test_the_project_page_points_an_annotator_to_what_was_sent_back_to_them(client, team):
+    client.force_login(team["ann"])
+    page = client.get(reverse("review:project_detail", args=[team["project"].pk])).content.decode()
+    assert "Sent back to you (1)" in page
+    link = re.search(r'id="sent-back-to-me" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    listed = client.get(link).content.decode()
+    assert [int(i) for i in re.findall(r'data-image-id="(\d+)"', listed)] == [team["images"][1].pk]
+    client.force_login(team["rob"])
+    assert "Sent back to you" not in client.get(reverse("review:project_detail", args=[team["project"].pk])).content.decode()
