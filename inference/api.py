@@ -22,7 +22,7 @@ from inference.models import (
     BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction, SuspectedError, SuspectKind, SuspectStatus,
 )
 from inference.suspects import suspect_dismiss, suspect_rates
-from project.api import PagePagination, member_object, member_project, validated
+from project.api import IdFilter, PagePagination, member_object, member_project, query_id, validated
 from review.access import project_for_member
 from review.models import Role
 
@@ -88,9 +88,9 @@ class ModelVersionRollback(APIView):
 
 
 class PredictionFilter(filters.FilterSet):
-    model_version = filters.NumberFilter(help_text="Default: the active model.")
-    image = filters.NumberFilter()
-    label_class = filters.NumberFilter()
+    model_version = IdFilter(help_text="Default: the active model.")
+    image = IdFilter()
+    label_class = IdFilter()
     min_score = filters.NumberFilter(field_name="score", lookup_expr="gte")
 
     class Meta:
@@ -174,11 +174,8 @@ class BoxOutcomeList(generics.ListAPIView):
         if kind is not None and kind not in OutcomeKind.values:
             raise BadRequest({"kind": [f"Choose one of {', '.join(OutcomeKind.values)}, or leave it out for every "
                                        "kind of error."]})
-        label_class = self.request.query_params.get("label_class")
-        if label_class is not None and not label_class.isdigit():
-            raise BadRequest({"label_class": ["Give a label class id."]})
         return selectors.box_outcomes(version=version, kind=kind,
-                                      label_class_id=int(label_class) if label_class else None)
+                                      label_class_id=query_id(self.request, "label_class"))
 
     @extend_schema(parameters=[
         OpenApiParameter("kind", OpenApiTypes.STR, enum=OutcomeKind.values,

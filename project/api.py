@@ -6,8 +6,12 @@ Django ValidationError, or from a permission check.
 """
 from __future__ import annotations
 
+import re
+
+from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
+from django_filters import rest_framework as filters
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -59,6 +63,26 @@ def _first_message(messages) -> str:
                 return found
         return ""
     return str(messages)
+
+
+class IdFilter(filters.NumberFilter):
+    """A database id in a query filter: a whole number that fits a 64-bit integer, else 400 (a longer
+    one overflowed inside the database driver: a 500), as `<id:...>` does for paths."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+
+
+def query_id(request, name: str) -> int | None:
+    """An id read from the query string by hand: None when absent or blank, 400 when not an id."""
+    value = request.query_params.get(name) or ""
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise exceptions.ValidationError({name: [f"Give an id (a whole number), not {value[:20]!r}."]})
+    return int(value)
 
 
 class PagePagination(pagination.PageNumberPagination):

@@ -26,7 +26,7 @@ from inference.models import ModelVersion, Prediction
 from inference.services import (
     active_model_version, active_model_version_id, box_outcomes_refresh_later, inference_run_after_upload,
 )
-from project.api import conflict, member_object, member_project, validated
+from project.api import conflict, member_object, member_project, query_id, validated
 from review import serializers as s
 from review import services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
@@ -295,11 +295,8 @@ class ImageDetail(APIView):
                    responses=s.ImageDetailSerializer)
     def get(self, request: Request, image_id: int) -> Response:
         image = member_object(request, Image.objects.select_related("project"), image_id)
-        version_id = request.query_params.get("model_version")
-        if version_id is not None and not version_id.isdigit():
-            raise BadRequest({"model_version": ["Give a model version id (a whole number)."]})
         return Response(image_detail_data(image, model_version_id=_shown_version_id(
-            image, int(version_id) if version_id else None)))
+            image, query_id(request, "model_version"))))
 
     @extend_schema(responses={204: None}, summary="Delete an image with its boxes and predictions (manager)")
     def delete(self, request: Request, image_id: int) -> Response:

@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
+from project.api import IdFilter
 from review.models import Annotation, Image, ReviewStatus, Split
 
 
@@ -29,17 +30,17 @@ class ImageFilter(filters.FilterSet):
     split = filters.ChoiceFilter(choices=Split.choices)
     min_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
     max_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
-    label_class = filters.NumberFilter(method="with_label_class",
-                                       help_text="Images with a human box or an active-model prediction of this class.")
-    model_version = filters.NumberFilter(method="predicted_by", help_text="Images this model version predicted.")
+    label_class = IdFilter(method="with_label_class",
+                           help_text="Images with a human box or an active-model prediction of this class.")
+    model_version = IdFilter(method="predicted_by", help_text="Images this model version predicted.")
     min_score = filters.NumberFilter(method="with_score_at_least",
                                      help_text="Images with an active-model prediction scoring at least this.")
     max_score = filters.NumberFilter(method="with_score_at_most",
                                      help_text="Images with an active-model prediction scoring at most this.")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
-    reviewed_by = filters.NumberFilter(field_name="reviewed_by_id",
-                                       help_text="Images last saved by this user (id): one member's work, or, "
-                                                 "with status=unreviewed, what was sent back to them.")
+    reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images last saved by this user (id): one "
+                                                                  "member's work, or, with status=unreviewed, what "
+                                                                  "was sent back to them.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "
@@ -49,7 +50,7 @@ class ImageFilter(filters.FilterSet):
         model = Image
         fields = ["status", "split"]
 
-    def with_label_class(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+    def with_label_class(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         drawn = Annotation.objects.filter(label_class_id=value).values("image_id")
         predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True).values("image_id")
         return images.filter(pk__in=drawn) | images.filter(pk__in=predicted)
@@ -57,7 +58,7 @@ class ImageFilter(filters.FilterSet):
     def with_comments(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
         return images.filter(comment_count__gt=0) if value == "true" else images.filter(comment_count=0)
 
-    def predicted_by(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+    def predicted_by(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images.filter(pk__in=Prediction.objects.filter(model_version_id=value).values("image_id"))
 
     def with_score_at_least(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:

@@ -110,3 +110,29 @@ def test_a_database_error_in_the_middle_of_a_box_save_writes_nothing(monkeypatch
     image = Image.objects.get(pk=image.pk)
     assert (image.version, list(Annotation.objects.values_list("x", "y", "w", "h")),
             ReviewEvent.objects.count()) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["image_list", "prediction_list", "image_detail", "box_outcome_list",
+                                  "model_version_compare"])
+def test_an_id_in_the_query_string_too_long_for_the_database_is_a_400(name):
+    """20 digits do not fit a 64-bit integer: the database driver overflowed (a 500) before."""
+    from tests.factories import add_images, add_model_version, api_client, make_project
+
+    project = make_project()
+    image = add_images(project, 1, size=32)[0]
+    version = add_model_version(project)
+    client = api_client(project.memberships.get().user)
+    huge = "9" * 20
+    url, parameters = {
+        "image_list": (reverse("api:image_list", args=[project.pk]), ["label_class", "model_version", "reviewed_by"]),
+        "prediction_list": (reverse("api:prediction_list", args=[project.pk]), ["model_version", "image", "label_class"]),
+        "image_detail": (reverse("api:image_detail", args=[image.pk]), ["model_version"]),
+        "box_outcome_list": (reverse("api:box_outcome_list", args=[version.pk]), ["label_class"]),
+        "model_version_compare": (reverse("api:model_version_compare", args=[project.pk]), ["first", "second"]),
+    }[name]
+    for parameter in parameters:
+        query = {"first": version.pk, "second": version.pk, parameter: huge}
+        response = client.get(url, query)
+        assert response.status_code == 400, (parameter, response.content)
+        assert parameter in response.json()["fields"]

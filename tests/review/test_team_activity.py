@@ -109,8 +109,10 @@ def test_a_member_on_the_team_page_links_to_the_images_they_saved(client, team):
     listed = client.get(queue, {"reviewed_by": team["ann"].pk}).content.decode()
     assert sorted(int(i) for i in re.findall(r'data-image-id="(\d+)"', listed)) == [i.pk for i in team["images"]]
     assert "data-image-id" not in client.get(queue, {"reviewed_by": team["rob"].pk}).content.decode()
-    refused = api_client(team["rob"]).get(reverse("api:image_list", args=[team["project"].pk]), {"reviewed_by": "ann"})
-    assert refused.status_code == 400 and "reviewed_by" in refused.json()["fields"]
+    images_api = reverse("api:image_list", args=[team["project"].pk])
+    for bad in ({"reviewed_by": "ann"}, {"reviewed_by": "1.5"}, {"reviewed_by": "9" * 20}, {"label_class": "9" * 20}):
+        refused = api_client(team["rob"]).get(images_api, bad)  # 20 digits overflowed the driver: a 500
+        assert refused.status_code == 400 and set(bad) == set(refused.json()["fields"]), bad
 
 
 def test_the_project_page_points_an_annotator_to_what_was_sent_back_to_them(client, team):
