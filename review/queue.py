@@ -20,7 +20,7 @@ from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
 from project.api import IdFilter
-from review.models import Annotation, Image, ReviewStatus, Split
+from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
 
 
 class ImageFilter(filters.FilterSet):
@@ -38,9 +38,9 @@ class ImageFilter(filters.FilterSet):
     max_score = filters.NumberFilter(method="with_score_at_most",
                                      help_text="Images with an active-model prediction scoring at most this.")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
-    reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images last saved by this user (id): one "
-                                                                  "member's work, or, with status=unreviewed, what "
-                                                                  "was sent back to them.")
+    saved_by = IdFilter(method="saved_by_user", help_text="Images this user (id) saved at any time: one member's work.")
+    reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last; with "
+                                                                  "status=unreviewed, what was sent back to them.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "
@@ -54,6 +54,9 @@ class ImageFilter(filters.FilterSet):
         drawn = Annotation.objects.filter(label_class_id=value).values("image_id")
         predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True).values("image_id")
         return images.filter(pk__in=drawn) | images.filter(pk__in=predicted)
+
+    def saved_by_user(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
+        return images.filter(pk__in=ReviewEvent.objects.filter(user_id=value).values("image_id"))
 
     def with_comments(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
         return images.filter(comment_count__gt=0) if value == "true" else images.filter(comment_count=0)

@@ -220,7 +220,7 @@ class CommentSerializer(serializers.ModelSerializer):
 
 
 class MemberActivitySerializer(serializers.Serializer):
-    user = serializers.IntegerField(source="user_id", help_text="The images they last saved: images?reviewed_by=")
+    user = serializers.IntegerField(source="user_id", help_text="Their id: the images they saved are images?saved_by=")
     username = serializers.CharField()
     role = serializers.CharField(allow_null=True, help_text="Null: no longer a member.")
     saves = serializers.IntegerField(help_text="Box saves in the window.")

@@ -101,16 +101,23 @@ def test_annotators_and_outsiders_do_not_see_the_team(client, team):
     assert url.encode() in client.get(project_page).content
 
 
+def _listed(client, url, query) -> list[int]:
+    return sorted(int(i) for i in re.findall(r'data-image-id="(\d+)"', client.get(url, query).content.decode()))
+
+
 def test_a_member_on_the_team_page_links_to_the_images_they_saved(client, team):
+    images = team["images"]
+    image_boxes_save(image=images[3], user=team["rob"], version=2, boxes=[])  # Rob saves over one of Ann's
     client.force_login(team["rob"])
     page = client.get(reverse("review:project_team", args=[team["project"].pk]), {"days": "all"}).content.decode()
     queue = reverse("review:project_queue", args=[team["project"].pk])
-    assert f'href="{queue}?reviewed_by={team["ann"].pk}"' in page
-    listed = client.get(queue, {"reviewed_by": team["ann"].pk}).content.decode()
-    assert sorted(int(i) for i in re.findall(r'data-image-id="(\d+)"', listed)) == [i.pk for i in team["images"]]
-    assert "data-image-id" not in client.get(queue, {"reviewed_by": team["rob"].pk}).content.decode()
+    assert f'href="{queue}?saved_by={team["ann"].pk}"' in page
+    assert _listed(client, queue, {"saved_by": team["ann"].pk}) == [i.pk for i in images]  # every image she saved
+    assert _listed(client, queue, {"reviewed_by": team["ann"].pk}) == [i.pk for i in images[:3]]  # saved last
+    assert _listed(client, queue, {"saved_by": team["rob"].pk}) == [images[3].pk]
+    assert _listed(client, queue, {"saved_by": team["max"].pk}) == []
     images_api = reverse("api:image_list", args=[team["project"].pk])
-    for bad in ({"reviewed_by": "ann"}, {"reviewed_by": "1.5"}, {"reviewed_by": "9" * 20}, {"label_class": "9" * 20}):
+    for bad in ({"reviewed_by": "ann"}, {"saved_by": "1.5"}, {"reviewed_by": "9" * 20}, {"label_class": "9" * 20}):
         refused = api_client(team["rob"]).get(images_api, bad)  # 20 digits overflowed the driver: a 500
         assert refused.status_code == 400 and set(bad) == set(refused.json()["fields"]), bad
 
