@@ -39,8 +39,7 @@ class ImageFilter(filters.FilterSet):
                                      help_text="Images with an active-model prediction scoring at most this.")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
     saved_by = IdFilter(method="saved_by_user", help_text="Images this user (id) saved at any time: one member's work.")
-    reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last; with "
-                                                                  "status=unreviewed, what was sent back to them.")
+    reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "
