@@ -16,6 +16,7 @@ from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from project.converters import IdConverter
 from review.access import object_for_member, project_for_member
 from review.models import Project, Role
 
@@ -80,7 +81,7 @@ def query_id(request, name: str) -> int | None:
     value = request.query_params.get(name) or ""
     if not value:
         return None
-    if not re.fullmatch(r"[0-9]{1,18}", value):
+    if not re.fullmatch(IdConverter.regex, value):
         raise exceptions.ValidationError({name: [f"Give an id (a whole number), not {value[:20]!r}."]})
     return int(value)
 

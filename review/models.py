@@ -261,6 +261,9 @@ class Annotation(models.Model):
         return f"{self.label_class} at ({self.x:.0f}, {self.y:.0f}, {self.w:.0f}, {self.h:.0f})"
 
 
+# How ReviewEvent.replaced stores each box it replaced: these Annotation fields, in this order.
+REPLACED_BOX_FIELDS = ("label_class_id", "x", "y", "w", "h", "source_prediction_id")
+
 # What a review counts as corrections: every box the reviewer had to change, remove or add.
 CORRECTION_KINDS = ("moved", "relabeled", "deleted", "added")
 

@@ -9,7 +9,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from review.models import Image, LabelClass, Project, ReviewEvent, ReviewStatus
+from review.models import REPLACED_BOX_FIELDS, Image, LabelClass, Project, ReviewEvent, ReviewStatus
 
 
 def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -104,8 +104,7 @@ def image_box_versions(*, image: Image) -> list[BoxVersion]:
     """
     events = list(image.review_events.select_related("user").order_by("created_at", "id"))
     classes = set(LabelClass.objects.filter(project_id=image.project_id).values_list("id", flat=True))
-    current = [list(row) for row in image.annotations.order_by("id").values_list(
-        "label_class_id", "x", "y", "w", "h", "source_prediction_id")]
+    current = [list(row) for row in image.annotations.order_by("id").values_list(*REPLACED_BOX_FIELDS)]
     versions = []
     for number, event in enumerate(events):
         if event.replaced is None:

@@ -22,8 +22,8 @@ from django.utils import timezone
 from project.row_locks import update_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
-    CORRECTION_KINDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership, Project, ReviewEvent,
-    ReviewStatus, Role, Split, StatusChange,
+    CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
+    Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
@@ -567,13 +567,9 @@ def image_boxes_save(*, image: Image, user: AbstractBaseUser | None, boxes: Iter
     return image
 
 
-# The fields of a replaced box as a ReviewEvent keeps them (review/selectors.py's image_box_versions reads them).
-_REPLACED_COLUMNS = ("label_class_id", "x", "y", "w", "h", "source_prediction_id")
-
-
 def _annotations_delete(images: QuerySet[Image], *, returning: bool = False) -> list[list] | None:
     """Delete the human boxes of these images, and the rows that refer to them, one statement per table.
-    With `returning`, also answer the deleted boxes (as _REPLACED_COLUMNS, in the order they were made),
+    With `returning`, also answer the deleted boxes (as REPLACED_BOX_FIELDS, in the order they were made),
     read by the DELETE itself: keeping them costs a save no extra query.
 
     QuerySet.delete() first reads every box into a model object to cascade by id: for 50 boxes that
@@ -592,7 +588,7 @@ def _annotations_delete(images: QuerySet[Image], *, returning: bool = False) -> 
             cursor.execute(sql, params)
             return None
         # RETURNING: PostgreSQL, and SQLite from 3.35.
-        cursor.execute(f"{sql} RETURNING id, {', '.join(_REPLACED_COLUMNS)}", params)
+        cursor.execute(f"{sql} RETURNING id, {', '.join(REPLACED_BOX_FIELDS)}", params)
         return [list(row[1:]) for row in sorted(cursor.fetchall())]
 
 
