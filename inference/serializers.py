@@ -4,6 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inference.architectures import ARCHITECTURES
+from project.api import MAX_ID
 from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, SuspectedError
 
 
@@ -56,9 +57,9 @@ class InferenceRunSerializer(serializers.ModelSerializer):
 class InferenceRunCreateSerializer(serializers.Serializer):
     scope = serializers.ChoiceField(choices=[InferenceScope.UNREVIEWED, InferenceScope.ALL, InferenceScope.IDS],
                                     default=InferenceScope.UNREVIEWED)
-    model_version = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                             help_text="Default: the active model.")
-    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, default=list,
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                             max_value=MAX_ID, help_text="Default: the active model.")
+    image_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False, default=list,
                                       max_length=1_000_000, help_text="With scope=ids: the images to predict.")
 
 

@@ -66,6 +66,10 @@ def _first_message(messages) -> str:
     return str(messages)
 
 
+# The largest id a database column holds (64-bit); a larger one overflows inside the driver: a 500, not a 400.
+MAX_ID = 2**63 - 1
+
+
 class IdFilter(filters.NumberFilter):
     """A database id in a query filter: a whole number that fits a 64-bit integer, else 400 (a longer
     one overflowed inside the database driver: a 500), as `<id:...>` does for paths."""
@@ -73,7 +77,7 @@ class IdFilter(filters.NumberFilter):
     field_class = forms.IntegerField
 
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, min_value=1, max_value=2**63 - 1, **kwargs)
+        super().__init__(*args, min_value=1, max_value=MAX_ID, **kwargs)
 
 
 def query_id(request, name: str) -> int | None:

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework import serializers
 
+from project.api import MAX_ID
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 
 MAX_BOXES_PER_IMAGE = 2000
@@ -156,13 +157,14 @@ PIXELS = {"invalid": "Must be a finite number of pixels."}
 
 
 class BoxInSerializer(serializers.Serializer):
-    label_class = serializers.IntegerField(help_text="Id of a label class of the image's project.")
+    label_class = serializers.IntegerField(min_value=1, max_value=MAX_ID,
+                                           help_text="Id of a label class of the image's project.")
     x = serializers.FloatField(help_text="Left edge in image pixels.", error_messages=PIXELS)
     y = serializers.FloatField(help_text="Top edge in image pixels.", error_messages=PIXELS)
     w = serializers.FloatField(help_text="Width in image pixels, > 0.", error_messages=PIXELS)
     h = serializers.FloatField(help_text="Height in image pixels, > 0.", error_messages=PIXELS)
-    source_prediction = serializers.IntegerField(required=False, allow_null=True, default=None,
-                                                 help_text="Id of the prediction this box was made from, if any.")
+    source_prediction = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                                 max_value=MAX_ID, help_text="Id of the prediction this box was made from, if any.")
 
     def to_internal_value(self, data):
         """A box of plain JSON numbers is taken as it is; anything else goes through the fields.
@@ -181,7 +183,7 @@ class BoxInSerializer(serializers.Serializer):
 
 
 def _is_id(value) -> bool:
-    return type(value) is int  # not bool, which the fields refuse
+    return type(value) is int and 1 <= value <= MAX_ID  # not bool, which the fields refuse
 
 
 def _is_finite_number(value) -> bool:
@@ -192,7 +194,8 @@ def _is_finite_number(value) -> bool:
 class BoxesSaveSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=1, help_text="The image version the editor loaded.")
     boxes = BoxInSerializer(many=True, max_length=MAX_BOXES_PER_IMAGE, allow_empty=True)
-    model_version = serializers.IntegerField(required=False, allow_null=True, default=None,
+    model_version = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1,
+                                             max_value=MAX_ID,
                                              help_text="The version whose predictions were shown; default: active.")
     score_threshold = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=1.0,
                                              help_text="Predictions below this score were hidden from the reviewer.")

@@ -136,3 +136,32 @@ def test_an_id_in_the_query_string_too_long_for_the_database_is_a_400(name):
         response = client.get(url, query)
         assert response.status_code == 400, (parameter, response.content)
         assert parameter in response.json()["fields"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["box_label_class", "box_source_prediction", "box_model_version",
+                                  "inference_image_ids", "inference_model_version"])
+def test_an_id_in_a_request_body_too_long_for_the_database_is_a_400(case):
+    """On SQLite a 21-digit id overflowed the driver (a 500) where PostgreSQL answered 400: now both say 400."""
+    from review.models import Image
+    from tests.factories import add_images, add_model_version, api_client, make_project
+
+    project = make_project()
+    image = add_images(project, 1, size=32)[0]
+    add_model_version(project)
+    client = api_client(project.memberships.get().user)
+    huge, circle = 10**20, project.label_classes.first().pk
+    box = {"label_class": circle, "x": 1, "y": 1, "w": 2, "h": 2}
+    boxes_url, runs_url = reverse("api:image_boxes", args=[image.pk]), reverse("api:inference_run_list", args=[project.pk])
+    method, url, body, field = {
+        "box_label_class": ("put", boxes_url, {"version": 1, "boxes": [box | {"label_class": huge}]}, "boxes"),
+        "box_source_prediction": ("put", boxes_url, {"version": 1, "boxes": [box | {"source_prediction": huge}]},
+                                  "boxes"),
+        "box_model_version": ("put", boxes_url, {"version": 1, "boxes": [box], "model_version": huge}, "model_version"),
+        "inference_image_ids": ("post", runs_url, {"scope": "ids", "image_ids": [huge]}, "image_ids"),
+        "inference_model_version": ("post", runs_url, {"model_version": huge}, "model_version"),
+    }[case]
+    response = getattr(client, method)(url, body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["fields"]
+    assert Image.objects.get(pk=image.pk).version == 1
