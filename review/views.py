@@ -220,6 +220,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,
             "csrf_token": get_token(request),
+            "username": request.user.get_username(),
             "can_approve": can_approve,
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),

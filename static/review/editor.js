@@ -394,7 +394,7 @@
       if (!response.ok) { statusLine.textContent = `Not changed: ${body.detail}`; return false; }
       if (status !== "approved") {
         load(body); render(); statusLine.textContent += " · sent back to the queue";
-        if (comment) showComment({author: "you", text: comment});
+        if (comment) showComment(await ownNewestComment() || {author: "you", text: comment});
       }
       return true;
     } catch (error) {
@@ -423,6 +423,17 @@
     }
     li.append(text);
     document.getElementById("comments").append(li);
+  }
+
+  // The status answer is the image, not the comment it added: read that back, so its author can delete it.
+  async function ownNewestComment() {
+    try {
+      const response = await fetch(data.urls.comments, {credentials: "same-origin"});
+      if (!response.ok) return null;
+      return (await response.json()).reverse().find((comment) => comment.author === data.username) || null;
+    } catch (error) {
+      return null;
+    }
   }
 
   async function deleteComment(event) {

@@ -209,6 +209,7 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     assert page.is_hidden("#send-back")
     assert Annotation.objects.filter(image=second).count() == 1  # its boxes stay
     assert Comment.objects.get(image=second).text == "The <i>circle</i> is a square."
+    page.wait_for_selector("#comments li .comment-delete")  # the reviewer may take the reason back without a reload
 
     page.context.clear_cookies()
     log_in(page, scene["user"])  # the annotator finds the reason beside the boxes and answers it
