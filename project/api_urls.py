@@ -21,6 +21,7 @@ urlpatterns = [
     path("label-classes/<id:class_id>/", review_api.LabelClassDetail.as_view(), name="label_class_detail"),
     # Images and the human boxes on them
     path("projects/<id:project_id>/images/", review_api.ImageListUpload.as_view(), name="image_list"),
+    path("projects/<id:project_id>/images/bulk/", review_api.ImageBulkAction.as_view(), name="image_bulk"),
     path("projects/<id:project_id>/images/zip/", review_api.ImageZipUpload.as_view(), name="image_zip_upload"),
     path("projects/<id:project_id>/next-image/", review_api.NextImage.as_view(), name="next_image"),
     path("projects/<id:project_id>/team/", review_api.TeamActivity.as_view(), name="team_activity"),

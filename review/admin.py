@@ -9,8 +9,7 @@ from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from inference.models import InferenceScope
-from inference.services import inference_run_create
+from review.bulk_actions import bulk_apply
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent, StatusChange
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
@@ -52,11 +51,6 @@ def _report(request, label: str, action) -> None:
         messages.success(request, f"{label}: {action()}")
     except ValidationError as exc:
         messages.error(request, f"{label}: {' '.join(exc.messages)}")
-
-
-def _inference_queued(project: Project, user, image_ids: list[int]) -> str:
-    run = inference_run_create(project=project, user=user, scope=InferenceScope.IDS, image_ids=image_ids)
-    return f"inference run #{run.pk} queued for {run.progress_total} images"
 
 
 @admin.register(Project)
@@ -132,7 +126,7 @@ class ImageAdmin(DeletesThroughServices, admin.ModelAdmin):
     readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version",
                        "correction_count"]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
-    actions = ["run_inference"]
+    actions = ["run_inference", "approve_reviewed", "send_back"]
 
     def delete_model(self, request, image):
         image_delete(image=image)
@@ -146,11 +140,25 @@ class ImageAdmin(DeletesThroughServices, admin.ModelAdmin):
 
     @admin.action(description="Run the active model on the selected images")
     def run_inference(self, request, images):
+        self._bulk(request, images, "predict")
+
+    @admin.action(description="Approve the selected reviewed images")
+    def approve_reviewed(self, request, images):
+        self._bulk(request, images, "approve")
+
+    @admin.action(description="Send the selected images back to the review queue")
+    def send_back(self, request, images):
+        self._bulk(request, images, "send_back")
+
+    def _bulk(self, request, images, action: str) -> None:
+        """The queue page's bulk action (review/bulk_actions.py), once per project of the selection."""
         by_project = defaultdict(list)
         for project_id, image_id in images.values_list("project_id", "id"):
             by_project[project_id].append(image_id)
         for project in Project.objects.filter(pk__in=by_project):
-            _report(request, project.name, lambda: _inference_queued(project, request.user, by_project[project.pk]))
+            _report(request, project.name, lambda: bulk_apply(
+                project=project, user=request.user, action=action,
+                images=Image.objects.filter(pk__in=by_project[project.pk])).message())
 
 
 @admin.register(Annotation)

@@ -29,6 +29,7 @@ from inference.services import (
 from project.api import conflict, member_object, member_project, query_id, validated
 from review import serializers as s
 from review import services
+from review.bulk_actions import bulk_apply, required_role, selected_images
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
@@ -186,6 +187,23 @@ class ImageListUpload(generics.ListAPIView):
         files = [services.UploadFile(name=upload.name, read=upload.read) for upload in data["files"]]
         report = services.images_create_many(project=project, files=files, partial=data["partial"])
         return _upload_response(request, project, report)
+
+
+class ImageBulkAction(APIView):
+    @extend_schema(request=s.BulkActionSerializer, responses=s.BulkResultSerializer,
+                   summary="Predict, approve, send back or delete many images at once",
+                   description="The images by id, or every image matching the queue's filters (at most "
+                               "10,000). Ids outside the project, unknown filters or too many images: 400, "
+                               "nothing changes. Approve applies to reviewed images and send_back to reviewed "
+                               "and approved ones; the others are counted in `skipped`.")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.REVIEWER)  # what every action needs, at least
+        data = validated(s.BulkActionSerializer, request.data)
+        project = member_project(request, project_id, required_role(data["action"]))
+        images = selected_images(project, image_ids=data.get("images"), filters=data.get("filter"))
+        result = bulk_apply(project=project, user=request.user, action=data["action"], images=images,
+                            comment=data["comment"])
+        return Response(s.BulkResultSerializer(result).data)
 
 
 class ImageZipUpload(APIView):

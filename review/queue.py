@@ -123,8 +123,15 @@ class QueueCard:
     scores: str     # "priority 0.53 · uncertainty 0.40 · 2 corrections"
 
 
-def queue_cards_html(cards: Iterable[QueueCard]) -> SafeString:
-    """The thumbnails' HTML, every value escaped: about 3x faster than the same markup as a template loop."""
+def queue_cards_html(cards: Iterable[QueueCard], *, selectable: bool = False) -> SafeString:
+    """The thumbnails' HTML, every value escaped: about 3x faster than the same markup as a template loop.
+
+    `selectable`: each with a checkbox of the bulk-action form (`form="bulk"`).
+    """
+    if selectable:
+        return format_html_join("\n", _SELECTABLE_CARD_HTML, (
+            (card.id, card.id, card.name, card.editor_url, card.file_url, card.name, card.name, card.counts,
+             card.scores) for card in cards))
     return format_html_join("\n", _CARD_HTML, (
         (card.id, card.editor_url, card.file_url, card.name, card.name, card.counts, card.scores) for card in cards))
 
@@ -139,6 +146,11 @@ _CARD_HTML = (
     '  </div>\n'
     '</li>'
 )
+
+
+_SELECTABLE_CARD_HTML = _CARD_HTML.replace(
+    '>\n  <a href', '>\n  <input type="checkbox" class="select" name="image" value="{}" form="bulk" '
+                   'aria-label="Select {}">\n  <a href', 1)
 
 
 def url_with_id_slot(name: str) -> str:

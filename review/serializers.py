@@ -9,6 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from project.api import MAX_ID
+from review.bulk_actions import ACTIONS, MAX_IMAGES
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 
 MAX_BOXES_PER_IMAGE = 2000
@@ -210,6 +211,34 @@ class ImageStatusSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, default="", allow_blank=True,
                                     help_text="Why (say, why it goes back): added to the image's comments with the "
                                               "change, for whoever reviews it next. At most 2,000 characters.")
+
+
+class BulkActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=list(ACTIONS), help_text="predict (reviewer): a run of the active model; "
+                                     "approve, send_back (reviewer); delete (manager).")
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+                                   max_length=MAX_IMAGES, help_text="The images, by id.")
+    filter = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False,
+                                   help_text="Instead of ids: every image matching these queue filters "
+                                             '(the images list\'s query parameters), e.g. {"status": "reviewed"}.')
+    comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000,
+                                    help_text="With approve or send_back: added to each image's comments.")
+
+    def validate(self, data: dict) -> dict:
+        if ("images" in data) == ("filter" in data):
+            raise serializers.ValidationError({"images": "Give either images or filter."})
+        return data
+
+
+class BulkResultSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    matched = serializers.IntegerField(help_text="Images selected.")
+    changed = serializers.IntegerField(help_text="Images the action applied to.")
+    skipped = serializers.IntegerField(help_text="Selected images it does not apply to (approving an unreviewed "
+                                                 "image, say): left as they were.")
+    inference_run = serializers.IntegerField(source="inference_run_id", allow_null=True,
+                                             help_text="With predict: the run to follow.")
+    detail = serializers.CharField(source="message", help_text="What happened, in a sentence.")
 
 
 class CommentSerializer(serializers.ModelSerializer):

@@ -346,6 +346,42 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
     return image
 
 
+# Which images each status change applies to, when applied to many at once.
+_CHANGEABLE_FROM = {
+    ReviewStatus.APPROVED: [ReviewStatus.REVIEWED],
+    ReviewStatus.UNREVIEWED: [ReviewStatus.REVIEWED, ReviewStatus.APPROVED],
+}
+_BATCH = 500  # ids per statement: SQLite takes at most 32,766 parameters in one
+
+
+@transaction.atomic
+def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBaseUser | None,
+                      comment: str = "") -> list[int]:
+    """Approve the reviewed images among these, or send the reviewed and approved ones back to the queue.
+
+    The others are left as they are (approving an unreviewed image would approve boxes nobody
+    saved). Each change is recorded as image_status_set records it, `comment` added to each image.
+    Returns the ids of the images changed.
+    """
+    if status not in _CHANGEABLE_FROM:
+        raise ValidationError({"status": f"Many images at once can only be approved or sent back, not {status!r}."})
+    comment = _comment_text(comment, required=False, field="comment")
+    # Locked first: a save in progress on one of them finishes before its status is judged.
+    ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
+    now = timezone.now()
+    for start in range(0, len(ids), _BATCH):
+        batch = Image.objects.filter(pk__in=ids[start:start + _BATCH])
+        reviewed_by = list(batch.values_list("pk", "reviewed_by_id"))
+        batch.update(status=status, version=F("version") + 1, comment_count=F("comment_count") + (1 if comment else 0),
+                     **_RELEASED)
+        StatusChange.objects.bulk_create([
+            StatusChange(image_id=pk, user=user, status=status, reviewed_by_id=saved_by, created_at=now)
+            for pk, saved_by in reviewed_by])
+        if comment:
+            Comment.objects.bulk_create([Comment(image_id=pk, author=user, text=comment) for pk, _ in reviewed_by])
+    return ids
+
+
 def comment_add(*, image: Image, author: AbstractBaseUser | None, text: str) -> Comment:
     """A note on an image for whoever reviews it next."""
     return _comment_create(image, author, _comment_text(text, required=True, field="text"))

@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.project_list, name="project_list"),
     path("projects/<id:project_id>/", views.project_detail, name="project_detail"),
     path("projects/<id:project_id>/queue/", views.project_queue, name="project_queue"),
+    path("projects/<id:project_id>/queue/bulk", views.queue_bulk, name="queue_bulk"),
     path("projects/<id:project_id>/queue/next", views.queue_next, name="queue_next"),
     path("projects/<id:project_id>/team/", views.project_team, name="project_team"),
     path("images/<id:image_id>/edit", views.image_editor, name="image_editor"),

@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.authtoken.models import Token
@@ -25,6 +26,7 @@ from review import selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
+from review.bulk_actions import ACTIONS, bulk_apply, required_role, selected_images
 from review.models import ROLE_RANK, Image, ReviewEvent, ReviewStatus, Role
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
@@ -100,10 +102,11 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.error(request, " ".join(str(v) for v in (exc.detail.values() if isinstance(exc.detail, dict)
                                                                else [exc.detail])))
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
+    membership = membership_for(request.user, project.pk)
     return render(request, "review/queue.html", {
         "project": project,
         "cards": (cards := queue_cards(images)),
-        "cards_html": queue_cards_html(cards),
+        "cards_html": queue_cards_html(cards, selectable=membership.has_role(Role.REVIEWER)),
         "next_url": paginator.get_next_link(),
         "previous_url": paginator.get_previous_link(),
         "query": request.GET,
@@ -113,7 +116,57 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "model_versions": inference_selectors.model_versions(project=project),
         "members": project.memberships.select_related("user").order_by("user__username"),
         "active_model": active,
+        # The filters alone (no ordering or cursor): "every image matching" re-applies them.
+        "filter_fields": _filter_fields(request.GET),
+        "can_bulk": membership.has_role(Role.REVIEWER),
+        "can_manage": membership.has_role(Role.MANAGER),
     })
+
+
+def _filter_fields(query) -> list[tuple[str, str]]:
+    return [(name, value) for name in ImageFilter.base_filters for value in query.getlist(name) if value]
+
+
+@login_required
+@require_POST
+def queue_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Predict, approve, send back or delete the images ticked on the queue page, or every one matching its filters.
+
+    A delete, and any action on "every image matching", first shows what it would touch and asks
+    again: those are the selections a reviewer cannot see whole on the page.
+    """
+    project = project_for_member(request.user, project_id, role=Role.REVIEWER)  # what every action needs, at least
+    filters = dict(_filter_fields(request.POST))
+    back = reverse("review:project_queue", args=[project.pk]) + ("?" + urlencode(filters) if filters else "")
+    action = request.POST.get("action", "")
+    matching = request.POST.get("scope") == "matching"
+    try:
+        project = project_for_member(request.user, project.pk, role=required_role(action))
+        if matching:
+            images = selected_images(project, filters=filters)
+        else:
+            images = selected_images(project, image_ids=_ids(request.POST.getlist("image")))
+        if (action == "delete" or matching) and request.POST.get("confirmed") != "yes":
+            count, examples = images.count(), list(images.order_by("pk")[:12])
+            return render(request, "review/bulk_confirm.html", {
+                "project": project, "action": action, "action_label": ACTIONS[action][1],
+                "count": count, "examples": examples, "more": count - len(examples), "back": back,
+                "fields": [(k, v) for k in request.POST for v in request.POST.getlist(k)
+                           if k not in ("csrfmiddlewaretoken", "confirmed")],
+            })
+        result = bulk_apply(project=project, user=request.user, action=action, images=images,
+                            comment=request.POST.get("comment", ""))
+        messages.success(request, result.message())
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return HttpResponseRedirect(back)
+
+
+def _ids(values: list[str]) -> list[int]:
+    try:
+        return [int(value) for value in values]
+    except ValueError:
+        raise ValidationError({"images": "Image ids are whole numbers."}) from None
 
 
 @login_required

@@ -61,7 +61,6 @@ def test_review_an_image_by_keyboard_and_mouse(page, scene):
     log_in(page, scene["user"])
     page.goto(f"{page.base_url}/projects/{scene['project'].pk}/queue/")
     assert page.locator("#queue .thumb").count() == 3
-    screenshot(page, "queue-page.png")
     page.click("text=Review the most urgent")
     page.wait_for_url(f"**/images/{first.pk}/edit")
     page.wait_for_function("window.reviewEditor !== undefined")
@@ -253,3 +252,37 @@ def test_skip_leaves_images_for_later_and_asks_before_dropping_changes(page, sce
     assert "3 you skipped" in page.text_content(".messages")
     assert not Annotation.objects.filter(image__project=scene["project"]).exists()
     assert not Image.objects.filter(held_by__isnull=False).exists()  # skipping let every image go
+
+
+def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scene):
+    first, second, third = scene["images"]
+    circle = scene["classes"][0]
+    for image in (second, third):
+        image_boxes_save(image=image, user=scene["user"], boxes=[BoxIn(circle.pk, 1, 1, 20, 20)], version=1)
+    log_in(page, add_member(scene["project"], Role.REVIEWER))
+    queue_url = f"{page.base_url}/projects/{scene['project'].pk}/queue/"
+    page.goto(queue_url)
+    assert page.is_disabled("#bulk button[value=approve]")  # nothing ticked yet
+    page.check("#select-page")
+    assert page.text_content("#selected-count") == "3 selected"
+    assert page.locator(".thumb.selected").count() == 3
+    screenshot(page, "queue-page.png")
+    page.click("#bulk button[value=approve]")
+    page.wait_for_url(queue_url)
+    assert "Approved: 2 images; 1 image left as they were" in page.text_content(".messages")
+    assert [Image.objects.get(pk=image.pk).status for image in (first, second, third)] == [
+        "unreviewed", "approved", "approved"]
+
+    page.goto(queue_url + "?status=approved")
+    page.select_option("#bulk-scope", "matching")
+    assert page.is_enabled("#bulk button[value=send_back]") and page.text_content("#selected-count") == ""
+    page.fill("#bulk input[name=comment]", "Recheck the circles.")
+    page.click("#bulk button[value=send_back]")
+    assert "Send back 2 images?" in page.text_content("h2")  # asked again: the selection was not on screen whole
+    assert Image.objects.get(pk=second.pk).status == "approved"
+    page.click("button:has-text('Send back 2 images')")
+    page.wait_for_url(queue_url + "?status=approved")
+    assert "Sent back: 2 images." in page.text_content(".messages")
+    assert "No images match." in page.text_content("#queue")
+    assert list(Comment.objects.filter(image__in=[second, third]).values_list("text", flat=True)) == [
+        "Recheck the circles."] * 2

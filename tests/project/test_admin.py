@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inference.models import InferenceRun, ModelVersion, Prediction
-from review.models import Project, Role
+from review.models import Project, Role, StatusChange
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
 from training.models import TrainingRun
 
@@ -78,7 +78,18 @@ def test_run_inference_on_selected_images(staff, project):
     response = _act(staff, apps.get_model("review", "Image"), "run_inference", [i.pk for i in images])
     run = InferenceRun.objects.get()
     assert sorted(run.image_ids) == [i.pk for i in images]
-    assert f"inference run #{run.pk} queued for 3 images" in response.content.decode()
+    assert f"Queued for prediction: 3 images (run #{run.pk})" in response.content.decode()
+
+
+def test_approve_and_send_back_selected_images(staff, project):
+    images = list(project.images.order_by("id")[:3])  # reviewed, all of them
+    response = _act(staff, apps.get_model("review", "Image"), "send_back", [images[0].pk])
+    assert "Sent back: 1 image." in response.content.decode()
+    response = _act(staff, apps.get_model("review", "Image"), "approve_reviewed", [i.pk for i in images])
+    assert "Approved: 2 images; 1 image left as they were" in response.content.decode()
+    assert [image.status for image in project.images.order_by("id")[:3]] == ["unreviewed", "approved", "approved"]
+    assert list(StatusChange.objects.order_by("id").values_list("status", flat=True)) == [
+        "unreviewed", "approved", "approved"]
 
 
 def test_run_inference_without_a_model_says_why(staff, project):

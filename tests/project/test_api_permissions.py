@@ -41,6 +41,7 @@ REQUIRED_ROLE = {
     ("image_list", "GET"): A,
     ("image_list", "POST"): A,
     ("image_zip_upload", "POST"): A,
+    ("image_bulk", "POST"): R,  # delete: M (tests/review/test_bulk_actions.py)
     ("next_image", "POST"): A,
     ("team_activity", "GET"): R,
     ("image_detail", "GET"): A,

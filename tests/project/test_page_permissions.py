@@ -30,6 +30,7 @@ PAGE_RULES = {
     ("review:project_detail", "GET"): A,
     ("review:project_queue", "GET"): A,
     ("review:queue_next", "GET"): A,
+    ("review:queue_bulk", "POST"): R,  # delete: M (tests/review/test_bulk_actions.py)
     ("review:project_team", "GET"): R,
     ("review:image_editor", "GET"): A,
     ("review:image_upload", "POST"): A,

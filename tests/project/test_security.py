@@ -140,7 +140,7 @@ def test_an_id_in_the_query_string_too_long_for_the_database_is_a_400(name):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("case", ["box_label_class", "box_source_prediction", "box_model_version",
-                                  "inference_image_ids", "inference_model_version"])
+                                  "inference_image_ids", "inference_model_version", "bulk_images"])
 def test_an_id_in_a_request_body_too_long_for_the_database_is_a_400(case):
     """On SQLite a 21-digit id overflowed the driver (a 500) where PostgreSQL answered 400: now both say 400."""
     from review.models import Image
@@ -160,6 +160,8 @@ def test_an_id_in_a_request_body_too_long_for_the_database_is_a_400(case):
         "box_model_version": ("put", boxes_url, {"version": 1, "boxes": [box], "model_version": huge}, "model_version"),
         "inference_image_ids": ("post", runs_url, {"scope": "ids", "image_ids": [huge]}, "image_ids"),
         "inference_model_version": ("post", runs_url, {"model_version": huge}, "model_version"),
+        "bulk_images": ("post", reverse("api:image_bulk", args=[project.pk]), {"action": "approve", "images": [huge]},
+                        "images"),
     }[case]
     response = getattr(client, method)(url, body, format="json")
     assert response.status_code == 400, response.content

@@ -1,0 +1,125 @@
+"""Actions on many images at once, from the queue page and the images API: predict, approve, send back, delete.
+
+A web-facing module (top floor, like queue.py): it starts inference runs, which review's services
+never do. The images are either named by id or are every image matching the queue's filters.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from inference import services as inference_services
+from inference.models import InferenceScope
+from project.api import MAX_ID
+from review import services
+from review.models import Image, Project, ReviewStatus, Role
+from review.queue import ImageFilter
+
+# What each action needs of the one who asks, and what it is called in messages.
+ACTIONS = {
+    "predict": (Role.REVIEWER, "Predict"),
+    "approve": (Role.REVIEWER, "Approve"),
+    "send_back": (Role.REVIEWER, "Send back"),
+    "delete": (Role.MANAGER, "Delete"),
+}
+# One request changes at most this many images: a larger delete or status change would hold its
+# locks for long, and past it a run over all unreviewed images (project page, API) is the tool.
+MAX_IMAGES = 10_000
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    action: str
+    matched: int              # images selected
+    changed: int              # images the action applied to
+    skipped: int              # selected images it does not apply to (approving an unreviewed one, say)
+    inference_run_id: int | None = None
+
+    def message(self) -> str:
+        done = {"predict": "Queued for prediction", "approve": "Approved", "send_back": "Sent back",
+                "delete": "Deleted"}[self.action]
+        text = f"{done}: {_images(self.changed)}" + (f" (run #{self.inference_run_id})" if self.inference_run_id else "")
+        if self.skipped:
+            text += f"; {_images(self.skipped)} left as they were ({_why_skipped.get(self.action, 'gone meanwhile')})"
+        return text + "."
+
+
+_why_skipped = {"approve": "only reviewed images can be approved",
+                "send_back": "only reviewed or approved images can be sent back"}
+
+
+def _images(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
+
+
+def required_role(action: str) -> str:
+    """The role `action` needs; ValidationError naming the choices for an unknown one."""
+    if action not in ACTIONS:
+        raise ValidationError({"action": f"Unknown action {action!r}; choose one of {', '.join(ACTIONS)}."})
+    return ACTIONS[action][0]
+
+
+def selected_images(project: Project, *, image_ids: Sequence[int] | None = None,
+                    filters: Mapping | None = None) -> QuerySet[Image]:
+    """The project's images named by id, or matching the queue's filters (exactly one of the two).
+
+    Ids of other projects' images or of no image, and filters the queue does not know or
+    understand, are refused: a bulk action never runs on a selection other than the one asked for.
+    """
+    if (image_ids is None) == (filters is None):
+        raise ValidationError({"images": "Name the images, or give the filters that select them (one of the two)."})
+    images = Image.objects.filter(project=project)
+    if image_ids is not None:
+        wanted = set(image_ids)
+        if not wanted:
+            raise ValidationError({"images": "Select at least one image."})
+        if len(wanted) > MAX_IMAGES:
+            raise ValidationError({"images": f"{len(wanted)} images named; at most {MAX_IMAGES} at once."})
+        # An id too large for the database matches nothing (asked of the database, it overflows the driver).
+        found = set(images.filter(pk__in={pk for pk in wanted if 1 <= pk <= MAX_ID}).values_list("pk", flat=True))
+        if missing := sorted(wanted - found):
+            raise ValidationError({"images": f"Not images of this project: {missing[:20]}"})
+        return images.filter(pk__in=found)
+    if unknown := sorted(set(filters) - set(ImageFilter.base_filters)):
+        raise ValidationError({"filter": f"Unknown filters {unknown}; known: {', '.join(ImageFilter.base_filters)}."})
+    filterset = ImageFilter(filters, queryset=images)
+    if not filterset.is_valid():
+        raise ValidationError({"filter": "; ".join(f"{name}: {' '.join(errors)}"
+                                                   for name, errors in filterset.errors.items())})
+    return filterset.qs
+
+
+@transaction.atomic
+def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images: QuerySet[Image],
+               comment: str = "") -> BulkResult:
+    """Run `action` on `images` (from selected_images) as `user`, whose role the caller has checked.
+
+    All or nothing: a refusal (too many images, no active model) changes nothing.
+    """
+    required_role(action)
+    ids = list(images.order_by("pk").values_list("pk", flat=True))
+    if not ids:
+        raise ValidationError({"images": "No images match; nothing was changed."})
+    if len(ids) > MAX_IMAGES:
+        raise ValidationError({"images": f"{len(ids)} images match; at most {MAX_IMAGES} at once. "
+                                         "Narrow the filters, or predict all unreviewed images from the project page."})
+    selection = Image.objects.filter(project=project, pk__in=ids)
+    if action == "predict":
+        run = inference_services.inference_run_create(project=project, user=user, scope=InferenceScope.IDS,
+                                                      image_ids=ids)
+        return BulkResult(action, len(ids), len(ids), 0, run.pk)
+    if action == "delete":
+        deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + 500]))
+                      for start in range(0, len(ids), 500))
+        return BulkResult(action, len(ids), deleted, len(ids) - deleted)
+    status = ReviewStatus.APPROVED if action == "approve" else ReviewStatus.UNREVIEWED
+    changed = services.images_status_set(images=selection, status=status, user=user, comment=comment)
+    # Sent back, an image has no truth to judge the models by; approved, its truth is settled.
+    if changed:
+        inference_services.box_outcomes_refresh_later(image_ids=changed)
+    return BulkResult(action, len(ids), len(changed), len(ids) - len(changed))
