@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from review.models import Membership, Project, ReviewEvent, ReviewStatus, StatusChange
+from review.models import Image, Membership, Project, ReviewEvent, ReviewStatus, StatusChange
 
 
 # The windows the page offers, in days ("all": since the project began).
@@ -46,6 +46,7 @@ class MemberActivity:
     theirs_approved: int                  # this member's reviews that someone approved
     theirs_sent_back: int                 # this member's reviews that someone sent back
     last_active: datetime | None
+    assigned_waiting: int = 0             # unreviewed images assigned to them now (whatever the window)
 
     @property
     def theirs_sent_back_share(self) -> float | None:
@@ -73,6 +74,8 @@ def team_activity(*, project: Project, since: datetime | None = None) -> list[Me
                        .annotate(last=Max("created_at")).values_list("user_id", "last"))
 
     roles = dict(Membership.objects.filter(project=project).values_list("user_id", "role"))
+    waiting = dict(Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED, assigned_to__isnull=False)
+                   .values("assigned_to_id").order_by().annotate(n=Count("id")).values_list("assigned_to_id", "n"))
     user_ids = set(roles) | set(saves) | {user_id for user_id, _ in given | received if user_id is not None}
     names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
     rows = []
@@ -87,7 +90,7 @@ def team_activity(*, project: Project, since: datetime | None = None) -> list[Me
             approved=given[user_id, ReviewStatus.APPROVED], sent_back=given[user_id, ReviewStatus.UNREVIEWED],
             theirs_approved=received[user_id, ReviewStatus.APPROVED],
             theirs_sent_back=received[user_id, ReviewStatus.UNREVIEWED],
-            last_active=max(last) if last else None,
+            last_active=max(last) if last else None, assigned_waiting=waiting.get(user_id, 0),
         ))
     return sorted(rows, key=lambda row: (-row.saves, -(row.approved + row.sent_back), row.username))
 

@@ -120,7 +120,7 @@ class ImageAdmin(DeletesThroughServices, admin.ModelAdmin):
     list_filter = ["status", "split"]
     list_select_related = ["project"]
     search_fields = ["original_name", "content_hash"]
-    raw_id_fields = ["project", "reviewed_by", "held_by"]  # held_by: an admin may clear a hold
+    raw_id_fields = ["project", "reviewed_by", "held_by", "assigned_to"]  # held_by: an admin may clear a hold
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
     exclude = ["file"]
     readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version",

@@ -29,7 +29,7 @@ from inference.services import (
 from project.api import conflict, member_object, member_project, query_id, validated
 from review import serializers as s
 from review import services
-from review.bulk_actions import bulk_apply, required_role, selected_images
+from review.bulk_actions import bulk_apply, member_by_id, required_role, selected_images
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
@@ -202,7 +202,7 @@ class ImageBulkAction(APIView):
         project = member_project(request, project_id, required_role(data["action"]))
         images = selected_images(project, image_ids=data.get("images"), filters=data.get("filter"))
         result = bulk_apply(project=project, user=request.user, action=data["action"], images=images,
-                            comment=data["comment"])
+                            comment=data["comment"], assignee=member_by_id(project, data.get("assignee")))
         return Response(s.BulkResultSerializer(result).data)
 
 
@@ -266,7 +266,7 @@ def image_detail_data(image: Image, *, model_version_id: int | None, predictions
     are read as plain rows, not model objects (half the time for 50 boxes).
     """
     if boxes is None:
-        image = Image.objects.select_related("reviewed_by", "held_by").get(pk=image.pk)
+        image = Image.objects.select_related("reviewed_by", "held_by", "assigned_to").get(pk=image.pk)
         # The same fields as the rows a save returns, so the serializer takes either.
         boxes = list(Annotation.objects.filter(image=image).order_by("id").values_list(
             *services.SavedBox._fields, named=True))

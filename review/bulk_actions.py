@@ -1,4 +1,5 @@
-"""Actions on many images at once, from the queue page and the images API: predict, approve, send back, delete.
+"""Actions on many images at once, from the queue page and the images API: predict, assign, approve, send
+back, delete.
 
 A web-facing module (top floor, like queue.py): it starts inference runs, which review's services
 never do. The images are either named by id or are every image matching the queue's filters.
@@ -17,12 +18,13 @@ from inference import services as inference_services
 from inference.models import InferenceScope
 from project.api import MAX_ID
 from review import services
-from review.models import Image, Project, ReviewStatus, Role
+from review.models import Image, Membership, Project, ReviewStatus, Role
 from review.queue import ImageFilter
 
 # What each action needs of the one who asks, and what it is called in messages.
 ACTIONS = {
     "predict": (Role.REVIEWER, "Predict"),
+    "assign": (Role.REVIEWER, "Assign"),
     "approve": (Role.REVIEWER, "Approve"),
     "send_back": (Role.REVIEWER, "Send back"),
     "delete": (Role.MANAGER, "Delete"),
@@ -39,10 +41,11 @@ class BulkResult:
     changed: int              # images the action applied to
     skipped: int              # selected images it does not apply to (approving an unreviewed one, say)
     inference_run_id: int | None = None
+    assignee: str = ""        # with assign: who was given them ("" for nobody)
 
     def message(self) -> str:
         done = {"predict": "Queued for prediction", "approve": "Approved", "send_back": "Sent back",
-                "delete": "Deleted"}[self.action]
+                "delete": "Deleted", "assign": f"Assigned to {self.assignee or 'nobody'}"}[self.action]
         text = f"{done}: {_images(self.changed)}" + (f" (run #{self.inference_run_id})" if self.inference_run_id else "")
         if self.skipped:
             text += f"; {_images(self.skipped)} left as they were ({_why_skipped.get(self.action, 'gone meanwhile')})"
@@ -50,6 +53,7 @@ class BulkResult:
 
 
 _why_skipped = {"approve": "only reviewed images can be approved",
+                "assign": "only unreviewed images are assigned",
                 "send_back": "only reviewed or approved images can be sent back"}
 
 
@@ -62,6 +66,21 @@ def required_role(action: str) -> str:
     if action not in ACTIONS:
         raise ValidationError({"action": f"Unknown action {action!r}; choose one of {', '.join(ACTIONS)}."})
     return ACTIONS[action][0]
+
+
+def member_by_id(project: Project, user_id) -> AbstractBaseUser | None:
+    """The project member with this id (who is to get images); None for a blank id (nobody)."""
+    if user_id in (None, ""):
+        return None
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        raise ValidationError({"assignee": f"{user_id!r} is not a user id."}) from None
+    membership = (Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
+                  if 1 <= user_id <= MAX_ID else None)  # larger ids would overflow the database driver
+    if membership is None:
+        raise ValidationError({"assignee": f"User {user_id} is not a member of {project.name}."})
+    return membership.user
 
 
 def selected_images(project: Project, *, image_ids: Sequence[int] | None = None,
@@ -96,8 +115,10 @@ def selected_images(project: Project, *, image_ids: Sequence[int] | None = None,
 
 @transaction.atomic
 def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images: QuerySet[Image],
-               comment: str = "") -> BulkResult:
+               comment: str = "", assignee: AbstractBaseUser | None = None) -> BulkResult:
     """Run `action` on `images` (from selected_images) as `user`, whose role the caller has checked.
+
+    `assignee`: with assign, the member who gets the images (None: nobody, back to everyone).
 
     All or nothing: a refusal (too many images, no active model) changes nothing.
     """
@@ -113,6 +134,10 @@ def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images:
         run = inference_services.inference_run_create(project=project, user=user, scope=InferenceScope.IDS,
                                                       image_ids=ids)
         return BulkResult(action, len(ids), len(ids), 0, run.pk)
+    if action == "assign":
+        assigned = services.images_assign(project=project, images=selection, assignee=assignee)
+        return BulkResult(action, len(ids), len(assigned), len(ids) - len(assigned),
+                          assignee=assignee.get_username() if assignee else "")
     if action == "delete":
         deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + 500]))
                       for start in range(0, len(ids), 500))

@@ -186,6 +186,12 @@ class Image(models.Model):
     held_until = models.DateTimeField(
         null=True, blank=True, help_text="The hold ends here, or when its holder saves, approves or moves on.",
     )
+    # A lead splits the work: the assignee's "next image" gives them theirs first, and nobody else's
+    # gives it to anyone else. It steers the queue only, like a hold: anyone may still open and save it.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The member who should review it; other members' next image passes it over.",
+    )
 
     class Meta:
         ordering = ["-priority", "id"]

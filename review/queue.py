@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django import forms
 from django.db.models import Count, F, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django_filters import rest_framework as filters
@@ -19,8 +20,29 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
-from project.api import IdFilter
+from project.api import MAX_ID, IdFilter
 from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
+
+
+class AssigneeField(forms.CharField):
+    """A user id, or "none"."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in ("", None, "none"):
+            return value or None
+        if value.isdigit() and 1 <= int(value) <= MAX_ID:
+            return int(value)
+        raise forms.ValidationError("Give a user id, or none.")
+
+
+class AssigneeFilter(filters.Filter):
+    field_class = AssigneeField
+
+    def filter(self, images: QuerySet[Image], value) -> QuerySet[Image]:
+        if value is None:
+            return images
+        return images.filter(assigned_to__isnull=True) if value == "none" else images.filter(assigned_to_id=value)
 
 
 class ImageFilter(filters.FilterSet):
@@ -41,6 +63,7 @@ class ImageFilter(filters.FilterSet):
     saved_by = IdFilter(method="saved_by_user", help_text="Images this user (id) saved at any time: one member's work.")
     reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
+    assigned_to = AssigneeFilter(help_text="A user id: the images assigned to them; none: images assigned to nobody.")
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "
                                                                           "false: images without comments.")
@@ -78,7 +101,7 @@ def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> 
     boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
     predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
                    .values("image").annotate(n=Count("id")).values("n"))
-    return images.select_related("held_by").annotate(
+    return images.select_related("held_by", "assigned_to").annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
         prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
                           else Value(0, output_field=IntegerField())),
@@ -165,7 +188,8 @@ def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
     return [QueueCard(
         id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
-                f"{image.prediction_count} predicted" + (f" · open by {holder}" if (holder := image.open_by) else "")),
+                f"{image.prediction_count} predicted" + (f" · open by {holder}" if (holder := image.open_by) else "")
+                + (f" · assigned to {image.assigned_to.username}" if image.assigned_to_id else "")),
         scores=" · ".join(_scores(image)),
     ) for image in images]
 

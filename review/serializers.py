@@ -100,12 +100,15 @@ class ImageSerializer(serializers.ModelSerializer):
     comment_count = serializers.IntegerField(read_only=True, help_text="Comments on it: GET /images/{id}/comments/.")
     open_by = serializers.CharField(read_only=True, help_text="Who has it open in the editor now (held for them), "
                                     "or empty. A hold only steers `next-image`; saves are guarded by `version`.")
+    assigned_to = serializers.CharField(source="assigned_to.username", read_only=True, default=None,
+                                        help_text="The member it is assigned to (their next-image offers it, "
+                                                  "nobody else's does), or null.")
 
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
                   "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count",
-                  "prediction_count", "correction_count", "comment_count", "open_by"]
+                  "prediction_count", "correction_count", "comment_count", "open_by", "assigned_to"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("review:image_file", args=[image.pk])
@@ -223,10 +226,15 @@ class BulkActionSerializer(serializers.Serializer):
                                              '(the images list\'s query parameters), e.g. {"status": "reviewed"}.')
     comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000,
                                     help_text="With approve or send_back: added to each image's comments.")
+    assignee = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
+                                        help_text="With assign: the member (user id) who gets the unreviewed "
+                                                  "images, or null to give them back to everyone.")
 
     def validate(self, data: dict) -> dict:
         if ("images" in data) == ("filter" in data):
             raise serializers.ValidationError({"images": "Give either images or filter."})
+        if data["action"] == "assign" and "assignee" not in data:  # a forgotten field must not unassign
+            raise serializers.ValidationError({"assignee": "Name the member (a user id), or null for nobody."})
         return data
 
 
@@ -266,6 +274,8 @@ class MemberActivitySerializer(serializers.Serializer):
     theirs_sent_back = serializers.IntegerField(help_text="This member's reviews that someone else sent back.")
     theirs_sent_back_share = serializers.FloatField(allow_null=True)
     last_active = serializers.DateTimeField(allow_null=True)
+    assigned_waiting = serializers.IntegerField(help_text="Unreviewed images assigned to them now (any window): "
+                                                          "images?assigned_to=<user>&status=unreviewed.")
 
 
 class BoxVersionSerializer(serializers.Serializer):

@@ -130,6 +130,8 @@ def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
     """Take a user out of a project; the last manager cannot leave."""
     _keep_a_manager(project, leaving=user)
     Membership.objects.filter(project=project, user=user).delete()
+    # Their assigned images go back to everyone: nobody else's "next image" would ever offer them.
+    Image.objects.filter(project=project, assigned_to=user).update(assigned_to=None)
 
 
 def _keep_a_manager(project: Project, *, leaving: AbstractBaseUser) -> None:
@@ -346,6 +348,23 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
     return image
 
 
+def images_assign(*, project: Project, images: QuerySet[Image], assignee: AbstractBaseUser | None) -> list[int]:
+    """Give the unreviewed images among these to one member of `project` to review; returns their ids.
+
+    Reviewed and approved images keep their assignee (one sent back goes back to them). `assignee`
+    None gives the images back to everyone, whatever their status.
+    """
+    if assignee is not None and not Membership.objects.filter(project=project, user=assignee).exists():
+        raise ValidationError({"assignee": f"{assignee.get_username()} is not a member of {project.name}."})
+    chosen = images.filter(project=project)
+    if assignee is not None:
+        chosen = chosen.filter(status=ReviewStatus.UNREVIEWED)
+    ids = list(chosen.values_list("pk", flat=True))
+    for start in range(0, len(ids), _BATCH):
+        Image.objects.filter(pk__in=ids[start:start + _BATCH]).update(assigned_to=assignee)
+    return ids
+
+
 # Which images each status change applies to, when applied to many at once.
 _CHANGEABLE_FROM = {
     ReviewStatus.APPROVED: [ReviewStatus.REVIEWED],
@@ -466,17 +485,23 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
                           exclude: Iterable[int] = ()) -> Image | None:
     """The image `user` should open next, held for them; None when every candidate is excluded or held.
 
-    Unreviewed images: the most urgent first. Reviewed images (the approval pass): the longest-waiting
-    first. Images held by other reviewers, and those in `exclude` (skipped, or just saved), are passed over.
+    Unreviewed images: those assigned to `user` first, then those assigned to nobody, the most urgent
+    first in each; images assigned to other members are theirs. Reviewed images (the approval pass):
+    the longest-waiting first, whoever they were assigned to. Images held by other reviewers, and those
+    in `exclude` (skipped, or just saved), are passed over.
     """
     if status not in (ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED):
         raise ValidationError({"status": "The next image is an unreviewed one, or a reviewed one to approve."})
     order = ("reviewed_at", "id") if status == ReviewStatus.REVIEWED else ("-priority", "id")
+    candidates = Image.objects.filter(project=project, status=status)
+    # Two queries rather than one ordered by "mine first": each still walks the queue's index in order.
+    pools = ([candidates.filter(assigned_to=user), candidates.filter(assigned_to__isnull=True)]
+             if status == ReviewStatus.UNREVIEWED else [candidates])
     exclude, image = list(exclude), None
     for _ in range(20):  # a lost race means another reviewer took that image just now: try the next one
         now = timezone.now()
-        image = (Image.objects.filter(project=project, status=status).filter(_free_for(user, now))
-                 .exclude(pk__in=exclude).order_by(*order).only("id").first())
+        image = next((found for pool in pools if (found := pool.filter(_free_for(user, now)).exclude(pk__in=exclude)
+                                                  .order_by(*order).only("id").first())), None)
         if image is None or _hold(image.pk, user=user, project_id=project.pk, now=now, only_if=Q(status=status)):
             return image
     return image

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -26,7 +27,7 @@ from review import selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
-from review.bulk_actions import ACTIONS, bulk_apply, required_role, selected_images
+from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.models import ROLE_RANK, Image, ReviewEvent, ReviewStatus, Role
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
@@ -62,6 +63,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         # Images this member saved that are back in the queue (a reviewer sent them back): fixes to make.
         "sent_back_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED, pk__in=(
             ReviewEvent.objects.filter(user=request.user, image__project=project).values("image_id"))).count(),
+        "assigned_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED,
+                                               assigned_to=request.user).count(),
         "label_classes": project.label_classes.all(),
         "can_manage": membership.has_role(Role.MANAGER),
         "can_approve": membership.has_role(Role.REVIEWER),
@@ -155,7 +158,8 @@ def queue_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
                            if k not in ("csrfmiddlewaretoken", "confirmed")],
             })
         result = bulk_apply(project=project, user=request.user, action=action, images=images,
-                            comment=request.POST.get("comment", ""))
+                            comment=request.POST.get("comment", ""),
+                            assignee=member_by_id(project, request.POST.get("assignee")) if action == "assign" else None)
         messages.success(request, result.message())
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -235,10 +239,15 @@ def _say_why_none(request: HttpRequest, project, status: str, skipped: SkipList,
         messages.success(request, "Nothing waits for approval: every reviewed image is approved."
                          if status == ReviewStatus.REVIEWED else "The queue is empty: every image is reviewed.")
         return
+    theirs = 0
+    if status == ReviewStatus.UNREVIEWED:  # the approval pass is anyone's
+        theirs = left.exclude(assigned_to=None).exclude(assigned_to=request.user).count()
+        left = left.filter(Q(assigned_to=None) | Q(assigned_to=request.user))
     mine = left.filter(pk__in=skipped.ids).count()
-    others = left.count() - mine
+    held = left.count() - mine
     parts = ([f"{mine} you skipped (they come round again from now on)"] if mine else []) + (
-        [f"{others} open in other reviewers' editors"] if others else [])
+        [f"{held} open in other reviewers' editors"] if held else []) + (
+        [f"{theirs} assigned to other members"] if theirs else [])
     messages.info(request, f"Nothing else to open now: {' and '.join(parts)}.")
     skipped.clear()
 

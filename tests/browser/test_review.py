@@ -273,6 +273,16 @@ def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scen
     assert [Image.objects.get(pk=image.pk).status for image in (first, second, third)] == [
         "unreviewed", "approved", "approved"]
 
+    annotator = scene["user"].username  # the unreviewed one goes to the annotator
+    page.check(f"#queue li[data-image-id='{first.pk}'] input.select")
+    assert page.text_content("#selected-count") == "1 selected"
+    page.select_option("#bulk select[name=assignee]", str(scene["user"].pk))
+    page.click("#bulk button[value=assign]")
+    page.wait_for_url(queue_url)
+    assert f"Assigned to {annotator}: 1 image." in page.text_content(".messages")
+    assert f"assigned to {annotator}" in page.text_content(f"#queue li[data-image-id='{first.pk}']")
+    assert Image.objects.get(pk=first.pk).assigned_to == scene["user"]
+
     page.goto(queue_url + "?status=approved")
     page.select_option("#bulk-scope", "matching")
     assert page.is_enabled("#bulk button[value=send_back]") and page.text_content("#selected-count") == ""
