@@ -22,6 +22,7 @@ from rest_framework.exceptions import ValidationError as BadRequest
 from inference.models import ModelVersion, Prediction
 from project.api import MAX_ID, IdFilter
 from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
+from review.selectors import images_sent_back_to
 
 
 class AssigneeField(forms.CharField):
@@ -62,6 +63,8 @@ class ImageFilter(filters.FilterSet):
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
     saved_by = IdFilter(method="saved_by_user", help_text="Images this user (id) saved at any time: one member's work.")
     reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last.")
+    sent_back_to = IdFilter(method="sent_back_over", help_text="Images sent back to the queue over this user's "
+                                                               "(id) review, not saved since: theirs to fix.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     assigned_to = AssigneeFilter(help_text="A user id: the images assigned to them; none: images assigned to nobody.")
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
@@ -79,6 +82,9 @@ class ImageFilter(filters.FilterSet):
 
     def saved_by_user(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images.filter(pk__in=ReviewEvent.objects.filter(user_id=value).values("image_id"))
+
+    def sent_back_over(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
+        return images_sent_back_to(images, value)
 
     def with_comments(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
         return images.filter(comment_count__gt=0) if value == "true" else images.filter(comment_count=0)

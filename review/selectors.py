@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from review.models import REPLACED_BOX_FIELDS, Image, LabelClass, Project, ReviewEvent, ReviewStatus
+from review.models import REPLACED_BOX_FIELDS, Image, LabelClass, Project, ReviewEvent, ReviewStatus, StatusChange
 
 
 def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -31,6 +31,20 @@ def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image
     if status:
         images = images.filter(status=status)
     return images.annotate(box_count=Count("annotations")).order_by("-priority", "id")
+
+
+def images_sent_back_to(images: QuerySet[Image], user_id: int) -> QuerySet[Image]:
+    """Those of `images` that a reviewer sent back to the queue over `user_id`'s review, and nobody has saved since.
+
+    "Over their review": the send-back judged the boxes this user saved last (StatusChange.reviewed_by),
+    so an image they once saved and someone else saved over before it was sent back is not theirs to fix.
+    Send-backs from before StatusChange was recorded are not known.
+    """
+    last_judged = StatusChange.objects.filter(image=OuterRef("pk")).order_by("-created_at", "-id")
+    return (images.filter(status=ReviewStatus.UNREVIEWED, pk__in=StatusChange.objects.filter(
+                status=ReviewStatus.UNREVIEWED, reviewed_by_id=user_id).values("image_id"))
+            .alias(sent_back_from=Subquery(last_judged.values("reviewed_by_id")[:1]))
+            .filter(sent_back_from=user_id))
 
 
 def image_status_counts(*, project: Project) -> dict[str, int]:

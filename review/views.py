@@ -28,7 +28,7 @@ from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import membership_for, object_for_member, project_for_member
 from review.api import image_detail_data
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
-from review.models import ROLE_RANK, Image, ReviewEvent, ReviewStatus, Role
+from review.models import ROLE_RANK, Image, ReviewStatus, Role
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
 )
@@ -60,9 +60,9 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "status": status,
         "statuses": [(value, label, counts[value]) for value, label in ReviewStatus.choices],
         "awaiting_approval": counts[ReviewStatus.REVIEWED],
-        # Images this member saved that are back in the queue (a reviewer sent them back): fixes to make.
-        "sent_back_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED, pk__in=(
-            ReviewEvent.objects.filter(user=request.user, image__project=project).values("image_id"))).count(),
+        # Images a reviewer sent back over this member's review: fixes to make.
+        "sent_back_to_me": selectors.images_sent_back_to(Image.objects.filter(project=project),
+                                                         request.user.pk).count(),
         "assigned_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED,
                                                assigned_to=request.user).count(),
         "label_classes": project.label_classes.all(),

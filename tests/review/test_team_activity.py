@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from review.activity import team_activity
-from review.models import ReviewEvent, Role, StatusChange
+from review.models import Image, ReviewEvent, Role, StatusChange
 from review.services import BoxIn, image_boxes_save, image_status_set, membership_remove
 from tests.factories import UserFactory, add_images, add_member, add_model_version, api_client, make_project
 
@@ -131,3 +131,15 @@ def test_the_project_page_points_an_annotator_to_what_was_sent_back_to_them(clie
     assert [int(i) for i in re.findall(r'data-image-id="(\d+)"', listed)] == [team["images"][1].pk]
     client.force_login(team["rob"])
     assert "Sent back to you" not in client.get(reverse("review:project_detail", args=[team["project"].pk])).content.decode()
+
+    # Max saves over Ann's image and it is sent back again: the verdict was on his boxes, so it is his to fix.
+    image = image_boxes_save(image=Image.objects.get(pk=team["images"][1].pk), user=team["max"], version=3,
+                             boxes=[])
+    image_status_set(image=image, status="unreviewed", user=team["rob"])
+    queue = reverse("review:project_queue", args=[team["project"].pk])
+    assert _listed(client, queue, {"sent_back_to": team["ann"].pk}) == []
+    assert _listed(client, queue, {"sent_back_to": team["max"].pk}) == [image.pk]
+    image_boxes_save(image=Image.objects.get(pk=image.pk), user=team["max"], version=5, boxes=[])  # fixed
+    assert _listed(client, queue, {"sent_back_to": team["max"].pk}) == []
+    assert api_client(team["rob"]).get(reverse("api:image_list", args=[team["project"].pk]),
+                                       {"sent_back_to": "ann"}).status_code == 400
