@@ -121,6 +121,9 @@ def test_start_reviewing_says_when_the_rest_is_assigned_to_others(client, team):
     client.force_login(team["bob"])
     response = client.get(reverse("review:queue_next", args=[team["project"].pk]), follow=True)
     assert "Nothing else to open now: 5 assigned to other members." in response.content.decode()
+    editor = client.get(reverse("review:image_editor", args=[team["ids"][0]])).content.decode()
+    assert f"Assigned to {team['ann'].username}" in editor  # Bob may still open it from the queue, and is told
     client.force_login(team["ann"])
     response = client.get(reverse("review:queue_next", args=[team["project"].pk]))
-    assert response["Location"] == reverse("review:image_editor", args=[team["ids"][0]])
+    assert response["Location"] == reverse("review:image_editor", args=[team["ids"][1]])  # Bob holds the first
+    assert "assigned-notice" not in client.get(response["Location"]).content.decode()
