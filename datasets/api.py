@@ -74,6 +74,7 @@ class ExportListCreate(generics.ListAPIView):
             min_score=data["min_score"],
             model_version=ModelVersion.objects.filter(pk=data.get("model_version"), project=project).first(),
             snapshot=DatasetSnapshot.objects.filter(pk=data.get("snapshot"), project=project).first(),
+            image_ids=tuple(data["images"]) if "images" in data else None,
         )
         job = services.dataset_export_start(project=project, user=request.user, spec=spec)
         return Response(s.DatasetExportSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -63,7 +63,8 @@ def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0, liste
     if job is None:
         return None
     spec = ExportSpec(format=job.format, source=job.source, include_images=job.include_images,
-                      model_version=job.model_version, snapshot=job.snapshot, min_score=job.min_score)
+                      model_version=job.model_version, snapshot=job.snapshot, min_score=job.min_score,
+                      image_ids=tuple(job.image_ids) if job.image_ids is not None else None)
     progress = JobProgress(job, interval=progress_interval, listener=listener)
     try:
         with tempfile.TemporaryFile() as out:

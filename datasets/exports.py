@@ -41,6 +41,7 @@ class ExportSpec:
     model_version: ModelVersion | None = None
     snapshot: DatasetSnapshot | None = None
     min_score: float = 0.0
+    image_ids: tuple[int, ...] | None = None  # only these images (of the reviewed or predicted ones); None: all
 
 
 @dataclass
@@ -52,6 +53,11 @@ class ExportSummary:
 
 def export_spec_check(project: Project, spec: ExportSpec) -> None:
     """Refuse an export that cannot work, before anything is queued."""
+    if spec.image_ids is not None:
+        if spec.source == "snapshot":
+            raise ValidationError({"images": "A snapshot is exported whole: it is the exact set a model learned from."})
+        if not spec.image_ids:
+            raise ValidationError({"images": "Name at least one image, or leave images out to export them all."})
     if spec.format not in ("coco", "yolo", "voc"):
         raise ValidationError({"format": f"Unknown format {spec.format!r}; choose coco, yolo or voc."})
     if spec.source == "predictions":
@@ -71,6 +77,9 @@ def export_write(*, project: Project, spec: ExportSpec, out: BinaryIO, progress:
     """Write the export zip to `out`. `on_total(count)` is told how many images before writing starts."""
     export_spec_check(project, spec)
     class_names, image_ids, boxes_for = _source(project, spec)
+    if spec.image_ids is not None:
+        chosen = set(spec.image_ids)
+        image_ids = [pk for pk in image_ids if pk in chosen]
     summary = ExportSummary()
     if on_total is not None:
         on_total(len(image_ids))

@@ -91,6 +91,9 @@ class DatasetExport(JobRun):
     )
     include_images = models.BooleanField(default=True)
     min_score = models.FloatField(default=0.0, help_text="For predictions: leave out boxes scored below this.")
+    image_ids = models.JSONField(
+        null=True, blank=True, help_text="Only these images (chosen on the queue page, say); null: every image.",
+    )
     file = models.FileField(upload_to=export_upload_path, max_length=255, blank=True, help_text="The finished zip.")
     size_bytes = models.PositiveBigIntegerField(default=0)
     image_count = models.PositiveIntegerField(default=0)

@@ -4,6 +4,9 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+from project.converters import MAX_ID
+
+MAX_EXPORT_IDS = 1_000_000
 
 JOB_FIELDS = ["id", "status", "percent", "progress_done", "progress_total", "attempts", "cancel_requested", "error",
               "created_at", "started_at", "finished_at"]
@@ -34,7 +37,7 @@ class DatasetExportSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetExport
         fields = JOB_FIELDS + ["format", "source", "model_version", "snapshot", "include_images", "min_score",
-                               "image_count", "box_count", "size_bytes", "download_ready"]
+                               "image_ids", "image_count", "box_count", "size_bytes", "download_ready"]
 
     def get_download_ready(self, job: DatasetExport) -> bool:
         return bool(job.file) and job.status == "succeeded"
@@ -43,8 +46,12 @@ class DatasetExportSerializer(serializers.ModelSerializer):
 class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExportFormat.choices)
     source = serializers.ChoiceField(choices=ExportSource.choices, default=ExportSource.REVIEWED)
-    model_version = serializers.IntegerField(required=False, help_text="For source=predictions.")
-    snapshot = serializers.IntegerField(required=False, help_text="For source=snapshot.")
+    model_version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                             help_text="For source=predictions.")
+    snapshot = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID, help_text="For source=snapshot.")
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+                                   max_length=MAX_EXPORT_IDS, help_text="Only these images (ids) of the reviewed or "
+                                                                        "predicted ones; default: all of them.")
     include_images = serializers.BooleanField(default=True)
     min_score = serializers.FloatField(default=0.0, min_value=0.0, max_value=1.0,
                                        help_text="For predictions: leave out boxes scored below this.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inference.architectures import ARCHITECTURES
-from project.api import MAX_ID
+from project.converters import MAX_ID
 from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, SuspectedError
 
 

@@ -16,7 +16,7 @@ from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from project.converters import IdConverter
+from project.converters import MAX_ID, IdConverter
 from review.access import object_for_member, project_for_member
 from review.models import Project, Role
 
@@ -64,10 +64,6 @@ def _first_message(messages) -> str:
                 return found
         return ""
     return str(messages)
-
-
-# The largest id a database column holds (64-bit); a larger one overflows inside the driver: a 500, not a 400.
-MAX_ID = 2**63 - 1
 
 
 class IdFilter(filters.NumberFilter):

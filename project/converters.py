@@ -3,6 +3,9 @@ a 404 from the URL resolver rather than an overflow inside the database driver (
 from django.urls import register_converter
 from django.urls.converters import IntConverter
 
+# The largest id a database column holds (64-bit): a larger one, asked of the database, overflows its driver.
+MAX_ID = 2**63 - 1
+
 
 class IdConverter(IntConverter):
     regex = "[0-9]{1,18}"

@@ -202,7 +202,8 @@ class ImageBulkAction(APIView):
         project = member_project(request, project_id, required_role(data["action"]))
         images = selected_images(project, image_ids=data.get("images"), filters=data.get("filter"))
         result = bulk_apply(project=project, user=request.user, action=data["action"], images=images,
-                            comment=data["comment"], assignee=member_by_id(project, data.get("assignee")))
+                            comment=data["comment"], assignee=member_by_id(project, data.get("assignee")),
+                            export_format=data["format"])
         return Response(s.BulkResultSerializer(result).data)
 
 

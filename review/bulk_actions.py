@@ -1,5 +1,5 @@
 """Actions on many images at once, from the queue page and the images API: predict, assign, approve, send
-back, delete.
+back, export, delete.
 
 A web-facing module (top floor, like queue.py): it starts inference runs, which review's services
 never do. The images are either named by id or are every image matching the queue's filters.
@@ -14,11 +14,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 
+from datasets.exports import ExportSpec
+from datasets.models import ExportSource
+from datasets.services import dataset_export_start
 from inference import services as inference_services
 from inference.models import InferenceScope
-from project.api import MAX_ID
+from project.converters import MAX_ID
 from review import services
-from review.models import Image, Membership, Project, ReviewStatus, Role
+from review.models import REVIEWED_STATUSES, Image, Membership, Project, ReviewStatus, Role
 from review.queue import ImageFilter
 
 # What each action needs of the one who asks, and what it is called in messages.
@@ -27,6 +30,7 @@ ACTIONS = {
     "assign": (Role.REVIEWER, "Assign"),
     "approve": (Role.REVIEWER, "Approve"),
     "send_back": (Role.REVIEWER, "Send back"),
+    "export": (Role.MANAGER, "Export"),
     "delete": (Role.MANAGER, "Delete"),
 }
 # One request changes at most this many images: a larger delete or status change would hold its
@@ -42,10 +46,12 @@ class BulkResult:
     skipped: int              # selected images it does not apply to (approving an unreviewed one, say)
     inference_run_id: int | None = None
     assignee: str = ""        # with assign: who was given them ("" for nobody)
+    export_id: int | None = None
 
     def message(self) -> str:
         done = {"predict": "Queued for prediction", "approve": "Approved", "send_back": "Sent back",
-                "delete": "Deleted", "assign": f"Assigned to {self.assignee or 'nobody'}"}[self.action]
+                "delete": "Deleted", "assign": f"Assigned to {self.assignee or 'nobody'}",
+                "export": f"Export #{self.export_id} queued"}[self.action]
         text = f"{done}: {_images(self.changed)}" + (f" (run #{self.inference_run_id})" if self.inference_run_id else "")
         if self.skipped:
             text += f"; {_images(self.skipped)} left as they were ({_why_skipped.get(self.action, 'gone meanwhile')})"
@@ -54,6 +60,7 @@ class BulkResult:
 
 _why_skipped = {"approve": "only reviewed images can be approved",
                 "assign": "only unreviewed images are assigned",
+                "export": "only reviewed and approved images have labels to export",
                 "send_back": "only reviewed or approved images can be sent back"}
 
 
@@ -115,10 +122,13 @@ def selected_images(project: Project, *, image_ids: Sequence[int] | None = None,
 
 @transaction.atomic
 def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images: QuerySet[Image],
-               comment: str = "", assignee: AbstractBaseUser | None = None) -> BulkResult:
+               comment: str = "", assignee: AbstractBaseUser | None = None,
+               export_format: str = "coco") -> BulkResult:
     """Run `action` on `images` (from selected_images) as `user`, whose role the caller has checked.
 
     `assignee`: with assign, the member who gets the images (None: nobody, back to everyone).
+    `export_format`: with export, coco, yolo or voc; the export holds the reviewed labels of the
+    reviewed and approved images among them, and runs as a background job (the Import & export page).
 
     All or nothing: a refusal (too many images, no active model) changes nothing.
     """
@@ -138,6 +148,13 @@ def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images:
         assigned = services.images_assign(project=project, images=selection, assignee=assignee)
         return BulkResult(action, len(ids), len(assigned), len(ids) - len(assigned),
                           assignee=assignee.get_username() if assignee else "")
+    if action == "export":
+        labelled = list(selection.filter(status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
+        if not labelled:
+            raise ValidationError({"images": "None of these images is reviewed: there are no labels to export."})
+        job = dataset_export_start(project=project, user=user, spec=ExportSpec(
+            format=export_format, source=ExportSource.REVIEWED, image_ids=tuple(labelled)))
+        return BulkResult(action, len(ids), len(labelled), len(ids) - len(labelled), export_id=job.pk)
     if action == "delete":
         deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + 500]))
                       for start in range(0, len(ids), 500))

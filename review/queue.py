@@ -20,7 +20,8 @@ from django.utils.safestring import SafeString
 from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
-from project.api import MAX_ID, IdFilter
+from project.api import IdFilter
+from project.converters import MAX_ID
 from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
 from review.selectors import images_sent_back_to
 

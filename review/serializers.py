@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework import serializers
 
-from project.api import MAX_ID
+from project.converters import MAX_ID
 from review.bulk_actions import ACTIONS, MAX_IMAGES
 from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
 
@@ -218,7 +218,7 @@ class ImageStatusSerializer(serializers.Serializer):
 
 class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(ACTIONS), help_text="predict (reviewer): a run of the active model; "
-                                     "approve, send_back (reviewer); delete (manager).")
+                                     "assign, approve, send_back (reviewer); export, delete (manager).")
     images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                    max_length=MAX_IMAGES, help_text="The images, by id.")
     filter = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False,
@@ -226,6 +226,8 @@ class BulkActionSerializer(serializers.Serializer):
                                              '(the images list\'s query parameters), e.g. {"status": "reviewed"}.')
     comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000,
                                     help_text="With approve or send_back: added to each image's comments.")
+    format = serializers.ChoiceField(choices=["coco", "yolo", "voc"], default="coco",
+                                     help_text="With export: the layout of the zip.")
     assignee = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                         help_text="With assign: the member (user id) who gets the unreviewed "
                                                   "images, or null to give them back to everyone.")
@@ -246,6 +248,8 @@ class BulkResultSerializer(serializers.Serializer):
                                                  "image, say): left as they were.")
     inference_run = serializers.IntegerField(source="inference_run_id", allow_null=True,
                                              help_text="With predict: the run to follow.")
+    export = serializers.IntegerField(source="export_id", allow_null=True,
+                                      help_text="With export: the job to follow (GET /exports/{id}/), then download.")
     detail = serializers.CharField(source="message", help_text="What happened, in a sentence.")
 
 

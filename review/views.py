@@ -159,8 +159,11 @@ def queue_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
             })
         result = bulk_apply(project=project, user=request.user, action=action, images=images,
                             comment=request.POST.get("comment", ""),
-                            assignee=member_by_id(project, request.POST.get("assignee")) if action == "assign" else None)
+                            assignee=member_by_id(project, request.POST.get("assignee")) if action == "assign" else None,
+                            export_format=request.POST.get("format", "coco"))
         messages.success(request, result.message())
+        if result.export_id:  # its progress and its download are on the Import & export page
+            return HttpResponseRedirect(reverse("datasets:project_data", args=[project.pk]))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return HttpResponseRedirect(back)

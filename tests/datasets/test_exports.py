@@ -153,3 +153,32 @@ def test_archive_names_are_safe_and_unique_by_stem():
         {"id": 4, "original_name": "..", "file": "x/4.jpg"},
     ])
     assert names == {1: "a-1.jpg", 2: "a-2.png", 3: "b.png", 4: "image.jpg"}
+
+
+def test_an_export_of_chosen_images_holds_only_those():
+    project = make_project()
+    images = add_images(project, 4)
+    for seed, image in enumerate(images):
+        review_with_truth(image, seed=seed)
+    out = io.BytesIO()
+    summary = export_write(project=project, spec=ExportSpec(format="coco", image_ids=(images[1].pk, images[3].pk)),
+                           out=out)
+    with zipfile.ZipFile(out) as archive:
+        doc = json.loads(archive.read("annotations.json"))
+    assert summary.image_count == 2 and sorted(image["file_name"] for image in doc["images"]) == [
+        "scene-1.png", "scene-3.png"]
+
+
+def test_chosen_images_must_be_the_projects_and_a_snapshot_goes_whole():
+    from django.core.exceptions import ValidationError
+
+    from datasets.services import dataset_export_start
+
+    project, other = make_project(), make_project()
+    mine, theirs = add_images(project, 1)[0], add_images(other, 1, first_seed=5)[0]
+    with pytest.raises(ValidationError, match="Not images of this project"):
+        dataset_export_start(project=project, user=None, spec=ExportSpec(format="coco", image_ids=(mine.pk, theirs.pk)),
+                             queue=False)
+    with pytest.raises(ValidationError, match="exported whole"):
+        dataset_export_start(project=project, user=None, spec=ExportSpec(format="coco", source="snapshot",
+                                                                         image_ids=(mine.pk,)), queue=False)

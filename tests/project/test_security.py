@@ -167,3 +167,26 @@ def test_an_id_in_a_request_body_too_long_for_the_database_is_a_400(case):
     assert response.status_code == 400, response.content
     assert field in response.json()["fields"]
     assert Image.objects.get(pk=image.pk).version == 1
+
+
+@pytest.mark.django_db
+def test_an_export_naming_ids_too_long_for_the_database_is_refused():
+    """The export form and API took any digits for a model version or a snapshot: 20 overflowed SQLite's driver."""
+    from datasets.models import DatasetExport
+    from tests.factories import api_client, make_project
+
+    project = make_project()
+    manager = project.memberships.get().user
+    for field in ("model_version", "snapshot", "images"):
+        value = [10**20] if field == "images" else 10**20
+        response = api_client(manager).post(reverse("api:export_list", args=[project.pk]),
+                                            {"format": "coco", "source": "predictions", field: value}, format="json")
+        assert response.status_code == 400 and field in response.json()["fields"], response.content
+    from django.test import Client
+
+    client = Client()
+    client.force_login(manager)
+    response = client.post(reverse("datasets:export_start", args=[project.pk]),
+                           {"format": "coco", "source": "predictions", "model_version": "9" * 20}, follow=True)
+    assert response.status_code == 200 and "Name a model version" in response.content.decode()
+    assert not DatasetExport.objects.exists()

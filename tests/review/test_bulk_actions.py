@@ -41,7 +41,7 @@ def test_approve_by_ids_approves_the_reviewed_and_leaves_the_rest(queue):
     response = _bulk(rob, queue["project"], {"action": "approve", "images": ids[1:4], "comment": "Looks right."})
     assert response.status_code == 200, response.json()
     assert response.json() | {"detail": ""} == {"action": "approve", "matched": 3, "changed": 2, "skipped": 1,
-                                               "inference_run": None, "detail": ""}
+                                               "inference_run": None, "export": None, "detail": ""}
     assert "Approved: 2 images; 1 image left as they were" in response.json()["detail"]
     assert _statuses(ids) == ["unreviewed", "unreviewed", "approved", "approved", "approved", "approved"]
     changed = Image.objects.filter(pk__in=ids[2:4])
@@ -193,3 +193,34 @@ def test_annotators_and_reviewers_deleting_are_refused_on_the_page(client, queue
                              "confirmed": "yes"}).status_code == 403
     assert Image.objects.filter(project=queue["project"]).count() == 6
     assert _statuses(queue["ids"])[2:4] == ["reviewed", "reviewed"]
+
+
+def test_a_manager_exports_the_reviewed_images_of_a_selection(queue, client):
+    """The export job holds the chosen reviewed and approved images only, with their labels."""
+    import zipfile
+
+    from datasets.execution import dataset_export_execute
+    from datasets.models import DatasetExport
+
+    project, ids = queue["project"], queue["ids"]
+    manager = project.memberships.get(role=Role.MANAGER).user
+    assert _bulk(queue["rob"], project, {"action": "export", "images": ids}).status_code == 403  # managers export
+    response = _bulk(manager, project, {"action": "export", "images": ids[1:4], "format": "yolo"})
+    assert (response.json()["changed"], response.json()["skipped"]) == (2, 1), response.json()
+    job = DatasetExport.objects.get(pk=response.json()["export"])
+    assert (job.format, job.source, job.image_ids) == ("yolo", "reviewed", ids[2:4])
+    job = dataset_export_execute(job_id=job.pk)
+    with zipfile.ZipFile(job.file.open("rb")) as archive:
+        images = sorted(name for name in archive.namelist() if name.startswith("images/"))
+    assert sorted(name.rsplit("/", 1)[-1] for name in images) == ["scene-2.png", "scene-3.png"], images
+    assert job.image_count == 2
+
+    refused = _bulk(manager, project, {"action": "export", "images": ids[:2]})  # unreviewed only: nothing to export
+    assert refused.status_code == 400 and "no labels to export" in refused.json()["detail"]
+    assert DatasetExport.objects.count() == 1
+
+    client.force_login(manager)  # from the page: the export's progress and download are on the data page
+    page = client.post(reverse("review:queue_bulk", args=[project.pk]),
+                       {"action": "export", "scope": "selected", "image": ids[4:], "format": "coco"}, follow=True)
+    assert page.redirect_chain[-1][0] == reverse("datasets:project_data", args=[project.pk])
+    assert "2 chosen images as COCO" in page.content.decode()
