@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 "are labelled; the night, new-lens and further daylight images wait for review. Correct some "
                 "night images, press Fine-tune, and compare the versions.")
             project.save(update_fields=["description"])
-            self._add_images(project, admin, {k: counts[k] for k in ("labelled", "daylight", "night", "camera")})
+            self._add_images(project, {k: counts[k] for k in ("labelled", "daylight", "night", "camera")})
             if not no_train:
                 self._first_training(project, admin)
         self.stdout.write(self.style.SUCCESS(
@@ -80,7 +80,7 @@ class Command(BaseCommand):
             admin.save()
         return admin, password
 
-    def _add_images(self, project: Project, admin, counts: dict[str, int]) -> None:
+    def _add_images(self, project: Project, counts: dict[str, int]) -> None:
         """Labelled daylight first, then the unlabelled sets; seeds are apart, so no scene repeats."""
         classes = {c.name: c.pk for c in LabelClass.objects.filter(project=project)}
         plan = [("labelled", "day", SOURCE, 0), ("daylight", "day-new", SOURCE, 5000),
@@ -92,7 +92,9 @@ class Command(BaseCommand):
                 image = image_create(project=project, data=scene.png_bytes(), filename=f"{prefix}-{seed:05d}.png")
                 if key == "labelled":
                     boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
-                    image_boxes_save(image=image, user=admin, boxes=boxes, version=image.version,
+                    # Ground truth brought in, not anyone's review: no member's save (the team page counts
+                    # people's work, and an import through Import & export records none either).
+                    image_boxes_save(image=image, user=None, boxes=boxes, version=image.version,
                                      source=AnnotationSource.IMPORTED)
                 done += 1
                 self.stdout.write(f"\rGenerating images: {done}/{total}", ending="")
