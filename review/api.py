@@ -458,6 +458,16 @@ class ImageBoxHistory(APIView):
 
 
 class CommentDetail(APIView):
+    @extend_schema(request=s.CommentSerializer, responses=s.CommentSerializer,
+                   summary="Change a comment's text (its author only)")
+    def patch(self, request: Request, comment_id: int) -> Response:
+        comment = member_object(request, Comment.objects.select_related("author")
+                                .annotate(project_id=F("image__project_id")), comment_id)
+        if comment.author_id != request.user.pk:  # nobody puts words in another member's mouth, managers included
+            raise PermissionDenied("Only its author may change a comment.")
+        data = validated(s.CommentSerializer, request.data)
+        return Response(s.CommentSerializer(services.comment_edit(comment=comment, text=data["text"])).data)
+
     @extend_schema(responses={204: None}, summary="Delete a comment (its author, or a manager)")
     def delete(self, request: Request, comment_id: int) -> Response:
         comment = member_object(request, Comment.objects.annotate(project_id=F("image__project_id")), comment_id)

@@ -258,8 +258,8 @@ class CommentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Comment
-        fields = ["id", "author", "text", "created_at"]
-        read_only_fields = ["id", "author", "created_at"]
+        fields = ["id", "author", "text", "created_at", "edited_at"]
+        read_only_fields = ["id", "author", "created_at", "edited_at"]
         extra_kwargs = {"text": {"help_text": "At most 2,000 characters."}}
 
 

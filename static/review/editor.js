@@ -415,11 +415,13 @@
     const text = document.createElement("p");
     text.textContent = comment.text;  // text, never markup
     li.append(who);
-    if (comment.id) {  // one's own comment, just added: its author may delete it
-      const remove = document.createElement("button");
-      Object.assign(remove, {type: "button", className: "link comment-delete", textContent: "delete"});
-      remove.dataset.url = data.urls.comment.replace("{}", comment.id);
-      li.append(remove);
+    if (comment.id) {  // one's own comment, just added: its author may delete or change it
+      for (const [className, label] of [["comment-delete", "delete"], ["comment-edit", "edit"]]) {
+        const button = document.createElement("button");
+        Object.assign(button, {type: "button", className: `link ${className}`, textContent: label});
+        button.dataset.url = data.urls.comment.replace("{}", comment.id);
+        li.append(button);
+      }
     }
     li.append(text);
     document.getElementById("comments").append(li);
@@ -434,6 +436,45 @@
     } catch (error) {
       return null;
     }
+  }
+
+  // In place: a text area under the comment, saved with Ctrl+Enter or the button, Escape to leave it.
+  function editComment(button) {
+    const li = button.closest("li");
+    const shown = li.querySelector("p");
+    if (li.querySelector(".comment-editing")) return;
+    const form = document.createElement("form");
+    form.className = "comment-editing";
+    const area = Object.assign(document.createElement("textarea"), {value: shown.innerText, rows: 3, maxLength: 2000});
+    const save = Object.assign(document.createElement("button"), {type: "submit", textContent: "Save comment"});
+    const cancel = Object.assign(document.createElement("button"), {type: "button", className: "link",
+                                                                     textContent: "cancel"});
+    const close = () => { form.remove(); shown.hidden = false; };
+    cancel.addEventListener("click", close);
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const response = await fetch(button.dataset.url, {
+          method: "PATCH", credentials: "same-origin", body: JSON.stringify({text: area.value}),
+          headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token}});
+        const body = await response.json();
+        if (!response.ok) { statusLine.textContent = `Comment not changed: ${body.detail}`; return; }
+        shown.textContent = body.text;  // text, never markup
+        const when = li.querySelector(".muted");
+        if (!when.textContent.endsWith("(edited)")) when.textContent += " (edited)";
+        close();
+      } catch (error) {
+        statusLine.textContent = `Comment not changed (${error}); your text is still there, try again.`;
+      }
+    });
+    form.append(area, save, cancel);
+    shown.hidden = true;
+    li.append(form);
+    area.focus();
   }
 
   async function deleteComment(event) {
@@ -566,7 +607,10 @@
   document.getElementById("save-next").addEventListener("click", () => save(true));
   document.getElementById("skip").addEventListener("click", skip);
   document.getElementById("comment-form").addEventListener("submit", addComment);
-  document.getElementById("comments").addEventListener("click", deleteComment);
+  document.getElementById("comments").addEventListener("click", (event) => {
+    const edit = event.target.closest(".comment-edit");
+    if (edit) editComment(edit); else deleteComment(event);
+  });
   history.addEventListener("toggle", showHistory);
   if (data.can_approve) {
     document.getElementById("approve-next").addEventListener("click", approve);

@@ -221,7 +221,15 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     assert list(Comment.objects.filter(image=second).values_list("text", flat=True)) == [
         "The <i>circle</i> is a square.", "Fixed: it was a square."]
 
-    # The annotator may delete their own comment, not the reviewer's.
+    # The annotator may change their own comment in place (Ctrl+Enter saves), and delete it; not the reviewer's.
+    assert page.locator("#comments li").nth(0).locator(".comment-edit").count() == 0
+    page.locator("#comments li").nth(1).locator(".comment-edit").click()
+    page.locator(".comment-editing textarea").fill("Fixed: it was a square, not a circle.")
+    page.locator(".comment-editing textarea").press("Control+Enter")
+    page.wait_for_function("!document.querySelector('.comment-editing')")
+    assert "(edited)" in page.locator("#comments li").nth(1).text_content()
+    assert Comment.objects.filter(image=second).last().text == "Fixed: it was a square, not a circle."
+
     assert page.locator("#comments li").nth(0).locator(".comment-delete").count() == 0
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#comments li").nth(1).locator(".comment-delete").click()

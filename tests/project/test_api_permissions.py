@@ -22,6 +22,7 @@ pytestmark = pytest.mark.django_db
 
 ANYONE = "any logged-in user"
 PUBLIC = "public"  # the schema and its viewers: the API's contract is not a secret
+AUTHOR = "its author only"  # no role is enough: the comment here is the target member's
 A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
 
 REQUIRED_ROLE = {
@@ -52,6 +53,7 @@ REQUIRED_ROLE = {
     ("image_comments", "POST"): A,
     ("image_box_history", "GET"): A,
     ("comment_detail", "DELETE"): M,  # or its author: the comment here is the target member's
+    ("comment_detail", "PATCH"): AUTHOR,
     ("model_version_list", "GET"): A,
     ("model_version_list", "POST"): M,
     ("model_version_rollback", "POST"): M,
@@ -163,6 +165,8 @@ def _expected(rule: str, caller: str) -> str:
         return "allowed"
     if caller == "non-member":
         return "404"
+    if rule == AUTHOR:
+        return "403"
     order = [A, R, M]
     return "allowed" if order.index(caller) >= order.index(rule) else "403"
 

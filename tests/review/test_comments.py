@@ -175,3 +175,20 @@ def test_the_editor_offers_delete_on_ones_own_comments_and_to_managers(client, i
     for user, deletable in ((author, 1), (other, 1), (add_member(image.project, Role.MANAGER), 2)):
         client.force_login(user)
         assert client.get(editor).content.count(b'class="link comment-delete"') == deletable
+
+
+def test_only_its_author_changes_a_comment(client, image):
+    author, manager = add_member(image.project, Role.ANNOTATOR), image.project.memberships.get(role=Role.MANAGER).user
+    client.force_login(author)
+    comment = _post(client, _comments_url(image), {"text": "Is that a bike?"}).json()
+    url = reverse("api:comment_detail", args=[comment["id"]])
+    changed = client.patch(url, {"text": "Is that a bike, left of the car?"}, content_type="application/json")
+    assert changed.status_code == 200 and changed.json()["text"] == "Is that a bike, left of the car?"
+    assert changed.json()["edited_at"] is not None and comment["edited_at"] is None
+    for bad in ({"text": "  "}, {"text": "x" * 2001}, {}):
+        assert client.patch(url, bad, content_type="application/json").status_code == 400
+    client.force_login(manager)  # may delete it, may not put words in its author's mouth
+    assert client.patch(url, {"text": "Yes."}, content_type="application/json").status_code == 403
+    assert Comment.objects.get(pk=comment["id"]).text == "Is that a bike, left of the car?"
+    editor = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
+    assert "(edited)" in editor and "comment-edit" not in editor  # the manager is offered delete, not edit
