@@ -191,11 +191,12 @@ class ImageListUpload(generics.ListAPIView):
 
 class ImageBulkAction(APIView):
     @extend_schema(request=s.BulkActionSerializer, responses=s.BulkResultSerializer,
-                   summary="Predict, approve, send back or delete many images at once",
+                   summary="Predict, assign, approve, send back, export or delete many images at once",
                    description="The images by id, or every image matching the queue's filters (at most "
                                "10,000). Ids outside the project, unknown filters or too many images: 400, "
-                               "nothing changes. Approve applies to reviewed images and send_back to reviewed "
-                               "and approved ones; the others are counted in `skipped`.")
+                               "nothing changes. Assign applies to unreviewed images, approve to reviewed ones, "
+                               "send_back to reviewed and approved ones, export to reviewed and approved ones; "
+                               "the others are counted in `skipped`.")
     def post(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.REVIEWER)  # what every action needs, at least
         data = validated(s.BulkActionSerializer, request.data)
