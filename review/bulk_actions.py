@@ -1,8 +1,8 @@
 """Actions on many images at once, from the queue page and the images API: predict, assign, approve, send
 back, export, delete.
 
-A web-facing module (top floor, like queue.py): it starts inference runs, which review's services
-never do. The images are either named by id or are every image matching the queue's filters.
+A web-facing module (top floor, like queue.py): it starts inference runs and exports, which review's
+services never do. The images are either named by id or are every image matching the queue's filters.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ ACTIONS = {
 # One request changes at most this many images: a larger delete or status change would hold its
 # locks for long, and past it a run over all unreviewed images (project page, API) is the tool.
 MAX_IMAGES = 10_000
+DELETE_BATCH = 500  # images per delete: each deletes its rows' boxes, predictions and files in one go
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,8 @@ def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images:
             format=export_format, source=ExportSource.REVIEWED, image_ids=tuple(labelled)))
         return BulkResult(action, len(ids), len(labelled), len(ids) - len(labelled), export_id=job.pk)
     if action == "delete":
-        deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + 500]))
-                      for start in range(0, len(ids), 500))
+        deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + DELETE_BATCH]))
+                      for start in range(0, len(ids), DELETE_BATCH))
         return BulkResult(action, len(ids), deleted, len(ids) - deleted)
     status = ReviewStatus.APPROVED if action == "approve" else ReviewStatus.UNREVIEWED
     changed = services.images_status_set(images=selection, status=status, user=user, comment=comment)

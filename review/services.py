@@ -348,6 +348,9 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
     return image
 
 
+_BATCH = 500  # ids per statement when changing many images: SQLite takes at most 32,766 parameters in one
+
+
 def images_assign(*, project: Project, images: QuerySet[Image], assignee: AbstractBaseUser | None) -> list[int]:
     """Give the unreviewed images among these to one member of `project` to review; returns their ids.
 
@@ -370,7 +373,6 @@ _CHANGEABLE_FROM = {
     ReviewStatus.APPROVED: [ReviewStatus.REVIEWED],
     ReviewStatus.UNREVIEWED: [ReviewStatus.REVIEWED, ReviewStatus.APPROVED],
 }
-_BATCH = 500  # ids per statement: SQLite takes at most 32,766 parameters in one
 
 
 @transaction.atomic

@@ -133,7 +133,7 @@ def _filter_fields(query) -> list[tuple[str, str]]:
 @login_required
 @require_POST
 def queue_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Predict, approve, send back or delete the images ticked on the queue page, or every one matching its filters.
+    """A bulk action (review/bulk_actions.py) on the images ticked on the queue page, or on every one matching its filters.
 
     A delete, and any action on "every image matching", first shows what it would touch and asks
     again: those are the selections a reviewer cannot see whole on the page.
