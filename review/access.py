@@ -23,9 +23,15 @@ def project_for_member(user: AbstractBaseUser, project_id: int, *, role: str = R
 
     Non-members get 404 (a project's existence is not disclosed); members with a lower role get 403.
     """
+    return member_of(user, project_id, role=role).project
+
+
+def member_of(user: AbstractBaseUser, project_id: int, *, role: str = Role.ANNOTATOR) -> Membership:
+    """`user`'s membership of the project (its `project` selected) if it holds at least `role`; 404 or 403
+    as project_for_member. For a page that checks access and then asks what else the role allows."""
     membership = membership_for(user, project_id)
     _require(membership and membership.role, role, lambda: membership.project.name)
-    return membership.project
+    return membership
 
 
 def object_for_member(user: AbstractBaseUser, queryset: QuerySet, pk: int, *, role: str = Role.ANNOTATOR) -> Model:

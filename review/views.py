@@ -25,7 +25,7 @@ from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from review import selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
-from review.access import membership_for, object_for_member, project_for_member
+from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.models import ROLE_RANK, Image, ReviewStatus, Role
@@ -47,8 +47,8 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = project_for_member(request.user, project_id)
-    membership = membership_for(request.user, project.pk)
+    membership = member_of(request.user, project_id)
+    project = membership.project
     status = request.GET.get("status") if request.GET.get("status") in ReviewStatus.values else None
     counts = selectors.image_status_counts(project=project)
     page = Paginator(selectors.image_list(project=project, status=status), IMAGES_PER_PAGE).get_page(
@@ -86,7 +86,8 @@ def _with_version_numbers(project, rows: list[dict]) -> list[dict]:
 @require_GET
 def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
     """The review queue: the same filters, orderings and cursor pages as the images API."""
-    project = project_for_member(request.user, project_id)
+    membership = member_of(request.user, project_id)
+    project = membership.project
     active = inference_services.active_model_version(project)
     images = images_with_counts(Image.objects.filter(project=project), active)
     # The FilterSet builds a form per request (about 1 ms): only when a filter was asked for.
@@ -105,7 +106,6 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.error(request, " ".join(str(v) for v in (exc.detail.values() if isinstance(exc.detail, dict)
                                                                else [exc.detail])))
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
-    membership = membership_for(request.user, project.pk)
     return render(request, "review/queue.html", {
         "project": project,
         "cards": (cards := queue_cards(images)),

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion
 from inference.services import model_version_activate, model_version_create
-from review.access import membership_for, object_for_member, project_for_member
+from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
 from review.models import Image, Role
 from training.forms import WeightsUploadForm
@@ -26,7 +26,8 @@ from training.services import training_run_cancel, training_run_start
 @require_GET
 def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     """Model versions with lineage and holdout scores, and each training run with its live loss curve."""
-    project = project_for_member(request.user, project_id)
+    membership = member_of(request.user, project_id)
+    project = membership.project
     versions = list(inference_selectors.model_versions(project=project).select_related("training_run__snapshot"))
     runs = list(TrainingRun.objects.filter(project=project).select_related("base_version", "result_version")
                 .order_by("-created_at")[:10])
@@ -36,7 +37,7 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
         "project": project,
         "versions": versions,
         "runs": runs,
-        "can_manage": membership_for(request.user, project.pk).has_role(Role.MANAGER),
+        "can_manage": membership.has_role(Role.MANAGER),
         "upload_form": WeightsUploadForm(),
         "versions_data": [{"number": v.number, "map": v.metrics.get("map"), "ap50": v.metrics.get("ap50")}
                           for v in reversed(versions) if v.metrics],
