@@ -13,7 +13,7 @@ from datasets import services
 from datasets.exports import ExportSpec
 from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
 from inference.models import ModelVersion
-from project.converters import MAX_ID
+from project.converters import as_id
 from review.access import project_for_member
 from review.models import Role
 from training.models import DatasetSnapshot
@@ -59,10 +59,6 @@ def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     return _back(project.pk)
 
 
-def _is_id(value: str) -> bool:
-    return value.isdigit() and int(value) <= MAX_ID  # a larger one would overflow the database driver
-
-
 @login_required
 @require_POST
 def export_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
@@ -76,9 +72,9 @@ def export_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     spec = ExportSpec(
         format=post.get("format", ""), source=post.get("source", ""), include_images=post.get("include_images") == "on",
         min_score=min_score,
-        model_version=ModelVersion.objects.filter(project=project, pk=version_id).first() if _is_id(version_id)
+        model_version=ModelVersion.objects.filter(project=project, pk=pk).first() if (pk := as_id(version_id))
         else None,
-        snapshot=DatasetSnapshot.objects.filter(project=project, pk=snapshot_id).first() if _is_id(snapshot_id)
+        snapshot=DatasetSnapshot.objects.filter(project=project, pk=pk).first() if (pk := as_id(snapshot_id))
         else None,
     )
     try:

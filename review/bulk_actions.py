@@ -19,7 +19,7 @@ from datasets.models import ExportSource
 from datasets.services import dataset_export_start
 from inference import services as inference_services
 from inference.models import InferenceScope
-from project.converters import MAX_ID
+from project.converters import MAX_ID, as_id
 from review import services
 from review.models import REVIEWED_STATUSES, Image, Membership, Project, ReviewStatus, Role
 from review.queue import ImageFilter
@@ -80,12 +80,9 @@ def member_by_id(project: Project, user_id) -> AbstractBaseUser | None:
     """The project member with this id (who is to get images); None for a blank id (nobody)."""
     if user_id in (None, ""):
         return None
-    try:
-        user_id = int(user_id)
-    except (TypeError, ValueError):
-        raise ValidationError({"assignee": f"{user_id!r} is not a user id."}) from None
-    membership = (Membership.objects.select_related("user").filter(project=project, user_id=user_id).first()
-                  if 1 <= user_id <= MAX_ID else None)  # larger ids would overflow the database driver
+    if (pk := as_id(user_id)) is None:
+        raise ValidationError({"assignee": f"{str(user_id)[:20]!r} is not a user id."})
+    membership = Membership.objects.select_related("user").filter(project=project, user_id=pk).first()
     if membership is None:
         raise ValidationError({"assignee": f"User {user_id} is not a member of {project.name}."})
     return membership.user

@@ -21,7 +21,7 @@ from rest_framework.exceptions import ValidationError as BadRequest
 
 from inference.models import ModelVersion, Prediction
 from project.api import IdFilter
-from project.converters import MAX_ID
+from project.converters import as_id
 from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
 from review.selectors import images_sent_back_to
 
@@ -33,8 +33,8 @@ class AssigneeField(forms.CharField):
         value = super().clean(value)
         if value in ("", None, "none"):
             return value or None
-        if value.isdigit() and 1 <= int(value) <= MAX_ID:
-            return int(value)
+        if (pk := as_id(value)) is not None:
+            return pk
         raise forms.ValidationError("Give a user id, or none.")
 
 
