@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from inference import selectors
 from inference.models import BoxOutcome, ModelVersion, OutcomeKind, SuspectedError, SuspectKind, SuspectStatus
 from inference.suspects import suspect_dismiss, suspect_rates
+from project.converters import as_id
 from review.access import object_for_member, project_for_member
 from review.models import Role
 
@@ -27,8 +28,7 @@ def model_version_errors(request: HttpRequest, version_id: int) -> HttpResponse:
     version = object_for_member(request.user, ModelVersion.objects.select_related("project"), version_id)
     project = version.project
     kind = request.GET.get("kind") if request.GET.get("kind") in OutcomeKind.values else None
-    class_id = request.GET.get("class", "")
-    class_id = int(class_id) if class_id.isdigit() else None
+    class_id = as_id(request.GET.get("class"))
     page = Paginator(selectors.box_outcomes(version=version, kind=kind, label_class_id=class_id),
                      PATCHES_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "inference/errors.html", {

@@ -27,6 +27,7 @@ from review import selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
+from project.converters import as_id
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.models import ROLE_RANK, Image, ReviewStatus, Role
 from review.queue import (
@@ -205,10 +206,10 @@ def queue_next(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.REVIEWER if approval else Role.ANNOTATOR)
     status = ReviewStatus.REVIEWED if approval else ReviewStatus.UNREVIEWED
     skipped = SkipList(request, project.pk)
-    if (skip := request.GET.get("skip", "")).isdigit():
-        services.image_release(image_id=int(skip), user=request.user)
-        skipped.add(int(skip))
-    after = [int(after)] if (after := request.GET.get("after", "")).isdigit() else []
+    if skip := as_id(request.GET.get("skip")):
+        services.image_release(image_id=skip, user=request.user)
+        skipped.add(skip)
+    after = [after] if (after := as_id(request.GET.get("after"))) else []
     image = services.image_next_for_review(project=project, user=request.user, status=status,
                                            exclude=skipped.ids + after)
     if image is None:
@@ -262,8 +263,8 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     image = object_for_member(request.user, Image.objects.select_related("project"), image_id)
     project = image.project
     # ?model_version= shows another version's predictions (the error patches link here with it).
-    chosen = request.GET.get("model_version", "")
-    shown = (inference_selectors.model_versions(project=project).filter(pk=chosen).first() if chosen.isdigit()
+    chosen = as_id(request.GET.get("model_version"))
+    shown = (inference_selectors.model_versions(project=project).filter(pk=chosen).first() if chosen
              else None) or inference_services.active_model_version(project)
     classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
     can_approve = ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER]

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from inference.models import ModelVersion
 from project.api import PagePagination, member_object, member_project, validated
+from project.converters import as_id
 from review.models import Role
 from training import selectors, services
 from training import serializers as s
@@ -96,7 +97,7 @@ class ModelVersionCompare(APIView):
     @staticmethod
     def _version(request: Request, project, name: str) -> ModelVersion:
         value = request.query_params.get(name, "")
-        version = ModelVersion.objects.filter(pk=int(value), project=project).first() if value.isdigit() else None
+        version = ModelVersion.objects.filter(pk=pk, project=project).first() if (pk := as_id(value)) else None
         if version is None:
             raise BadRequest({name: [f"Give the id of a model version of this project (got {value!r})."]})
         return version

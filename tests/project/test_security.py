@@ -190,3 +190,24 @@ def test_an_export_naming_ids_too_long_for_the_database_is_refused():
                            {"format": "coco", "source": "predictions", "model_version": "9" * 20}, follow=True)
     assert response.status_code == 200 and "Name a model version" in response.content.decode()
     assert not DatasetExport.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["9" * 20, "²"])  # too large for the database; a digit int() refuses
+def test_ids_in_page_queries_that_are_no_ids_are_ignored(client, value):
+    """Start reviewing's skip and after, the editor's model_version and the error patches' class read
+    digits by hand: 20 of them overflowed SQLite's driver, and "²" passed isdigit() but not int() (500s)."""
+    from tests.factories import add_images, add_model_version, api_client, make_project
+
+    project = make_project()
+    image = add_images(project, 1, size=32)[0]
+    version = add_model_version(project)
+    client.force_login(project.memberships.get().user)
+    pages = [reverse("review:queue_next", args=[project.pk]) + f"?skip={value}&after={value}",
+             reverse("review:image_editor", args=[image.pk]) + f"?model_version={value}",
+             reverse("inference:model_version_errors", args=[version.pk]) + f"?class={value}"]
+    for url in pages:
+        assert client.get(url).status_code in (200, 302), url
+    compare = reverse("api:model_version_compare", args=[project.pk])
+    response = api_client(project.memberships.get().user).get(compare, {"first": value, "second": version.pk})
+    assert response.status_code == 400 and "first" in response.json()["fields"]
