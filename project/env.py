@@ -1,6 +1,7 @@
 """Read the environment into settings values; kept apart from settings.py so tests can call it."""
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -86,6 +87,16 @@ def secret_key(environ: dict[str, str], debug: bool, var_dir: Path) -> str:
     path = var_dir / "secret_key"
     if not path.exists():
         var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # `make demo` starts the web server and a worker at once: the key is written whole under a
+        # temporary name and linked into place, so the loser of a race reads the winner's key, never
+        # an empty or half-written file (which would sign sessions the other process cannot read).
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(50))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,19 @@ def test_secret_key_generated_once_for_local_use(tmp_path):
     assert len(first) > 40 and secret_key({}, True, tmp_path) == first
 
 
+def test_secret_key_is_the_same_for_processes_starting_together(tmp_path):
+    # `make demo` starts the web server and a worker at once; both must sign with one key.
+    # Each process imports first, then waits for the same moment to ask for the key.
+    code = ("import sys, time, pathlib; from project.env import secret_key; time.sleep(float(sys.argv[2]) - time.time()); "
+            "print(secret_key({}, True, pathlib.Path(sys.argv[1])))")
+    start = str(time.time() + 2)
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), start], cwd=REPO, stdout=subprocess.PIPE,
+                                  text=True) for _ in range(8)]
+    keys = {process.communicate()[0].strip() for process in processes}
+    assert len(keys) == 1 and len(keys.pop()) > 40
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]  # no drafts left behind
+
+
 def test_secret_key_required_in_production(tmp_path):
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
         secret_key({}, False, tmp_path)
@@ -90,3 +104,4 @@ def test_celery_is_configured_for_safe_redelivery():
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert app.amqp.router.route({}, "inference.tasks.inference_chunk_execute")["queue"].name == "inference"
     assert app.amqp.router.route({}, "training.tasks.training_run_execute")["queue"].name == "training"
+
