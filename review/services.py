@@ -91,10 +91,12 @@ def project_delete(*, project: Project) -> None:
 
 
 def _storage_folder_delete(folder: str) -> None:
-    # Through the storage API (not os.walk) so S3-compatible storage is cleaned the same way.
-    if not default_storage.exists(folder):
+    # Through the storage API (not os.walk) so S3-compatible storage is cleaned the same way. Not
+    # guarded by exists(): an object store has no folder objects, so it says a folder of files is missing.
+    try:
+        subfolders, files = default_storage.listdir(folder)
+    except FileNotFoundError:  # on disk, a folder nothing was ever stored in
         return
-    subfolders, files = default_storage.listdir(folder)
     for name in files:
         default_storage.delete(f"{folder}/{name}")
     for name in subfolders:
