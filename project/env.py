@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -100,3 +101,37 @@ def secret_key(environ: dict[str, str], debug: bool, var_dir: Path) -> str:
         finally:
             draft.unlink()
     return path.read_text().strip()
+
+
+# S3's rules for bucket names: 3-63 lowercase letters, digits, dots and hyphens.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def media_storage(url: str | None) -> dict:
+    """MEDIA_STORAGE -> Django STORAGES['default']: files under MEDIA_ROOT (the default), or an
+    S3-compatible bucket, `s3://bucket` or `s3://bucket/prefix`, through django-storages.
+
+    Credentials, region and a non-AWS endpoint (MinIO, Ceph, Cloudflare R2...) are boto3's own
+    variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_S3) or
+    an instance role, so no secret passes through these settings."""
+    if not url:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if not url.startswith("s3://"):
+        raise ImproperlyConfigured(f"MEDIA_STORAGE={url!r} is not supported; use s3://bucket[/prefix], or leave it "
+                                   "unset to store media under MEDIA_ROOT.")
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ImproperlyConfigured(f"MEDIA_STORAGE={url!r}: {bucket!r} is not an S3 bucket name (3-63 lowercase "
+                                   "letters, digits, dots and hyphens).")
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "location": prefix.strip("/"),
+            # As on disk: a second file of the same name is stored beside the first, never over it.
+            "file_overwrite": False,
+            # Media stays private (review.views streams it to members): no ACL, only signed URLs if any.
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }

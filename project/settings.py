@@ -6,6 +6,8 @@ SECRET_KEY         required when DEBUG is off; generated into var/secret_key for
 DEBUG              default on (a local, single-machine install); set DEBUG=0 in production
 ALLOWED_HOSTS      comma-separated; default localhost names
 MEDIA_ROOT         where uploaded images and weights are stored (default var/media)
+MEDIA_STORAGE      s3://bucket[/prefix] to store media in an S3-compatible bucket instead (boto3's AWS_*
+                   variables give credentials, region and endpoint); checked by `manage.py check --deploy`
 VAR_DIR            where the embedded defaults live (default ./var)
 """
 import os
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from kombu import Queue
 
-from project.env import broker_config, database_config, env_bool, env_list, secret_key
+from project.env import broker_config, database_config, env_bool, env_list, media_storage, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
@@ -102,7 +104,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = None
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(os.environ.get("MEDIA_STORAGE")),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Uploads: one request never holds more than this in memory; larger parts spill to disk.

@@ -1,4 +1,5 @@
 import sys
+import uuid
 
 import pytest
 
@@ -40,3 +41,49 @@ def inference_worker_state_reset():
         from django.db import connections
 
         execution._WRITER.submit(connections.close_all).result()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """An S3 endpoint on this machine (moto's server, in a thread): the edge of the world, as AWS, MinIO
+    or R2 would be in production. Worker subprocesses reach it over HTTP like any S3 client."""
+    from moto.server import ThreadedMotoServer
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(s3_endpoint, settings, monkeypatch):
+    """Media in a new, empty bucket for this test: boto3's own variables point at the endpoint (a worker
+    started by the test inherits them), and `worker_env` is what a worker needs besides."""
+    import boto3
+
+    from project.env import media_storage
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3_endpoint}
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"media-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    url = f"s3://{bucket}/media"
+    settings.STORAGES = {**settings.STORAGES, "default": media_storage(url)}
+
+    class Bucket:
+        name = bucket
+        worker_env = {"MEDIA_STORAGE": url}
+
+        @staticmethod
+        def keys() -> list[str]:
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    return Bucket

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from project.env import broker_config, database_config, env_bool, secret_key
+from project.env import broker_config, database_config, env_bool, media_storage, secret_key
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,3 +105,44 @@ def test_celery_is_configured_for_safe_redelivery():
     assert app.amqp.router.route({}, "inference.tasks.inference_chunk_execute")["queue"].name == "inference"
     assert app.amqp.router.route({}, "training.tasks.training_run_execute")["queue"].name == "training"
 
+
+def test_media_storage_default_is_the_filesystem():
+    assert media_storage(None)["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    assert media_storage("")["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+
+
+def test_media_storage_s3_bucket_and_prefix():
+    config = media_storage("s3://labels.example-1/team/media/")
+    assert config["BACKEND"] == "storages.backends.s3.S3Storage"
+    options = config["OPTIONS"]
+    assert (options["bucket_name"], options["location"]) == ("labels.example-1", "team/media")
+    assert options["file_overwrite"] is False and options["default_acl"] is None
+    assert media_storage("s3://labels")["OPTIONS"]["location"] == ""
+
+
+@pytest.mark.parametrize("url, message", [
+    ("gs://labels", "not supported"),
+    ("s3:/labels", "not supported"),
+    ("s3://Labels_Bucket", "not an S3 bucket name"),
+    ("s3://", "not an S3 bucket name"),
+])
+def test_media_storage_refuses_what_it_cannot_use(url, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        media_storage(url)
+
+
+def deploy_check(**env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--tag", "storage"], cwd=REPO,
+                          env={**os.environ, **env}, capture_output=True, text=True)
+
+
+def test_deploy_check_stores_and_removes_a_file_in_the_bucket(s3_media):
+    result = deploy_check(**s3_media.worker_env)
+    assert result.returncode == 0, result.stderr
+    assert s3_media.keys() == []  # the probe file is deleted again
+
+
+def test_deploy_check_names_a_missing_bucket(s3_media):
+    result = deploy_check(MEDIA_STORAGE="s3://no-such-bucket-here/media")
+    assert result.returncode != 0
+    assert "project.E001" in result.stderr and "NoSuchBucket" in result.stderr, result.stderr

@@ -1,0 +1,28 @@
+"""Checks of a deployment, run by `manage.py check --deploy` before the first upload finds them."""
+from __future__ import annotations
+
+from uuid import uuid4
+
+from django.core.checks import Error, register
+
+
+@register("storage", deploy=True)
+def media_storage_works(app_configs, **kwargs) -> list[Error]:
+    """Store, read back and delete a small file: a wrong bucket, endpoint, credentials or folder
+    permissions fail here with the backend's own message instead of on a reviewer's upload."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    try:
+        name = default_storage.save(f".storage-check-{uuid4().hex}", ContentFile(b"ok"))
+        try:
+            with default_storage.open(name, "rb") as handle:
+                read_back = handle.read()
+        finally:
+            default_storage.delete(name)
+    except Exception as exc:  # whatever the backend raises, the operator needs its message, not a traceback
+        return [Error(f"Media storage cannot store files: {exc}", id="project.E001",
+                      hint="Check MEDIA_STORAGE and the AWS_* variables (or MEDIA_ROOT's permissions).")]
+    if read_back != b"ok":
+        return [Error(f"Media storage gave back {read_back[:20]!r} for the file it was given.", id="project.E002")]
+    return []
