@@ -68,8 +68,14 @@ class DatasetImport(JobRun):
     class Meta(JobRun.Meta):
         pass
 
+    webhook_event = "dataset_import.finished"
+
     def __str__(self) -> str:
         return f"Import #{self.pk} of {self.original_name}"
+
+    def webhook_data(self) -> dict:
+        return {**super().webhook_data(), "api": f"/api/v1/imports/{self.pk}/", "report": {
+            key: value for key, value in self.report.items() if not isinstance(value, (list, dict))}}
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("datasets.tasks.dataset_import_execute", [self.pk])]
@@ -102,8 +108,17 @@ class DatasetExport(JobRun):
     class Meta(JobRun.Meta):
         pass
 
+    webhook_event = "dataset_export.finished"
+
     def __str__(self) -> str:
         return f"Export #{self.pk} ({self.source}, {self.format})"
+
+    def webhook_data(self) -> dict:
+        done = self.status == "succeeded"
+        return {**super().webhook_data(), "api": f"/api/v1/exports/{self.pk}/",
+                "download": f"/api/v1/exports/{self.pk}/download/" if done else None,
+                "format": self.format, "source": self.source, "image_count": self.image_count,
+                "box_count": self.box_count, "size_bytes": self.size_bytes}
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("datasets.tasks.dataset_export_execute", [self.pk])]

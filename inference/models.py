@@ -67,6 +67,14 @@ class ModelVersion(models.Model):
     def __str__(self) -> str:
         return f"v{self.number} ({self.architecture})"
 
+    def webhook_data(self) -> dict:
+        """What a webhook receiver (a deployment, say) is told about a version that became active."""
+        metrics = {key: self.metrics.get(key) for key in ("map", "ap50", "holdout_images")} if self.metrics else {}
+        return {"id": self.pk, "number": self.number, "architecture": self.architecture,
+                "class_names": self.class_names, "source": self.source, "parent": self.parent_id,
+                "metrics": metrics, "created_at": self.created_at.isoformat(),
+                "api": f"/api/v1/model-versions/{self.pk}/", "weights": f"/api/v1/model-versions/{self.pk}/weights/"}
+
     @property
     def map(self) -> float | None:
         return self.metrics.get("map")
@@ -218,8 +226,15 @@ class InferenceRun(JobRun):
     class Meta(JobRun.Meta):
         indexes = [models.Index(fields=["project", "status"], name="inferencerun_project_idx")]
 
+    webhook_event = "inference_run.finished"
+
     def __str__(self) -> str:
         return f"Inference #{self.pk} with {self.model_version}"
+
+    def webhook_data(self) -> dict:
+        return {**super().webhook_data(), "api": f"/api/v1/inference-runs/{self.pk}/",
+                "model_version": self.model_version_id, "predictions_written": self.predictions_written,
+                "images_failed": self.images_failed}
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("inference.tasks.inference_chunk_execute", [pk])

@@ -17,6 +17,8 @@ from inference.models import InferenceChunk, InferenceRun, InferenceScope, Model
 from project.jobs import JobStatus, job_cancel_request
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create
+from webhooks.models import Event
+from webhooks.services import webhook_event_send
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
 OUTCOMES_TASK = "inference.tasks.box_outcomes_refresh"
@@ -104,6 +106,7 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
         is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
+    webhook_event_send(project_id=version.project_id, event=Event.MODEL_VERSION_ACTIVATED, data=version.webhook_data)
     return version
 
 

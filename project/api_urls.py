@@ -8,6 +8,7 @@ from datasets import api as datasets_api
 from inference import api as inference_api
 from review import api as review_api
 from training import api as training_api
+from webhooks import api as webhooks_api
 
 urlpatterns = [
     # Projects, people and classes
@@ -76,6 +77,14 @@ urlpatterns = [
     path("exports/<id:export_id>/", datasets_api.ExportDetail.as_view(), name="export_detail"),
     path("exports/<id:export_id>/cancel/", datasets_api.ExportCancel.as_view(), name="export_cancel"),
     path("exports/<id:export_id>/download/", datasets_api.ExportDownload.as_view(), name="export_download"),
+    # Webhooks
+    path("projects/<id:project_id>/webhooks/", webhooks_api.WebhookListCreate.as_view(), name="webhook_list"),
+    path("webhooks/<id:webhook_id>/", webhooks_api.WebhookDetail.as_view(), name="webhook_detail"),
+    path("webhooks/<id:webhook_id>/ping/", webhooks_api.WebhookPing.as_view(), name="webhook_ping"),
+    path("webhooks/<id:webhook_id>/deliveries/", webhooks_api.WebhookDeliveryList.as_view(),
+         name="webhook_delivery_list"),
+    path("webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/redeliver/", webhooks_api.WebhookRedeliver.as_view(),
+         name="webhook_redeliver"),
     # The contract, served offline
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

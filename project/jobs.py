@@ -12,7 +12,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
+
+# Sent once per job, when job_finish writes its final status (kwargs: run). webhooks/ listens.
+job_finished = Signal()
 
 
 class JobStatus(models.TextChoices):
@@ -68,6 +72,16 @@ class JobRun(models.Model):
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    # The webhook event sent when a job of this kind finishes (webhooks/models.py Event); "" sends none.
+    webhook_event = ""
+
+    def webhook_data(self) -> dict:
+        """What a webhook receiver is told about this job when it finishes; subclasses add their own."""
+        return {"id": self.pk, "status": self.status, "error": self.error, "progress_done": self.progress_done,
+                "progress_total": self.progress_total, "requested_by": self.requested_by_id,
+                "created_at": self.created_at.isoformat(),
+                "finished_at": self.finished_at.isoformat() if self.finished_at else None}
+
     def pending_tasks(self) -> list[tuple[str, list]]:
         """The Celery tasks (name, args) that finish this job when sent again; the stale-run sweeper uses them."""
         raise NotImplementedError
@@ -113,6 +127,7 @@ def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
     )
     if updated:
         run.status, run.error, run.finished_at = status, error, now
+        job_finished.send(sender=type(run), run=run)
 
 
 def job_cancel_request(run: JobRun) -> None:

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "inference",
     "training",
     "datasets",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -233,6 +234,10 @@ INFERENCE_GPU_DECODE = os.environ.get("INFERENCE_GPU_DECODE", "1") == "1"
 # active model's). Empty: Faster R-CNN where this machine has an NVIDIA GPU, SSDlite on a CPU. Set it
 # where the web servers that start training runs have no GPU but the workers that train do.
 DEFAULT_ARCHITECTURE = os.environ.get("DEFAULT_ARCHITECTURE", "")
+# Webhooks may POST to private, loopback and link-local addresses (your own network) only when this
+# is on; off, a manager's webhook cannot make the workers call internal services. On by default
+# for a local install (DEBUG), off in production unless set.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool(os.environ, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("inference.urls")),
     path("", include("training.urls")),
     path("", include("datasets.urls")),
+    path("", include("webhooks.urls")),
 ]

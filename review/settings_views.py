@@ -71,6 +71,7 @@ def _settings_page(request: HttpRequest, project: Project, form: ProjectSettings
         "roles": Role.choices,
         "next_colour": services.PALETTE[next_index % len(services.PALETTE)],  # what label_class_create would pick
         "delete_form": ProjectDeleteForm(project=project),
+        "webhook_count": project.webhooks.count(),  # webhooks/ has their own page
     }, status=status)
 
 

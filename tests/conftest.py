@@ -87,3 +87,14 @@ def s3_media(s3_endpoint, settings, monkeypatch):
             return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     return Bucket
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that records each request (tests/webhooks/receiver.py)."""
+    from tests.webhooks.receiver import Receiver
+
+    receiver = Receiver()
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()

@@ -76,8 +76,16 @@ class TrainingRun(JobRun):
             ),
         ]
 
+    webhook_event = "training_run.finished"
+
     def __str__(self) -> str:
         return f"Training #{self.pk}"
+
+    def webhook_data(self) -> dict:
+        promoted = bool(self.comparison.get("promoted")) if isinstance(self.comparison, dict) else False
+        return {**super().webhook_data(), "api": f"/api/v1/training-runs/{self.pk}/",
+                "result_version": self.result_version_id, "promoted": promoted,
+                "holdout": self.eval_history[-1] if self.eval_history else None}
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("training.tasks.training_run_execute", [self.pk])]

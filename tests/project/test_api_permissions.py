@@ -17,6 +17,7 @@ from review.models import Role
 from review.services import comment_add
 from tests.factories import UserFactory, add_images, add_member, make_project
 from training.models import DatasetSnapshot, TrainingRun
+from webhooks.services import webhook_create, webhook_ping
 
 pytestmark = pytest.mark.django_db
 
@@ -87,6 +88,14 @@ REQUIRED_ROLE = {
     ("export_detail", "GET"): M,
     ("export_cancel", "POST"): M,
     ("export_download", "GET"): M,
+    ("webhook_list", "GET"): M,
+    ("webhook_list", "POST"): M,
+    ("webhook_detail", "GET"): M,
+    ("webhook_detail", "PATCH"): M,
+    ("webhook_detail", "DELETE"): M,
+    ("webhook_ping", "POST"): M,
+    ("webhook_delivery_list", "GET"): M,
+    ("webhook_redeliver", "POST"): M,
     ("schema", "GET"): PUBLIC,
     ("docs", "GET"): PUBLIC,
     ("redoc", "GET"): PUBLIC,
@@ -127,6 +136,7 @@ def world():
     version.weights.save("w.safetensors", ContentFile(b"weights"))
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
     snapshot.file.save("s.json", ContentFile(b"{}"))
+    webhook = webhook_create(project=project, user=None, url="https://hooks.example/a", events=["training_run.finished"])
     ids = {
         "project_id": project.pk, "user_id": target.pk, "class_id": project.label_classes.first().pk,
         "image_id": image.pk, "version_id": version.pk, "snapshot_id": snapshot.pk,
@@ -135,6 +145,7 @@ def world():
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
+        "webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
         "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
                                                     label_class=project.label_classes.first(), x=1, y=1, w=2, h=2).pk,
     }

@@ -14,6 +14,7 @@ from project.jobs import JobStatus
 from review.models import Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
 from training.models import DatasetSnapshot, TrainingRun
+from webhooks.services import webhook_create, webhook_ping
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +62,12 @@ PAGE_RULES = {
     ("datasets:import_start", "POST"): M,
     ("datasets:export_start", "POST"): M,
     ("datasets:job_cancel", "POST"): M,
+    ("webhooks:webhook_list", "GET"): M,
+    ("webhooks:webhook_add", "POST"): M,
+    ("webhooks:webhook_ping", "POST"): M,
+    ("webhooks:webhook_toggle", "POST"): M,
+    ("webhooks:webhook_remove", "POST"): M,
+    ("webhooks:delivery_redeliver", "POST"): M,
 }
 
 
@@ -108,6 +115,9 @@ def world():
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
     }
     DatasetImport.objects.create(project=project, original_name="a.zip")
+    webhook = webhook_create(project=project, user=None, url=f"https://hooks.example/{XSS}",
+                             events=["model_version.activated"])
+    kwargs |= {"webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk}
     return users, kwargs
 
 

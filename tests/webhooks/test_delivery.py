@@ -1,0 +1,77 @@
+"""The HTTP side of a webhook, without Django: signature, URL and address checks, redirects."""
+import hashlib
+import hmac
+
+import pytest
+
+from webhooks import delivery
+
+
+def test_signature_is_hmac_sha256_of_the_body_in_hex():
+    body = b'{"event":"ping"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert delivery.signature("s3cret", body) == f"sha256={expected}"
+    assert delivery.signature("other", body) != delivery.signature("s3cret", body)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("ftp://hooks.example/x", "http:// or https://"),
+    ("hooks.example/x", "http:// or https://"),
+    ("https:///path", "names a host"),
+    ("https://user:pw@hooks.example/x", "no user name or password"),
+])
+def test_url_refusal_says_what_is_wrong(url, words):
+    assert words in delivery.url_refusal(url)
+
+
+def test_url_refusal_passes_a_plain_https_url():
+    assert delivery.url_refusal("https://hooks.example:8443/models?team=a") is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.9", "169.254.169.254", "::1",
+                                  "0.0.0.0"])
+def test_internal_addresses_are_refused_unless_allowed(host):
+    assert "internal address" in delivery.address_refusal(host, allow_private=False)
+    assert delivery.address_refusal(host, allow_private=True) is None
+
+
+def test_a_public_address_passes():
+    assert delivery.address_refusal("93.184.216.34", allow_private=False) is None
+
+
+def test_post_sends_signed_json_and_returns_the_status(receiver):
+    status = delivery.post(f"{receiver.url}/hook", body=b'{"a":1}', secret="k", event="ping", delivery_id=7,
+                           allow_private=True, timeout=5)
+    assert status == 200
+    request = receiver.requests[0]
+    assert request["path"] == "/hook" and request["body"] == b'{"a":1}'
+    assert request["headers"]["X-Webhook-Event"] == "ping" and request["headers"]["X-Webhook-Delivery"] == "7"
+    assert request["headers"]["X-Webhook-Signature"] == delivery.signature("k", b'{"a":1}')
+    assert request["headers"]["Content-Type"] == "application/json"
+
+
+def test_post_does_not_follow_a_redirect(receiver):
+    receiver.answers = [302]
+    with pytest.raises(delivery.DeliveryFailed, match="redirected \\(302\\)") as failure:
+        delivery.post(receiver.url, body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True, timeout=5)
+    assert failure.value.status == 302
+    assert [request["path"] for request in receiver.requests] == ["/"]  # /redirected was never asked
+
+
+def test_post_reports_an_error_status(receiver):
+    receiver.answers = [503]
+    with pytest.raises(delivery.DeliveryFailed, match="answered 503") as failure:
+        delivery.post(receiver.url, body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True, timeout=5)
+    assert failure.value.status == 503
+
+
+def test_post_refuses_an_internal_address_before_connecting(receiver):
+    with pytest.raises(delivery.DeliveryFailed, match="internal address"):
+        delivery.post(receiver.url, body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=False, timeout=5)
+    assert receiver.requests == []
+
+
+def test_post_reports_a_receiver_that_is_not_there():
+    with pytest.raises(delivery.DeliveryFailed, match="could not be reached"):
+        delivery.post("http://127.0.0.1:9/", body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True,
+                      timeout=5)

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class WebhooksConfig(AppConfig):
+    name = "webhooks"
+    verbose_name = "Webhooks"
+
+    def ready(self) -> None:
+        from project.jobs import job_finished
+        from webhooks.services import job_finished_send
+
+        # Every background job reports its end through project.jobs.job_finish; this turns it into an event.
+        job_finished.connect(job_finished_send, dispatch_uid="webhooks.job_finished_send")

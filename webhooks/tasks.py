@@ -1,0 +1,11 @@
+"""Celery entry point of the webhooks app (the `default` queue): one attempt, then a later one if it failed."""
+from celery import shared_task
+
+from webhooks import services
+
+
+@shared_task(name="webhooks.tasks.webhook_delivery_send", acks_late=True)
+def webhook_delivery_send(delivery_id: int) -> None:
+    countdown = services.delivery_attempt(delivery_id=delivery_id)
+    if countdown is not None:
+        services.delivery_retry(delivery_id=delivery_id, countdown=countdown)
