@@ -1,0 +1,79 @@
+"""tools/deploy_receiver.py, the example receiver a deployment runs: a promoted model reaches it as a
+real webhook delivery, and it installs the weights from the app's API (a live server)."""
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from inference.services import model_version_activate
+from review.models import Role
+from tests.factories import add_model_version, make_project
+from webhooks.delivery import signature
+from webhooks.models import DeliveryStatus
+from webhooks.services import delivery_attempt, webhook_create
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    project = make_project()
+    token = Token.objects.create(user=project.memberships.get(role=Role.MANAGER).user)
+    out = tmp_path / "models"
+    process = subprocess.Popen(
+        [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, "--token", token.key,
+         "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline().split()[2].rsplit(":", 1)[1].rstrip(";"))
+    hook = webhook_create(project=project, user=None, url=f"http://127.0.0.1:{port}/",
+                          events=["model_version.activated"])
+    hook.secret = "s" * 64
+    hook.save()
+    yield project, hook, out
+    process.kill()
+    process.wait()
+
+
+def _deliver(project) -> None:
+    row = project.webhooks.get().deliveries.first()
+    delivery_attempt(delivery_id=row.pk)
+    row.refresh_from_db()
+    assert row.status == DeliveryStatus.SUCCEEDED, row.error
+
+
+def test_a_promoted_model_is_installed_and_going_back_reinstalls_the_old_one(deploy_receiver):
+    project, hook, out = deploy_receiver
+    first = add_model_version(project)
+    _deliver(project)
+    second = add_model_version(project, activate=False)
+    model_version_activate(version=second)
+    _deliver(project)
+    current = json.loads((out / "current.json").read_text())
+    assert (current["number"], current["weights"]) == (second.number, f"v{second.number}.safetensors")
+    assert current["architecture"] == second.architecture and current["class_names"] == second.class_names
+    assert (out / current["weights"]).read_bytes() == second.weights.open("rb").read()
+
+    model_version_activate(version=first)  # going back, by hand
+    _deliver(project)
+    assert json.loads((out / "current.json").read_text())["number"] == first.number
+    assert sorted(path.name for path in out.iterdir()) == ["current.json", "v1.safetensors", "v2.safetensors"]
+
+
+def test_a_forged_delivery_is_refused_and_changes_nothing(deploy_receiver):
+    project, hook, out = deploy_receiver
+    version = add_model_version(project)
+    body = json.dumps({"event": "model_version.activated", "data": version.webhook_data()}).encode()
+    request = urllib.request.Request(hook.url, data=body, method="POST", headers={
+        "X-Webhook-Signature": signature("not the secret", body), "X-Webhook-Delivery": "1"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+    assert list(out.iterdir()) == []
