@@ -419,8 +419,8 @@ def local_app(port: int):
     subprocess.run([*manage, "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
     subprocess.run([*manage, "createsuperuser", "--noinput", "--username", "reviewer", "--email", "r@example.com"],
                    cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-    token = subprocess.run([*manage, "drf_create_token", "reviewer"], cwd=REPO, env=env, check=True,
-                           capture_output=True, text=True).stdout.split()[2]
+    token = subprocess.run([*manage, "api_token_create", "reviewer"], cwd=REPO, env=env, check=True,
+                           capture_output=True, text=True).stdout.strip()
     log = (var_dir / "app.log").open("w")
     app = subprocess.Popen([*manage, "rundemo", "--addr", f"127.0.0.1:{port}"], cwd=REPO, env=env,
                            stdout=log, stderr=subprocess.STDOUT)

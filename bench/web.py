@@ -108,7 +108,7 @@ def _fill(count: int, predicted: int) -> tuple[str, str, int, list[int], dict[in
 
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
-    from rest_framework.authtoken.models import Token
+    from review.api_tokens import api_token_create
 
     from inference.models import ModelVersion, Prediction
     from review.models import Image, LabelClass
@@ -149,7 +149,7 @@ def _fill(count: int, predicted: int) -> tuple[str, str, int, list[int], dict[in
         drawn = [{"label_class": classes[0], "x": 1 + (n % 10) * 12, "y": 1 + (n // 10) * 12, "w": 10, "h": 10}
                  for n in range(50 - len(kept))]
         bodies[pk] = {"version": 1, "boxes": kept + drawn, "score_threshold": 0.3, "model_version": version.pk}
-    return session.session_key, Token.objects.create(user=user).key, project.pk, image_ids, bodies
+    return session.session_key, api_token_create(user=user), project.pk, image_ids, bodies
 
 
 def _wait_up(base: str) -> None:

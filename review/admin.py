@@ -10,7 +10,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from review.bulk_actions import bulk_apply
-from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewEvent, StatusChange
+from rest_framework.authtoken.models import TokenProxy
+
+from review.models import (
+    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Project, ReviewEvent, StatusChange,
+)
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
@@ -219,3 +223,24 @@ class CommentAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, comments):
         for comment in comments:
             comment_delete(comment=comment)
+
+
+# DRF's own token admin would show (and let staff add) plain keys that no longer authenticate:
+# tokens are review.ApiToken now, stored as digests.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff see who has a key and revoke one (delete); keys are made by their users (/account/token/)."""
+
+    list_display = ["user", "prefix", "created_at", "last_used_at"]
+    search_fields = ["user__username"]
+    readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

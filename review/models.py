@@ -339,3 +339,18 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class ApiToken(models.Model):
+    """A user's key for scripts (`Authorization: Token <key>`), stored only as its SHA-256 digest: the
+    key is shown once when it is made, and a copy of the database does not hand out API access.
+    A fast hash is enough here because keys are 240 random bits, not passwords people choose."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the key, in hex.")
+    prefix = models.CharField(max_length=8, help_text="The key's first characters, to tell keys apart.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="To within a few minutes.")
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.user}"

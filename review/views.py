@@ -16,7 +16,6 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.middleware.csrf import get_token
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
@@ -29,7 +28,8 @@ from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
 from project.converters import as_id
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
-from review.models import ROLE_RANK, Image, ReviewStatus, Role
+from review.api_tokens import api_token_create, api_token_revoke
+from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
 )
@@ -374,11 +374,10 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
 def api_token(request: HttpRequest) -> HttpResponse:
     """Make, replace or revoke the caller's API token. The key is shown once, right after it is made."""
     if request.method == "POST":
-        action = request.POST.get("action")
-        Token.objects.filter(user=request.user).delete()
-        if action == "create":
-            token = Token.objects.create(user=request.user)
-            return render(request, "review/api_token.html", {"has_token": True, "new_key": token.key})
+        if request.POST.get("action") == "create":
+            key = api_token_create(user=request.user)
+            return render(request, "review/api_token.html", {"token": request.user.api_token, "new_key": key})
+        api_token_revoke(user=request.user)
         messages.info(request, "Your API token was revoked; scripts using it now get 401.")
         return HttpResponseRedirect(reverse("review:api_token"))
-    return render(request, "review/api_token.html", {"has_token": Token.objects.filter(user=request.user).exists()})
+    return render(request, "review/api_token.html", {"token": ApiToken.objects.filter(user=request.user).first()})

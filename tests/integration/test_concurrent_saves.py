@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
+from review.api_tokens import api_token_create
 from review.models import Image, LabelClass, ReviewEvent, Role
 from tests.factories import add_images, add_member, make_project
 
@@ -38,7 +38,7 @@ def test_concurrent_saves_on_overlapping_images_lose_nothing(live_server_media_u
     project = make_project()
     images = add_images(project, IMAGES, size=64)
     circle = LabelClass.objects.get(project=project, name="circle")
-    tokens = [Token.objects.create(user=add_member(project, Role.ANNOTATOR)).key for _ in range(CLIENTS)]
+    tokens = [api_token_create(user=add_member(project, Role.ANNOTATOR)) for _ in range(CLIENTS)]
     outcomes: Counter = Counter()
     applied: Counter = Counter()
     lock = threading.Lock()

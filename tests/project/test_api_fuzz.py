@@ -11,9 +11,9 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 
 from project.wsgi import application
+from review.api_tokens import api_token_create
 from tests.factories import add_images, add_model_version, make_project
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def _world() -> dict:
     user = project.memberships.get().user
     return {"project_id": project.pk, "image_id": image.pk, "version_id": version.pk, "user_id": user.pk,
             "class_id": project.label_classes.first().pk,
-            "token": Token.objects.get_or_create(user=user)[0].key}
+            "token": api_token_create(user=user)}
 
 
 def test_no_input_makes_a_server_error(wsgi_app):

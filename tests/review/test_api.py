@@ -1,18 +1,21 @@
 """REST endpoints of the review app: happy paths, bad input and what it leaves unchanged."""
+import hashlib
 import io
 import re
 import zipfile
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from inference.models import InferenceRun, Prediction
+from review.api_tokens import api_token_create
 from review.demo_images import generate_scene
-from review.models import Annotation, Image, Membership, Project, ReviewEvent, ReviewStatus, Role
+from review.models import Annotation, ApiToken, Image, Membership, Project, ReviewEvent, ReviewStatus, Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, api_client, make_project
 
 pytestmark = pytest.mark.django_db
@@ -578,17 +581,50 @@ def test_token_page_makes_and_revokes_tokens(client, project):
     user = add_member(project)
     client.force_login(user)
     page = client.post(reverse("review:api_token"), {"action": "create"})
-    key = Token.objects.get(user=user).key
-    assert key.encode() in page.content
+    key = re.search(r'id="token-key">([^<]+)<', page.content.decode()).group(1)
+    stored = ApiToken.objects.get(user=user)
+    # Only the digest is kept: the database alone does not give the key away.
+    assert key not in {stored.digest, stored.prefix} and stored.digest == hashlib.sha256(key.encode()).hexdigest()
 
     script = APIClient()
     script.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert [p["id"] for p in script.get(reverse("api:project_list")).data] == [project.pk]
+    stored.refresh_from_db()
+    assert stored.last_used_at is not None
+    assert f"{stored.prefix}…".encode() in client.get(reverse("review:api_token")).content  # the key never again
+    assert key.encode() not in client.get(reverse("review:api_token")).content
+
+    replaced = client.post(reverse("review:api_token"), {"action": "create"})
+    assert script.get(reverse("api:project_list")).status_code == 401  # the old key stops at once
+    new_key = re.search(r'id="token-key">([^<]+)<', replaced.content.decode()).group(1)
+    script.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
+    assert script.get(reverse("api:project_list")).status_code == 200
 
     client.post(reverse("review:api_token"), {"action": "revoke"})
-    assert not Token.objects.filter(user=user).exists()
+    assert not ApiToken.objects.filter(user=user).exists()
     refused = script.get(reverse("api:project_list"))
     assert refused.status_code == 401 and refused.data == {"detail": "Invalid token."}
+
+
+def test_an_inactive_users_token_is_refused(project):
+    user = add_member(project)
+    key = api_token_create(user=user)
+    user.is_active = False
+    user.save()
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert script.get(reverse("api:project_list")).status_code == 401
+
+
+def test_the_command_prints_a_working_key(project):
+    user = add_member(project)
+    out = io.StringIO()
+    call_command("api_token_create", user.username, stdout=out)
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    assert script.get(reverse("api:project_list")).status_code == 200
+    with pytest.raises(CommandError, match="No user"):
+        call_command("api_token_create", "nobody-by-this-name")
 
 
 def test_session_writes_need_csrf(project):

@@ -8,9 +8,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from inference.services import model_version_activate
+from review.api_tokens import api_token_create
 from review.models import Role
 from tests.factories import add_model_version, make_project
 from webhooks.delivery import signature
@@ -26,10 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     project = make_project()
-    token = Token.objects.create(user=project.memberships.get(role=Role.MANAGER).user)
+    token = api_token_create(user=project.memberships.get(role=Role.MANAGER).user)
     out = tmp_path / "models"
     process = subprocess.Popen(
-        [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, "--token", token.key,
+        [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, "--token", token,
          "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = int(process.stdout.readline().split()[2].rsplit(":", 1)[1].rstrip(";"))
