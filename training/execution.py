@@ -24,7 +24,7 @@ from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
 from review.models import Image, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
-from training.models import TrainingRun
+from training.models import TrainingRun, checkpoint_storage_name
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ LOSS_HISTORY_LIMIT = 5000
 
 
 def checkpoint_name(run: TrainingRun) -> str:
-    return f"projects/{run.project_id}/training/run-{run.pk}-checkpoint.pt"
+    return checkpoint_storage_name(run.project_id, run.pk)
 
 
 def training_run_execute(*, run_id: int) -> None:

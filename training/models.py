@@ -11,6 +11,11 @@ from project.jobs import JobRun
 from review.models import Project
 
 
+def checkpoint_storage_name(project_id: int, run_id: int) -> str:
+    """Where a training run keeps its last epoch's checkpoint, to resume from after a lost worker."""
+    return f"projects/{project_id}/training/run-{run_id}-checkpoint.pt"
+
+
 def snapshot_upload_path(snapshot: DatasetSnapshot, filename: str) -> str:
     return f"projects/{snapshot.project_id}/snapshots/{snapshot.content_hash}.json"
 
@@ -77,6 +82,12 @@ class TrainingRun(JobRun):
         ]
 
     webhook_event = "training_run.finished"
+
+    @classmethod
+    def storage_names_in_use(cls) -> list[str]:
+        """Checkpoints of runs that may still resume (training/execution.py keeps exactly those)."""
+        runs = cls.objects.exclude(status__in=["succeeded", "cancelled"]).values_list("project_id", "pk")
+        return [checkpoint_storage_name(project_id, pk) for project_id, pk in runs]
 
     def __str__(self) -> str:
         return f"Training #{self.pk}"
