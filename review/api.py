@@ -417,7 +417,8 @@ class ImageComments(APIView):
     @extend_schema(responses=s.CommentSerializer(many=True), summary="The comments on an image, oldest first")
     def get(self, request: Request, image_id: int) -> Response:
         image = member_object(request, Image.objects.all(), image_id)
-        return Response(s.CommentSerializer(image.comments.select_related("author"), many=True).data)
+        comments = image.comments.select_related("author").prefetch_related("mentions__user")
+        return Response(s.CommentSerializer(comments, many=True).data)
 
     @extend_schema(request=s.CommentSerializer, responses={201: s.CommentSerializer},
                    summary="Comment on an image (annotator)")

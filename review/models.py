@@ -341,6 +341,20 @@ class Comment(models.Model):
         return self.text[:60]
 
 
+class Mention(models.Model):
+    """A member named as @username in a comment: listed for them ("Mentions of you") until they open the image."""
+
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="mentions")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+", help_text="The comment's image.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True, help_text="When they opened the image since.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["comment", "user"], name="mention_once_per_comment")]
+        indexes = [models.Index(fields=["user", "read_at"], name="mention_user_unread_idx")]
+
+
 class ApiToken(models.Model):
     """A user's key for scripts (`Authorization: Token <key>`), stored only as its SHA-256 digest: the
     key is shown once when it is made, and a copy of the database does not hand out API access.

@@ -23,7 +23,7 @@ from inference.models import ModelVersion, Prediction
 from project.api import IdFilter
 from project.converters import as_id
 from review.models import Annotation, Image, ReviewEvent, ReviewStatus, Split
-from review.selectors import images_sent_back_to
+from review.selectors import images_mentioning, images_sent_back_to
 
 
 class AssigneeField(forms.CharField):
@@ -66,6 +66,8 @@ class ImageFilter(filters.FilterSet):
     reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last.")
     sent_back_to = IdFilter(method="sent_back_over", help_text="Images sent back to the queue over this user's "
                                                                "(id) review, not saved since: theirs to fix.")
+    mentioned = IdFilter(method="mentioning", help_text="Images whose comments name this user (id) as @username "
+                                                         "and that they have not opened since.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     assigned_to = AssigneeFilter(help_text="A user id: the images assigned to them; none: images assigned to nobody.")
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
@@ -86,6 +88,9 @@ class ImageFilter(filters.FilterSet):
 
     def sent_back_over(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images_sent_back_to(images, value)
+
+    def mentioning(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
+        return images_mentioning(images, value)
 
     def with_comments(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
         return images.filter(comment_count__gt=0) if value == "true" else images.filter(comment_count=0)

@@ -9,7 +9,9 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from review.models import REPLACED_BOX_FIELDS, Image, LabelClass, Project, ReviewEvent, ReviewStatus, StatusChange
+from review.models import (
+    REPLACED_BOX_FIELDS, Image, LabelClass, Mention, Project, ReviewEvent, ReviewStatus, StatusChange,
+)
 
 
 def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
@@ -149,3 +151,8 @@ def _box_set(rows: list[list]) -> list[tuple]:
 
 def _username(event: ReviewEvent | None) -> str | None:
     return event.user.username if event and event.user else None
+
+
+def images_mentioning(images: QuerySet[Image], user_id: int) -> QuerySet[Image]:
+    """Those of `images` whose comments name `user_id` (@username) and that they have not opened since."""
+    return images.filter(pk__in=Mention.objects.filter(user_id=user_id, read_at__isnull=True).values("image_id"))

@@ -255,12 +255,16 @@ class BulkResultSerializer(serializers.Serializer):
 
 class CommentSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author.username", read_only=True, default=None)
+    mentions = serializers.SerializerMethodField(help_text="The members this comment names as @username.")
 
     class Meta:
         model = Comment
-        fields = ["id", "author", "text", "created_at", "edited_at"]
-        read_only_fields = ["id", "author", "created_at", "edited_at"]
-        extra_kwargs = {"text": {"help_text": "At most 2,000 characters."}}
+        fields = ["id", "author", "text", "created_at", "edited_at", "mentions"]
+        read_only_fields = ["id", "author", "created_at", "edited_at", "mentions"]
+        extra_kwargs = {"text": {"help_text": "At most 2,000 characters; @username notifies that member."}}
+
+    def get_mentions(self, comment: Comment) -> list[str]:
+        return sorted(mention.user.username for mention in comment.mentions.all())
 
 
 class MemberActivitySerializer(serializers.Serializer):

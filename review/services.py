@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from project.row_locks import update_lock, key_share_lock
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
-    Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
+    Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
@@ -134,6 +135,7 @@ def membership_remove(*, project: Project, user: AbstractBaseUser) -> None:
     Membership.objects.filter(project=project, user=user).delete()
     # Their assigned images go back to everyone: nobody else's "next image" would ever offer them.
     Image.objects.filter(project=project, assigned_to=user).update(assigned_to=None)
+    Mention.objects.filter(user=user, image__project=project).delete()  # images they can no longer open
 
 
 def _keep_a_manager(project: Project, *, leaving: AbstractBaseUser) -> None:
@@ -392,6 +394,8 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     # Locked first: a save in progress on one of them finishes before its status is judged.
     ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
     now = timezone.now()
+    mentioned = (_mentioned_members(Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0], comment,
+                                    author_id=user.pk if user else None) if comment and ids else set())
     for start in range(0, len(ids), _BATCH):
         batch = Image.objects.filter(pk__in=ids[start:start + _BATCH])
         reviewed_by = list(batch.values_list("pk", "reviewed_by_id"))
@@ -401,7 +405,10 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
             StatusChange(image_id=pk, user=user, status=status, reviewed_by_id=saved_by, created_at=now)
             for pk, saved_by in reviewed_by])
         if comment:
-            Comment.objects.bulk_create([Comment(image_id=pk, author=user, text=comment) for pk, _ in reviewed_by])
+            comments = Comment.objects.bulk_create([Comment(image_id=pk, author=user, text=comment)
+                                                    for pk, _ in reviewed_by])
+            Mention.objects.bulk_create([Mention(comment_id=row.pk, image_id=row.image_id, user_id=user_id)
+                                         for row in comments for user_id in mentioned])
     return ids
 
 
@@ -413,15 +420,48 @@ def comment_add(*, image: Image, author: AbstractBaseUser | None, text: str) -> 
 @transaction.atomic
 def _comment_create(image: Image, author: AbstractBaseUser | None, text: str) -> Comment:
     Image.objects.filter(pk=image.pk).update(comment_count=F("comment_count") + 1)
-    return Comment.objects.create(image=image, author=author, text=text)
+    comment = Comment.objects.create(image=image, author=author, text=text)
+    _mentions_sync(comment, image.project_id)
+    return comment
 
 
+@transaction.atomic
 def comment_edit(*, comment: Comment, text: str) -> Comment:
     """Change a comment's text (its author's to do: the caller checks), marked as edited."""
     comment.text = _comment_text(text, required=True, field="text")
     comment.edited_at = timezone.now()
     comment.save(update_fields=["text", "edited_at"])
+    _mentions_sync(comment, Image.objects.filter(pk=comment.image_id).values_list("project_id").get()[0])
     return comment
+
+
+# @username, as Django's usernames are spelled (letters, digits and @ . + - _), not inside a word or address.
+MENTION = re.compile(r"(?<![\w.@+-])@([\w.@+-]+)")
+
+
+def _mentioned_members(project_id: int, text: str, *, author_id: int | None) -> set[int]:
+    """The ids of the project's members that `text` names as @username (any case), its author aside."""
+    written = MENTION.findall(text)
+    if not written:
+        return set()
+    # "@bea." and "@bea," end a sentence or a list: the name is what comes before.
+    names = {name.lower() for name in written} | {name.rstrip(".-+@").lower() for name in written}
+    members = Membership.objects.filter(project_id=project_id).values_list("user_id", "user__username")
+    return {user_id for user_id, username in members if username.lower() in names and user_id != author_id}
+
+
+def _mentions_sync(comment: Comment, project_id: int) -> None:
+    """Mentions follow the comment's text: new names are added, names taken out are dropped."""
+    wanted = _mentioned_members(project_id, comment.text, author_id=comment.author_id)
+    have = set(comment.mentions.values_list("user_id", flat=True)) if comment.edited_at else set()
+    Mention.objects.filter(comment=comment, user_id__in=have - wanted).delete()
+    Mention.objects.bulk_create([Mention(comment=comment, image_id=comment.image_id, user_id=user_id)
+                                 for user_id in wanted - have])
+
+
+def mentions_read(*, image: Image, user: AbstractBaseUser) -> int:
+    """The user opened the image: its mentions of them are read. How many were unread."""
+    return Mention.objects.filter(image=image, user=user, read_at__isnull=True).update(read_at=timezone.now())
 
 
 @transaction.atomic

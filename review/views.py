@@ -66,6 +66,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
                                                          request.user.pk).count(),
         "assigned_to_me": Image.objects.filter(project=project, status=ReviewStatus.UNREVIEWED,
                                                assigned_to=request.user).count(),
+        "mentioning_me": selectors.images_mentioning(Image.objects.filter(project=project), request.user.pk).count(),
         "label_classes": project.label_classes.all(),
         "can_manage": membership.has_role(Role.MANAGER),
         "can_approve": membership.has_role(Role.REVIEWER),
@@ -269,6 +270,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
     classes = list(project.label_classes.order_by("index").values("id", "name", "colour"))
     can_approve = ROLE_RANK[image.requester_role] >= ROLE_RANK[Role.REVIEWER]
     held_by_other = not services.image_hold(image=image, user=request.user)
+    services.mentions_read(image=image, user=request.user)  # "Mentions of you" counts what they have not seen
     next_url = reverse("review:queue_next", args=[project.pk])
     # Skipping in the approval pass stays in it; anywhere else it goes on to the most urgent unreviewed image.
     in_approval_pass = can_approve and image.status == ReviewStatus.REVIEWED
@@ -281,7 +283,8 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
         "can_manage": image.requester_role == Role.MANAGER,
         "can_approve": can_approve,
         "held_since": image.held_until - timedelta(seconds=settings.REVIEW_HOLD_SECONDS) if held_by_other else None,
-        "comments": image.comments.select_related("author") if image.comment_count else [],
+        "comments": (image.comments.select_related("author").prefetch_related("mentions__user")
+                     if image.comment_count else []),
         "editor_data": {
             "image": image_detail_data(image, model_version_id=shown.pk if shown else None),
             "classes": classes,

@@ -407,13 +407,30 @@
 
   // --- Comments ------------------------------------------------------------------------------------
 
+  // The text as text nodes, with the members it names (@username, as the API lists them) in bold.
+  function renderCommentText(element, text, mentions) {
+    const named = new Set((mentions || []).map((name) => name.toLowerCase()));
+    element.replaceChildren();
+    let last = 0;
+    for (const match of text.matchAll(/(?<![\w.@+-])@([\w.@+-]+)/g)) {
+      let name = match[1];
+      if (!named.has(name.toLowerCase())) name = name.replace(/[.+@-]+$/, "");
+      if (!named.has(name.toLowerCase())) continue;
+      element.append(text.slice(last, match.index));
+      const strong = Object.assign(document.createElement("strong"), {className: "mention", textContent: `@${name}`});
+      element.append(strong);
+      last = match.index + 1 + name.length;
+    }
+    element.append(text.slice(last));
+  }
+
   function showComment(comment) {
     const li = document.createElement("li");
     const who = document.createElement("span");
     who.className = "muted";
     who.textContent = `${comment.author || "a former member"}, just now`;
     const text = document.createElement("p");
-    text.textContent = comment.text;  // text, never markup
+    renderCommentText(text, comment.text, comment.mentions);  // text nodes, never markup
     li.append(who);
     if (comment.id) {  // one's own comment, just added: its author may delete or change it
       for (const [className, label] of [["comment-delete", "delete"], ["comment-edit", "edit"]]) {
@@ -463,7 +480,7 @@
           headers: {"Content-Type": "application/json", "X-CSRFToken": data.csrf_token}});
         const body = await response.json();
         if (!response.ok) { statusLine.textContent = `Comment not changed: ${body.detail}`; return; }
-        shown.textContent = body.text;  // text, never markup
+        renderCommentText(shown, body.text, body.mentions);  // text nodes, never markup
         const when = li.querySelector(".muted");
         if (!when.textContent.endsWith("(edited)")) when.textContent += " (edited)";
         close();

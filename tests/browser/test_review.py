@@ -3,7 +3,7 @@ import pytest
 
 from inference.models import InferenceRun, Prediction
 from inference.services import inference_run_create
-from review.models import Annotation, Comment, Image, ReviewEvent, ReviewStatus, Role
+from review.models import Annotation, Comment, Image, Mention, ReviewEvent, ReviewStatus, Role
 from review.services import BoxIn, image_boxes_save
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import add_images, add_member, add_model_version, make_project
@@ -182,7 +182,7 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     circle = scene["classes"][0]
     for image in (second, third):  # an annotator reviewed these, the second first
         image_boxes_save(image=image, user=scene["user"], boxes=[BoxIn(circle.pk, 1, 1, 20, 20)], version=1)
-    log_in(page, add_member(scene["project"], Role.REVIEWER))
+    log_in(page, reviewer := add_member(scene["project"], Role.REVIEWER))
     page.goto(f"{page.base_url}/projects/{scene['project'].pk}/")
     page.click("text=Approve reviewed (2)")  # the approval pass: the longest-waiting reviewed image first
     page.wait_for_url(f"**/images/{second.pk}/edit")
@@ -224,11 +224,14 @@ def test_a_reviewer_approves_by_keyboard_and_sends_an_image_back(page, scene):
     # The annotator may change their own comment in place (Ctrl+Enter saves), and delete it; not the reviewer's.
     assert page.locator("#comments li").nth(0).locator(".comment-edit").count() == 0
     page.locator("#comments li").nth(1).locator(".comment-edit").click()
-    page.locator(".comment-editing textarea").fill("Fixed: it was a square, not a circle.")
+    page.locator(".comment-editing textarea").fill(f"Fixed: a square, not a circle. @{reviewer.username}?")
     page.locator(".comment-editing textarea").press("Control+Enter")
     page.wait_for_function("!document.querySelector('.comment-editing')")
     assert "(edited)" in page.locator("#comments li").nth(1).text_content()
-    assert Comment.objects.filter(image=second).last().text == "Fixed: it was a square, not a circle."
+    assert Comment.objects.filter(image=second).last().text == f"Fixed: a square, not a circle. @{reviewer.username}?"
+    # The reviewer is told: their name is marked, and the image is theirs to look at again.
+    assert page.locator("#comments li").nth(1).locator("strong.mention").text_content() == f"@{reviewer.username}"
+    assert Mention.objects.filter(image=second, user=reviewer, read_at=None).exists()
 
     assert page.locator("#comments li").nth(0).locator(".comment-delete").count() == 0
     page.once("dialog", lambda dialog: dialog.accept())
