@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
@@ -98,9 +99,20 @@ def secret_key(environ: dict[str, str], debug: bool, var_dir: Path) -> str:
             os.link(draft, path)
         except FileExistsError:
             pass
+        except OSError:  # a filesystem without hard links: the first to create the file writes it
+            try:
+                with open(path, "x") as file:
+                    file.write(draft.read_text())
+            except FileExistsError:
+                pass
         finally:
             draft.unlink()
-    return path.read_text().strip()
+    for _ in range(100):  # empty only for the moment between another process's create and write
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.01)
+    raise ImproperlyConfigured(f"{path} is empty; delete it and start again to generate a new key.")
 
 
 # S3's rules for bucket names: 3-63 lowercase letters, digits, dots and hyphens.

@@ -74,6 +74,16 @@ def test_secret_key_is_the_same_for_processes_starting_together(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]  # no drafts left behind
 
 
+def test_secret_key_is_written_where_hard_links_are_not_allowed(tmp_path, monkeypatch):
+    def no_links(source, target):
+        raise PermissionError("Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    first = secret_key({}, True, tmp_path)
+    assert len(first) > 40 and secret_key({}, True, tmp_path) == first
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]
+
+
 def test_secret_key_required_in_production(tmp_path):
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
         secret_key({}, False, tmp_path)
