@@ -1,11 +1,25 @@
 """Forms of the project settings pages: they parse what a browser sends; the services decide what is allowed."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
 from review.models import LabelClass, Project, Role
 from review.serializers import MAX_CLASS_NAMES
+
+
+@contextmanager
+def refusal_reported(request: HttpRequest, failure: str) -> Iterator[None]:
+    """Turn a refused change into an error message: `with refusal_reported(request, "It was not done"): ...`."""
+    try:
+        yield
+    except ValidationError as exc:
+        messages.error(request, f"{failure}: {' '.join(exc.messages)}")
 
 
 def cleaned_or_refused(form: forms.Form) -> dict:

@@ -6,9 +6,6 @@ message (or, for the settings form, on the form itself) and changes nothing.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -23,6 +20,7 @@ from review import services
 from review.access import object_for_member, project_for_member
 from review.forms import (
     LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm, cleaned_or_refused,
+    refusal_reported,
 )
 from review.models import LabelClass, Membership, Project, Role
 
@@ -32,7 +30,7 @@ SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
 @login_required
 @require_POST
 def project_create(request: HttpRequest) -> HttpResponseRedirect:
-    with _reported(request, "The project was not created"):
+    with refusal_reported(request, "The project was not created"):
         data = cleaned_or_refused(ProjectCreateForm(request.POST))
         project = services.project_create(name=data["name"], owner=request.user, class_names=data["class_names"])
         messages.success(request, f"Created {project.name}. Upload images, or import a labelled dataset.")
@@ -80,7 +78,7 @@ def _settings_page(request: HttpRequest, project: Project, form: ProjectSettings
 def label_class_add(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = LabelClassForm(request.POST)
-    with _reported(request, "The class was not added"):
+    with refusal_reported(request, "The class was not added"):
         data = cleaned_or_refused(form)
         label_class = services.label_class_create(project=project, name=data["name"], colour=data["colour"] or None)
         messages.success(request, f"Added the class {label_class.name}.")
@@ -92,7 +90,7 @@ def label_class_add(request: HttpRequest, project_id: int) -> HttpResponseRedire
 def label_class_edit(request: HttpRequest, class_id: int) -> HttpResponseRedirect:
     label_class = object_for_member(request.user, LabelClass.objects.all(), class_id, role=Role.MANAGER)
     form = LabelClassForm(request.POST)
-    with _reported(request, "The class was not changed"):
+    with refusal_reported(request, "The class was not changed"):
         old_name = label_class.name
         data = cleaned_or_refused(form)
         services.label_class_update(label_class=label_class, name=data["name"], colour=data["colour"] or None)
@@ -105,7 +103,7 @@ def label_class_edit(request: HttpRequest, class_id: int) -> HttpResponseRedirec
 @require_POST
 def label_class_remove(request: HttpRequest, class_id: int) -> HttpResponseRedirect:
     label_class = object_for_member(request.user, LabelClass.objects.all(), class_id, role=Role.MANAGER)
-    with _reported(request, "The class was not deleted"):
+    with refusal_reported(request, "The class was not deleted"):
         services.label_class_delete(label_class=label_class)
         messages.success(request, f"Deleted the class {label_class.name}.")
     return _back_to_settings(label_class.project_id)
@@ -117,7 +115,7 @@ def member_set(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     """Add a user by username with a role, or change a member's role."""
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = MemberForm(request.POST)
-    with _reported(request, "The member was not saved"):
+    with refusal_reported(request, "The member was not saved"):
         data = cleaned_or_refused(form)
         user = get_user_model().objects.filter(username=data["username"].strip()).first()
         if user is None:
@@ -134,7 +132,7 @@ def member_set(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
 def member_remove(request: HttpRequest, project_id: int, user_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     user = get_object_or_404(get_user_model(), pk=user_id, memberships__project=project)
-    with _reported(request, "The member was not removed"):
+    with refusal_reported(request, "The member was not removed"):
         services.membership_remove(project=project, user=user)
         messages.success(request, f"Removed {user.get_username()} from the project.")
     if user == request.user:  # a manager who left can no longer see the settings
@@ -147,21 +145,12 @@ def member_remove(request: HttpRequest, project_id: int, user_id: int) -> HttpRe
 def project_remove(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     form = ProjectDeleteForm(request.POST, project=project)
-    with _reported(request, "The project was not deleted"):
+    with refusal_reported(request, "The project was not deleted"):
         cleaned_or_refused(form)
         services.project_delete(project=project)
         messages.success(request, f"Deleted the project {project.name} with its images, boxes and models.")
         return HttpResponseRedirect(reverse("review:project_list"))
     return _back_to_settings(project.pk)
-
-
-@contextmanager
-def _reported(request: HttpRequest, failure: str) -> Iterator[None]:
-    """Turn a refused change into an error message: `with _reported(request, "It was not done"): ...`."""
-    try:
-        yield
-    except ValidationError as exc:
-        messages.error(request, f"{failure}: {' '.join(exc.messages)}")
 
 
 def _back_to_settings(project_id: int) -> HttpResponseRedirect:

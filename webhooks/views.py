@@ -3,18 +3,15 @@ each delivery got back. Each form posts to its own URL and calls one service; wh
 comes back as a message and changes nothing."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from review.access import object_for_member, project_for_member
+from review.forms import refusal_reported
 from review.models import Role
 from webhooks import services
 from webhooks.models import Event, Webhook
@@ -37,7 +34,7 @@ def webhook_list(request: HttpRequest, project_id: int) -> HttpResponse:
 @require_POST
 def webhook_add(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
-    with _reported(request, "The webhook was not added"):
+    with refusal_reported(request, "The webhook was not added"):
         webhook = services.webhook_create(project=project, user=request.user, url=request.POST.get("url", ""),
                                           events=request.POST.getlist("events"))
         messages.success(request, f"Added a webhook to {webhook.url}. Send a test to check that it is reached.")
@@ -88,10 +85,3 @@ def _webhook(request: HttpRequest, webhook_id: int) -> Webhook:
 def _back(project_id: int) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("webhooks:webhook_list", args=[project_id]))
 
-
-@contextmanager
-def _reported(request: HttpRequest, failure: str) -> Iterator[None]:
-    try:
-        yield
-    except ValidationError as exc:
-        messages.error(request, f"{failure}: {' '.join(exc.messages)}")
