@@ -28,7 +28,11 @@ def signature(secret: str, body: bytes) -> str:
 
 def url_refusal(url: str) -> str | None:
     """Why `url` cannot be a webhook at all (scheme, host), or None."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (only parsed when asked: a port of 99999 or "x" raises here)
+    except ValueError as exc:
+        return f"This is not a URL that can be reached: {exc}."
     if parts.scheme not in ("http", "https"):
         return "A webhook URL starts with http:// or https://."
     if not parts.hostname:

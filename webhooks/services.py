@@ -56,9 +56,8 @@ def _checked_url(url: str) -> str:
     if len(url) > Webhook._meta.get_field("url").max_length:
         raise ValidationError({"url": "A webhook URL has at most 500 characters."})
     refusal = delivery.url_refusal(url)
-    host = urlsplit(url).hostname or ""
     # A literal address is checked now; a name is checked when it is resolved, at each delivery.
-    if not refusal and _is_literal_address(host):
+    if not refusal and _is_literal_address(host := urlsplit(url).hostname):
         refusal = delivery.address_refusal(host, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES)
     if refusal:
         raise ValidationError({"url": refusal})

@@ -32,6 +32,7 @@ def test_add_list_change_and_delete_a_webhook(manager):
 
 @pytest.mark.parametrize("body, field", [
     ({"url": "file:///etc/passwd", "events": ["ping"]}, "url"),
+    ({"url": "http://[::1/hook", "events": ["model_version.activated"]}, "url"),
     ({"url": "https://deploy.example/hook", "events": ["everything"]}, "events"),
     ({"url": "https://deploy.example/hook"}, "events"),
     ({"events": ["model_version.activated"]}, "url"),

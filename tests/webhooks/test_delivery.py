@@ -19,6 +19,9 @@ def test_signature_is_hmac_sha256_of_the_body_in_hex():
     ("hooks.example/x", "http:// or https://"),
     ("https:///path", "names a host"),
     ("https://user:pw@hooks.example/x", "no user name or password"),
+    ("http://[::1/x", "not a URL"),
+    ("https://hooks.example:99999/x", "not a URL"),
+    ("https://hooks.example:port/x", "not a URL"),
 ])
 def test_url_refusal_says_what_is_wrong(url, words):
     assert words in delivery.url_refusal(url)
