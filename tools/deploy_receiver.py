@@ -39,6 +39,7 @@ def write_atomically(path: Path, write) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the model from a detector run as another user
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
