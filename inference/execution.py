@@ -28,6 +28,7 @@ from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, ima
 from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from project.row_locks import key_share_lock, update_lock
+from project.storage import storage_read
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 
 logger = logging.getLogger(__name__)
@@ -166,10 +167,7 @@ def _connections_tidy() -> None:
 
 
 def storage_reader(name: str):
-    def read() -> bytes:
-        with default_storage.open(name, "rb") as handle:
-            return handle.read()
-    return read
+    return lambda: storage_read(name)
 
 
 def _batch_size(version: ModelVersion, model: detector.Detector) -> int:

@@ -21,6 +21,7 @@ from inference.models import InferenceScope, ModelSource, Prediction
 from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from project.storage import storage_read
 from review.models import Image, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
@@ -55,10 +56,7 @@ def training_run_execute(*, run_id: int) -> None:
 
 
 def _reader(name: str):
-    def read() -> bytes:
-        with default_storage.open(name, "rb") as handle:
-            return handle.read()
-    return read
+    return lambda: storage_read(name)
 
 
 def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth], dict[int, str]]:
