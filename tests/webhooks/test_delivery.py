@@ -1,6 +1,7 @@
 """The HTTP side of a webhook, without Django: signature, URL and address checks, redirects."""
 import hashlib
 import hmac
+import socket
 
 import pytest
 
@@ -78,3 +79,35 @@ def test_post_reports_a_receiver_that_is_not_there():
     with pytest.raises(delivery.DeliveryFailed, match="could not be reached"):
         delivery.post("http://127.0.0.1:9/", body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True,
                       timeout=5)
+
+
+def test_the_name_is_resolved_once_and_the_connection_goes_to_that_address(receiver, monkeypatch):
+    # A DNS server that answers differently the second time (rebinding) gets no second question.
+    real = socket.getaddrinfo
+    asked = []
+
+    def resolve(host, *args, **kwargs):
+        asked.append(host)
+        return real("127.0.0.1" if host == "hooks.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    port = receiver.server.server_port
+    status = delivery.post(f"http://hooks.test:{port}/in?team=a", body=b"{}", secret="k", event="ping",
+                           delivery_id=1, allow_private=True, timeout=5)
+    assert status == 200 and asked.count("hooks.test") == 1  # (the connection looks up only the address)
+    assert receiver.requests[0]["path"] == "/in?team=a"
+    assert receiver.requests[0]["headers"]["Host"] == f"hooks.test:{port}"  # the name, not the address
+
+
+def test_a_name_that_answers_differently_the_second_time_cannot_reach_an_internal_address(receiver, monkeypatch):
+    real = socket.getaddrinfo
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])  # public for the check, then the attacker's choice
+
+    def rebinding(host, *args, **kwargs):
+        return real(next(answers) if host == "rebind.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with pytest.raises(delivery.DeliveryFailed):  # the public address, which is not the receiver
+        delivery.post(f"http://rebind.test:{receiver.server.server_port}/", body=b"{}", secret="k", event="ping",
+                      delivery_id=1, allow_private=False, timeout=1)
+    assert receiver.requests == []
