@@ -111,3 +111,28 @@ def test_a_name_that_answers_differently_the_second_time_cannot_reach_an_interna
         delivery.post(f"http://rebind.test:{receiver.server.server_port}/", body=b"{}", secret="k", event="ping",
                       delivery_id=1, allow_private=False, timeout=1)
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("certificate_names, delivered", [("hooks.test", True), ("other.test", False)])
+def test_https_goes_to_the_checked_address_and_verifies_the_name(tmp_path, monkeypatch, certificate_names, delivered):
+    from tests.webhooks.receiver import Receiver, self_signed
+
+    tls, ca_file = self_signed(tmp_path, certificate_names)
+    receiver = Receiver(tls=tls)
+    real_resolve, real_context = socket.getaddrinfo, delivery.ssl.create_default_context
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda host, *a, **k: real_resolve("127.0.0.1" if host == "hooks.test" else host, *a, **k))
+    monkeypatch.setattr(delivery.ssl, "create_default_context", lambda: real_context(cafile=ca_file))
+    url = f"https://hooks.test:{receiver.server.server_port}/in"
+    try:
+        if delivered:
+            assert delivery.post(url, body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True,
+                                 timeout=5) == 200
+            assert receiver.requests[0]["headers"]["Host"] == f"hooks.test:{receiver.server.server_port}"
+        else:  # a certificate for another name: refused, as for any https client
+            with pytest.raises(delivery.DeliveryFailed, match="could not be reached.*(certificate|hostname)"):
+                delivery.post(url, body=b"{}", secret="k", event="ping", delivery_id=1, allow_private=True, timeout=5)
+            assert receiver.requests == []
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
