@@ -13,7 +13,7 @@ from review.bulk_actions import bulk_apply
 from rest_framework.authtoken.models import TokenProxy
 
 from review.models import (
-    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Project, ReviewEvent, StatusChange,
+    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, Project, ReviewEvent, StatusChange,
 )
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
@@ -238,6 +238,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["user", "prefix", "created_at", "last_used_at"]
     search_fields = ["user__username"]
     readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Mention)
+class MentionAdmin(admin.ModelAdmin):
+    """Who was named in which comment, and whether they have opened the image since; made by comments only."""
+
+    list_display = ["user", "image", "created_at", "read_at"]
+    list_filter = ["read_at"]
+    search_fields = ["user__username", "comment__text"]
+    readonly_fields = ["comment", "image", "user", "created_at", "read_at"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -460,8 +460,13 @@ def _mentions_sync(comment: Comment, project_id: int) -> None:
 
 
 def mentions_read(*, image: Image, user: AbstractBaseUser) -> int:
-    """The user opened the image: its mentions of them are read. How many were unread."""
-    return Mention.objects.filter(image=image, user=user, read_at__isnull=True).update(read_at=timezone.now())
+    """The user opened the image: its mentions of them are read. How many were unread.
+
+    Opening an image writes nothing when nothing is unread (most images have no comments at all)."""
+    if not image.comment_count:
+        return 0
+    unread = Mention.objects.filter(image=image, user=user, read_at__isnull=True)
+    return unread.update(read_at=timezone.now()) if unread.exists() else 0
 
 
 @transaction.atomic
