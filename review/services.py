@@ -26,6 +26,7 @@ from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
     Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
+from review.signals import members_mentioned
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#808000", "#000075"]
@@ -394,8 +395,8 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     # Locked first: a save in progress on one of them finishes before its status is judged.
     ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
     now = timezone.now()
-    mentioned = (_mentioned_members(Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0], comment,
-                                    author_id=user.pk if user else None) if comment and ids else set())
+    project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0] if ids else None
+    mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None) if comment and ids else set()
     for start in range(0, len(ids), _BATCH):
         batch = Image.objects.filter(pk__in=ids[start:start + _BATCH])
         reviewed_by = list(batch.values_list("pk", "reviewed_by_id"))
@@ -409,6 +410,9 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
                                                     for pk, _ in reviewed_by])
             Mention.objects.bulk_create([Mention(comment_id=row.pk, image_id=row.image_id, user_id=user_id)
                                          for row in comments for user_id in mentioned])
+    if mentioned:  # one event for the whole send-back, not one per image
+        members_mentioned.send(sender=Comment, project_id=project_id, author=user, text=comment,
+                               user_ids=sorted(mentioned), image_ids=ids)
     return ids
 
 
@@ -457,6 +461,9 @@ def _mentions_sync(comment: Comment, project_id: int) -> None:
     Mention.objects.filter(comment=comment, user_id__in=have - wanted).delete()
     Mention.objects.bulk_create([Mention(comment=comment, image_id=comment.image_id, user_id=user_id)
                                  for user_id in wanted - have])
+    if wanted - have:
+        members_mentioned.send(sender=Comment, project_id=project_id, author=comment.author, text=comment.text,
+                               user_ids=sorted(wanted - have), image_ids=[comment.image_id])
 
 
 def mentions_read(*, image: Image, user: AbstractBaseUser) -> int:

@@ -7,7 +7,9 @@ class WebhooksConfig(AppConfig):
 
     def ready(self) -> None:
         from project.jobs import job_finished
-        from webhooks.services import job_finished_send
+        from review.signals import members_mentioned
+        from webhooks.services import job_finished_send, members_mentioned_send
 
         # Every background job reports its end through project.jobs.job_finish; this turns it into an event.
         job_finished.connect(job_finished_send, dispatch_uid="webhooks.job_finished_send")
+        members_mentioned.connect(members_mentioned_send, dispatch_uid="webhooks.members_mentioned_send")

@@ -21,6 +21,7 @@ class Event(models.TextChoices):
     INFERENCE_RUN_FINISHED = "inference_run.finished", "An inference run finished"
     DATASET_IMPORT_FINISHED = "dataset_import.finished", "A dataset import finished"
     DATASET_EXPORT_FINISHED = "dataset_export.finished", "A dataset export finished (ready to download)"
+    COMMENT_MENTION = "comment.mention", "Members were named in a comment (@username): tell them in your chat"
 
 
 # Not subscribable: what "Send a test" sends, whatever the webhook's events.

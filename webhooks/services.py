@@ -8,6 +8,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -155,3 +156,20 @@ def job_finished_send(sender, *, run, **kwargs) -> None:
     webhook_event_send(project_id=run.project_id, event=run.webhook_event,
                        data=lambda: type(run).objects.get(pk=run.pk).webhook_data())
 
+
+
+# A send-back to many images names the first ones and counts the rest: a body stays small.
+MENTION_IMAGES_LISTED = 100
+
+
+def members_mentioned_send(sender, *, project_id: int, author, text: str, user_ids: list[int], image_ids: list[int],
+                           **kwargs) -> None:
+    """review.signals.members_mentioned's receiver: who was named, by whom, where (the editor's paths)."""
+    def data() -> dict:
+        names = dict(get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "username"))
+        return {"author": author.get_username() if author else None, "text": text,
+                "mentioned": [{"id": user_id, "username": names.get(user_id)} for user_id in user_ids],
+                "image_count": len(image_ids),
+                "images": [{"id": image_id, "editor": f"/images/{image_id}/edit"}
+                           for image_id in image_ids[:MENTION_IMAGES_LISTED]]}
+    webhook_event_send(project_id=project_id, event=Event.COMMENT_MENTION, data=data)

@@ -182,3 +182,25 @@ def test_a_finished_training_run_tells_what_the_worker_wrote_after_loading_it():
     data = WebhookDelivery.objects.get(event="training_run.finished").payload["data"]
     assert data["result_version"] == version.pk and data["promoted"] is True
     assert data["holdout"] == {"epoch": 1, "map": 0.5, "ap50": 0.9}
+
+
+def test_a_mention_is_an_event_once_per_comment_or_send_back():
+    from review.models import Image
+    from review.services import comment_add, comment_edit, image_boxes_save, images_status_set
+    from tests.factories import UserFactory, add_images, add_member
+
+    project = make_project()
+    _hook(project, events=["comment.mention"])
+    ann = add_member(project, user=UserFactory(username="ann"))
+    bea = add_member(project, user=UserFactory(username="bea"))
+    first, second = add_images(project, 2)
+    comment = comment_add(image=first, author=bea, text="@ann is this a van?")
+    comment_edit(comment=comment, text="@ann is this a van? It was.")  # nobody new: no second event
+    for image in (first, second):
+        image_boxes_save(image=Image.objects.get(pk=image.pk), user=ann, boxes=[], version=image.version)
+    images_status_set(images=Image.objects.filter(project=project), status="unreviewed", user=bea,
+                      comment="@ann redo these")
+    events = [row.payload["data"] for row in WebhookDelivery.objects.order_by("pk")]
+    assert [(data["author"], data["mentioned"], data["image_count"]) for data in events] == [
+        ("bea", [{"id": ann.pk, "username": "ann"}], 1), ("bea", [{"id": ann.pk, "username": "ann"}], 2)]
+    assert events[0]["images"] == [{"id": first.pk, "editor": f"/images/{first.pk}/edit"}]
