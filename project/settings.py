@@ -222,6 +222,7 @@ JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
 JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
 CELERY_BEAT_SCHEDULE = {
     "stale-runs-sweep": {"task": "project.stale_runs_sweep", "schedule": JOB_SWEEP_SECONDS},
+    "webhook-deliveries-sweep": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": JOB_SWEEP_SECONDS},
 }
 # Images per chunk task of a new inference run. Smaller chunks spread a run over more workers;
 # larger ones pay each chunk's start and finish (about 0.1 s of the model's time) less often.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from review.models import Project
@@ -145,6 +147,22 @@ def delivery_attempt(*, delivery_id: int) -> int | None:
 
 def delivery_retry(*, delivery_id: int, countdown: int) -> None:
     _send_later(delivery_id, countdown=countdown)
+
+
+# A pending delivery untouched for longer than its longest wait between attempts, and then some, lost
+# its task (a broker restart that forgot the message): the sweep sends it again.
+STALE_AFTER = timedelta(seconds=max(RETRY_DELAYS), minutes=15)
+
+
+def deliveries_stale_resend(*, now=None) -> list[int]:
+    """Queue again each pending delivery whose task was lost; its ids. Celery beat runs this (project/settings.py)."""
+    cutoff = (now or timezone.now()) - STALE_AFTER
+    stale = list(WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING)
+                 .filter(Q(last_attempt_at__lt=cutoff) | Q(last_attempt_at__isnull=True, created_at__lt=cutoff))
+                 .values_list("pk", flat=True))
+    for delivery_id in stale:
+        transaction.on_commit(lambda delivery_id=delivery_id: _send_later(delivery_id, countdown=0))
+    return stale
 
 
 def job_finished_send(sender, *, run, **kwargs) -> None:

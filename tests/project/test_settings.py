@@ -156,3 +156,13 @@ def test_deploy_check_names_a_missing_bucket(s3_media):
     result = deploy_check(MEDIA_STORAGE="s3://no-such-bucket-here/media")
     assert result.returncode != 0
     assert "project.E001" in result.stderr and "NoSuchBucket" in result.stderr, result.stderr
+
+
+def test_every_task_celery_beat_runs_exists():
+    from django.conf import settings
+
+    from project.celery import app
+
+    app.loader.import_default_modules()  # the apps' tasks modules, as a worker imports them
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= set(app.tasks)
+    assert "webhooks.tasks.webhook_deliveries_sweep" in app.tasks

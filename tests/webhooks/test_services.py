@@ -204,3 +204,25 @@ def test_a_mention_is_an_event_once_per_comment_or_send_back():
     assert [(data["author"], data["mentioned"], data["image_count"]) for data in events] == [
         ("bea", [{"id": ann.pk, "username": "ann"}], 1), ("bea", [{"id": ann.pk, "username": "ann"}], 2)]
     assert events[0]["images"] == [{"id": first.pk, "editor": f"/images/{first.pk}/edit"}]
+
+
+def test_the_sweep_sends_again_only_deliveries_whose_task_was_lost(django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    hook = _hook(make_project())
+    now = timezone.now()
+    lost = services.webhook_ping(webhook=hook)  # queued two hours ago, never attempted
+    waiting = services.webhook_ping(webhook=hook)  # failed 20 minutes ago, its 30-minute retry still to come
+    fresh = services.webhook_ping(webhook=hook)
+    sent = services.webhook_ping(webhook=hook)
+    WebhookDelivery.objects.filter(pk=lost.pk).update(created_at=now - timedelta(hours=2))
+    WebhookDelivery.objects.filter(pk=waiting.pk).update(created_at=now - timedelta(hours=1), attempts=4,
+                                                         last_attempt_at=now - timedelta(minutes=20))
+    WebhookDelivery.objects.filter(pk=sent.pk).update(created_at=now - timedelta(hours=2),
+                                                      status=DeliveryStatus.SUCCEEDED)
+    with django_capture_on_commit_callbacks() as queued:
+        assert services.deliveries_stale_resend(now=now) == [lost.pk]
+    assert len(queued) == 1 and fresh.pk
+    assert sorted(services.deliveries_stale_resend(now=now + timedelta(minutes=30))) == [lost.pk, waiting.pk]
