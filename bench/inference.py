@@ -74,7 +74,8 @@ def main() -> None:
     from django.core.files.storage import default_storage
 
     from inference import detector
-    from inference.execution import detector_for, inference_chunk_execute, storage_reader, worker_thread_pools
+    from inference.execution import detector_for, inference_chunk_execute, worker_thread_pools
+    from project.storage import storage_reader
     from inference.pipeline import decode_to_tensor, predict_stream
     from inference.services import inference_run_create, model_version_create
     from review.demo_images import CLASS_NAMES, generate_scene

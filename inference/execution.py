@@ -28,7 +28,7 @@ from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, ima
 from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from project.row_locks import key_share_lock, update_lock
-from project.storage import storage_read
+from project.storage import storage_reader
 from review.models import REVIEWED_STATUSES, Image, LabelClass
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,6 @@ def _connections_tidy() -> None:
     connection for the next chunk (CONN_MAX_AGE) and drops a broken or expired one."""
     for connection_ in connections.all(initialized_only=True):
         connection_.close_if_unusable_or_obsolete()
-
-
-def storage_reader(name: str):
-    return lambda: storage_read(name)
 
 
 def _batch_size(version: ModelVersion, model: detector.Detector) -> int:

@@ -1,5 +1,6 @@
-"""Database ids in URLs and in strings from forms and queries. URL converters. `<id:...>` is a database id: digits that fit a 64-bit integer, so a longer number is
-a 404 from the URL resolver rather than an overflow inside the database driver (a 500)."""
+"""Database ids in URLs, forms and query strings. `<id:...>` is a database id: digits that fit a 64-bit
+integer, so a longer number is a 404 from the URL resolver rather than an overflow inside the
+database driver (a 500); `as_id` reads one from a form or a query string the same way."""
 import re
 
 from django.urls import register_converter

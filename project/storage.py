@@ -9,8 +9,15 @@ thousands of images per run, so they read them here: one GET on a bucket, open()
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 
 from django.core.files.storage import default_storage
+
+
+def storage_reader(name: str) -> Callable[[], bytes]:
+    """A function that reads the file when called: what the inference and training pipelines take, so
+    their background threads do the reading."""
+    return lambda: storage_read(name)
 
 
 def storage_read(name: str) -> bytes:

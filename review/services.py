@@ -395,8 +395,10 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     # Locked first: a save in progress on one of them finishes before its status is judged.
     ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
     now = timezone.now()
-    project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0] if ids else None
-    mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None) if comment and ids else set()
+    mentioned: set[int] = set()
+    if comment and ids:
+        project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0]
+        mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None)
     for start in range(0, len(ids), _BATCH):
         batch = Image.objects.filter(pk__in=ids[start:start + _BATCH])
         reviewed_by = list(batch.values_list("pk", "reviewed_by_id"))

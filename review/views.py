@@ -22,11 +22,11 @@ from rest_framework.request import Request
 from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
+from project.converters import as_id
 from review import selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
-from project.converters import as_id
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role

@@ -21,7 +21,7 @@ from inference.models import InferenceScope, ModelSource, Prediction
 from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
-from project.storage import storage_read
+from project.storage import storage_reader
 from review.models import Image, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
@@ -55,10 +55,6 @@ def training_run_execute(*, run_id: int) -> None:
             default_storage.delete(checkpoint_name(run))
 
 
-def _reader(name: str):
-    return lambda: storage_read(name)
-
-
 def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth], dict[int, str]]:
     with run.snapshot.file.open("rb") as handle:
         coco = json.load(handle)
@@ -72,7 +68,7 @@ def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth
         xyxy, labels = rows[:, :4].astype(np.float32), rows[:, 4].astype(np.int64)
         files[image["id"]] = image["file_name"]
         if image["split"] == "train":
-            samples.append(TrainSample(_reader(image["file_name"]), xyxy, labels))
+            samples.append(TrainSample(storage_reader(image["file_name"]), xyxy, labels))
         else:
             truths.append(ImageTruth(image["id"], image["width"], image["height"], xyxy, labels))
     return samples, truths, files
@@ -81,7 +77,7 @@ def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth
 def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: dict[int, str],
                    class_names: list[str]) -> EvalResult:
     """COCO mAP of one model on the holdout images of a snapshot."""
-    items = [(t.image_id, _reader(files[t.image_id])) for t in truths]
+    items = [(t.image_id, storage_reader(files[t.image_id])) for t in truths]
     predictions = [
         ImagePredictions(r.key, r.detections.boxes_xyxy, r.detections.labels, r.detections.scores)
         for batch in predict_stream(items, model, batch_size=8) for r in batch if r.detections is not None

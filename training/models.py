@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inference.models import ModelVersion
-from project.jobs import JobRun
+from project.jobs import JobRun, JobStatus
 from review.models import Project
 
 
@@ -86,7 +86,7 @@ class TrainingRun(JobRun):
     @classmethod
     def storage_names_in_use(cls) -> list[str]:
         """Checkpoints of runs that may still resume (training/execution.py keeps exactly those)."""
-        runs = cls.objects.exclude(status__in=["succeeded", "cancelled"]).values_list("project_id", "pk")
+        runs = cls.objects.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED]).values_list("project_id", "pk")
         return [checkpoint_storage_name(project_id, pk) for project_id, pk in runs]
 
     def __str__(self) -> str:

@@ -111,11 +111,12 @@ def _delivery_queue(hook: Webhook, event: str, data: dict, *, created_at: str | 
     row = WebhookDelivery.objects.create(webhook=hook, event=event, payload=payload)
     stale = WebhookDelivery.objects.filter(webhook=hook).values_list("pk", flat=True)[DELIVERIES_KEPT:]
     WebhookDelivery.objects.filter(pk__in=list(stale)).delete()
-    transaction.on_commit(lambda: _send_later(row.pk, countdown=0))
+    transaction.on_commit(lambda: delivery_send_later(row.pk, countdown=0))
     return row
 
 
-def _send_later(delivery_id: int, *, countdown: int) -> None:
+def delivery_send_later(delivery_id: int, *, countdown: int) -> None:
+    """Queue the delivery's task (on the default queue), to run in `countdown` seconds."""
     from webhooks.tasks import webhook_delivery_send
 
     webhook_delivery_send.apply_async((delivery_id,), countdown=countdown)
@@ -145,10 +146,6 @@ def delivery_attempt(*, delivery_id: int) -> int | None:
     return None
 
 
-def delivery_retry(*, delivery_id: int, countdown: int) -> None:
-    _send_later(delivery_id, countdown=countdown)
-
-
 # A pending delivery untouched for longer than its longest wait between attempts, and then some, lost
 # its task (a broker restart that forgot the message): the sweep sends it again.
 STALE_AFTER = timedelta(seconds=max(RETRY_DELAYS), minutes=15)
@@ -161,7 +158,7 @@ def deliveries_stale_resend(*, now=None) -> list[int]:
                  .filter(Q(last_attempt_at__lt=cutoff) | Q(last_attempt_at__isnull=True, created_at__lt=cutoff))
                  .values_list("pk", flat=True))
     for delivery_id in stale:
-        transaction.on_commit(lambda delivery_id=delivery_id: _send_later(delivery_id, countdown=0))
+        transaction.on_commit(lambda delivery_id=delivery_id: delivery_send_later(delivery_id, countdown=0))
     return stale
 
 
@@ -173,7 +170,6 @@ def job_finished_send(sender, *, run, **kwargs) -> None:
     # update() calls that the object it passed to job_finish does not carry.
     webhook_event_send(project_id=run.project_id, event=run.webhook_event,
                        data=lambda: type(run).objects.get(pk=run.pk).webhook_data())
-
 
 
 # A send-back to many images names the first ones and counts the rest: a body stays small.

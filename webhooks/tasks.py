@@ -14,4 +14,4 @@ def webhook_deliveries_sweep() -> list[int]:
 def webhook_delivery_send(delivery_id: int) -> None:
     countdown = services.delivery_attempt(delivery_id=delivery_id)
     if countdown is not None:
-        services.delivery_retry(delivery_id=delivery_id, countdown=countdown)
+        services.delivery_send_later(delivery_id, countdown=countdown)
