@@ -69,7 +69,8 @@ class ModelVersion(models.Model):
 
     def webhook_data(self) -> dict:
         """What a webhook receiver (a deployment, say) is told about a version that became active."""
-        metrics = {key: self.metrics.get(key) for key in ("map", "ap50", "holdout_images")} if self.metrics else {}
+        metrics = ({key: self.metrics.get(key) for key in ("map", "ap50", "holdout_images", "operating_point")}
+                   if self.metrics else {})
         return {"id": self.pk, "number": self.number, "architecture": self.architecture,
                 "class_names": self.class_names, "source": self.source, "parent": self.parent_id,
                 "metrics": metrics, "created_at": self.created_at.isoformat(),

@@ -44,6 +44,8 @@ urlpatterns = [
          name="model_version_weights"),
     path("model-versions/<id:version_id>/promote/", inference_api.ModelVersionPromote.as_view(),
          name="model_version_promote"),
+    path("model-versions/<id:version_id>/operating-points/", training_api.ModelVersionOperatingPoints.as_view(),
+         name="model_version_operating_points"),
     path("projects/<id:project_id>/predictions/", inference_api.PredictionList.as_view(), name="prediction_list"),
     # Error review
     path("model-versions/<id:version_id>/outcomes/", inference_api.BoxOutcomeList.as_view(), name="box_outcome_list"),

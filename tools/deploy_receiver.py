@@ -10,8 +10,9 @@ project's Webhooks page (the page shows the secret; the token is a manager's, fr
 Each time the app promotes a better model (or someone rolls back), this checks the signature,
 downloads the version's weights (safetensors, architecture and class names in its metadata) into
 `--out` as `v<number>.safetensors`, and then replaces `current.json`, which names the file, the
-architecture, the class names and the holdout metrics. Your detector reloads when current.json
-changes. A delivery seen before (X-Webhook-Delivery) is answered 200 and not downloaded again.
+architecture, the class names, the holdout metrics and `score_threshold`: keep boxes scored at or
+above it (the best F1 on the holdout when the version was trained; null for an uploaded version, which
+the app never measured). Your detector reloads when current.json changes. A delivery seen before (X-Webhook-Delivery) is answered 200 and not downloaded again.
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def model_install(data: dict, *, app: str, token: str, out: Path) -> Path:
             write_atomically(weights, lambda file: _copy(response, file))
     current = {key: data[key] for key in ("id", "number", "architecture", "class_names", "metrics")}
     current["weights"] = weights.name
+    current["score_threshold"] = ((data.get("metrics") or {}).get("operating_point") or {}).get("threshold")
     write_atomically(out / "current.json", lambda file: file.write(json.dumps(current, indent=2).encode()))
     return weights
 

@@ -101,3 +101,13 @@ class ModelVersionCompare(APIView):
         if version is None:
             raise BadRequest({name: [f"Give the id of a model version of this project (got {value!r})."]})
         return version
+
+
+class ModelVersionOperatingPoints(APIView):
+    @extend_schema(parameters=[s.OperatingPointsQuerySerializer], responses=s.OperatingPointsSerializer,
+                   summary="Which score threshold to deploy at: precision, recall and F1 per threshold on the "
+                           "reviewed holdout images, per class and pooled")
+    def get(self, request: Request, version_id: int) -> Response:
+        version = member_object(request, ModelVersion.objects.all(), version_id)
+        query = validated(s.OperatingPointsQuerySerializer, request.query_params)
+        return Response(selectors.model_version_operating_points(version=version, **query))

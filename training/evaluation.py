@@ -22,9 +22,11 @@ class EvalResult:
     ap50: float
     per_class: dict[str, float] = field(default_factory=dict)  # AP@[.5:.95] per class name
     images: int = 0
+    operating_point: dict | None = None  # best-F1 threshold (training/operating_points.py), when asked for
 
     def as_dict(self) -> dict:
-        return {"map": self.map, "ap50": self.ap50, "per_class": self.per_class, "images": self.images}
+        result = {"map": self.map, "ap50": self.ap50, "per_class": self.per_class, "images": self.images}
+        return result if self.operating_point is None else {**result, "operating_point": self.operating_point}
 
 
 def coco_evaluate(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredictions],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from review.models import Image, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
 from training.models import TrainingRun, checkpoint_storage_name
+from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 
 logger = logging.getLogger(__name__)
@@ -75,14 +77,21 @@ def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth
 
 
 def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: dict[int, str],
-                   class_names: list[str]) -> EvalResult:
-    """COCO mAP of one model on the holdout images of a snapshot."""
+                   class_names: list[str], *, with_operating_point: bool = False) -> EvalResult:
+    """COCO mAP of one model on the holdout images of a snapshot; with `with_operating_point`, also
+    the score threshold with the best F1 (overall and per class), which a deployment is told."""
     items = [(t.image_id, storage_reader(files[t.image_id])) for t in truths]
     predictions = [
         ImagePredictions(r.key, r.detections.boxes_xyxy, r.detections.labels, r.detections.scores)
         for batch in predict_stream(items, model, batch_size=8) for r in batch if r.detections is not None
     ]
-    return coco_evaluate(truths, predictions, class_names)
+    result = coco_evaluate(truths, predictions, class_names)
+    if not with_operating_point:
+        return result
+    by_image = {p.image_id: p for p in predictions}
+    judged = [t for t in truths if t.image_id in by_image]  # an image that failed to decode has nothing to judge
+    curves = operating_points(judged, [by_image[t.image_id] for t in judged], class_names)
+    return replace(result, operating_point=best_f1_summary(curves))
 
 
 def _execute(run: TrainingRun) -> None:
@@ -145,7 +154,7 @@ def _execute(run: TrainingRun) -> None:
     progress.flush()
 
     new_result = evaluate_model(detector.Detector(model, device=device, score_threshold=EVAL_SCORE_THRESHOLD),
-                                truths, files, class_names)
+                                truths, files, class_names, with_operating_point=True)
     base_result = None
     if base is not None:
         with base.weights.open("rb") as handle:

@@ -10,6 +10,7 @@ from inference.models import ModelVersion, Prediction
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from training.evaluation import coco_evaluate
+from training.operating_points import operating_points
 from training.models import TrainingRun
 
 
@@ -52,6 +53,25 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     result["broke"] = [{"image": i, "errors_before": a, "errors_after": b}
                        for i, a, b in sorted(changed, key=lambda row: row[1] - row[2]) if b > a][:image_limit]
     return result
+
+
+def model_version_operating_points(*, version: ModelVersion, choose: str = "f1", target: float | None = None) -> dict:
+    """What each score threshold would keep of `version`'s predictions on the reviewed holdout images it predicted.
+
+    The curves start at the lowest score stored (inference keeps boxes from 0.05). Reviewed holdout
+    images the version has not predicted are counted, not judged, so the caller can say so.
+    """
+    classes = list(LabelClass.objects.filter(project_id=version.project_id).order_by("index", "id"))
+    category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
+    reviewed = Image.objects.filter(project_id=version.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
+    images = list(reviewed.filter(pk__in=Prediction.objects.filter(model_version=version).values("image_id"))
+                  .order_by("id").values("id", "width", "height"))
+    truths = _truths(images, category_of)
+    predictions = _predictions(version, [i["id"] for i in images], category_of)
+    curves = operating_points(truths, predictions, [c.name for c in classes], choose=choose, target=target)
+    return {"version": version.pk, "number": version.number, "images": len(images),
+            "holdout_reviewed": reviewed.count(), "choose": choose, "target": target,
+            "curves": [curve.as_dict() for curve in curves]}
 
 
 def _truths(images: list[dict], category_of: dict[int, int]) -> list[ImageTruth]:

@@ -68,3 +68,45 @@ class ComparisonSerializer(serializers.Serializer):
     versions = VersionScoresSerializer(many=True)
     fixed = ImageChangeSerializer(many=True, help_text="Images where the second version makes fewer errors.")
     broke = ImageChangeSerializer(many=True, help_text="Images where the second version makes more errors.")
+
+
+class OperatingPointsQuerySerializer(serializers.Serializer):
+    choose = serializers.ChoiceField(choices=["f1", "precision", "recall"], default="f1",
+                                     help_text="f1: the threshold with the best F1; precision: the lowest threshold "
+                                               "whose precision reaches `target`; recall: the highest whose recall does.")
+    target = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, allow_null=True, default=None,
+                                    help_text="The precision or recall to reach (with choose=precision or recall).")
+
+    def validate(self, data: dict) -> dict:
+        if data["choose"] != "f1" and data.get("target") is None:
+            raise serializers.ValidationError({"target": [f"Give the {data['choose']} to reach, between 0 and 1."]})
+        return data
+
+
+class OperatingPointSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(help_text="Keep boxes scored at or above this.")
+    precision = serializers.FloatField()
+    recall = serializers.FloatField()
+    f1 = serializers.FloatField()
+    true_positives = serializers.IntegerField()
+    false_positives = serializers.IntegerField()
+    missed = serializers.IntegerField(help_text="Human boxes no kept box found.")
+
+
+class OperatingCurveSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text='A class name, or "all classes" (every box pooled).')
+    human_boxes = serializers.IntegerField()
+    predictions = serializers.IntegerField()
+    chosen = OperatingPointSerializer(allow_null=True, help_text="By the rule asked for; null when none meets it.")
+    best_f1 = OperatingPointSerializer(allow_null=True)
+    points = OperatingPointSerializer(many=True, help_text="Up to 100 thresholds, highest first, for a plot.")
+
+
+class OperatingPointsSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    number = serializers.IntegerField()
+    images = serializers.IntegerField(help_text="Reviewed holdout images this version predicted: the ones judged.")
+    holdout_reviewed = serializers.IntegerField(help_text="Reviewed holdout images in the project.")
+    choose = serializers.CharField()
+    target = serializers.FloatField(allow_null=True)
+    curves = OperatingCurveSerializer(many=True)

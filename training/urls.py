@@ -12,5 +12,6 @@ urlpatterns = [
     path("projects/<id:project_id>/training", views.training_start, name="training_start"),
     path("projects/<id:project_id>/models/upload", views.model_version_upload, name="model_version_upload"),
     path("training-runs/<id:run_id>/cancel", views.training_cancel, name="training_cancel"),
+    path("model-versions/<id:version_id>/thresholds/", views.model_version_thresholds, name="thresholds"),
     path("model-versions/<id:version_id>/promote", views.model_version_promote, name="model_version_promote"),
 ]

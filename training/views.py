@@ -18,7 +18,8 @@ from review.forms import cleaned_or_refused
 from review.models import Image, Role
 from training.forms import WeightsUploadForm
 from training.models import TrainingRun
-from training.selectors import model_versions_compare
+from training.selectors import model_version_operating_points, model_versions_compare
+from training.serializers import OperatingPointsQuerySerializer
 from training.services import training_run_cancel, training_run_start
 
 
@@ -143,4 +144,20 @@ def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpRe
                                    for name in classes]
     return render(request, "training/compare.html", {
         "project": project, "versions": versions, "first": first, "second": second, "comparison": comparison,
+    })
+
+
+@login_required
+@require_GET
+def model_version_thresholds(request: HttpRequest, version_id: int) -> HttpResponse:
+    """Which score threshold to deploy a version at: precision, recall and F1 per threshold, per class."""
+    version = object_for_member(request.user, ModelVersion.objects.select_related("project"), version_id)
+    query = OperatingPointsQuerySerializer(data=request.GET)
+    errors = [] if query.is_valid() else [f"{field}: {' '.join(map(str, messages_))}"  # the page stays on best F1
+                                          for field, messages_ in query.errors.items()]
+    rule = query.validated_data if not errors else {"choose": "f1", "target": None}
+    result = model_version_operating_points(version=version, **rule)
+    return render(request, "training/thresholds.html", {
+        "project": version.project, "version": version, "result": result, "errors": errors,
+        "choose": request.GET.get("choose", "f1"), "target": request.GET.get("target", ""),
     })

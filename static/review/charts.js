@@ -56,6 +56,28 @@ window.reviewCharts = (function () {
     ], "score");
   }
 
+  // Thresholds page: precision, recall and F1 against the score threshold, one curve (class) at a time.
+  const thresholds = read("threshold-data");
+  const curveSelect = document.getElementById("curve-select");
+  function thresholdChart(curve) {
+    if (charts["threshold-chart"]) charts["threshold-chart"].destroy();
+    const series = (field, label, color) => ({
+      label, borderColor: color, pointRadius: curve.points.length > 30 ? 0 : 3,  // a short curve shows its points
+      data: curve.points.map((p) => ({x: p.threshold, y: p[field]})),
+    });
+    const chart = line("threshold-chart", [], [
+      series("precision", "precision", "#2563eb"), series("recall", "recall", "#16a34a"), series("f1", "F1", "#dc2626"),
+    ], "");
+    if (!chart) return;
+    chart.options.scales.x = {type: "linear", min: 0, max: 1, title: {display: true, text: "score threshold"}};
+    chart.options.scales.y.max = 1;
+    chart.update();
+  }
+  if (thresholds && thresholds.length && curveSelect) {
+    thresholdChart(thresholds[0]);
+    curveSelect.addEventListener("change", () => thresholdChart(thresholds[Number(curveSelect.value)]));
+  }
+
   // Models page: each training run's loss curve and per-epoch mAP, kept live by progress.js events.
   function trainingChart(run) {
     return line(`loss-${run.id}`, run.loss_history.map((p) => p.step), [

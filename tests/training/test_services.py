@@ -116,6 +116,10 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     version = run.result_version
     assert version.parent == base and version.training_run.snapshot == run.snapshot  # lineage
     assert version.metrics["snapshot"] == run.snapshot.content_hash
+    point = version.metrics["operating_point"]  # None only when the tiny model found nothing at any threshold
+    assert point is None or (0.01 <= point["threshold"] <= 1 and 0 < point["f1"] <= 1
+                             and set(point["per_class"]) <= {"circle", "square", "triangle"})
+    assert version.webhook_data()["metrics"]["operating_point"] == point
     comparison = run.comparison
     assert comparison["active"]["version"] == base.number
     assert comparison["promoted"] == (comparison["new"]["map"] > comparison["active"]["map"])

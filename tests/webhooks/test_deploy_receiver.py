@@ -54,16 +54,21 @@ def test_a_promoted_model_is_installed_and_going_back_reinstalls_the_old_one(dep
     first = add_model_version(project)
     _deliver(project)
     second = add_model_version(project, activate=False)
+    point = {"threshold": 0.4375, "precision": 0.9, "recall": 0.8, "f1": 0.8471, "per_class": {"circle": 0.5}}
+    second.metrics = {"map": 0.61, "ap50": 0.9, "holdout_images": 12, "operating_point": point}  # as a fine-tune leaves it
+    second.save(update_fields=["metrics"])
     model_version_activate(version=second)
     _deliver(project)
     current = json.loads((out / "current.json").read_text())
     assert (current["number"], current["weights"]) == (second.number, f"v{second.number}.safetensors")
     assert current["architecture"] == second.architecture and current["class_names"] == second.class_names
     assert (out / current["weights"]).read_bytes() == second.weights.open("rb").read()
+    assert current["score_threshold"] == 0.4375 and current["metrics"]["operating_point"] == point
 
     model_version_activate(version=first)  # going back, by hand
     _deliver(project)
-    assert json.loads((out / "current.json").read_text())["number"] == first.number
+    current = json.loads((out / "current.json").read_text())
+    assert current["number"] == first.number and current["score_threshold"] is None  # uploaded: never measured
     assert sorted(path.name for path in out.iterdir()) == ["current.json", "v1.safetensors", "v2.safetensors"]
 
 
