@@ -51,14 +51,19 @@ def test_promote_and_roll_back_by_hand(client, project):
 
 def test_models_page_shows_versions_runs_and_chart_data(client, project):
     first = add_model_version(project)
+    second = add_model_version(project)
     ModelVersion.objects.filter(pk=first.pk).update(metrics={"map": 0.25, "ap50": 0.5, "per_class": {"circle": 0.3}})
+    ModelVersion.objects.filter(pk=second.pk).update(metrics={"map": 0.3, "operating_point": {
+        "threshold": 0.4312, "precision": 0.8, "recall": 0.7, "f1": 0.7467, "per_class": {}}})
     client.force_login(add_member(project, Role.ANNOTATOR))
     page = client.get(reverse("training:project_models", args=[project.pk]))
     assert page.status_code == 200
     content = page.content.decode()
     assert "v1" in content and "circle 0.30" in content and "Make active" not in content  # annotators cannot
+    deploy_at = [cell.split("</td>")[0] for cell in content.split('class="deploy-at">')[1:]]
+    assert deploy_at == ['≥ 0.43 <span class="muted">(F1 0.75)</span>', "–"]  # v2 (trained, measured), v1
     data = json.loads(content.split('id="versions-data" type="application/json">')[1].split("</script>")[0])
-    assert data == [{"number": 1, "map": 0.25, "ap50": 0.5}]
+    assert data == [{"number": 1, "map": 0.25, "ap50": 0.5}, {"number": 2, "map": 0.3, "ap50": None}]
     assert "/static/vendor/chartjs/chart.umd.min.js" in content
 
 
