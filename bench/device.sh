@@ -4,6 +4,8 @@
 #
 #   bash bench/device.sh wheels    here: the project's other packages as wheels for it, in .device-wheels/
 #   bash bench/device.sh install   there: those wheels into /tmp/site; then run with PYTHONPATH=/tmp/site
+#   bash bench/device.sh check     there: install, then every GPU check issue #8 asks for, each one
+#                                  time-boxed, logs in $OUT (or var/device-check/); ROWS=10000 by default
 #
 # A device call, carrying the wheels:
 #   run(carry=[".device-wheels"], command="bash bench/device.sh install && PYTHONPATH=/tmp/site \
@@ -33,8 +35,28 @@ case "${1:-}" in
     PYTHONPATH=/tmp/site python3 -c "import django, celery, psycopg, torch; print('django', django.__version__, \
 'torch', torch.__version__, 'cuda', torch.cuda.is_available())"
     ;;
+  check)
+    # One device call does it all (a session's device time is 15 minutes, start-up included):
+    #   run(carry=[".device-wheels"], timeout_s=600, command="bash bench/device.sh check")
+    [ -n "${SKIP_INSTALL:-}" ] || "$0" install  # SKIP_INSTALL=1 PYTHON=.venv/bin/python: try the steps here
+    py="${PYTHON:-python3}"
+    logs="${OUT:-var/device-check}" && mkdir -p "$logs"
+    rows="${ROWS:-10000}" && short=$(( rows < 4096 ? rows : 4096 ))
+    images=$(( rows < 512 ? rows : 512 ))
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$logs/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$logs/gpu.txt"
+    step() {  # step NAME SECONDS COMMAND...: run one check, keep its output, go on whatever it gives
+      local name=$1 seconds=$2 && shift 2
+      echo "== $name" && timeout "$seconds" env -u VAR_DIR PYTHONPATH=/tmp/site "$@" > "$logs/$name.log" 2>&1; echo "rc=$?" >> "$logs/$name.log"
+      grep -E "pipeline_vs_raw|passed|failed|rc=" "$logs/$name.log" | tail -3
+    }
+    step cuda-tests 90 "$py" -m pytest -q -p no:cacheprovider tests/inference/test_pipeline.py tests/inference/test_detector.py
+    bench="$py bench/inference.py --arch fasterrcnn_mobilenet_v3_large_fpn --batch 16 --images $images"
+    step inference-plain 200 $bench --rows "$rows"
+    step inference-history5 120 $bench --rows "$short" --history 5
+    step inference-reviewed 120 $bench --rows "$short" --reviewed 20000
+    ;;
   *)
-    sed -n '2,10p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac
