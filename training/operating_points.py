@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from inference.matching import MATCH_IOU, ImagePredictions, ImageTruth, box_iou, confident, match_boxes
 
 ALL_CLASSES = "all classes"
 CHOOSE_RULES = ("f1", "precision", "recall")
@@ -106,6 +106,49 @@ def operating_points(truths: Sequence[ImageTruth], predictions: Sequence[ImagePr
         if human or mine.any():
             curves.append(_curve(name, all_scores[mine], all_hits[mine], human, choose, target))
     return curves
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Which class the kept boxes gave each human box: counts[true][predicted].
+
+    Rows are the classes and then "nothing there" (a kept box on no human box); columns are the
+    classes and then "missed" (no kept box on the human box). The diagonal is what was found.
+    """
+
+    threshold: float
+    classes: list[str]
+    counts: list[list[int]]  # (classes + 1) x (classes + 1)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def confusion_matrix(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredictions],
+                     class_names: Sequence[str], *, threshold: float) -> Confusion:
+    """The boxes scored at or above `threshold` against the human boxes, matched whatever their class.
+
+    Unlike the class-aware match of the curves, a box of the wrong class on a human box (IoU >= 0.5)
+    counts here as that confusion instead of as a false positive plus a miss: highest score first,
+    each kept box takes the free human box it overlaps most.
+    """
+    n = len(class_names)
+    counts = np.zeros((n + 1, n + 1), dtype=np.int64)  # row n: nothing there; column n: missed
+    for truth, prediction in zip(truths, predictions, strict=True):
+        kept = confident(prediction, threshold)
+        ious = box_iou(kept.boxes_xyxy, truth.boxes_xyxy)
+        free = np.ones(len(truth.labels), dtype=bool)
+        for p in np.argsort(-kept.scores, kind="stable"):
+            overlaps = np.where(free, ious[p], -1.0) if len(truth.labels) else np.zeros(0)
+            t = int(np.argmax(overlaps)) if len(overlaps) else -1
+            if t >= 0 and overlaps[t] >= MATCH_IOU:
+                free[t] = False
+                counts[truth.labels[t] - 1, kept.labels[p] - 1] += 1
+            else:
+                counts[n, kept.labels[p] - 1] += 1
+        for t in np.flatnonzero(free):
+            counts[truth.labels[t] - 1, n] += 1
+    return Confusion(threshold, list(class_names), counts.tolist())
 
 
 def best_f1_summary(curves: list[Curve]) -> dict | None:

@@ -10,7 +10,7 @@ from inference.models import ModelVersion, Prediction
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from training.evaluation import coco_evaluate
-from training.operating_points import operating_points
+from training.operating_points import confusion_matrix, operating_points
 from training.models import TrainingRun
 
 
@@ -68,10 +68,13 @@ def model_version_operating_points(*, version: ModelVersion, choose: str = "f1",
                   .order_by("id").values("id", "width", "height"))
     truths = _truths(images, category_of)
     predictions = _predictions(version, [i["id"] for i in images], category_of)
-    curves = operating_points(truths, predictions, [c.name for c in classes], choose=choose, target=target)
+    names = [c.name for c in classes]
+    curves = operating_points(truths, predictions, names, choose=choose, target=target)
+    point = curves[0].chosen or curves[0].best_f1  # the pooled one: a deployment's single threshold
+    confusion = confusion_matrix(truths, predictions, names, threshold=point.threshold) if point else None
     return {"version": version.pk, "number": version.number, "images": len(images),
             "holdout_reviewed": reviewed.count(), "choose": choose, "target": target,
-            "curves": [curve.as_dict() for curve in curves]}
+            "curves": [curve.as_dict() for curve in curves], "confusion": confusion and confusion.as_dict()}
 
 
 def _truths(images: list[dict], category_of: dict[int, int]) -> list[ImageTruth]:

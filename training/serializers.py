@@ -102,6 +102,15 @@ class OperatingCurveSerializer(serializers.Serializer):
     points = OperatingPointSerializer(many=True, help_text="Up to 100 thresholds, highest first, for a plot.")
 
 
+class ConfusionSerializer(serializers.Serializer):
+    threshold = serializers.FloatField(help_text="The pooled chosen threshold (or the best F1's when none is chosen).")
+    classes = serializers.ListField(child=serializers.CharField())
+    counts = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text='counts[true][predicted]: rows are the classes, then "nothing there" (a box on no human box); '
+                  'columns the classes, then "missed". Matched at IoU 0.5 whatever the class.')
+
+
 class OperatingPointsSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     number = serializers.IntegerField()
@@ -110,3 +119,4 @@ class OperatingPointsSerializer(serializers.Serializer):
     choose = serializers.CharField()
     target = serializers.FloatField(allow_null=True)
     curves = OperatingCurveSerializer(many=True)
+    confusion = ConfusionSerializer(allow_null=True)

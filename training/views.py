@@ -157,7 +157,10 @@ def model_version_thresholds(request: HttpRequest, version_id: int) -> HttpRespo
                                           for field, messages_ in query.errors.items()]
     rule = query.validated_data if not errors else {"choose": "f1", "target": None}
     result = model_version_operating_points(version=version, **rule)
+    confusion = result["confusion"]
     return render(request, "training/thresholds.html", {
         "project": version.project, "version": version, "result": result, "errors": errors,
         "choose": request.GET.get("choose", "f1"), "target": request.GET.get("target", ""),
+        "confusion_columns": [*confusion["classes"], "missed"] if confusion else [],
+        "confusion_rows": list(zip([*confusion["classes"], "nothing there"], confusion["counts"])) if confusion else [],
     })

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.operating_points import ALL_CLASSES, PLOT_POINTS, best_f1_summary, operating_points
+from training.operating_points import ALL_CLASSES, PLOT_POINTS, best_f1_summary, confusion_matrix, operating_points
 
 
 def truth(image_id, boxes, labels):
@@ -170,3 +170,28 @@ def test_the_summary_a_deployment_is_told():
 def test_bad_rules_are_refused(choose, target):
     with pytest.raises(ValueError):
         operating_points(*two_circles(), ["circle"], choose=choose, target=target)
+
+
+def test_confusion_counts_what_each_human_box_was_taken_for():
+    """circle found; square taken for a circle; triangle missed; a circle where nothing is; a square below the
+    threshold ignored; a second circle on the found circle is a box where nothing (free) is."""
+    truths = [truth(1, [[10, 10, 50, 50], [60, 60, 90, 90], [0, 60, 30, 95]], [1, 2, 3])]
+    preds = [predicted(1, [[10, 10, 50, 50], [61, 61, 90, 90], [70, 0, 95, 30], [0, 60, 30, 95], [11, 11, 50, 50]],
+                       [1, 1, 1, 2, 1], [0.9, 0.8, 0.7, 0.2, 0.6])]
+    confusion = confusion_matrix(truths, preds, ["circle", "square", "triangle"], threshold=0.5)
+    assert confusion.classes == ["circle", "square", "triangle"]
+    assert confusion.counts == [
+        # circle square triangle missed
+        [1, 0, 0, 0],  # circle
+        [1, 0, 0, 0],  # square
+        [0, 0, 0, 1],  # triangle
+        [2, 0, 0, 0],  # nothing there
+    ]
+    lower = confusion_matrix(truths, preds, ["circle", "square", "triangle"], threshold=0.1)
+    assert lower.counts[2] == [0, 1, 0, 0]  # the 0.2 square sits on the triangle
+
+
+def test_confusion_of_images_without_boxes():
+    truths = [truth(1, [], []), truth(2, [[10, 10, 50, 50]], [1])]
+    preds = [predicted(1, [[10, 10, 50, 50]], [1], [0.9]), predicted(2, [], [], [])]
+    assert confusion_matrix(truths, preds, ["circle"], threshold=0.5).counts == [[0, 1], [1, 0]]

@@ -52,6 +52,14 @@ def test_the_api_gives_each_threshold_and_picks_one_by_the_rule_asked(judged):
     assert pooled["points"][1]["false_positives"] == 5
     assert sum(c["human_boxes"] for c in body["curves"][1:]) == human
 
+    confusion = body["confusion"]
+    n = len(confusion["classes"])
+    assert confusion["threshold"] == 0.8999 and len(confusion["counts"]) == n + 1
+    assert sum(confusion["counts"][i][i] for i in range(n)) == human  # every box found at 0.9 ...
+    assert sum(map(sum, confusion["counts"])) == human  # ... and nothing else kept there
+    by_precision = client.get(url, {"choose": "precision", "target": "0.1"}).json()["confusion"]
+    assert by_precision["threshold"] == 0.6 and by_precision["counts"][n][0] == 5  # the 5 false circles
+
     by_recall = client.get(url, {"choose": "recall", "target": "1"}).json()["curves"][0]["chosen"]
     assert by_recall["threshold"] == 0.8999
     strict = client.get(url, {"choose": "precision", "target": "1.0"}).json()["curves"][0]["chosen"]
@@ -85,6 +93,8 @@ def test_the_page_shows_the_chosen_threshold_and_says_what_it_left_out(judged, c
     assert '<td class="threshold">0.900</td>' in first_row and f"<td>{human}</td>" in first_row
     assert 'id="unpredicted"' in page and "6 holdout images are reviewed" in page
     assert 'id="threshold-data"' in page
+    confusion = page.split('id="confusion"')[1].split("</table>")[0]
+    assert "<th>nothing there</th>" in confusion and "<th>missed</th>" in confusion and 'class="found"' in confusion
 
 
 def test_a_bad_rule_on_the_page_says_so_and_shows_the_best_f1(judged, client):
