@@ -212,6 +212,21 @@ def test_editor_page_embeds_the_image_and_escapes_names(client, project):
     assert client.get(reverse("review:project_queue", args=[project.pk])).status_code == 404
 
 
+def test_the_editor_s_score_slider_marks_the_model_s_deployment_threshold(client, project):
+    from inference.models import ModelVersion
+    from tests.factories import add_model_version
+
+    version = add_model_version(project)
+    image = project.images.first()
+    client.force_login(add_member(project))
+    plain = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
+    assert "<datalist" not in plain and 'list="deploy-threshold"' not in plain  # uploaded: never measured
+    ModelVersion.objects.filter(pk=version.pk).update(metrics={"operating_point": {"threshold": 0.4362, "f1": 0.8}})
+    page = client.get(reverse("review:image_editor", args=[image.pk])).content.decode()
+    assert 'list="deploy-threshold"' in page and '<option value="0.44">' in page
+    assert "deployment threshold, 0.44" in page
+
+
 def test_drift_monitor_plots_corrections_per_day_and_version(client, project):
     from review.models import ReviewEvent
     from tests.factories import add_model_version
