@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 
 @register("storage", deploy=True)
@@ -25,4 +25,16 @@ def media_storage_works(app_configs, **kwargs) -> list[Error]:
                       hint="Check MEDIA_STORAGE and the AWS_* variables (or MEDIA_ROOT's permissions).")]
     if read_back != b"ok":
         return [Error(f"Media storage gave back {read_back[:20]!r} for the file it was given.", id="project.E002")]
+    return []
+
+
+@register("email", deploy=True)
+def email_links_work(app_configs, **kwargs) -> list[Warning]:
+    """E-mails to members link to the app; a worker has no request to learn its address from."""
+    from django.conf import settings
+
+    if settings.EMAIL_NOTIFICATIONS and not settings.SITE_URL.startswith(("https://", "http://")):
+        return [Warning("E-mail notifications are on but SITE_URL is not set: their links would lead nowhere.",
+                        id="project.W001", hint="Set SITE_URL to the address people open the app at, "
+                                                "e.g. https://labels.example.")]
     return []

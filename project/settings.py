@@ -9,6 +9,8 @@ MEDIA_ROOT         where uploaded images and weights are stored (default var/med
 MEDIA_STORAGE      s3://bucket[/prefix] to store media in an S3-compatible bucket instead (boto3's AWS_*
                    variables give credentials, region and endpoint); checked by `manage.py check --deploy`
 VAR_DIR            where the embedded defaults live (default ./var)
+EMAIL_HOST         an SMTP server: members are e-mailed about mentions, send-backs and assignments
+                   (EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, DEFAULT_FROM_EMAIL; SITE_URL for links)
 """
 import os
 from datetime import timedelta
@@ -239,6 +241,25 @@ DEFAULT_ARCHITECTURE = os.environ.get("DEFAULT_ARCHITECTURE", "")
 # is on; off, a manager's webhook cannot make the workers call internal services. On by default
 # for a local install (DEBUG), off in production unless set.
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool(os.environ, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES", DEBUG)
+
+# --- E-mail -----------------------------------------------------------------------------------
+# Members hear of work that waits for them (review/notifications.py): with EMAIL_HOST by SMTP; on a
+# local install without it, printed by the worker (console backend); in production without it, off.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 587))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_SSL = env_bool(os.environ, "EMAIL_USE_SSL", EMAIL_PORT == 465)
+EMAIL_USE_TLS = env_bool(os.environ, "EMAIL_USE_TLS", EMAIL_PORT == 587 and not EMAIL_USE_SSL)
+EMAIL_TIMEOUT = 30
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.dummy.EmailBackend"))
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for EMAIL_BACKEND=...filebased...
+EMAIL_NOTIFICATIONS = env_bool(os.environ, "EMAIL_NOTIFICATIONS", bool(EMAIL_HOST) or DEBUG)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Detector review <noreply@localhost>")
+# The address people open the app at, for the links in e-mails (workers have no request to read it from).
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000" if DEBUG else "").rstrip("/")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOGGING = {

@@ -13,7 +13,8 @@ from review.bulk_actions import bulk_apply
 from rest_framework.authtoken.models import TokenProxy
 
 from review.models import (
-    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, Project, ReviewEvent, StatusChange,
+    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, Project, ReviewEvent,
+    StatusChange,
 )
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
@@ -260,3 +261,13 @@ class MentionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    """Which e-mails each user turned off (no row: they get all of them); users change theirs on /account/."""
+
+    list_display = ["user", "email_mentions", "email_send_backs", "email_assignments"]
+    list_filter = ["email_mentions", "email_send_backs", "email_assignments"]
+    search_fields = ["user__username", "user__email"]
+    autocomplete_fields = ["user"]

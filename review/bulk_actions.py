@@ -143,7 +143,7 @@ def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images:
                                                       image_ids=ids)
         return BulkResult(action, len(ids), len(ids), 0, run.pk)
     if action == "assign":
-        assigned = services.images_assign(project=project, images=selection, assignee=assignee)
+        assigned = services.images_assign(project=project, images=selection, assignee=assignee, by=user)
         return BulkResult(action, len(ids), len(assigned), len(ids) - len(assigned),
                           assignee=assignee.get_username() if assignee else "")
     if action == "export":

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-from review.models import LabelClass, Project, Role
+from review.models import LabelClass, NotificationSettings, Project, Role
 from review.serializers import MAX_CLASS_NAMES
 
 
@@ -81,3 +81,14 @@ class ProjectDeleteForm(forms.Form):
         if self.cleaned_data["confirm_name"].strip() != self.project.name:
             raise forms.ValidationError("That is not this project's name; nothing was deleted.")
         return self.cleaned_data["confirm_name"]
+
+
+class AccountForm(forms.Form):
+    email = forms.EmailField(required=False, label="E-mail address",
+                             help_text="Where the e-mails below go; empty: none are sent.")
+    email_mentions = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field("email_mentions")
+                                        .verbose_name.capitalize())
+    email_send_backs = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field(
+        "email_send_backs").verbose_name.capitalize())
+    email_assignments = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field(
+        "email_assignments").verbose_name.capitalize())

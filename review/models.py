@@ -355,6 +355,18 @@ class Mention(models.Model):
         indexes = [models.Index(fields=["user", "read_at"], name="mention_user_unread_idx")]
 
 
+class NotificationSettings(models.Model):
+    """Which e-mails a user wants (review/notifications.py). No row: all of them, to the account's address."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_settings")
+    email_mentions = models.BooleanField("when someone names me in a comment", default=True)
+    email_send_backs = models.BooleanField("when an image I reviewed is sent back", default=True)
+    email_assignments = models.BooleanField("when images are assigned to me", default=True)
+
+    def __str__(self) -> str:
+        return f"notifications of {self.user}"
+
+
 class ApiToken(models.Model):
     """A user's key for scripts (`Authorization: Token <key>`), stored only as its SHA-256 digest: the
     key is shown once when it is made, and a copy of the database does not hand out API access.

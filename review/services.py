@@ -21,6 +21,7 @@ from django.db.models.deletion import get_candidate_relations_to_delete
 from django.utils import timezone
 
 from project.row_locks import update_lock, key_share_lock
+from review import notifications
 from review.image_files import ImageRejected, content_hash, normalise_image
 from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
@@ -350,17 +351,22 @@ def image_status_set(*, image: Image, status: str, user: AbstractBaseUser | None
         _comment_create(image, user, comment)
     image.refresh_from_db()
     StatusChange.objects.create(image=image, user=user, status=status, reviewed_by_id=image.reviewed_by_id)
+    if status == ReviewStatus.UNREVIEWED:
+        notifications.notify_later(kind="send_back", project_id=image.project_id, user_ids=[image.reviewed_by_id],
+                                   author_id=user.pk if user else None, image_ids=[image.pk], text=comment)
     return image
 
 
 _BATCH = 500  # ids per statement when changing many images: SQLite takes at most 32,766 parameters in one
 
 
-def images_assign(*, project: Project, images: QuerySet[Image], assignee: AbstractBaseUser | None) -> list[int]:
+def images_assign(*, project: Project, images: QuerySet[Image], assignee: AbstractBaseUser | None,
+                  by: AbstractBaseUser | None = None) -> list[int]:
     """Give the unreviewed images among these to one member of `project` to review; returns their ids.
 
     Reviewed and approved images keep their assignee (one sent back goes back to them). `assignee`
-    None gives the images back to everyone, whatever their status.
+    None gives the images back to everyone, whatever their status. The assignee is told by e-mail
+    (unless they assigned them to themselves, `by`).
     """
     if assignee is not None and not Membership.objects.filter(project=project, user=assignee).exists():
         raise ValidationError({"assignee": f"{assignee.get_username()} is not a member of {project.name}."})
@@ -370,6 +376,9 @@ def images_assign(*, project: Project, images: QuerySet[Image], assignee: Abstra
     ids = list(chosen.values_list("pk", flat=True))
     for start in range(0, len(ids), _BATCH):
         Image.objects.filter(pk__in=ids[start:start + _BATCH]).update(assigned_to=assignee)
+    if assignee is not None:
+        notifications.notify_later(kind="assignment", project_id=project.pk, user_ids=[assignee.pk],
+                                   author_id=by.pk if by else None, image_ids=ids)
     return ids
 
 
@@ -396,6 +405,7 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
     now = timezone.now()
     mentioned: set[int] = set()
+    sent_back: dict[int, list[int]] = {}  # reviewer -> their images, for one e-mail each
     if comment and ids:
         project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0]
         mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None)
@@ -407,6 +417,8 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
         StatusChange.objects.bulk_create([
             StatusChange(image_id=pk, user=user, status=status, reviewed_by_id=saved_by, created_at=now)
             for pk, saved_by in reviewed_by])
+        for pk, saved_by in reviewed_by:
+            sent_back.setdefault(saved_by, []).append(pk)
         if comment:
             comments = Comment.objects.bulk_create([Comment(image_id=pk, author=user, text=comment)
                                                     for pk, _ in reviewed_by])
@@ -415,6 +427,11 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     if mentioned:  # one event for the whole send-back, not one per image
         members_mentioned.send(sender=Comment, project_id=project_id, author=user, text=comment,
                                user_ids=sorted(mentioned), image_ids=ids)
+    if status == ReviewStatus.UNREVIEWED and ids:
+        project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0]
+        for reviewer, their_ids in sent_back.items():
+            notifications.notify_later(kind="send_back", project_id=project_id, user_ids=[reviewer],
+                                       author_id=user.pk if user else None, image_ids=their_ids, text=comment)
     return ids
 
 

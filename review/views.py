@@ -23,10 +23,11 @@ from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from project.converters import as_id
-from review import selectors, services
+from review import notifications, selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
+from review.forms import AccountForm
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
@@ -371,6 +372,20 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The user's e-mail address and which e-mails they get; their API token is a page of its own."""
+    if request.method == "POST":
+        form = AccountForm(request.POST)
+        if form.is_valid():
+            notifications.account_save(user=request.user, **form.cleaned_data)
+            messages.success(request, "Saved.")
+            return HttpResponseRedirect(reverse("review:account"))
+    else:
+        form = AccountForm(initial={"email": request.user.email, **notifications.notification_settings_of(request.user)})
+    return render(request, "review/account.html", {"form": form, "email_on": settings.EMAIL_NOTIFICATIONS})
 
 
 @login_required

@@ -60,6 +60,7 @@ REQUIRED_ROLE = {
     ("model_version_rollback", "POST"): M,
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,
+    ("model_version_operating_points", "GET"): A,
     ("model_version_promote", "POST"): M,
     ("model_version_weights", "GET"): M,
     ("prediction_list", "GET"): A,

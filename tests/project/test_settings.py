@@ -166,3 +166,33 @@ def test_every_task_celery_beat_runs_exists():
     app.loader.import_default_modules()  # the apps' tasks modules, as a worker imports them
     assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} <= set(app.tasks)
     assert "webhooks.tasks.webhook_deliveries_sweep" in app.tasks
+
+
+@pytest.mark.parametrize("env, backend, on, tls, site", [
+    ({}, "console", "True", "True", "http://127.0.0.1:8000"),  # a local install: printed by the worker
+    ({"DEBUG": "0"}, "dummy", "False", "True", ""),  # production without a mail server: off
+    ({"DEBUG": "0", "EMAIL_HOST": "smtp.example", "SITE_URL": "https://labels.example/"}, "smtp", "True", "True",
+     "https://labels.example"),
+    ({"DEBUG": "0", "EMAIL_HOST": "smtp.example", "EMAIL_PORT": "465"}, "smtp", "True", "False", ""),
+])
+def test_e_mail_follows_the_environment(tmp_path, env, backend, on, tls, site):
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("EMAIL_", "SITE_URL", "DEBUG"))}
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.EMAIL_BACKEND, s.EMAIL_NOTIFICATIONS, s.EMAIL_USE_TLS, s.SITE_URL or '-')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, env={
+        **clean, "VAR_DIR": str(tmp_path), "SECRET_KEY": "k" * 50, "DJANGO_SETTINGS_MODULE": "project.settings", **env})
+    assert result.returncode == 0, result.stderr
+    printed_backend, printed_on, printed_tls, printed_site = result.stdout.split()
+    assert printed_backend == f"django.core.mail.backends.{backend}.EmailBackend"
+    assert (printed_on, printed_tls, printed_site) == (on, tls, site or "-")
+
+
+def test_the_deploy_check_warns_of_e_mail_links_without_a_site_url(settings):
+    from project.checks import email_links_work
+
+    settings.EMAIL_NOTIFICATIONS, settings.SITE_URL = True, ""
+    assert [w.id for w in email_links_work(None)] == ["project.W001"]
+    settings.SITE_URL = "https://labels.example"
+    assert email_links_work(None) == []
+    settings.EMAIL_NOTIFICATIONS, settings.SITE_URL = False, ""
+    assert email_links_work(None) == []

@@ -1,0 +1,154 @@
+"""E-mail to members: what each action queues once it commits, and what the worker's task sends to whom."""
+from functools import partial
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from review import services
+from review.models import Image, NotificationSettings, ReviewStatus, Role
+from review.notifications import SEND_TASK, notification_email_send, notify_later
+from tests.factories import UserFactory, add_images, add_member, make_project, review_with_truth
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def email_on(settings):
+    settings.EMAIL_NOTIFICATIONS = True
+    settings.SITE_URL = "https://labels.example"
+
+
+@pytest.fixture
+def team():
+    project = make_project(name="Night cameras")
+    lead = add_member(project, Role.MANAGER, UserFactory(username="lead", email="lead@example.com"))
+    bea = add_member(project, Role.ANNOTATOR, UserFactory(username="bea", email="bea@example.com"))
+    cai = add_member(project, Role.ANNOTATOR, UserFactory(username="cai", email="cai@example.com"))
+    images = add_images(project, 4, size=64)
+    return project, lead, bea, cai, images
+
+
+def queued(callbacks) -> list[dict]:
+    """The notification tasks an action queued for after its commit."""
+    return [c.keywords["kwargs"] for c in callbacks if isinstance(c, partial) and c.args == (SEND_TASK,)]
+
+
+def sent_after(callbacks) -> list:
+    """Run the queued tasks as a worker would; the e-mails they sent."""
+    for kwargs in queued(callbacks):
+        notification_email_send(**kwargs)
+    return mail.outbox
+
+
+def test_a_mention_e_mails_the_member_named_with_the_comment_and_a_link(team, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.comment_add(image=images[0], author=lead, text="@bea is this a truck?\nOr a van?")
+    [message] = sent_after(callbacks)
+    assert message.to == ["bea@example.com"] and message.subject == "lead mentioned you in Night cameras"
+    assert "> @bea is this a truck?\n> Or a van?\n" in message.body
+    assert f"https://labels.example/images/{images[0].pk}/edit" in message.body
+    assert "https://labels.example/account/" in message.body
+
+
+def test_a_bulk_send_back_e_mails_each_reviewer_once_about_their_own_images(team, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    for seed, (image, reviewer) in enumerate(zip(images, [bea, bea, cai, lead])):
+        review_with_truth(image, seed=seed, user=reviewer, size=64)
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.images_status_set(images=Image.objects.filter(project=project), status=ReviewStatus.UNREVIEWED,
+                                   user=lead, comment="Boxes too loose")
+    messages = {m.to[0]: m for m in sent_after(callbacks)}
+    assert set(messages) == {"bea@example.com", "cai@example.com"}  # not the lead, who sent back their own
+    assert messages["bea@example.com"].subject == "lead sent back 2 images you reviewed in Night cameras"
+    assert f"/projects/{project.pk}/queue/?sent_back_to={bea.pk}" in messages["bea@example.com"].body
+    assert "> Boxes too loose" in messages["cai@example.com"].body
+    assert f"/images/{images[2].pk}/edit" in messages["cai@example.com"].body  # one image: straight to it
+
+
+def test_one_send_back_from_the_editor(team, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    review_with_truth(images[0], seed=0, user=bea, size=64)
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.image_status_set(image=Image.objects.get(pk=images[0].pk), status=ReviewStatus.UNREVIEWED, user=lead)
+    [message] = sent_after(callbacks)
+    assert message.to == ["bea@example.com"] and "to be reviewed again." in message.body
+
+
+def test_an_assignment_e_mails_the_assignee_unless_they_took_the_images_themselves(
+        team, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.images_assign(project=project, images=Image.objects.filter(project=project), assignee=cai, by=lead)
+    [message] = sent_after(callbacks)
+    assert message.to == ["cai@example.com"] and message.subject == "lead assigned 4 images to you in Night cameras"
+    assert f"?assigned_to={cai.pk}" in message.body
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.images_assign(project=project, images=Image.objects.filter(project=project), assignee=bea, by=bea)
+        services.images_assign(project=project, images=Image.objects.filter(project=project), assignee=None, by=lead)
+    assert queued(callbacks) == []
+
+
+def test_nobody_is_e_mailed_who_left_has_no_address_or_said_no(team):
+    project, lead, bea, cai, images = team
+    nobody = add_member(project, Role.ANNOTATOR, UserFactory(username="dee", email=""))
+    NotificationSettings.objects.create(user=cai, email_mentions=False)
+    outsider = UserFactory(username="eve", email="eve@example.com")  # never a member
+    sent = notification_email_send(kind="mention", project_id=project.pk, author_id=lead.pk, image_ids=[images[0].pk],
+                                   user_ids=[bea.pk, cai.pk, nobody.pk, outsider.pk], text="@bea @cai @dee @eve")
+    assert sent == 1 and [m.to for m in mail.outbox] == [["bea@example.com"]]
+    # cai still hears of assignments: the setting is per kind.
+    assert notification_email_send(kind="assignment", project_id=project.pk, author_id=lead.pk,
+                                   image_ids=[images[0].pk], user_ids=[cai.pk]) == 1
+    project.memberships.filter(user=bea).delete()
+    assert notification_email_send(kind="mention", project_id=project.pk, author_id=lead.pk,
+                                   image_ids=[images[0].pk], user_ids=[bea.pk], text="@bea") == 0
+
+
+def test_nothing_is_queued_when_e_mail_is_off_or_nothing_happened(team, settings, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    with django_capture_on_commit_callbacks() as callbacks:
+        notify_later(kind="mention", project_id=project.pk, user_ids=[lead.pk], author_id=lead.pk,
+                     image_ids=[images[0].pk])  # only the author
+        notify_later(kind="assignment", project_id=project.pk, user_ids=[bea.pk], author_id=lead.pk, image_ids=[])
+        settings.EMAIL_NOTIFICATIONS = False
+        services.comment_add(image=images[0], author=lead, text="@bea look")
+    assert queued(callbacks) == []
+    with pytest.raises(ValueError, match="unknown notification kind"):
+        notify_later(kind="party", project_id=project.pk, user_ids=[bea.pk], author_id=None, image_ids=[1])
+
+
+def test_a_rolled_back_change_tells_nobody(team, django_capture_on_commit_callbacks):
+    project, lead, bea, cai, images = team
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        try:
+            with transaction.atomic():
+                services.comment_add(image=images[0], author=lead, text="@bea look")
+                raise RuntimeError("the request failed after the comment")
+        except RuntimeError:
+            pass
+    assert queued(callbacks) == []
+
+
+def test_the_account_page_changes_the_address_and_the_kinds(team, client, settings):
+    project, lead, bea, cai, images = team
+    client.force_login(bea)
+    page = client.get(reverse("review:account")).content.decode()
+    assert 'value="bea@example.com"' in page and page.count("checked") == 3 and 'id="email-off"' not in page
+    response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_assignments": "on"})
+    assert response.status_code == 302
+    bea.refresh_from_db()
+    wanted = NotificationSettings.objects.get(user=bea)
+    assert bea.email == "bea@night.example"
+    assert (wanted.email_mentions, wanted.email_send_backs, wanted.email_assignments) == (False, False, True)
+    refused = client.post(reverse("review:account"), {"email": "not an address", "email_mentions": "on"})
+    assert refused.status_code == 200 and "Enter a valid email address" in refused.content.decode()
+    bea.refresh_from_db()
+    assert bea.email == "bea@night.example" and not NotificationSettings.objects.get(user=bea).email_mentions
+    settings.EMAIL_NOTIFICATIONS = False
+    assert 'id="email-off"' in client.get(reverse("review:account")).content.decode()
+    client.logout()
+    assert client.get(reverse("review:account")).status_code == 302  # to the login page
