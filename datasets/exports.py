@@ -83,7 +83,8 @@ def export_write(*, project: Project, spec: ExportSpec, out: BinaryIO, progress:
     summary = ExportSummary()
     if on_total is not None:
         on_total(len(image_ids))
-    rows = {row["id"]: row for row in Image.objects.filter(pk__in=image_ids).values("id", "original_name", "file")}
+    rows = {row["id"]: row for start in range(0, len(image_ids), CHUNK)  # SQLite: at most 32,766 parameters
+            for row in Image.objects.filter(pk__in=image_ids[start:start + CHUNK]).values("id", "original_name", "file")}
     summary.missing_images = len(image_ids) - len(rows)
     names = archive_names(list(rows.values()))
     writer = _WRITERS[spec.format](class_names)

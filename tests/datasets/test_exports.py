@@ -182,3 +182,22 @@ def test_chosen_images_must_be_the_projects_and_a_snapshot_goes_whole():
     with pytest.raises(ValidationError, match="exported whole"):
         dataset_export_start(project=project, user=None, spec=ExportSpec(format="coco", source="snapshot",
                                                                          image_ids=(mine.pk,)), queue=False)
+
+
+def test_a_whole_project_export_asks_for_its_images_a_chunk_at_a_time(monkeypatch):
+    """SQLite takes at most 32,766 parameters in one statement: no id list may grow with the project."""
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import datasets.exports
+
+    project = _reviewed_project(5)
+    monkeypatch.setattr(datasets.exports, "CHUNK", 2)
+    with CaptureQueriesContext(connection) as queries:
+        archive = _export(project, format="coco")
+    doc = json.loads(archive.read("annotations.json"))
+    assert len(doc["images"]) == 5 and len({i["file_name"] for i in doc["images"]}) == 5
+    in_lists = [part for q in queries.captured_queries for part in re.findall(r" IN \(([^()]*)\)", q["sql"])]
+    assert in_lists and max(len(part.split(",")) for part in in_lists) <= 2
