@@ -3,21 +3,16 @@ from django.contrib import admin
 from datasets.models import DatasetExport, DatasetImport
 from datasets.services import dataset_job_cancel
 from project.admin_actions import cancel_runs
+from project.admin_base import ViewOnlyAdmin
 
 
-class DatasetJobAdmin(admin.ModelAdmin):
+class DatasetJobAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Jobs are started from the project's Import & export page, the API or the commands; here they are watched."""
 
     list_filter = ["status"]
     list_select_related = ["project"]
     exclude = ["file"]  # no widget: media has no public URL; download exports through the API
     actions = ["cancel"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.action(description="Cancel the selected jobs")
     def cancel(self, request, jobs):

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction, SuspectedError
 from inference.services import inference_run_cancel, model_version_activate
 from project.admin_actions import cancel_runs
+from project.admin_base import ViewOnlyAdmin
 
 
 @admin.register(ModelVersion)
@@ -35,19 +36,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prediction)
-class PredictionAdmin(admin.ModelAdmin):
+class PredictionAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Predictions are what a model said: never edited by hand."""
 
     list_display = ["id", "image", "model_version", "label_class", "score", "x", "y", "w", "h"]
     list_select_related = ["image", "model_version", "label_class"]
     raw_id_fields = ["image", "model_version", "label_class"]
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class InferenceChunkInline(admin.TabularInline):
@@ -84,19 +79,13 @@ class InferenceRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(BoxOutcome)
-class BoxOutcomeAdmin(admin.ModelAdmin):
+class BoxOutcomeAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Derived rows (inference/outcomes.py): read only, recomputed from predictions and reviews."""
 
     list_display = ["id", "image", "model_version", "kind", "label_class", "score", "iou"]
     list_filter = ["kind"]
     list_select_related = ["image", "model_version", "label_class"]
     raw_id_fields = ["image", "model_version", "prediction", "annotation", "label_class"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SuspectedError)

@@ -8,10 +8,10 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
-
-from review.bulk_actions import bulk_apply
 from rest_framework.authtoken.models import TokenProxy
 
+from project.admin_base import ViewOnlyAdmin
+from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, Project, ReviewEvent,
     StatusChange,
@@ -176,7 +176,7 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReviewEvent)
-class ReviewEventAdmin(admin.ModelAdmin):
+class ReviewEventAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Read-only: the record of what reviewers did, which the corrections metric and each image's
     correction_count are made of. An edited event would make them disagree."""
 
@@ -185,12 +185,6 @@ class ReviewEventAdmin(admin.ModelAdmin):
     list_select_related = ["image", "user"]
     raw_id_fields = ["image", "user"]
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -233,34 +227,22 @@ if admin.site.is_registered(TokenProxy):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Staff see who has a key and revoke one (delete); keys are made by their users (/account/token/)."""
 
     list_display = ["user", "prefix", "created_at", "last_used_at"]
     search_fields = ["user__username"]
     readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Mention)
-class MentionAdmin(admin.ModelAdmin):
+class MentionAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Who was named in which comment, and whether they have opened the image since; made by comments only."""
 
     list_display = ["user", "image", "created_at", "read_at"]
     list_filter = ["read_at"]
     search_fields = ["user__username", "comment__text"]
     readonly_fields = ["comment", "image", "user", "created_at", "read_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(NotificationSettings)

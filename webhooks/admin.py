@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from project.admin_base import ViewOnlyAdmin
 from webhooks.models import Webhook, WebhookDelivery
 
 
@@ -17,14 +18,8 @@ class WebhookAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     list_display = ["event", "webhook", "status", "attempts", "response_status", "created_at"]
     list_filter = ["status", "event"]
     search_fields = ["webhook__url"]
     readonly_fields = [field.name for field in WebhookDelivery._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

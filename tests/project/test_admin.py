@@ -50,6 +50,24 @@ def test_every_model_is_listed_and_its_pages_load(staff, project):
             assert staff.get(url).status_code == 200, url
 
 
+def test_rows_the_services_keep_are_neither_added_nor_edited_by_hand(staff, project):
+    """A superuser may not add or edit predictions, review events, outcomes, tokens, mentions, dataset jobs or
+    webhook deliveries: the services keep them consistent with other rows (project/admin_base.py)."""
+    from datasets.models import DatasetImport
+    from inference.models import BoxOutcome
+    from review.models import ApiToken, Mention, ReviewEvent
+    from webhooks.models import WebhookDelivery
+
+    for model in (Prediction, BoxOutcome, ReviewEvent, ApiToken, Mention, DatasetImport, WebhookDelivery):
+        add = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
+        assert staff.get(add).status_code == 403, model
+    event = ReviewEvent.objects.first()
+    change = reverse("admin:review_reviewevent_change", args=[event.pk])
+    assert staff.post(change, {"accepted": 99}).status_code == 403
+    assert ReviewEvent.objects.get(pk=event.pk).accepted != 99
+    assert staff.get(reverse("admin:review_project_add")).status_code == 200  # the others stay editable
+
+
 def test_change_list_queries_do_not_grow_with_rows(staff, project):
     url = _changelist(apps.get_model("review", "Annotation"))
     with CaptureQueriesContext(connection) as few:
