@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils.text import capfirst
 
 from review.models import LabelClass, NotificationSettings, Project, Role
 from review.serializers import MAX_CLASS_NAMES
@@ -33,6 +34,10 @@ def cleaned_or_refused(form: forms.Form) -> dict:
 
 def _help(model, field: str) -> str:
     return model._meta.get_field(field).help_text
+
+
+def _verbose(model, field: str) -> str:
+    return capfirst(model._meta.get_field(field).verbose_name)
 
 
 class ProjectCreateForm(forms.Form):
@@ -86,9 +91,6 @@ class ProjectDeleteForm(forms.Form):
 class AccountForm(forms.Form):
     email = forms.EmailField(required=False, label="E-mail address",
                              help_text="Where the e-mails below go; empty: none are sent.")
-    email_mentions = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field("email_mentions")
-                                        .verbose_name.capitalize())
-    email_send_backs = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field(
-        "email_send_backs").verbose_name.capitalize())
-    email_assignments = forms.BooleanField(required=False, label=NotificationSettings._meta.get_field(
-        "email_assignments").verbose_name.capitalize())
+    email_mentions = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_mentions"))
+    email_send_backs = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_send_backs"))
+    email_assignments = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_assignments"))

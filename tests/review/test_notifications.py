@@ -138,6 +138,7 @@ def test_the_account_page_changes_the_address_and_the_kinds(team, client, settin
     client.force_login(bea)
     page = client.get(reverse("review:account")).content.decode()
     assert 'value="bea@example.com"' in page and page.count("checked") == 3 and 'id="email-off"' not in page
+    assert "When an image I reviewed is sent back" in page
     response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_assignments": "on"})
     assert response.status_code == 302
     bea.refresh_from_db()
