@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,19 +25,23 @@ from training.models import DatasetSnapshot
 class ImportListCreate(generics.ListAPIView):
     serializer_class = s.DatasetImportSerializer
     pagination_class = PagePagination
-    parser_classes = [MultiPartParser]
+    parser_classes = [MultiPartParser, JSONParser]
 
     def get_queryset(self) -> QuerySet[DatasetImport]:
         project = member_project(self.request, self.kwargs["project_id"], Role.MANAGER)
         return DatasetImport.objects.filter(project=project).order_by("-created_at", "-id")
 
-    @extend_schema(request={"multipart/form-data": s.ImportCreateSerializer}, responses={202: s.DatasetImportSerializer},
-                   summary="Import a zip (images with COCO, YOLO or VOC labels) or a COCO file (manager)")
+    @extend_schema(request={"multipart/form-data": s.ImportCreateSerializer, "application/json": s.ImportCreateSerializer},
+                   responses={202: s.DatasetImportSerializer},
+                   summary="Import a zip (images with COCO, YOLO or VOC labels), a COCO file, or the objects under "
+                           "a bucket prefix (manager)")
     def post(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.MANAGER)
         data = validated(s.ImportCreateSerializer, request.data)
-        job = services.dataset_import_start(project=project, user=request.user, file=data["file"],
-                                            name=data["file"].name, format=data["format"], partial=data["partial"],
+        upload = data.get("file")
+        job = services.dataset_import_start(project=project, user=request.user, file=upload,
+                                            name=upload.name if upload else "", source_url=data["source_url"],
+                                            format=data["format"], partial=data["partial"],
                                             model_name=data["model_name"])
         return Response(s.DatasetImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

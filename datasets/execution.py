@@ -1,11 +1,14 @@
 """The worker side of imports and exports: run the job, report progress, record the outcome."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 
+from django.core.exceptions import ValidationError
 from django.core.files import File
 
+from datasets.bucket_source import BucketSource
 from datasets.exports import ExportCancelled, ExportSpec, export_write
 from datasets.formats import FormatError
 from datasets.imports import ImportCancelled, ImportSource, dataset_import
@@ -24,15 +27,16 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
         return None
     progress = JobProgress(job, interval=progress_interval, listener=listener)
     try:
-        with job.file.open("rb") as stored:
-            source = ImportSource(stored, name=job.file.name)
-            try:
-                report = dataset_import(
-                    project=job.project, source=source, user=job.requested_by, format=job.format,
-                    partial=job.partial, model_name=job.model_name or job.original_name, progress=progress,
-                    on_plan=lambda count: _set_total(progress, count))
-            finally:
-                source.close()
+        with contextlib.ExitStack() as stack:
+            if job.source_url:
+                source = BucketSource(job.source_url)
+            else:
+                source = ImportSource(stack.enter_context(job.file.open("rb")), name=job.file.name)
+            stack.callback(source.close)
+            report = dataset_import(
+                project=job.project, source=source, user=job.requested_by, format=job.format,
+                partial=job.partial, model_name=job.model_name or job.original_name, progress=progress,
+                on_plan=lambda count: _set_total(progress, count))
         progress.flush()
         DatasetImport.objects.filter(pk=job.pk).update(report=report.as_dict(), detected_format=report.format)
         if report.committed:
@@ -47,6 +51,8 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
         job_finish(job, status=JobStatus.CANCELLED)
     except (FormatError, ArchiveRejected) as exc:
         job_finish(job, status=JobStatus.FAILED, error=f"{exc} Nothing was imported.")
+    except ValidationError as exc:  # the bucket prefix is no longer one the installation imports from
+        job_finish(job, status=JobStatus.FAILED, error=f"{' '.join(exc.messages)} Nothing was imported.")
     except Exception as exc:
         logger.exception("import %s failed", job_id)
         job_finish(job, status=JobStatus.FAILED, error=f"The import failed ({type(exc).__name__}: {exc}); "

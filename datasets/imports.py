@@ -72,7 +72,8 @@ class ImportReport:
 # --- Where the files come from ----------------------------------------------------------------
 
 class ImportSource:
-    """The files of an import: the entries of a checked zip, or a single COCO JSON file."""
+    """The files of an import: the entries of a checked zip, or a single COCO JSON file. (The objects
+    under a bucket prefix come the same way through datasets/bucket_source.py.)"""
 
     def __init__(self, file: BinaryIO, *, name: str) -> None:
         self._archive = None

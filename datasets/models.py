@@ -46,7 +46,8 @@ def export_upload_path(job: DatasetExport, filename: str) -> str:
 
 
 class DatasetImport(JobRun):
-    """A zip (images, optionally with COCO, YOLO or VOC labels) or a COCO file brought into a project."""
+    """A zip (images, optionally with COCO, YOLO or VOC labels), a COCO file, or the objects under a bucket
+    prefix (datasets/bucket_source.py) brought into a project."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     file = models.FileField(
@@ -54,6 +55,10 @@ class DatasetImport(JobRun):
         help_text="The uploaded file, kept until the import finishes.",
     )
     original_name = models.CharField(max_length=255, help_text="The uploaded file's name; shown, never used as a path.")
+    source_url = models.CharField(
+        max_length=1024, blank=True,
+        help_text="s3://bucket/prefix/ when the import reads a bucket's objects instead of an uploaded file.",
+    )
     format = models.CharField(max_length=8, choices=ImportFormat.choices, default=ImportFormat.AUTO)
     detected_format = models.CharField(max_length=8, blank=True, help_text="The format the labels were read as.")
     partial = models.BooleanField(

@@ -17,12 +17,17 @@ class DatasetImportSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DatasetImport
-        fields = JOB_FIELDS + ["original_name", "format", "detected_format", "partial", "model_name", "report"]
+        fields = JOB_FIELDS + ["original_name", "source_url", "format", "detected_format", "partial", "model_name",
+                               "report"]
 
 
 class ImportCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="A .zip of images (optionally with COCO, YOLO or VOC labels), or a COCO "
-                                           ".json for images already in the project.")
+    file = serializers.FileField(required=False, help_text="A .zip of images (optionally with COCO, YOLO or VOC "
+                                                           "labels), or a COCO .json for images already in the project.")
+    source_url = serializers.CharField(max_length=1024, required=False, default="", allow_blank=True,
+                                       help_text="Instead of a file: s3://bucket/prefix/, the objects under a prefix "
+                                                 "the installation imports from (IMPORT_BUCKETS). Importing it again "
+                                                 "adds only the new images.")
     format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
     partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,

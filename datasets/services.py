@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
 
+from datasets.bucket_source import bucket_url_allowed
 from datasets.exports import ExportSpec, export_spec_check
 from datasets.models import DatasetExport, DatasetImport, ImportFormat
 from project.jobs import JobRun, job_cancel_request
@@ -18,17 +19,25 @@ EXPORT_TASK = "datasets.tasks.dataset_export_execute"
 
 
 @transaction.atomic
-def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File, name: str,
-                         format: str = ImportFormat.AUTO, partial: bool = False, model_name: str = "",
-                         queue: bool = True) -> DatasetImport:
-    """Store the uploaded zip or COCO file and queue its import (or leave it for the caller to run: queue=False)."""
+def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
+                         source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
+                         model_name: str = "", queue: bool = True) -> DatasetImport:
+    """Store the uploaded zip or COCO file, or check the bucket prefix (`source_url`, s3://bucket/prefix/),
+    and queue the import (or leave it for the caller to run: queue=False)."""
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
-    if not name.lower().endswith((".zip", ".json")):
+    if (file is None) == (not source_url):
+        raise ValidationError({"file": "Upload a file or name a bucket prefix (source_url), one of the two."})
+    if source_url:
+        bucket, prefix = bucket_url_allowed(source_url)
+        source_url = f"s3://{bucket}/{prefix}"
+    elif not name.lower().endswith((".zip", ".json")):
         raise ValidationError({"file": "Upload a .zip archive (images, optionally with labels) or a COCO .json file."})
-    job = DatasetImport(project=project, requested_by=user, original_name=display_name(name, fallback="upload"), format=format,
-                        partial=partial, model_name=model_name.strip()[:200])
-    job.file.save(name, file, save=False)
+    job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
+                        original_name=source_url[:255] or display_name(name, fallback="upload"),
+                        source_url=source_url, model_name=model_name.strip()[:200])
+    if file is not None:
+        job.file.save(name, file, save=False)
     job.save()
     if queue:
         transaction.on_commit(lambda: _queue(DatasetImport, IMPORT_TASK, job.pk))

@@ -1,6 +1,7 @@
 """The import and export page (managers): start jobs, follow them live, download finished exports."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -29,6 +30,7 @@ def project_data(request: HttpRequest, project_id: int) -> HttpResponse:
         "exports": DatasetExport.objects.filter(project=project).select_related("model_version")
         .order_by("-created_at")[:10],
         "import_formats": ImportFormat.choices,
+        "import_buckets": settings.IMPORT_BUCKETS,
         "export_formats": ExportFormat.choices,
         "export_sources": ExportSource.choices,
         "model_versions": ModelVersion.objects.filter(project=project).order_by("-number"),
@@ -45,14 +47,15 @@ def _back(project_id: int) -> HttpResponseRedirect:
 def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "Choose a .zip or a COCO .json file to import.")
+    source_url = request.POST.get("source_url", "").strip()
+    if upload is None and not source_url:
+        messages.error(request, "Choose a .zip or a COCO .json file to import, or name a bucket prefix.")
         return _back(project.pk)
     try:
         job = services.dataset_import_start(
-            project=project, user=request.user, file=upload, name=upload.name,
-            format=request.POST.get("format", "auto"), partial=request.POST.get("partial") == "on",
-            model_name=request.POST.get("model_name", ""))
+            project=project, user=request.user, file=upload, name=upload.name if upload else "",
+            source_url=source_url, format=request.POST.get("format", "auto"),
+            partial=request.POST.get("partial") == "on", model_name=request.POST.get("model_name", ""))
         messages.success(request, f"Import #{job.pk} of {job.original_name} queued.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -119,6 +119,15 @@ def secret_key(environ: dict[str, str], debug: bool, var_dir: Path) -> str:
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+def import_buckets(urls: list[str]) -> list[str]:
+    """IMPORT_BUCKETS: the s3://bucket[/prefix] URLs that imports may read (datasets/bucket_source.py)."""
+    for url in urls:
+        bucket = url.removeprefix("s3://").partition("/")[0]
+        if not url.startswith("s3://") or not BUCKET_NAME.fullmatch(bucket):
+            raise ImproperlyConfigured(f"IMPORT_BUCKETS: {url!r} is not an s3://bucket[/prefix] URL.")
+    return urls
+
+
 def media_storage(url: str | None) -> dict:
     """MEDIA_STORAGE -> Django STORAGES['default']: files under MEDIA_ROOT (the default), or an
     S3-compatible bucket, `s3://bucket` or `s3://bucket/prefix`, through django-storages.

@@ -9,6 +9,8 @@ MEDIA_ROOT         where uploaded images and weights are stored (default var/med
 MEDIA_STORAGE      s3://bucket[/prefix] to store media in an S3-compatible bucket instead (boto3's AWS_*
                    variables give credentials, region and endpoint); checked by `manage.py check --deploy`
 VAR_DIR            where the embedded defaults live (default ./var)
+IMPORT_BUCKETS     s3://bucket/prefix URLs (comma-separated) that imports may read, for frames a deployment
+                   drops into a bucket
 EMAIL_HOST         an SMTP server: members are e-mailed about mentions, send-backs and assignments
                    (EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, DEFAULT_FROM_EMAIL; SITE_URL for links)
 """
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from kombu import Queue
 
-from project.env import broker_config, database_config, env_bool, env_list, media_storage, secret_key
+from project.env import (
+    broker_config, database_config, env_bool, env_list, import_buckets, media_storage, secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
@@ -124,6 +128,9 @@ MAX_ARCHIVE_BYTES = int(os.environ.get("MAX_ARCHIVE_BYTES", 4 * 1024**3))
 # Any request body: the largest archive plus room for the form around it.
 MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", MAX_ARCHIVE_BYTES + 64 * 1024**2))
 # A COCO file uploaded on its own is parsed in memory.
+# Bucket prefixes that imports may read (s3://bucket/prefix, comma-separated); none by default. The
+# workers' credentials may reach more than that (the media bucket), which no manager should copy from.
+IMPORT_BUCKETS = import_buckets(env_list(os.environ, "IMPORT_BUCKETS", []))
 MAX_LABEL_FILE_BYTES = int(os.environ.get("MAX_LABEL_FILE_BYTES", 256 * 1024**2))
 # How long an image opened in the editor stays out of other reviewers' "next image" (review/services.py).
 REVIEW_HOLD_SECONDS = int(os.environ.get("REVIEW_HOLD_SECONDS", 600))

@@ -196,3 +196,12 @@ def test_the_deploy_check_warns_of_e_mail_links_without_a_site_url(settings):
     assert email_links_work(None) == []
     settings.EMAIL_NOTIFICATIONS, settings.SITE_URL = False, ""
     assert email_links_work(None) == []
+
+
+def test_import_buckets_must_be_s3_prefixes():
+    from project.env import import_buckets
+
+    assert import_buckets(["s3://cams/site-a", "s3://cams"]) == ["s3://cams/site-a", "s3://cams"]
+    for bad in ("https://cams.s3.amazonaws.com/a", "s3://Cams/a", "/srv/frames", "s3://"):
+        with pytest.raises(ImproperlyConfigured, match="IMPORT_BUCKETS"):
+            import_buckets([bad])

@@ -1,4 +1,7 @@
-"""manage.py import_dataset PROJECT PATH: the API's import, run here with progress on the terminal."""
+"""manage.py import_dataset PROJECT PATH: the API's import, run here with progress on the terminal.
+
+PATH may be s3://bucket/prefix/ (a prefix IMPORT_BUCKETS allows): a cron job that runs it every night
+brings each night's new frames in, and only those."""
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -17,7 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="Project id or exact name.")
-        parser.add_argument("path", help="A .zip archive or a COCO .json file.")
+        parser.add_argument("path", help="A .zip archive, a COCO .json file, or s3://bucket/prefix/ (IMPORT_BUCKETS).")
         parser.add_argument("--format", default="auto", choices=ImportFormat.values)
         parser.add_argument("--partial", action="store_true", help="Keep the valid images when some are refused.")
         parser.add_argument("--model-name", default="", help="Name of the external model for detections with scores.")
@@ -28,13 +31,17 @@ class Command(BaseCommand):
         importer = get_user_model().objects.filter(username=user).first() if user else None
         if user and importer is None:
             raise CommandError(f"No user {user!r}.")
+        common = {"project": project, "user": importer, "format": format, "partial": partial,
+                  "model_name": model_name, "queue": False}
         file = Path(path)
-        if not file.is_file():
-            raise CommandError(f"{path}: no such file.")
         try:
-            with file.open("rb") as handle:
-                job = dataset_import_start(project=project, user=importer, file=File(handle), name=file.name,
-                                           format=format, partial=partial, model_name=model_name, queue=False)
+            if path.startswith("s3://"):
+                job = dataset_import_start(source_url=path, **common)
+            elif not file.is_file():
+                raise CommandError(f"{path}: no such file.")
+            else:
+                with file.open("rb") as handle:
+                    job = dataset_import_start(file=File(handle), name=file.name, **common)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         printer = ProgressPrinter(self.stdout, f"Import #{job.pk}")

@@ -1,0 +1,94 @@
+"""Import straight from an S3-compatible bucket: the objects under a prefix, read as an archive's entries.
+
+Deployed cameras often drop their frames into a bucket. An import of `s3://bucket/prefix/` lists
+the objects under the prefix and reads them one by one, with the same checks as an uploaded zip
+(images, and COCO, YOLO or Pascal VOC labels beside them, paired by the same rules). Importing the
+same prefix again adds only what is new: the images already in the project are reported as
+duplicates and left as they are.
+
+Only prefixes the operator lists in IMPORT_BUCKETS can be read: the workers' credentials may
+reach buckets (the media bucket, say) that no manager should be able to copy into their project.
+Credentials, region and endpoint are boto3's own AWS_* variables or an instance role, as for
+MEDIA_STORAGE.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from datasets.formats import is_image_name
+from project.env import BUCKET_NAME
+from review.archives import ArchiveRejected
+
+
+def bucket_url_allowed(url: str) -> tuple[str, str]:
+    """(bucket, key prefix) of an s3:// URL under one of IMPORT_BUCKETS; a ValidationError otherwise."""
+    allowed = settings.IMPORT_BUCKETS
+    if not allowed:
+        raise ValidationError({"source_url": "This installation imports from no bucket (its operator sets "
+                                             "IMPORT_BUCKETS to the prefixes it may read)."})
+    url = url.strip()
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not BUCKET_NAME.fullmatch(bucket) or ".." in prefix.split("/"):
+        raise ValidationError({"source_url": f"Give an S3 URL like s3://bucket/prefix/ (got {url[:200]!r})."})
+    folder = _as_folder(prefix)
+    if not any(bucket == b and folder.startswith(p) for b, p in map(_split, allowed)):
+        raise ValidationError({"source_url": f"{url[:200]} is not under a prefix this installation imports from: "
+                                             f"{', '.join(allowed)}."})
+    return bucket, folder
+
+
+def _split(url: str) -> tuple[str, str]:
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return bucket, _as_folder(prefix)
+
+
+def _as_folder(prefix: str) -> str:
+    """A key prefix that ends at a folder boundary: "cams/site-a" must not reach "cams/site-ab/"."""
+    prefix = prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+class BucketSource:
+    """The objects under an allowed prefix, as ImportSource gives an archive's entries (names relative to it)."""
+
+    is_archive = True
+
+    def __init__(self, url: str) -> None:
+        import boto3  # only import workers need it
+
+        self.bucket, self.prefix = bucket_url_allowed(url)
+        self._client = boto3.client("s3")
+        self._sizes: dict[str, int] = {}
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(self.prefix):]
+                    if name and not name.endswith("/"):
+                        self._sizes[name] = item["Size"]
+                        if len(self._sizes) > settings.MAX_ARCHIVE_ENTRIES:
+                            raise ArchiveRejected(
+                                f"More than {settings.MAX_ARCHIVE_ENTRIES} objects under {url}: import a narrower "
+                                "prefix (one camera or one day, say).")
+        except self._client.exceptions.NoSuchBucket:
+            raise ArchiveRejected(f"The bucket {self.bucket!r} does not exist (or these credentials cannot see it).")
+        if not self._sizes:
+            raise ArchiveRejected(f"No objects under {url}.")
+        self.names = sorted(self._sizes)
+
+    def read(self, name: str) -> bytes:
+        limit = settings.MAX_IMAGE_BYTES if is_image_name(name) else settings.MAX_LABEL_FILE_BYTES
+        if self._sizes[name] > limit:
+            raise ArchiveRejected(f"{name} is larger than {limit / 1e6:.0f} MB.")
+        body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+        try:
+            data = body.read(limit + 1)  # the object may have grown since it was listed
+        finally:
+            body.close()
+        if len(data) > limit:
+            raise ArchiveRejected(f"{name} is larger than {limit / 1e6:.0f} MB.")
+        return data
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,161 @@
+"""Imports from a bucket prefix: only allowed prefixes, the same checks as a zip, and again adds only new images.
+
+The bucket is moto's S3 server on this machine (the edge of the world: AWS, MinIO or R2 in production).
+"""
+import json
+import uuid
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from datasets.execution import dataset_import_execute
+from datasets.models import DatasetImport
+from datasets.services import dataset_import_start
+from review.models import Annotation, Image, ReviewStatus, Role
+from tests.datasets.helpers import coco_doc, scene_png
+from tests.factories import add_member, api_client, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cameras(s3_endpoint, settings, monkeypatch):
+    """A bucket where two sites' cameras drop frames; this installation may import site A's."""
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"cams-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    settings.IMPORT_BUCKETS = [f"s3://{bucket}/site-a"]
+
+    class Cameras:
+        name = bucket
+
+        @staticmethod
+        def put(key: str, data: bytes) -> None:
+            client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    return Cameras
+
+
+def _import(project, url, **options) -> DatasetImport:
+    job = dataset_import_start(project=project, user=None, source_url=url, queue=False, **options)
+    return dataset_import_execute(job_id=job.pk)
+
+
+def test_a_prefix_is_imported_with_its_labels_and_again_adds_only_the_new_frames(cameras):
+    project = make_project(class_names=["circle", "square"])
+    doc = coco_doc([("day1/a.png", 96, 96)], [(0, "square", [1, 2, 30, 40])], classes=("circle", "square"))
+    cameras.put("site-a/day1/a.png", scene_png(1))
+    cameras.put("site-a/day1/b.png", scene_png(2))
+    cameras.put("site-a/annotations.json", json.dumps(doc).encode())
+    cameras.put("site-ab/c.png", scene_png(3))  # another site, whose name only starts the same
+    cameras.put("site-b/d.png", scene_png(4))
+
+    job = _import(project, f"s3://{cameras.name}/site-a/")
+    assert job.status == "succeeded", job.error
+    assert (job.report["images_added"], job.report["boxes_added"], job.report["format"]) == (2, 1, "coco")
+    assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == ["a.png", "b.png"]
+    labelled = Image.objects.get(project=project, original_name="a.png")
+    assert labelled.status == ReviewStatus.REVIEWED and Annotation.objects.get(image=labelled).w == 30
+    assert job.source_url == f"s3://{cameras.name}/site-a/" and not job.file
+
+    cameras.put("site-a/day2/e.png", scene_png(5))  # the next night's frame
+    again = _import(project, f"s3://{cameras.name}/site-a", format="images")
+    assert again.status == "succeeded", again.error
+    assert again.report["images_added"] == 1 and len(again.report["duplicates"]) == 2
+    assert Image.objects.filter(project=project).count() == 3
+
+
+@pytest.mark.parametrize("url, message", [
+    ("s3://{bucket}/site-b/", "not under a prefix this installation imports from"),
+    ("s3://{bucket}/site-ab/", "not under a prefix this installation imports from"),
+    ("s3://{bucket}/site-a/../site-b/", "Give an S3 URL"),
+    ("s3://other-bucket/site-a/", "not under a prefix"),
+    ("https://{bucket}.s3.amazonaws.com/site-a/", "Give an S3 URL"),
+    ("/etc/passwd", "Give an S3 URL"),
+])
+def test_a_prefix_outside_the_allowed_ones_is_refused_before_anything_is_queued(cameras, url, message):
+    project = make_project()
+    with pytest.raises(ValidationError, match=message):
+        dataset_import_start(project=project, user=None, source_url=url.format(bucket=cameras.name))
+    assert not DatasetImport.objects.exists()
+
+
+def test_no_bucket_is_read_unless_the_operator_allows_one(cameras, settings):
+    settings.IMPORT_BUCKETS = []
+    with pytest.raises(ValidationError, match="imports from no bucket"):
+        dataset_import_start(project=make_project(), user=None, source_url=f"s3://{cameras.name}/site-a/")
+
+
+def test_a_prefix_no_longer_allowed_when_the_job_runs_fails_it_and_reads_nothing(cameras, settings):
+    cameras.put("site-a/a.png", scene_png(1))
+    project = make_project()
+    job = dataset_import_start(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/", queue=False)
+    settings.IMPORT_BUCKETS = [f"s3://{cameras.name}/site-b"]
+    job = dataset_import_execute(job_id=job.pk)
+    assert job.status == "failed" and "not under a prefix" in job.error and not Image.objects.exists()
+
+
+def test_bad_objects_are_refused_like_bad_archive_entries(cameras, settings):
+    settings.MAX_IMAGE_BYTES = 20_000
+    cameras.put("site-a/big.png", scene_png(1, size=256))
+    cameras.put("site-a/broken.png", b"\x89PNG not really")
+    cameras.put("site-a/ok.png", scene_png(2, size=32))
+    project = make_project()
+    job = _import(project, f"s3://{cameras.name}/site-a/", partial=True)
+    refused = {row["file"]: row["error"] for row in job.report["rejected"]}
+    assert job.status == "succeeded" and set(refused) == {"big.png", "broken.png"}
+    assert "larger than" in refused["big.png"]
+    assert list(Image.objects.values_list("original_name", flat=True)) == ["ok.png"]
+    whole = _import(make_project(name="Other"), f"s3://{cameras.name}/site-a/")
+    assert whole.status == "failed" and not Image.objects.exclude(project=project).exists()
+
+
+def test_an_empty_prefix_a_missing_bucket_and_too_many_objects_say_so(cameras, settings):
+    project = make_project()
+    empty = _import(project, f"s3://{cameras.name}/site-a/nothing-here/")
+    assert empty.status == "failed" and "No objects under" in empty.error
+    settings.IMPORT_BUCKETS = ["s3://no-such-bucket-here"]
+    missing = _import(project, "s3://no-such-bucket-here/x/")
+    assert missing.status == "failed" and "does not exist" in missing.error
+    settings.IMPORT_BUCKETS, settings.MAX_ARCHIVE_ENTRIES = [f"s3://{cameras.name}/site-a"], 2
+    for n in range(3):
+        cameras.put(f"site-a/{n}.png", scene_png(n))
+    crowded = _import(project, f"s3://{cameras.name}/site-a/")
+    assert crowded.status == "failed" and "More than 2 objects" in crowded.error
+    assert not Image.objects.exists()
+
+
+def test_the_api_page_and_command_take_a_prefix(cameras, client, capsys):
+    cameras.put("site-a/a.png", scene_png(1))
+    project = make_project(name="Gate")
+    manager = project.memberships.get(role=Role.MANAGER).user
+    url = f"s3://{cameras.name}/site-a/"
+    response = api_client(manager).post(reverse("api:import_list", args=[project.pk]), {"source_url": url},
+                                        format="json")
+    assert response.status_code == 202 and response.json()["source_url"] == url
+    refused = api_client(manager).post(reverse("api:import_list", args=[project.pk]),
+                                       {"source_url": f"s3://{cameras.name}/site-b/"}, format="json")
+    assert refused.status_code == 400 and "source_url" in refused.json()["fields"]
+    neither = api_client(manager).post(reverse("api:import_list", args=[project.pk]), {}, format="json")
+    assert neither.status_code == 400
+    reviewer = add_member(project, Role.REVIEWER)
+    assert api_client(reviewer).post(reverse("api:import_list", args=[project.pk]), {"source_url": url},
+                                     format="json").status_code == 403
+
+    client.force_login(manager)
+    page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
+    assert 'id="bucket-import-form"' in page and f"s3://{cameras.name}/site-a" in page
+    client.post(reverse("datasets:import_start", args=[project.pk]), {"source_url": url, "format": "images"})
+    assert DatasetImport.objects.filter(project=project, source_url=url).count() == 2
+
+    call_command("import_dataset", "Gate", url)
+    assert "1 images added" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="not under a prefix"):
+        call_command("import_dataset", "Gate", f"s3://{cameras.name}/site-b/")
