@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from datasets.models import DatasetExport, DatasetImport
+from datasets.models import BucketObject, DatasetExport, DatasetImport
 from datasets.services import dataset_job_cancel
 from project.admin_actions import cancel_runs
 from project.admin_base import ViewOnlyAdmin
@@ -27,3 +27,13 @@ class DatasetImportAdmin(DatasetJobAdmin):
 @admin.register(DatasetExport)
 class DatasetExportAdmin(DatasetJobAdmin):
     list_display = ["id", "project", "source", "format", "status", "percent", "image_count", "box_count", "created_at"]
+
+
+@admin.register(BucketObject)
+class BucketObjectAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """The bucket objects each project's imports have read; delete rows to have the next import read them again."""
+
+    list_display = ["url", "project", "etag", "imported_at"]
+    list_filter = ["project"]
+    search_fields = ["url"]
+    show_full_result_count = False

@@ -3,8 +3,8 @@
 Deployed cameras often drop their frames into a bucket. An import of `s3://bucket/prefix/` lists
 the objects under the prefix and reads them one by one, with the same checks as an uploaded zip
 (images, and COCO, YOLO or Pascal VOC labels beside them, paired by the same rules). Importing the
-same prefix again adds only what is new: the images already in the project are reported as
-duplicates and left as they are.
+same prefix again reads only the objects that are new or changed since (BucketObject remembers each
+one's ETag), and an image already in the project is reported as a duplicate and left as it is.
 
 Only prefixes the operator lists in IMPORT_BUCKETS can be read: the workers' credentials may
 reach buckets (the media bucket, say) that no manager should be able to copy into their project.
@@ -17,8 +17,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from datasets.formats import is_image_name
+from datasets.models import BucketObject
 from project.env import BUCKET_NAME
 from review.archives import ArchiveRejected
+from review.models import Project
 
 
 def bucket_url_allowed(url: str) -> tuple[str, str]:
@@ -50,32 +52,54 @@ def _as_folder(prefix: str) -> str:
 
 
 class BucketSource:
-    """The objects under an allowed prefix, as ImportSource gives an archive's entries (names relative to it)."""
+    """The objects under an allowed prefix, as ImportSource gives an archive's entries (names relative to
+    it), less those an earlier import of `project` read and that have not changed since (same ETag)."""
 
     is_archive = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, project: Project) -> None:
         import boto3  # only import workers need it
 
         self.bucket, self.prefix = bucket_url_allowed(url)
+        self.project = project
+        self.unchanged = 0  # objects skipped: read by an earlier import, the same since
         self._client = boto3.client("s3")
         self._sizes: dict[str, int] = {}
+        self._etags: dict[str, str] = {}
+        seen = dict(BucketObject.objects.filter(project=project, url__startswith=self._url("")).values_list("url",
+                                                                                                              "etag"))
+        listed = 0
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         try:
             for page in pages:
                 for item in page.get("Contents", []):
                     name = item["Key"][len(self.prefix):]
-                    if name and not name.endswith("/"):
-                        self._sizes[name] = item["Size"]
-                        if len(self._sizes) > settings.MAX_ARCHIVE_ENTRIES:
-                            raise ArchiveRejected(
-                                f"More than {settings.MAX_ARCHIVE_ENTRIES} objects under {url}: import a narrower "
-                                "prefix (one camera or one day, say).")
+                    if not name or name.endswith("/"):
+                        continue
+                    listed += 1
+                    if seen.get(self._url(name)) == item["ETag"]:
+                        self.unchanged += 1
+                        continue
+                    self._sizes[name], self._etags[name] = item["Size"], item["ETag"]
+                    if len(self._sizes) > settings.MAX_ARCHIVE_ENTRIES:
+                        raise ArchiveRejected(
+                            f"More than {settings.MAX_ARCHIVE_ENTRIES} new objects under {url}: import a narrower "
+                            "prefix (one camera or one day, say).")
         except self._client.exceptions.NoSuchBucket:
             raise ArchiveRejected(f"The bucket {self.bucket!r} does not exist (or these credentials cannot see it).")
-        if not self._sizes:
+        if not listed:
             raise ArchiveRejected(f"No objects under {url}.")
         self.names = sorted(self._sizes)
+
+    def _url(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{name}"
+
+    def remember(self, *, refused: set[str]) -> None:
+        """After a committed import: the objects it read, bar the refused ones, are not read again unchanged."""
+        rows = [BucketObject(project=self.project, url=self._url(name), etag=self._etags[name])
+                for name in self.names if name not in refused]
+        BucketObject.objects.bulk_create(rows, batch_size=1000, update_conflicts=True,
+                                         unique_fields=["project", "url"], update_fields=["etag", "imported_at"])
 
     def read(self, name: str) -> bytes:
         limit = settings.MAX_IMAGE_BYTES if is_image_name(name) else settings.MAX_LABEL_FILE_BYTES

@@ -29,7 +29,7 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
     try:
         with contextlib.ExitStack() as stack:
             if job.source_url:
-                source = BucketSource(job.source_url)
+                source = BucketSource(job.source_url, project=job.project)
             else:
                 source = ImportSource(stack.enter_context(job.file.open("rb")), name=job.file.name)
             stack.callback(source.close)
@@ -37,6 +37,10 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
                 project=job.project, source=source, user=job.requested_by, format=job.format,
                 partial=job.partial, model_name=job.model_name or job.original_name, progress=progress,
                 on_plan=lambda count: _set_total(progress, count))
+            if isinstance(source, BucketSource):
+                report.objects_unchanged = source.unchanged
+                if report.committed:
+                    source.remember(refused={row["file"] for row in report.rejected})
         progress.flush()
         DatasetImport.objects.filter(pk=job.pk).update(report=report.as_dict(), detected_format=report.format)
         if report.committed:

@@ -56,6 +56,7 @@ class ImportReport:
     rejected: list[dict] = field(default_factory=list)     # {"file", "error"}
     skipped: list[dict] = field(default_factory=list)      # {"file", "reason"}
     added_image_ids: list[int] = field(default_factory=list)
+    objects_unchanged: int = 0  # a bucket import: objects an earlier import read, not read again
 
     def as_dict(self) -> dict:
         data = asdict(self)

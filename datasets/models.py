@@ -127,3 +127,21 @@ class DatasetExport(JobRun):
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("datasets.tasks.dataset_export_execute", [self.pk])]
+
+
+class BucketObject(models.Model):
+    """An object of a bucket prefix that an import of this project has read (added, or found already there).
+
+    The next import of the prefix skips it unless its ETag changed, so importing a growing prefix again
+    reads only the new objects instead of every one (datasets/bucket_source.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=1100, help_text="s3://bucket/key")
+    etag = models.CharField(max_length=100)
+    imported_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "url"], name="bucketobject_unique_url")]
+
+    def __str__(self) -> str:
+        return self.url

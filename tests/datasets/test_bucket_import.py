@@ -68,8 +68,19 @@ def test_a_prefix_is_imported_with_its_labels_and_again_adds_only_the_new_frames
     cameras.put("site-a/day2/e.png", scene_png(5))  # the next night's frame
     again = _import(project, f"s3://{cameras.name}/site-a", format="images")
     assert again.status == "succeeded", again.error
-    assert again.report["images_added"] == 1 and len(again.report["duplicates"]) == 2
+    assert (again.report["images_added"], again.report["objects_unchanged"], again.report["duplicates"]) == (1, 3, [])
     assert Image.objects.filter(project=project).count() == 3
+
+    cameras.put("site-a/day1/b.png", scene_png(6))  # a camera wrote over a frame: read again
+    cameras.put("site-a/day2/f.png", scene_png(1))  # the same picture as a.png under a new name: a duplicate
+    third = _import(project, f"s3://{cameras.name}/site-a/")
+    assert (third.report["images_added"], third.report["objects_unchanged"]) == (1, 3)
+    assert [row["file"] for row in third.report["duplicates"]] == ["day2/f.png"]
+    nothing_new = _import(project, f"s3://{cameras.name}/site-a/")
+    assert nothing_new.status == "succeeded" and nothing_new.report["images_added"] == 0
+    assert nothing_new.report["objects_unchanged"] == 5
+    other = make_project(name="Another project")  # remembered per project: another one reads everything
+    assert _import(other, f"s3://{cameras.name}/site-a/", format="images").report["images_added"] == 3  # f = a
 
 
 @pytest.mark.parametrize("url, message", [
@@ -128,7 +139,7 @@ def test_an_empty_prefix_a_missing_bucket_and_too_many_objects_say_so(cameras, s
     for n in range(3):
         cameras.put(f"site-a/{n}.png", scene_png(n))
     crowded = _import(project, f"s3://{cameras.name}/site-a/")
-    assert crowded.status == "failed" and "More than 2 objects" in crowded.error
+    assert crowded.status == "failed" and "More than 2 new objects" in crowded.error
     assert not Image.objects.exists()
 
 

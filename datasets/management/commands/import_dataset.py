@@ -59,7 +59,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Format {report['format']}: {report['images_added']} images added, {report['boxes_added']} boxes, "
             f"{report['predictions_added']} predictions, {len(report['duplicates'])} duplicates skipped, "
-            f"{len(report['rejected'])} refused, {len(report['skipped'])} other files skipped.")
+            f"{len(report['rejected'])} refused, {len(report['skipped'])} other files skipped"
+            + (f", {report['objects_unchanged']} objects read by an earlier import and unchanged."
+               if report.get("objects_unchanged") else "."))
         if report["classes_created"]:
             self.stdout.write(f"New classes: {', '.join(report['classes_created'])}")
         for rejected in report["rejected"][:50]:
