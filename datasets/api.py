@@ -12,10 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets import services
+from datasets import services, watches
 from datasets import serializers as s
 from datasets.exports import ExportSpec
-from datasets.models import DatasetExport, DatasetImport
+from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import ModelVersion
 from project.api import PagePagination, member_object, member_project, validated
 from review.models import Role
@@ -107,3 +107,29 @@ class ExportDownload(APIView):
             raise NotFound(f"Export {job.pk} has no file to download yet (status: {job.status}).")
         return FileResponse(job.file.open("rb"), content_type="application/zip", as_attachment=True,
                             filename=f"project-{job.project_id}-{job.source}-{job.format}-{job.pk}.zip")
+
+
+class BucketWatchListCreate(generics.ListAPIView):
+    serializer_class = s.BucketWatchSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[BucketWatch]:
+        project = member_project(self.request, self.kwargs["project_id"], Role.MANAGER)
+        return BucketWatch.objects.filter(project=project).order_by("source_url")
+
+    @extend_schema(request=s.BucketWatchCreateSerializer, responses={201: s.BucketWatchSerializer},
+                   summary="Import a bucket prefix's new objects on a schedule, the first time now (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        data = validated(s.BucketWatchCreateSerializer, request.data)
+        watch = watches.bucket_watch_create(project=project, user=request.user, **data)
+        watches.bucket_watches_run(watch_ids=[watch.pk])
+        watch.refresh_from_db()
+        return Response(s.BucketWatchSerializer(watch).data, status=status.HTTP_201_CREATED)
+
+
+class BucketWatchDetail(APIView):
+    @extend_schema(responses={204: None}, summary="Stop watching a prefix (manager)")
+    def delete(self, request: Request, watch_id: int) -> Response:
+        watches.bucket_watch_delete(watch=member_object(request, BucketWatch.objects.all(), watch_id, Role.MANAGER))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from inference.models import ModelVersion
 from project.jobs import JobRun
@@ -145,3 +147,24 @@ class BucketObject(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+
+class BucketWatch(models.Model):
+    """A bucket prefix a project imports from on a schedule: celery beat starts an import of its new objects
+    every `every_minutes` (datasets/watches.py), never while the previous one still runs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="bucket_watches")
+    source_url = models.CharField(max_length=1024, help_text="s3://bucket/prefix/ under IMPORT_BUCKETS.")
+    format = models.CharField(max_length=8, choices=ImportFormat.choices, default=ImportFormat.AUTO)
+    every_minutes = models.PositiveIntegerField(default=60)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    next_run_at = models.DateTimeField(default=timezone.now)
+    last_import = models.ForeignKey(DatasetImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_error = models.CharField(max_length=500, blank=True, help_text="Why the last import could not start.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "source_url"], name="bucketwatch_unique_url")]
+
+    def __str__(self) -> str:
+        return f"{self.source_url} every {self.every_minutes} min"

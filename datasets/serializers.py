@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+from datasets.models import BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
 from project.converters import MAX_ID
 
 MAX_EXPORT_IDS = 1_000_000
@@ -60,3 +60,16 @@ class ExportCreateSerializer(serializers.Serializer):
     include_images = serializers.BooleanField(default=True)
     min_score = serializers.FloatField(default=0.0, min_value=0.0, max_value=1.0,
                                        help_text="For predictions: leave out boxes scored below this.")
+
+
+class BucketWatchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BucketWatch
+        fields = ["id", "source_url", "format", "every_minutes", "next_run_at", "last_import", "last_error",
+                  "created_at"]
+
+
+class BucketWatchCreateSerializer(serializers.Serializer):
+    source_url = serializers.CharField(max_length=1024, help_text="s3://bucket/prefix/ under IMPORT_BUCKETS.")
+    every_minutes = serializers.IntegerField(default=60, help_text="5 to 10080 (a week).")
+    format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)

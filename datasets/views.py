@@ -10,12 +10,12 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from datasets import services
+from datasets import services, watches
 from datasets.exports import ExportSpec
-from datasets.models import DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+from datasets.models import BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
 from inference.models import ModelVersion
 from project.converters import as_id
-from review.access import project_for_member
+from review.access import object_for_member, project_for_member
 from review.models import Role
 from training.models import DatasetSnapshot
 
@@ -31,6 +31,7 @@ def project_data(request: HttpRequest, project_id: int) -> HttpResponse:
         .order_by("-created_at")[:10],
         "import_formats": ImportFormat.choices,
         "import_buckets": settings.IMPORT_BUCKETS,
+        "watches": BucketWatch.objects.filter(project=project).select_related("last_import").order_by("source_url"),
         "export_formats": ExportFormat.choices,
         "export_sources": ExportSource.choices,
         "model_versions": ModelVersion.objects.filter(project=project).order_by("-number"),
@@ -101,3 +102,34 @@ def job_cancel(request: HttpRequest, kind: str, job_id: int) -> HttpResponseRedi
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return _back(job.project_id)
+
+
+@login_required
+@require_POST
+def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """Import a prefix's new objects on a schedule, the first time now."""
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    try:
+        every = int(request.POST.get("every_minutes", "60"))
+    except ValueError:
+        every = -1
+    try:
+        watch = watches.bucket_watch_create(project=project, user=request.user, every_minutes=every,
+                                            source_url=request.POST.get("source_url", ""),
+                                            format=request.POST.get("format", "auto"))
+        started = watches.bucket_watches_run(watch_ids=[watch.pk])
+        messages.success(request, f"Watching {watch.source_url}: its new objects are imported every "
+                                  f"{watch.every_minutes} minutes" + (f", the first time now (import #{started[0]})."
+                                                                      if started else "."))
+    except ValidationError as exc:
+        messages.error(request, f"Not watched: {' '.join(exc.messages)}")
+    return _back(project.pk)
+
+
+@login_required
+@require_POST
+def bucket_watch_remove(request: HttpRequest, watch_id: int) -> HttpResponseRedirect:
+    watch = object_for_member(request.user, BucketWatch.objects.all(), watch_id, role=Role.MANAGER)
+    watches.bucket_watch_delete(watch=watch)
+    messages.info(request, f"No longer watching {watch.source_url}.")
+    return _back(watch.project_id)

@@ -232,6 +232,7 @@ JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
 CELERY_BEAT_SCHEDULE = {
     "stale-runs-sweep": {"task": "project.stale_runs_sweep", "schedule": JOB_SWEEP_SECONDS},
     "webhook-deliveries-sweep": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": JOB_SWEEP_SECONDS},
+    "bucket-watches-run": {"task": "datasets.tasks.bucket_watches_run", "schedule": JOB_SWEEP_SECONDS},
 }
 # Images per chunk task of a new inference run. Smaller chunks spread a run over more workers;
 # larger ones pay each chunk's start and finish (about 0.1 s of the model's time) less often.

@@ -4,15 +4,18 @@ The bucket is moto's S3 server on this machine (the edge of the world: AWS, MinI
 """
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from datasets.execution import dataset_import_execute
-from datasets.models import DatasetImport
+from datasets.models import BucketWatch, DatasetImport
 from datasets.services import dataset_import_start
+from datasets.watches import bucket_watch_create, bucket_watches_run
 from review.models import Annotation, Image, ReviewStatus, Role
 from tests.datasets.helpers import coco_doc, scene_png
 from tests.factories import add_member, api_client, make_project
@@ -170,3 +173,64 @@ def test_the_api_page_and_command_take_a_prefix(cameras, client, capsys):
     assert "1 images added" in capsys.readouterr().out
     with pytest.raises(CommandError, match="not under a prefix"):
         call_command("import_dataset", "Gate", f"s3://{cameras.name}/site-b/")
+
+
+def test_a_watched_prefix_is_imported_on_its_schedule_never_twice_at_once(cameras, django_capture_on_commit_callbacks):
+    cameras.put("site-a/a.png", scene_png(1))
+    project = make_project()
+    watch = bucket_watch_create(project=project, user=None, source_url=f"s3://{cameras.name}/site-a", every_minutes=60)
+    assert watch.source_url == f"s3://{cameras.name}/site-a/"
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        [first] = bucket_watches_run(now=now)
+    assert len(queued) == 1  # the import's task, sent once this commits
+    assert bucket_watches_run(now=now + timedelta(minutes=61)) == []  # the first still runs: no second one
+    dataset_import_execute(job_id=first)
+    assert bucket_watches_run(now=now + timedelta(minutes=30)) == []  # not due yet
+    cameras.put("site-a/b.png", scene_png(2))
+    with django_capture_on_commit_callbacks(execute=False):
+        [second] = bucket_watches_run(now=now + timedelta(minutes=61))
+    job = dataset_import_execute(job_id=second)
+    assert job.partial and job.report["images_added"] == 1 and job.report["objects_unchanged"] == 1
+    watch.refresh_from_db()
+    assert watch.last_import_id == second and watch.next_run_at == now + timedelta(minutes=121)
+
+
+def test_a_watch_is_checked_like_an_import_and_says_when_it_cannot_start(cameras, settings):
+    project = make_project()
+    for bad, field in [({"source_url": f"s3://{cameras.name}/site-b/"}, "not under a prefix"),
+                       ({"every_minutes": 1}, "5 minutes"), ({"format": "pdf"}, "Unknown format")]:
+        with pytest.raises(ValidationError, match=field):
+            bucket_watch_create(project=project, user=None, **{"source_url": f"s3://{cameras.name}/site-a/", **bad})
+    watch = bucket_watch_create(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/")
+    with pytest.raises(ValidationError, match="watches .* already"):
+        bucket_watch_create(project=project, user=None, source_url=f"s3://{cameras.name}/site-a")
+    settings.IMPORT_BUCKETS = []  # the operator took the prefix back
+    assert bucket_watches_run() == []
+    watch.refresh_from_db()
+    assert "imports from no bucket" in watch.last_error and not DatasetImport.objects.exists()
+    assert BucketWatch.objects.count() == 1
+
+
+def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on_commit_callbacks):
+    cameras.put("site-a/a.png", scene_png(1))
+    project = make_project()
+    manager = project.memberships.get(role=Role.MANAGER).user
+    with django_capture_on_commit_callbacks(execute=False):
+        response = api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
+                                            {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": 30},
+                                            format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["every_minutes"] == 30 and body["last_import"] is not None  # the first import started at once
+    assert api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
+                                    {"source_url": "s3://elsewhere/x/"}, format="json").status_code == 400
+    client.force_login(manager)
+    page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
+    assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page
+    client.post(reverse("datasets:bucket_watch_remove", args=[body["id"]]))
+    assert not BucketWatch.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("datasets:bucket_watch_add", args=[project.pk]),
+                    {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": "oops"})
+    assert not BucketWatch.objects.exists()  # refused: said on the page

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
-from datasets.models import DatasetExport, DatasetImport
+from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersion, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
@@ -61,6 +61,9 @@ REQUIRED_ROLE = {
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,
     ("model_version_operating_points", "GET"): A,
+    ("bucket_watch_list", "GET"): M,
+    ("bucket_watch_list", "POST"): M,
+    ("bucket_watch_detail", "DELETE"): M,
     ("model_version_promote", "POST"): M,
     ("model_version_weights", "GET"): M,
     ("prediction_list", "GET"): A,
@@ -146,6 +149,7 @@ def world():
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
+        "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,
         "webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
         "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
                                                     label_class=project.label_classes.first(), x=1, y=1, w=2, h=2).pk,

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from datasets.models import DatasetExport, DatasetImport
+from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import SuspectedError
 from project.jobs import JobStatus
 from review.models import Role
@@ -65,6 +65,8 @@ PAGE_RULES = {
     ("datasets:import_start", "POST"): M,
     ("datasets:export_start", "POST"): M,
     ("datasets:job_cancel", "POST"): M,
+    ("datasets:bucket_watch_add", "POST"): M,
+    ("datasets:bucket_watch_remove", "POST"): M,
     ("webhooks:webhook_list", "GET"): M,
     ("webhooks:webhook_add", "POST"): M,
     ("webhooks:webhook_ping", "POST"): M,
@@ -120,7 +122,8 @@ def world():
     DatasetImport.objects.create(project=project, original_name="a.zip")
     webhook = webhook_create(project=project, user=None, url=f"https://hooks.example/{XSS}",
                              events=["model_version.activated"])
-    kwargs |= {"webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk}
+    kwargs |= {"webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
+               "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk}
     return users, kwargs
 
 
