@@ -59,6 +59,13 @@ def s3_endpoint():
     server.stop()
 
 
+def _s3_client_env(monkeypatch, endpoint: str) -> None:
+    """boto3's own variables, pointing at the local endpoint (test credentials)."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": endpoint}.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.fixture
 def s3_media(s3_endpoint, settings, monkeypatch):
     """Media in a new, empty bucket for this test: boto3's own variables point at the endpoint (a worker
@@ -67,10 +74,7 @@ def s3_media(s3_endpoint, settings, monkeypatch):
 
     from project.env import media_storage
 
-    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3_endpoint}
-    for name, value in credentials.items():
-        monkeypatch.setenv(name, value)
+    _s3_client_env(monkeypatch, s3_endpoint)
     bucket = f"media-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket)
@@ -87,6 +91,29 @@ def s3_media(s3_endpoint, settings, monkeypatch):
             return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
     return Bucket
+
+
+@pytest.fixture
+def cameras(s3_endpoint, settings, monkeypatch):
+    """A bucket where two sites' cameras drop frames; this installation may import site A's (IMPORT_BUCKETS).
+    boto3's own variables point at the local endpoint; a worker started by the test inherits them."""
+    import boto3
+
+    _s3_client_env(monkeypatch, s3_endpoint)
+    bucket = f"cams-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    settings.IMPORT_BUCKETS = [f"s3://{bucket}/site-a"]
+
+    class Cameras:
+        name = bucket
+        worker_env = {"IMPORT_BUCKETS": f"s3://{bucket}/site-a"}
+
+        @staticmethod
+        def put(key: str, data: bytes) -> None:
+            client.put_object(Bucket=bucket, Key=key, Body=data)
+
+    return Cameras
 
 
 @pytest.fixture

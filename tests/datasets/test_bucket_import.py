@@ -3,7 +3,6 @@
 The bucket is moto's S3 server on this machine (the edge of the world: AWS, MinIO or R2 in production).
 """
 import json
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -21,29 +20,6 @@ from tests.datasets.helpers import coco_doc, scene_png
 from tests.factories import add_member, api_client, make_project
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cameras(s3_endpoint, settings, monkeypatch):
-    """A bucket where two sites' cameras drop frames; this installation may import site A's."""
-    import boto3
-
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL_S3": s3_endpoint}.items():
-        monkeypatch.setenv(name, value)
-    bucket = f"cams-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
-    settings.IMPORT_BUCKETS = [f"s3://{bucket}/site-a"]
-
-    class Cameras:
-        name = bucket
-
-        @staticmethod
-        def put(key: str, data: bytes) -> None:
-            client.put_object(Bucket=bucket, Key=key, Body=data)
-
-    return Cameras
 
 
 def _import(project, url, **options) -> DatasetImport:

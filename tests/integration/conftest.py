@@ -58,12 +58,14 @@ def use_broker(url: str, options: dict) -> None:
 class Worker:
     """One `celery worker` subprocess; `child_pids()` are its prefork pool processes."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str, beat: bool = False) -> None:
         self.log_path = log_path
+        # With beat, the worker also runs celery beat's schedule (as `make demo` does), its state beside the log.
+        beat_args = ["--beat", "--schedule", str(log_path.with_suffix(".beat"))] if beat else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
              "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "-n", f"{name}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *beat_args],
             cwd=REPO, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
         )
 
@@ -132,7 +134,8 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
     """Start N workers sharing this test's broker, database and media folder."""
     workers: list[Worker] = []
 
-    def start(name: str = "w", queues: str = "default,inference,training", **extra_env: str) -> Worker:
+    def start(name: str = "w", queues: str = "default,inference,training", beat: bool = False,
+              **extra_env: str) -> Worker:
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -143,7 +146,7 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
             **extra_env,
         }
         worker = Worker(env, tmp_path / f"worker-{name}-{uuid.uuid4().hex[:6]}.log", f"{name}-{uuid.uuid4().hex[:6]}",
-                        queues)
+                        queues, beat)
         workers.append(worker)
         worker.wait_ready()
         return worker
