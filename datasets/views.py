@@ -16,6 +16,7 @@ from datasets.models import BucketWatch, DatasetExport, DatasetImport, ExportFor
 from inference.models import ModelVersion
 from project.converters import as_id
 from review.access import object_for_member, project_for_member
+from review.forms import refusal_reported
 from review.models import Role
 from training.models import DatasetSnapshot
 
@@ -113,7 +114,7 @@ def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedir
         every = int(request.POST.get("every_minutes", "60"))
     except ValueError:
         every = -1
-    try:
+    with refusal_reported(request, "Not watched"):
         watch = watches.bucket_watch_create(project=project, user=request.user, every_minutes=every,
                                             source_url=request.POST.get("source_url", ""),
                                             format=request.POST.get("format", "auto"))
@@ -121,8 +122,6 @@ def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedir
         messages.success(request, f"Watching {watch.source_url}: its new objects are imported every "
                                   f"{watch.every_minutes} minutes" + (f", the first time now (import #{started[0]})."
                                                                       if started else "."))
-    except ValidationError as exc:
-        messages.error(request, f"Not watched: {' '.join(exc.messages)}")
     return _back(project.pk)
 
 
