@@ -204,6 +204,12 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     client.force_login(manager)
     page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
     assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page
+    dataset_import_execute(job_id=body["last_import"])
+    cameras.put("site-a/b.png", scene_png(2))
+    dataset_import_execute(job_id=dataset_import_start(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/",
+                                                       queue=False).pk)
+    page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
+    assert "1 objects unchanged since an earlier import" in page
     client.post(reverse("datasets:bucket_watch_remove", args=[body["id"]]))
     assert not BucketWatch.objects.exists()
     with django_capture_on_commit_callbacks(execute=False):
