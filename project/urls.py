@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("project.accounts")),
     path("api/v1/", include(("project.api_urls", "api"))),
     path("", include("review.urls")),
     path("", include("inference.urls")),

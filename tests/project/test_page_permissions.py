@@ -27,6 +27,14 @@ CALLERS = ["anonymous", "non-member", A, R, M]
 PAGE_RULES = {
     ("login", "GET"): PUBLIC,
     ("logout", "POST"): PUBLIC,
+    ("password_change", "GET"): ANYONE,
+    ("password_change", "POST"): ANYONE,
+    ("password_change_done", "GET"): ANYONE,
+    ("password_reset", "GET"): PUBLIC,
+    ("password_reset", "POST"): PUBLIC,
+    ("password_reset_done", "GET"): PUBLIC,
+    ("password_reset_confirm", "GET"): PUBLIC,
+    ("password_reset_complete", "GET"): PUBLIC,
     ("review:project_list", "GET"): ANYONE,
     ("review:project_detail", "GET"): A,
     ("review:project_queue", "GET"): A,
@@ -118,6 +126,7 @@ def world():
                                                     h=2).pk,
         "kind": "export", "job_id": export.pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
+        "uidb64": "MQ", "token": "not-a-token",
     }
     DatasetImport.objects.create(project=project, original_name="a.zip")
     webhook = webhook_create(project=project, user=None, url=f"https://hooks.example/{XSS}",
