@@ -27,6 +27,23 @@ def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
     )
 
 
+def work_waiting_for(user: AbstractBaseUser, project_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per project of `project_ids`: the unreviewed images assigned to `user`, the images whose comments name
+    them unread, and the images sent back over their review; projects with none are left out. Three queries,
+    however many projects: the project list shows them for every project at once."""
+    images = Image.objects.filter(project_id__in=project_ids)
+    kinds = {
+        "assigned": images.filter(assigned_to=user, status=ReviewStatus.UNREVIEWED),
+        "mentions": images_mentioning(images, user.pk),
+        "sent_back": images_sent_back_to(images, user.pk),
+    }
+    waiting: dict[int, dict[str, int]] = {}
+    for kind, chosen in kinds.items():
+        for row in chosen.order_by().values("project_id").annotate(n=Count("id")):
+            waiting.setdefault(row["project_id"], dict.fromkeys(kinds, 0))[kind] = row["n"]
+    return waiting
+
+
 def image_list(*, project: Project, status: str | None = None) -> QuerySet[Image]:
     """The queue's default order: most urgent first (uses image_queue_idx)."""
     images = Image.objects.filter(project=project)

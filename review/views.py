@@ -42,7 +42,10 @@ IMAGES_PER_PAGE = 48
 @login_required
 @require_GET
 def project_list(request: HttpRequest) -> HttpResponse:
-    projects = selectors.project_list_for_user(request.user)
+    projects = list(selectors.project_list_for_user(request.user))
+    waiting = selectors.work_waiting_for(request.user, [p.pk for p in projects])
+    for project in projects:
+        project.waiting = waiting.get(project.pk)
     return render(request, "review/project_list.html", {"projects": projects})
 
 

@@ -261,3 +261,33 @@ def test_a_manager_deletes_an_image_from_the_editor_and_gets_the_next_one(client
                                               for image in (second, third)}
     assert not project.images.filter(pk=first.pk).exists() and not default_storage.exists(stored)
     assert project.images.count() == 2
+
+
+def test_the_project_list_says_what_waits_for_you_in_each_project(client, django_assert_max_num_queries):
+    from review import services
+    from review.models import Image, ReviewStatus
+    from tests.factories import review_with_truth
+
+    bea, lead = UserFactory(username="bea"), UserFactory(username="lead")
+    busy, quiet = make_project(name="Busy", owner=lead), make_project(name="Quiet", owner=lead)
+    for project in (busy, quiet):
+        add_member(project, Role.ANNOTATOR, bea)
+    images = add_images(busy, 4, size=64)
+    add_images(quiet, 1, size=64)
+    services.images_assign(project=busy, images=Image.objects.filter(pk__in=[images[0].pk, images[1].pk]),
+                           assignee=bea, by=lead)
+    services.comment_add(image=images[2], author=lead, text="@bea what is this?")
+    review_with_truth(images[3], seed=3, user=bea, size=64)
+    services.image_status_set(image=Image.objects.get(pk=images[3].pk), status=ReviewStatus.UNREVIEWED, user=lead)
+    services.comment_add(image=images[2], author=bea, text="@lead a van")  # for lead, not bea
+    client.force_login(bea)
+    with django_assert_max_num_queries(8):
+        page = client.get(reverse("review:project_list")).content.decode()
+    busy_row = page.split(f'href="/projects/{busy.pk}/"')[1].split("</tr>")[0]
+    quiet_row = page.split(f'href="/projects/{quiet.pk}/"')[1].split("</tr>")[0]
+    assert f"assigned_to={bea.pk}\">2 assigned</a>" in busy_row
+    assert f"mentioned={bea.pk}\">1 mention</a>" in busy_row and f"sent_back_to={bea.pk}\">1 sent back</a>" in busy_row
+    assert '<td class="waiting">' in quiet_row and "assigned" not in quiet_row and "–" in quiet_row
+    client.force_login(lead)
+    lead_page = client.get(reverse("review:project_list")).content.decode()
+    assert "1 mention</a>" in lead_page and "assigned</a>" not in lead_page
