@@ -74,6 +74,12 @@ class JobRun(models.Model):
 
     # The webhook event sent when a job of this kind finishes (webhooks/models.py Event); "" sends none.
     webhook_event = ""
+    # Whether whoever started a job of this kind is e-mailed whenever it ends; otherwise only when it fails.
+    notify_every_end = False
+
+    def notification_summary(self) -> str:
+        """One line for the e-mail to whoever started the job (review/notifications.py)."""
+        return f"{self} {self.status}" + (f": {self.error}" if self.error else ".")
 
     def webhook_data(self) -> dict:
         """What a webhook receiver is told about this job when it finishes; subclasses add their own."""

@@ -249,7 +249,7 @@ class MentionAdmin(ViewOnlyAdmin, admin.ModelAdmin):
 class NotificationSettingsAdmin(admin.ModelAdmin):
     """Which e-mails each user turned off (no row: they get all of them); users change theirs on /account/."""
 
-    list_display = ["user", "email_mentions", "email_send_backs", "email_assignments"]
-    list_filter = ["email_mentions", "email_send_backs", "email_assignments"]
+    list_display = ["user", "email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
+    list_filter = ["email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]

@@ -94,3 +94,4 @@ class AccountForm(forms.Form):
     email_mentions = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_mentions"))
     email_send_backs = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_send_backs"))
     email_assignments = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_assignments"))
+    email_jobs = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_jobs"))

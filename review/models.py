@@ -362,6 +362,7 @@ class NotificationSettings(models.Model):
     email_mentions = models.BooleanField("when someone names me in a comment", default=True)
     email_send_backs = models.BooleanField("when an image I reviewed is sent back", default=True)
     email_assignments = models.BooleanField("when images are assigned to me", default=True)
+    email_jobs = models.BooleanField("when a fine-tune I started ends, or a job I started fails", default=True)
 
     def __str__(self) -> str:
         return f"notifications of {self.user}"

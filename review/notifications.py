@@ -1,5 +1,6 @@
 """E-mail to members about work that waits for them: a comment names them, an image they reviewed is
-sent back, images are assigned to them.
+sent back, images are assigned to them; and to whoever started a fine-tune how it ended, or any job
+that failed.
 
 The request only queues a task (after its transaction commits, so a change rolled back tells nobody);
 a `default`-queue worker writes and sends the e-mails, so a slow or broken mail server never slows a
@@ -20,6 +21,7 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.urls import reverse
 
+from project.jobs import JobStatus
 from review.models import NotificationSettings, Project
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ KINDS = {
     "mention": Kind("email_mentions", "mentioned"),
     "send_back": Kind("email_send_backs", "sent_back_to"),
     "assignment": Kind("email_assignments", "assigned_to"),
+    "job": Kind("email_jobs", ""),  # no images: the e-mail links to the project
 }
 
 
@@ -44,7 +47,7 @@ def notify_later(*, kind: str, project_id: int, user_ids, author_id: int | None,
     recipients = sorted({u for u in user_ids if u is not None and u != author_id})
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
-    if not settings.EMAIL_NOTIFICATIONS or not recipients or not image_ids:
+    if not settings.EMAIL_NOTIFICATIONS or not recipients or (kind != "job" and not image_ids):
         return
     kwargs = {"kind": kind, "project_id": project_id, "user_ids": recipients, "author_id": author_id,
               "image_ids": sorted(image_ids), "text": text}
@@ -75,6 +78,13 @@ def mentioned_notify(sender, *, project_id: int, author, text: str, user_ids: li
                  image_ids=image_ids, text=text)
 
 
+def job_finished_notify(sender, *, run, **kwargs) -> None:
+    """Receiver of project.jobs.job_finished: a training run's end, and any job's failure, to whoever started it."""
+    if run.status == JobStatus.FAILED or (run.notify_every_end and run.status == JobStatus.SUCCEEDED):
+        notify_later(kind="job", project_id=run.project_id, user_ids=[run.requested_by_id], author_id=None,
+                     image_ids=[], text=run.notification_summary())
+
+
 def notification_email_send(*, kind: str, project_id: int, user_ids: list[int], author_id: int | None,
                             image_ids: list[int], text: str = "") -> int:
     """Write and send one action's e-mails (in a worker). Returns how many were sent."""
@@ -96,6 +106,10 @@ def notification_email_send(*, kind: str, project_id: int, user_ids: list[int], 
 
 
 def _message(kind: str, project: Project, author, user, image_ids: list[int], text: str) -> tuple[str, str]:
+    if kind == "job":
+        link = _url(reverse("review:project_detail", args=[project.pk]))
+        return (f"{project.name}: {text}"[:200], f"Hello {user.get_username()},\n\n{project.name}: {text}\n\n"
+                f"Open: {link}\n\n--\nWhich e-mails you get: {_url(reverse('review:account'))}\n")
     who = author.get_username() if author else "Someone"
     images = f"{len(image_ids)} images" if len(image_ids) > 1 else "an image"
     subject, lead = {

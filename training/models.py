@@ -82,6 +82,15 @@ class TrainingRun(JobRun):
         ]
 
     webhook_event = "training_run.finished"
+    notify_every_end = True  # minutes to hours of GPU time: its starter wants to hear how it went
+
+    def notification_summary(self) -> str:
+        comparison = self.comparison if isinstance(self.comparison, dict) else {}
+        if self.status != JobStatus.SUCCEEDED or not comparison:
+            return super().notification_summary()
+        new = comparison.get("new") or {}
+        verdict = "promoted: it is the active model now" if comparison.get("promoted") else "kept, not promoted"
+        return f"{self} succeeded: v{new.get('version')} {verdict} ({comparison.get('reason', '')})."
 
     @classmethod
     def storage_names_in_use(cls) -> list[str]:

@@ -137,14 +137,15 @@ def test_the_account_page_changes_the_address_and_the_kinds(team, client, settin
     project, lead, bea, cai, images = team
     client.force_login(bea)
     page = client.get(reverse("review:account")).content.decode()
-    assert 'value="bea@example.com"' in page and page.count("checked") == 3 and 'id="email-off"' not in page
+    assert 'value="bea@example.com"' in page and page.count("checked") == 4 and 'id="email-off"' not in page
     assert "When an image I reviewed is sent back" in page
     response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_assignments": "on"})
     assert response.status_code == 302
     bea.refresh_from_db()
     wanted = NotificationSettings.objects.get(user=bea)
     assert bea.email == "bea@night.example"
-    assert (wanted.email_mentions, wanted.email_send_backs, wanted.email_assignments) == (False, False, True)
+    assert (wanted.email_mentions, wanted.email_send_backs, wanted.email_assignments, wanted.email_jobs) == (
+        False, False, True, False)
     refused = client.post(reverse("review:account"), {"email": "not an address", "email_mentions": "on"})
     assert refused.status_code == 200 and "Enter a valid email address" in refused.content.decode()
     bea.refresh_from_db()
@@ -153,3 +154,29 @@ def test_the_account_page_changes_the_address_and_the_kinds(team, client, settin
     assert 'id="email-off"' in client.get(reverse("review:account")).content.decode()
     client.logout()
     assert client.get(reverse("review:account")).status_code == 302  # to the login page
+
+
+def test_whoever_started_a_fine_tune_hears_how_it_ended_and_of_any_job_that_failed(
+        team, django_capture_on_commit_callbacks):
+    from datasets.models import DatasetImport
+    from project.jobs import JobStatus, job_finish
+    from training.models import DatasetSnapshot, TrainingRun
+
+    project, lead, bea, cai, images = team
+    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="a" * 64)
+    run = TrainingRun.objects.create(project=project, snapshot=snapshot, requested_by=lead, status=JobStatus.RUNNING,
+                                     comparison={"new": {"version": 3}, "promoted": True,
+                                                 "reason": "holdout mAP 0.8380 > active 0.6900"})
+    ok_import = DatasetImport.objects.create(project=project, requested_by=bea, status=JobStatus.RUNNING)
+    bad_import = DatasetImport.objects.create(project=project, requested_by=cai, status=JobStatus.RUNNING)
+    with django_capture_on_commit_callbacks() as callbacks:
+        job_finish(run, status=JobStatus.SUCCEEDED)
+        job_finish(ok_import, status=JobStatus.SUCCEEDED)  # an ordinary import that worked: no e-mail
+        job_finish(bad_import, status=JobStatus.FAILED, error="3 files were refused, so nothing was imported")
+    messages = {m.to[0]: m for m in sent_after(callbacks)}
+    assert set(messages) == {"lead@example.com", "cai@example.com"}
+    assert messages["lead@example.com"].subject == (
+        f"Night cameras: Training #{run.pk} succeeded: v3 promoted: it is the active model now "
+        "(holdout mAP 0.8380 > active 0.6900).")
+    assert f"https://labels.example/projects/{project.pk}/" in messages["lead@example.com"].body
+    assert "failed: 3 files were refused" in messages["cai@example.com"].subject
