@@ -108,7 +108,10 @@ def notification_email_send(*, kind: str, project_id: int, user_ids: list[int], 
 def _message(kind: str, project: Project, author, user, image_ids: list[int], text: str) -> tuple[str, str]:
     if kind == "job":
         link = _url(reverse("review:project_detail", args=[project.pk]))
-        return (f"{project.name}: {text}"[:200], f"Hello {user.get_username()},\n\n{project.name}: {text}\n\n"
+        # A header holds one line: an error's traceback or a long reason goes in the body whole.
+        subject = " ".join(f"{project.name}: {text}".split())
+        return (subject if len(subject) <= 150 else subject[:149] + "…",
+                f"Hello {user.get_username()},\n\n{project.name}: {text}\n\n"
                 f"Open: {link}\n\n--\nWhich e-mails you get: {_url(reverse('review:account'))}\n")
     who = author.get_username() if author else "Someone"
     images = f"{len(image_ids)} images" if len(image_ids) > 1 else "an image"

@@ -180,3 +180,18 @@ def test_whoever_started_a_fine_tune_hears_how_it_ended_and_of_any_job_that_fail
         "(holdout mAP 0.8380 > active 0.6900).")
     assert f"https://labels.example/projects/{project.pk}/" in messages["lead@example.com"].body
     assert "failed: 3 files were refused" in messages["cai@example.com"].subject
+
+
+def test_a_long_or_many_lined_error_keeps_the_subject_to_one_line_and_the_body_whole(
+        team, django_capture_on_commit_callbacks):
+    from datasets.models import DatasetImport
+    from project.jobs import JobStatus, job_finish
+
+    project, lead, bea, cai, images = team
+    job = DatasetImport.objects.create(project=project, requested_by=bea, status=JobStatus.RUNNING)
+    error = "The import failed (OSError: the bucket went away)\nTraceback:\n" + "  line\n" * 100
+    with django_capture_on_commit_callbacks() as callbacks:
+        job_finish(job, status=JobStatus.FAILED, error=error)
+    [message] = sent_after(callbacks)
+    assert "\n" not in message.subject and len(message.subject) <= 150 and message.subject.endswith("…")
+    assert error.strip() in message.body
