@@ -105,7 +105,10 @@ class BucketSource:
         limit = settings.MAX_IMAGE_BYTES if is_image_name(name) else settings.MAX_LABEL_FILE_BYTES
         if self._sizes[name] > limit:
             raise ArchiveRejected(f"{name} is larger than {limit / 1e6:.0f} MB.")
-        body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+        except self._client.exceptions.NoSuchKey:  # a camera's retention rule got there first: refuse this one
+            raise ArchiveRejected(f"{name} was deleted from the bucket before it could be read.") from None
         try:
             data = body.read(limit + 1)  # the object may have grown since it was listed
         finally:

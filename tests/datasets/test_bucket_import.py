@@ -15,6 +15,7 @@ from datasets.execution import dataset_import_execute
 from datasets.models import BucketWatch, DatasetImport
 from datasets.services import dataset_import_start
 from datasets.watches import bucket_watch_create, bucket_watches_run
+from review.archives import ArchiveRejected
 from review.models import Annotation, Image, ReviewStatus, Role
 from tests.datasets.helpers import coco_doc, scene_png
 from tests.factories import add_member, api_client, make_project
@@ -105,6 +106,20 @@ def test_bad_objects_are_refused_like_bad_archive_entries(cameras, settings):
     assert list(Image.objects.values_list("original_name", flat=True)) == ["ok.png"]
     whole = _import(make_project(name="Other"), f"s3://{cameras.name}/site-a/")
     assert whole.status == "failed" and not Image.objects.exclude(project=project).exists()
+
+
+def test_an_object_deleted_between_the_listing_and_its_read_is_refused_alone(cameras):
+    import boto3
+
+    from datasets.bucket_source import BucketSource
+
+    cameras.put("site-a/a.png", scene_png(1))
+    cameras.put("site-a/b.png", scene_png(2))
+    source = BucketSource(f"s3://{cameras.name}/site-a/", project=make_project())
+    boto3.client("s3").delete_object(Bucket=cameras.name, Key="site-a/a.png")  # retention, while the import runs
+    with pytest.raises(ArchiveRejected, match="a.png was deleted from the bucket"):
+        source.read("a.png")
+    assert source.read("b.png") == scene_png(2)
 
 
 def test_an_empty_prefix_a_missing_bucket_and_too_many_objects_say_so(cameras, settings):
