@@ -99,6 +99,9 @@ class ImportSource:
     def is_archive(self) -> bool:
         return self._archive is not None
 
+    def will_read(self, names: list[str]) -> None:
+        """The order entries will be read in; a zip has nothing to gain from knowing it (a bucket does)."""
+
     def read(self, name: str) -> bytes:
         if self._single is not None:
             return self._single[1]
@@ -276,6 +279,7 @@ def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections:
               progress: JobProgress | None, ready: list[Ready]) -> None:
     """Fill `ready` as images pass (so a caller can delete their stored files if anything goes wrong)."""
     by_hash: dict[str, Ready] = {}
+    source.will_read([item.entry for item in plan.items if item.entry is not None])
     for item in plan.items:
         if progress is not None and progress.cancelled():
             raise ImportCancelled

@@ -122,6 +122,24 @@ def test_an_object_deleted_between_the_listing_and_its_read_is_refused_alone(cam
     assert source.read("b.png") == scene_png(2)
 
 
+def test_objects_are_fetched_ahead_in_the_order_the_import_reads_them_and_no_further(cameras):
+    from datasets.bucket_source import PREFETCH, BucketSource
+
+    names = [f"{n:02d}.png" for n in range(PREFETCH * 2 + 3)]
+    for n, name in enumerate(names):
+        cameras.put(f"site-a/{name}", scene_png(n, size=32))
+    source = BucketSource(f"s3://{cameras.name}/site-a/", project=make_project())
+    order = list(reversed(names))  # whatever order the plan chose
+    source.will_read(order)
+    try:
+        for n, name in enumerate(order):
+            assert source.read(name) == scene_png(int(name[:2]), size=32)
+            assert set(source._pending) == set(order[n + 1:n + 1 + PREFETCH])  # the next ones, no more
+        assert source.read(order[0]) == scene_png(int(order[0][:2]), size=32)  # a second read still works
+    finally:
+        source.close()
+
+
 def test_an_empty_prefix_a_missing_bucket_and_too_many_objects_say_so(cameras, settings):
     project = make_project()
     empty = _import(project, f"s3://{cameras.name}/site-a/nothing-here/")
