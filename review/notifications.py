@@ -111,8 +111,7 @@ def _message(kind: str, project: Project, author, user, image_ids: list[int], te
         # A header holds one line: an error's traceback or a long reason goes in the body whole.
         subject = " ".join(f"{project.name}: {text}".split())
         return (subject if len(subject) <= 150 else subject[:149] + "…",
-                f"Hello {user.get_username()},\n\n{project.name}: {text}\n\n"
-                f"Open: {link}\n\n--\nWhich e-mails you get: {_url(reverse('review:account'))}\n")
+                f"Hello {user.get_username()},\n\n{project.name}: {text}\n\nOpen: {link}\n{_footer()}")
     who = author.get_username() if author else "Someone"
     images = f"{len(image_ids)} images" if len(image_ids) > 1 else "an image"
     subject, lead = {
@@ -128,9 +127,12 @@ def _message(kind: str, project: Project, author, user, image_ids: list[int], te
     else:
         link = _url(reverse("review:project_queue", args=[project.pk]) + f"?{KINDS[kind].queue_filter}={user.pk}")
     quoted = "".join(f"> {line}\n" for line in text.splitlines()) if text else ""
-    body = (f"Hello {user.get_username()},\n\n{lead}\n\n{quoted}{chr(10) if quoted else ''}Open: {link}\n\n--\n"
-            f"Which e-mails you get: {_url(reverse('review:account'))}\n")
+    body = f"Hello {user.get_username()},\n\n{lead}\n\n{quoted}{chr(10) if quoted else ''}Open: {link}\n{_footer()}"
     return subject, body
+
+
+def _footer() -> str:
+    return f"\n--\nWhich e-mails you get: {_url(reverse('review:account'))}\n"
 
 
 def _url(path: str) -> str:

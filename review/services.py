@@ -404,11 +404,9 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     # Locked first: a save in progress on one of them finishes before its status is judged.
     ids = update_lock(images.filter(status__in=_CHANGEABLE_FROM[status]))
     now = timezone.now()
-    mentioned: set[int] = set()
-    sent_back: dict[int, list[int]] = {}  # reviewer -> their images, for one e-mail each
-    if comment and ids:
-        project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0]
-        mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None)
+    project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0] if ids else None
+    mentioned = _mentioned_members(project_id, comment, author_id=user.pk if user else None) if comment and ids else set()
+    sent_back: dict[int, list[int]] = {}  # reviewer -> their images sent back, for one e-mail each
     for start in range(0, len(ids), _BATCH):
         batch = Image.objects.filter(pk__in=ids[start:start + _BATCH])
         reviewed_by = list(batch.values_list("pk", "reviewed_by_id"))
@@ -417,8 +415,9 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
         StatusChange.objects.bulk_create([
             StatusChange(image_id=pk, user=user, status=status, reviewed_by_id=saved_by, created_at=now)
             for pk, saved_by in reviewed_by])
-        for pk, saved_by in reviewed_by:
-            sent_back.setdefault(saved_by, []).append(pk)
+        if status == ReviewStatus.UNREVIEWED:
+            for pk, saved_by in reviewed_by:
+                sent_back.setdefault(saved_by, []).append(pk)
         if comment:
             comments = Comment.objects.bulk_create([Comment(image_id=pk, author=user, text=comment)
                                                     for pk, _ in reviewed_by])
@@ -427,11 +426,9 @@ def images_status_set(*, images: QuerySet[Image], status: str, user: AbstractBas
     if mentioned:  # one event for the whole send-back, not one per image
         members_mentioned.send(sender=Comment, project_id=project_id, author=user, text=comment,
                                user_ids=sorted(mentioned), image_ids=ids)
-    if status == ReviewStatus.UNREVIEWED and ids:
-        project_id = Image.objects.filter(pk=ids[0]).values_list("project_id").get()[0]
-        for reviewer, their_ids in sent_back.items():
-            notifications.notify_later(kind="send_back", project_id=project_id, user_ids=[reviewer],
-                                       author_id=user.pk if user else None, image_ids=their_ids, text=comment)
+    for reviewer, their_ids in sent_back.items():
+        notifications.notify_later(kind="send_back", project_id=project_id, user_ids=[reviewer],
+                                   author_id=user.pk if user else None, image_ids=their_ids, text=comment)
     return ids
 
 

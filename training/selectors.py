@@ -10,8 +10,8 @@ from inference.models import ModelVersion, Prediction
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from training.evaluation import coco_evaluate
-from training.operating_points import confusion_matrix, operating_points
 from training.models import TrainingRun
+from training.operating_points import confusion_matrix, operating_points
 
 
 def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[TrainingRun]:
