@@ -229,10 +229,13 @@ JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", 3))
 # JOB_MAX_ATTEMPTS) by the stale-run sweeper, which Celery beat runs every JOB_SWEEP_SECONDS.
 JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
 JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
+# Each sweep expires when the next is sent: behind a long import on a busy `default` queue, the
+# waiting sweeps are dropped unrun instead of piling up and delaying the jobs queued after them.
+_SWEEP = {"schedule": JOB_SWEEP_SECONDS, "options": {"expires": JOB_SWEEP_SECONDS}}
 CELERY_BEAT_SCHEDULE = {
-    "stale-runs-sweep": {"task": "project.stale_runs_sweep", "schedule": JOB_SWEEP_SECONDS},
-    "webhook-deliveries-sweep": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": JOB_SWEEP_SECONDS},
-    "bucket-watches-run": {"task": "datasets.tasks.bucket_watches_run", "schedule": JOB_SWEEP_SECONDS},
+    "stale-runs-sweep": {"task": "project.stale_runs_sweep", **_SWEEP},
+    "webhook-deliveries-sweep": {"task": "webhooks.tasks.webhook_deliveries_sweep", **_SWEEP},
+    "bucket-watches-run": {"task": "datasets.tasks.bucket_watches_run", **_SWEEP},
 }
 # Images per chunk task of a new inference run. Smaller chunks spread a run over more workers;
 # larger ones pay each chunk's start and finish (about 0.1 s of the model's time) less often.

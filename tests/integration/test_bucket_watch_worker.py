@@ -21,11 +21,15 @@ def test_beat_imports_a_watched_prefix_and_then_its_new_frames(cameras, start_wo
     bucket_watch_create(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/", every_minutes=60)
     start_worker(queues="default", beat=True, JOB_SWEEP_SECONDS="1", **cameras.worker_env)
 
-    def names():
+    def imported():
+        """The names in the project once the watch's last import has finished (its images come in before its end)."""
+        watch = BucketWatch.objects.select_related("last_import").get()
+        if watch.last_import is None or not watch.last_import.is_finished:
+            return None
         return sorted(Image.objects.filter(project=project).values_list("original_name", flat=True))
-    assert wait_for(lambda: names() == ["a.png", "b.png"], timeout=60, message="beat to import the prefix")
+    assert wait_for(lambda: imported() == ["a.png", "b.png"], timeout=60, message="beat to import the prefix")
     cameras.put("site-a/night-2/c.png", scene_png(3))
     BucketWatch.objects.update(next_run_at=timezone.now())  # an hour later
-    assert wait_for(lambda: names() == ["a.png", "b.png", "c.png"], timeout=60, message="the next night's frame")
+    assert wait_for(lambda: imported() == ["a.png", "b.png", "c.png"], timeout=60, message="the next night's frame")
     last = BucketWatch.objects.select_related("last_import").get().last_import
     assert last.status == "succeeded" and last.report["objects_unchanged"] == 2

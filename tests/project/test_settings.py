@@ -39,6 +39,17 @@ def test_broker_default_is_filesystem_with_folders(tmp_path):
     assert Path(options["control_folder"]).parent == tmp_path / "broker"  # never ./control in the checkout
 
 
+def test_filesystem_broker_looks_for_work_more_than_once_a_second(tmp_path):
+    # A worker with prefetch 1 runs one task per look: at kombu's 1 s, beat's three sweeps a second
+    # (JOB_SWEEP_SECONDS=1) piled up ahead of an import for over a minute.
+    assert broker_config(None, tmp_path)[1]["polling_interval"] <= 0.2
+
+
+def test_beat_sweeps_expire_before_the_next_is_sent(settings):
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert 0 < entry["options"]["expires"] <= entry["schedule"], name
+
+
 def test_broker_redis_gets_a_long_visibility_timeout(tmp_path):
     url, options = broker_config("redis://127.0.0.1:6379/0", tmp_path)
     assert url == "redis://127.0.0.1:6379/0"
