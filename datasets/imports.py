@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from datasets.formats import Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, stem, voc, yolo
-from inference.models import Prediction
+from inference.models import ModelVersion, Prediction
 from inference.outcomes import box_outcomes_refresh
 from inference.ranking import image_uncertainty, review_priority
 from inference.services import model_version_external_create
@@ -398,23 +398,27 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
     Annotation.objects.bulk_create(annotations, batch_size=1000)
     Prediction.objects.bulk_create(predictions, batch_size=1000)
     report.boxes_added, report.predictions_added = len(annotations), len(predictions)
-    _rank_by_imported_scores(scored_images)
+    if version is not None:
+        _rank_by_imported_scores(scored_images, version=version, threshold=project.score_threshold)
     # Error review: imported truth judges every version's predictions; imported detections are judged by it.
     labelled = [item.image.pk for item in ready if item.boxes is not None and item.image.pk]
     box_outcomes_refresh(image_ids=labelled, model_version_ids=[version.pk] if version else None)
 
 
-def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]]) -> None:
+def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]], *, version: ModelVersion,
+                             threshold: float) -> None:
     """Unreviewed images take the imported model's uncertainty, as after one of our inference runs."""
     unreviewed = set(Image.objects.filter(pk__in=[pk for pk, _ in scored_images], status=ReviewStatus.UNREVIEWED)
                      .values_list("pk", flat=True))
     rows = []
     for pk, scores in scored_images:
         if pk in unreviewed:
-            uncertainty = image_uncertainty(np.asarray(scores, dtype=np.float64))
+            uncertainty = image_uncertainty(np.asarray(scores, dtype=np.float64), threshold=threshold)
             rows.append(Image(pk=pk, uncertainty=uncertainty, disagreement=None, count_anomaly=None,
-                              priority=review_priority(uncertainty=uncertainty, disagreement=None, count_anomaly=None)))
-    Image.objects.bulk_update(rows, ["uncertainty", "disagreement", "count_anomaly", "priority"], batch_size=500)
+                              priority=review_priority(uncertainty=uncertainty, disagreement=None, count_anomaly=None),
+                              ranked_by=version.number))
+    Image.objects.bulk_update(rows, ["uncertainty", "disagreement", "count_anomaly", "priority", "ranked_by"],
+                              batch_size=500)
 
 
 # --- The whole import -------------------------------------------------------------------------

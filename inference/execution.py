@@ -21,15 +21,15 @@ from django.utils import timezone
 
 from inference import detector
 from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction
-from inference.matching import ImagePredictions, confident
+from inference.matching import ImagePredictions
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.pipeline import ImageResult, predict_stream
-from inference.ranking import REVIEW_THRESHOLD, count_anomaly, disagreement, image_uncertainty, review_priority
+from inference.ranking import REVIEW_THRESHOLD, image_ranking
 from project.bulk_insert import rows_insert
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from project.row_locks import key_share_lock, update_lock
 from project.storage import storage_reader
-from review.models import REVIEWED_STATUSES, Image, LabelClass
+from review.models import REVIEWED_STATUSES, Image, LabelClass, Project
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _DECODE_POOL: ThreadPoolExecutor | None = None
 _GPU_DECODER: ThreadPoolExecutor | None = None
 _WRITER: ThreadPoolExecutor | None = None
 _REVIEWED_COUNTS: tuple[int | None, dict[int, int]] = (None, {})  # (run id, its reviewed box counts)
-IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "disagreement", "count_anomaly", "priority")
+IMAGE_SCORE_COLUMNS = ("inference_error", "uncertainty", "disagreement", "count_anomaly", "priority", "ranked_by")
 
 
 def worker_thread_pools() -> tuple[ThreadPoolExecutor, ThreadPoolExecutor, ThreadPoolExecutor]:
@@ -103,6 +103,7 @@ def _chunk_predict(chunk: InferenceChunk, model: detector.Detector, batch_size: 
     class_ids = dict(LabelClass.objects.filter(project_id=run.project_id).values_list("name", "id"))
     # model class id (1..N) -> label class id of this project
     label_map = {i + 1: class_ids.get(name) for i, name in enumerate(version.class_names)}
+    threshold = Project.objects.values_list("score_threshold", flat=True).get(pk=run.project_id)
     files = dict(Image.objects.filter(pk__in=chunk.image_ids).values_list("pk", "file"))
     items = [(image_id, storage_reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
@@ -114,7 +115,7 @@ def _chunk_predict(chunk: InferenceChunk, model: detector.Detector, batch_size: 
     reviewed_counts = writer.submit(_reviewed_counts, run)
 
     def write(results: list[ImageResult]) -> tuple[int, int]:
-        return _write_batch(version, results, label_map, reviewed_counts.result())
+        return _write_batch(version, results, label_map, reviewed_counts.result(), threshold=threshold)
 
     stream = predict_stream(items, model, batch_size=batch_size or _batch_size(version, model),
                             decode_pool=decode_pool, gpu_decoder=gpu_decoder, gpu_decode=settings.INFERENCE_GPU_DECODE)
@@ -174,7 +175,8 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 
 @transaction.atomic
 def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
-                 reviewed_counts: dict[int, int] | None = None) -> tuple[int, int]:
+                 reviewed_counts: dict[int, int] | None = None, *, threshold: float = REVIEW_THRESHOLD
+                 ) -> tuple[int, int]:
     """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
     # Images and label classes deleted since the chunk read them are skipped; the rest are held
     # until this batch commits, so a concurrent delete waits for it and its cascade takes the new
@@ -186,7 +188,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     live_classes = key_share_lock(LabelClass.objects.filter(pk__in=[pk for pk in label_map.values() if pk]))
     keys = [r.key for r in results]
     _predictions_delete(version, keys)
-    previous = previous_predictions(keys, version)
+    previous = previous_predictions(keys, before=version.number, threshold=threshold)
     kept: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # image id, label class ids, boxes, scores
     images: list[tuple] = []  # IMAGE_SCORE_COLUMNS, then the image id
     failed = 0
@@ -197,20 +199,18 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     for result in results:
         if result.detections is None:
             failed += 1
-            images.append((result.error[:2000], None, None, None, 0.0, result.key))
+            images.append((result.error[:2000], None, None, None, 0.0, None, result.key))
             continue
         d = result.detections
         labels = lookup[np.clip(d.labels, 0, len(lookup) - 1)]
         keep = labels > 0  # drop boxes of classes the project has since deleted
         boxes, scores = d.boxes_xyxy[keep].astype(np.float64), np.clip(d.scores[keep], 0.0, 1.0).astype(np.float64)
         kept.append((result.key, labels[keep], boxes, scores))
-        uncertainty = image_uncertainty(d.scores)
-        shown = confident(ImagePredictions(result.key, boxes.astype(np.float32), labels[keep], scores.astype(np.float32)),
-                          REVIEW_THRESHOLD)
-        disagree = disagreement(shown, previous[result.key]) if result.key in previous else None
-        anomaly = count_anomaly(len(shown.labels), reviewed_counts)
-        images.append(("", uncertainty, disagree, anomaly, review_priority(
-            uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly), result.key))
+        rank = image_ranking(ImagePredictions(result.key, boxes.astype(np.float32), labels[keep],
+                                              scores.astype(np.float32)),
+                             previous=previous.get(result.key), reviewed_counts=reviewed_counts, threshold=threshold)
+        images.append(("", rank.uncertainty, rank.disagreement, rank.count_anomaly, rank.priority, version.number,
+                       result.key))
     written = _predictions_insert(version, kept)
     _update_many(Image, IMAGE_SCORE_COLUMNS, images)
     reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))

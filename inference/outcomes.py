@@ -2,7 +2,8 @@
 
 Outcomes are recomputed from scratch for the (image, model version) pairs they concern, whenever a
 review is saved (review's API queues it for a worker: `box_outcomes_refresh_later`), labels are
-imported, or a version's predictions are written (inference/execution.py). Only predictions at or above the review
+imported, or a version's predictions are written (inference/execution.py), and for a whole project when its
+review threshold changes (inference/rerank.py). Only predictions at or above the project's review
 threshold count, as in the editor: a box nobody was shown is not an error.
 """
 from __future__ import annotations
@@ -12,11 +13,10 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from inference.models import BoxOutcome, ModelVersion, OutcomeKind, Prediction, SuspectedError
-from inference.ranking import REVIEW_THRESHOLD
+from inference.models import BoxOutcome, OutcomeKind, Prediction, SuspectedError
 from inference.suspects import suspects_refresh
 from project.row_locks import update_lock
 from review.models import REVIEWED_STATUSES, Annotation, Image
@@ -82,7 +82,8 @@ def _truths(images: set[int]) -> dict[int, list[tuple]]:
 
 
 def _confident_predictions(image_ids: list[int], version_ids: list[int] | None) -> dict[tuple, list[tuple]]:
-    rows = Prediction.objects.filter(image_id__in=image_ids, score__gte=REVIEW_THRESHOLD).order_by("id")
+    # Each image's own project's review threshold, in the query: one read whatever the projects.
+    rows = Prediction.objects.filter(image_id__in=image_ids, score__gte=F("image__project__score_threshold")).order_by("id")
     if version_ids is not None:
         rows = rows.filter(model_version_id__in=version_ids)
     found = defaultdict(list)
@@ -124,20 +125,20 @@ def reviewed_box_counts(project_id: int) -> dict[int, int]:
     return dict(Counter(per_image))
 
 
-def previous_predictions(image_ids: list[int], version: ModelVersion) -> dict[int, ImagePredictions]:
-    """Per image, the confident boxes of the newest earlier version that predicted it.
+def previous_predictions(image_ids: list[int], *, before: int, threshold: float) -> dict[int, ImagePredictions]:
+    """Per image, the boxes scored at least `threshold` of the newest version numbered below `before` that predicted it.
 
     Two narrow reads rather than every earlier box: which earlier version is newest per image, then
     that version's confident boxes only. An image predicted by several versions holds up to 100
     boxes from each, most below the threshold, and this runs in the prediction writer's thread,
     which shares the GIL with the model's.
     """
-    newest = dict(Prediction.objects.filter(image_id__in=image_ids, model_version__number__lt=version.number)
+    newest = dict(Prediction.objects.filter(image_id__in=image_ids, model_version__number__lt=before)
                   .order_by().values("image_id").annotate(number=Max("model_version__number"))
                   .values_list("image_id", "number"))
     boxes: dict[int, list] = {image_id: [] for image_id in newest}
     rows = (Prediction.objects.filter(image_id__in=list(newest), model_version__number__in=set(newest.values()),
-                                      score__gte=REVIEW_THRESHOLD)
+                                      score__gte=threshold)
             .values_list("image_id", "model_version__number", "label_class_id", "x", "y", "w", "h", "score"))
     for image_id, number, class_id, x, y, w, h, score in rows:
         if number == newest[image_id]:

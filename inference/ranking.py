@@ -5,7 +5,7 @@ No Django here. The formula (docs/error-review.md, "Review priority"):
     priority = 0.3 * uncertainty + 0.3 * disagreement + 0.4 * count_anomaly
 
 - uncertainty (`image_uncertainty` below): the most doubtful box, 1 for a score
-  exactly at the review threshold, 0 for scores of 0 or 1.
+  exactly at the project's review threshold, 0 for scores of 0 or 1.
 - disagreement: 1 - F1 agreement between the confident boxes of the latest two versions that
   predicted the image (a pair agrees at IoU >= 0.5 and the same class); 0 when only one version has.
 - count_anomaly: how rare this many confident boxes is among the project's reviewed images:
@@ -20,15 +20,39 @@ Each part lies in 0..1 and is stored on the image, so the queue can say why an i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from inference.matching import ImagePredictions, ImageTruth, match_boxes
+from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 
 WEIGHTS = {"uncertainty": 0.3, "disagreement": 0.3, "count_anomaly": 0.4}
-# Boxes scored at least this are shown to reviewers by default and count as the model's answer;
-# a box scored near it is one a human should look at.
+# A new project's review threshold (Project.score_threshold): boxes scored at least this are shown
+# to reviewers by default and count as the model's answer; a box scored near it is one a human
+# should look at.
 REVIEW_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class ImageRanking:
+    uncertainty: float
+    disagreement: float | None
+    count_anomaly: float | None
+    priority: float
+
+
+def image_ranking(predicted: ImagePredictions, *, previous: ImagePredictions | None,
+                  reviewed_counts: Mapping[int, int] | None, threshold: float) -> ImageRanking:
+    """One image's ranking from every box one version predicted on it, whatever its score.
+
+    `previous`: the confident boxes of the version before on this image (None if none predicted it).
+    """
+    uncertainty = image_uncertainty(predicted.scores, threshold=threshold)
+    shown = confident(predicted, threshold)
+    disagree = disagreement(shown, previous) if previous is not None else None
+    anomaly = count_anomaly(len(shown.labels), reviewed_counts)
+    return ImageRanking(uncertainty, disagree, anomaly, review_priority(
+        uncertainty=uncertainty, disagreement=disagree, count_anomaly=anomaly))
 
 
 def review_priority(*, uncertainty: float, disagreement: float | None, count_anomaly: float | None) -> float:

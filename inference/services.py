@@ -16,12 +16,13 @@ from inference.architectures import ARCHITECTURES, WeightsError, weights_metadat
 from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion
 from project.jobs import JobStatus, job_cancel_request
 from review.models import Image, LabelClass, Project, ReviewStatus
-from review.services import label_class_create
+from review.services import label_class_create, project_update
 from webhooks.models import Event
 from webhooks.services import webhook_event_send
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
 OUTCOMES_TASK = "inference.tasks.box_outcomes_refresh"
+RERANK_TASK = "inference.tasks.project_rerank"
 # The architecture recorded for imported predictions: no weights, nothing to run.
 EXTERNAL_ARCHITECTURE = "external"
 
@@ -129,6 +130,24 @@ def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
     """
     image_ids = list(image_ids)
     transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
+
+
+def review_threshold_set(*, project: Project, threshold: float) -> Project:
+    """Set the score from which predictions are the model's answer (Project.score_threshold).
+
+    The queue's ranking and error review's outcomes depend on it, so a worker works them out again
+    for the whole project once this commits (inference/rerank.py); until then they show the old one.
+    """
+    previous = project.score_threshold
+    project_update(project=project, score_threshold=threshold)
+    if project.score_threshold != previous:
+        project_rerank_later(project=project)
+    return project
+
+
+def project_rerank_later(*, project: Project) -> None:
+    project_id = project.pk
+    transaction.on_commit(lambda: current_app.send_task(RERANK_TASK, args=[project_id]))
 
 
 def active_model_version(project: Project) -> ModelVersion | None:

@@ -1,12 +1,12 @@
 """Celery entry points of the inference app: load by id, call the service.
 
 The execution module (torch, torchvision) is imported inside the task, so a worker of the `default`
-queue, which runs only box_outcomes_refresh here, never loads torch; a worker that consumes the
+queue, which runs only box_outcomes_refresh and project_rerank here, never loads torch; a worker that consumes the
 `inference` queue imports it once at start (project/celery.py).
 """
 from celery import shared_task
 
-from inference import outcomes
+from inference import outcomes, rerank
 
 
 @shared_task(name="inference.tasks.inference_chunk_execute", acks_late=True)
@@ -20,3 +20,9 @@ def inference_chunk_execute(chunk_id: int) -> None:
 def box_outcomes_refresh(image_ids: list[int]) -> None:
     """Recomputed from scratch each time: a repeated or redelivered task writes the same rows."""
     outcomes.box_outcomes_refresh(image_ids=image_ids)
+
+
+@shared_task(name="inference.tasks.project_rerank", acks_late=True)
+def project_rerank(project_id: int) -> dict[str, int]:
+    """After the project's review threshold changed; worked out from scratch, so a repeat writes the same."""
+    return rerank.project_rerank(project_id=project_id)

@@ -38,6 +38,12 @@ class Project(models.Model):
     infer_on_upload = models.BooleanField(
         default=True, help_text="Run the active model on new images as soon as they are uploaded.",
     )
+    score_threshold = models.FloatField(
+        default=0.5,
+        help_text="Predictions scored at least this are the model's answer: shown in the editor, judged in error "
+        "review and counted in the review queue's ranking. Set it to the score your deployment keeps boxes at "
+        "(each model's threshold page suggests one).",
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -48,6 +54,11 @@ class Project(models.Model):
                 condition=Q(holdout_fraction__gte=0) & Q(holdout_fraction__lte=0.9),
                 name="project_holdout_fraction_range",
                 violation_error_message="The held-out fraction must be between 0 and 0.9.",
+            ),
+            models.CheckConstraint(
+                condition=Q(score_threshold__gte=0.01) & Q(score_threshold__lte=0.99),
+                name="project_score_threshold_range",
+                violation_error_message="The review threshold must be between 0.01 and 0.99.",
             ),
         ]
 
@@ -165,6 +176,10 @@ class Image(models.Model):
         "human boxes per image (0 to 1).",
     )
     inference_error = models.TextField(blank=True, help_text="Why the last inference could not read this image.")
+    ranked_by = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The number of the model version whose predictions set the scores above "
+        "(so they can be worked out again when the project's review threshold changes); empty before inference.",
+    )
     correction_count = models.PositiveIntegerField(
         default=0, help_text="Corrections reviewers made on it so far: the sum over its review events, kept by each "
         "save (the queue sorts by it; a sum per image over 100k images took 0.4 s a page).",

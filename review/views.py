@@ -295,6 +295,7 @@ def image_editor(request: HttpRequest, image_id: int) -> HttpResponse:
             "csrf_token": get_token(request),
             "username": request.user.get_username(),
             "can_approve": can_approve,
+            "project": {"id": project.pk, "score_threshold": project.score_threshold},
             "urls": {
                 "save": reverse("api:image_boxes", args=[image.pk]),
                 "status": reverse("api:image_status", args=[image.pk]),

@@ -79,14 +79,14 @@ class ModelVersionCompare(APIView):
         parameters=[OpenApiParameter("first", OpenApiTypes.INT, required=True, description="Older version id"),
                     OpenApiParameter("second", OpenApiTypes.INT, required=True, description="Newer version id"),
                     OpenApiParameter("score_threshold", OpenApiTypes.FLOAT,
-                                     description="Predictions counted as errors from this score (default 0.5)")],
+                                     description="Predictions counted as errors from this score (default: the project's review threshold)")],
         responses=s.ComparisonSerializer,
         summary="Two versions on the same reviewed holdout images: mAP, per-class AP, images fixed and broken")
     def get(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id)
         versions = [self._version(request, project, name) for name in ("first", "second")]
         try:
-            threshold = float(request.query_params.get("score_threshold", "0.5"))
+            threshold = float(request.query_params.get("score_threshold", project.score_threshold))
         except ValueError:
             threshold = -1.0
         if not 0 <= threshold <= 1:

@@ -19,7 +19,7 @@ def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[Traini
             .order_by("-created_at")[:limit])
 
 
-def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_threshold: float = 0.5,
+def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_threshold: float,
                            image_limit: int = 50) -> dict:
     """Two versions judged on the same images: the reviewed holdout images both have predictions for.
 

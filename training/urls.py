@@ -13,5 +13,6 @@ urlpatterns = [
     path("projects/<id:project_id>/models/upload", views.model_version_upload, name="model_version_upload"),
     path("training-runs/<id:run_id>/cancel", views.training_cancel, name="training_cancel"),
     path("model-versions/<id:version_id>/thresholds/", views.model_version_thresholds, name="thresholds"),
+    path("model-versions/<id:version_id>/review-threshold", views.review_threshold_use, name="review_threshold_use"),
     path("model-versions/<id:version_id>/promote", views.model_version_promote, name="model_version_promote"),
 ]

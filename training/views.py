@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion
-from inference.services import model_version_activate, model_version_create
+from inference.services import model_version_activate, model_version_create, review_threshold_set
 from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
 from review.models import Image, Role
@@ -123,6 +124,31 @@ def model_version_promote(request: HttpRequest, version_id: int) -> HttpResponse
 
 
 @login_required
+@require_POST
+def review_threshold_use(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
+    """From a version's threshold page: review the project at the threshold chosen there."""
+    version = object_for_member(request.user, ModelVersion.objects.select_related("project"), version_id,
+                                role=Role.MANAGER)
+    back = HttpResponseRedirect(reverse("training:thresholds", args=[version.pk]))
+    try:
+        threshold = float(request.POST.get("threshold", ""))
+        if threshold != threshold:  # NaN
+            raise ValueError
+    except ValueError:
+        messages.error(request, "The review threshold was not changed: it must be a number.")
+        return back
+    try:
+        with transaction.atomic():
+            review_threshold_set(project=version.project, threshold=threshold)
+    except ValidationError as exc:
+        messages.error(request, f"The review threshold was not changed: {' '.join(exc.messages)}")
+        return back
+    messages.success(request, f"{version.project.name} is reviewed at ≥ {version.project.score_threshold:.4g} now: the "
+                              "editor shows those boxes, and the queue and error review follow in a moment.")
+    return back
+
+
+@login_required
 @require_GET
 def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpResponse:
     """Two versions on the same reviewed holdout images: scores side by side, the images fixed and broken."""
@@ -135,7 +161,7 @@ def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpRe
         (v for v in versions if second and v.number < second.number), None)
     comparison = None
     if first and second and first != second:
-        comparison = model_versions_compare(first=first, second=second)
+        comparison = model_versions_compare(first=first, second=second, score_threshold=project.score_threshold)
         images = Image.objects.in_bulk([row["image"] for row in comparison["fixed"] + comparison["broke"]])
         for row in comparison["fixed"] + comparison["broke"]:
             row["name"] = images[row["image"]].original_name
@@ -158,8 +184,11 @@ def model_version_thresholds(request: HttpRequest, version_id: int) -> HttpRespo
     rule = query.validated_data if not errors else {"choose": "f1", "target": None}
     result = model_version_operating_points(version=version, **rule)
     confusion = result["confusion"]
+    chosen = result["curves"][0]["chosen"] if result["curves"] else None  # the pooled curve comes first
     return render(request, "training/thresholds.html", {
         "project": version.project, "version": version, "result": result, "errors": errors,
+        "can_manage": member_of(request.user, version.project_id).has_role(Role.MANAGER),
+        "review_at": chosen["threshold"] if chosen and 0.01 <= chosen["threshold"] <= 0.99 else None,
         "choose": request.GET.get("choose", "f1"), "target": request.GET.get("target", ""),
         "confusion_columns": [*confusion["classes"], "missed"] if confusion else [],
         "confusion_rows": list(zip([*confusion["classes"], "nothing there"], confusion["counts"])) if confusion else [],

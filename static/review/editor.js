@@ -23,7 +23,12 @@
   let items = [];          // {key, kind: "prediction" | "box", predictionId, cls, x, y, w, h, score}
   let selected = null;     // key of the selected item
   let drawClass = classes.length ? classes[0].id : null;
-  let threshold = parseFloat(localStorage.getItem("review.threshold") || "0.3");
+  // The slider starts at the project's review threshold. A reviewer who moves it keeps their value in
+  // this project until a manager sets a new review threshold, which everyone then starts from.
+  const thresholdKey = `review.threshold.${data.project.id}`;
+  const savedThreshold = JSON.parse(localStorage.getItem(thresholdKey) || "null");
+  let threshold = savedThreshold && savedThreshold.project === data.project.score_threshold
+    ? savedThreshold.value : data.project.score_threshold;
   let view = {x: 0, y: 0, w: image.width, h: image.height};
   let undoStack = [], redoStack = [];
   let drag = null;         // what the mouse is doing: move, resize, draw or pan
@@ -613,7 +618,7 @@
   thresholdInput.addEventListener("input", () => {
     threshold = parseFloat(thresholdInput.value);
     thresholdValue.textContent = threshold.toFixed(2);
-    localStorage.setItem("review.threshold", String(threshold));
+    localStorage.setItem(thresholdKey, JSON.stringify({project: data.project.score_threshold, value: threshold}));
     render();
   });
   for (const button of document.querySelectorAll("[data-class]")) {

@@ -65,6 +65,7 @@ PAGE_RULES = {
     ("training:project_models", "GET"): A,
     ("training:compare", "GET"): A,
     ("training:thresholds", "GET"): A,
+    ("training:review_threshold_use", "POST"): M,
     ("training:training_start", "POST"): M,
     ("training:model_version_upload", "POST"): M,
     ("training:training_cancel", "POST"): M,

@@ -63,7 +63,7 @@ def test_only_managers_see_the_settings_link(client, project):
 def test_settings_are_saved(client, project, manager):
     response = client.post(reverse("review:project_settings", args=[project.pk]), {
         "name": "Parking lot west", "description": "Camera 4", "holdout_fraction": "0.3",
-        "retrain_after_reviews": "50", "infer_on_upload": ""}, follow=True)
+        "retrain_after_reviews": "50", "infer_on_upload": "", "score_threshold": "0.5"}, follow=True)
     assert "Settings saved." in _messages(response)
     project.refresh_from_db()
     assert (project.name, project.description, project.holdout_fraction, project.retrain_after_reviews,
@@ -77,10 +77,12 @@ def test_settings_are_saved(client, project, manager):
     ("retrain_after_reviews", "-1", "greater than or equal to 0"),
     ("name", "   ", "This field is required."),
     ("holdout_fraction", "lots", "Enter a number."),
+    ("score_threshold", "0", "greater than or equal to 0.01"),
+    ("score_threshold", "nan", "Enter a number."),
 ])
 def test_bad_settings_are_shown_on_the_form_and_change_nothing(client, project, manager, field, value, said):
     data = {"name": "Renamed", "description": "", "holdout_fraction": "0.2", "retrain_after_reviews": "0",
-            "infer_on_upload": "on", field: value}
+            "infer_on_upload": "on", "score_threshold": "0.5", field: value}
     response = client.post(reverse("review:project_settings", args=[project.pk]), data)
     assert response.status_code == 400
     assert said in response.content.decode()

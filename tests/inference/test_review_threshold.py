@@ -1,0 +1,152 @@
+"""The project's review threshold: what counts as the model's answer, set by a manager, and the stored
+rankings and outcomes worked out again from the predictions already in the database."""
+import math
+
+import pytest
+from django.urls import reverse
+
+from inference.execution import _write_batch
+from inference.models import BoxOutcome
+from inference.rerank import project_rerank
+from inference.services import review_threshold_set
+from review.models import Image, Project, ReviewStatus
+from review.services import BoxIn, image_boxes_save
+from tests.factories import add_images, add_member, add_model_version, api_client, make_project
+from tests.inference.test_ranking import _result
+
+pytestmark = pytest.mark.django_db
+
+RANK_FIELDS = ("uncertainty", "disagreement", "count_anomaly", "priority", "ranked_by")
+BOX = [10, 10, 40, 40]
+OTHER_BOX = [50, 50, 80, 80]
+
+
+def _ranking(image: Image) -> tuple:
+    return Image.objects.values_list(*RANK_FIELDS).get(pk=image.pk)
+
+
+@pytest.fixture
+def scene(django_capture_on_commit_callbacks):
+    """v1 then v2 predicted a queue image and a reviewed one; v2's second box scores 0.4, between 0.3 and 0.5."""
+    project = make_project()
+    queued, reviewed, crowd = add_images(project, 3, size=96)
+    circle = project.label_classes.get(index=0)
+    label_map = {1: circle.pk}
+    image_boxes_save(image=reviewed, user=add_member(project), version=reviewed.version,
+                     boxes=[BoxIn(label_class_id=circle.pk, x=10, y=10, w=30, h=30)])
+    first, second = add_model_version(project), add_model_version(project)
+    _write_batch(first, [_result(queued, [BOX], [1], [0.45])], label_map, threshold=0.5)
+    reviewed_counts = {1: 1}
+    batch = [_result(queued, [BOX, OTHER_BOX], [1, 1], [0.95, 0.4]),
+             _result(reviewed, [BOX, OTHER_BOX], [1, 1], [0.9, 0.4]),
+             _result(crowd, [], [], [])]
+    _write_batch(second, batch, label_map, reviewed_counts, threshold=0.5)
+    return {"project": project, "queued": queued, "reviewed": reviewed, "crowd": crowd, "second": second,
+            "batch": batch, "label_map": label_map, "reviewed_counts": reviewed_counts}
+
+
+def test_a_new_threshold_ranks_the_queue_as_an_inference_run_at_it_would(scene, django_capture_on_commit_callbacks):
+    project, queued = scene["project"], scene["queued"]
+    at_half = _ranking(queued)
+    assert at_half[1] == 1.0  # v1's 0.45 box was no answer at 0.5: v2's one confident box disagrees fully
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        review_threshold_set(project=project, threshold=0.3)
+    assert len(callbacks) == 1  # the worker's rerank, once this commits
+    assert project_rerank(project_id=project.pk) == {"ranked": 2, "judged": 1}
+    reranked, crowd = _ranking(queued), _ranking(scene["crowd"])
+    assert reranked != at_half and reranked[-1] == 2  # still v2's ranking, at the new threshold
+    # The same scores as v2 predicting the images again at 0.3.
+    _write_batch(scene["second"], scene["batch"], scene["label_map"], scene["reviewed_counts"], threshold=0.3)
+    assert _ranking(queued) == pytest.approx(reranked) and _ranking(scene["crowd"]) == pytest.approx(crowd)
+
+
+def test_a_new_threshold_judges_the_reviewed_images_again(scene, django_capture_on_commit_callbacks):
+    project, reviewed = scene["project"], scene["reviewed"]
+    kinds = lambda: sorted(BoxOutcome.objects.filter(image=reviewed, model_version=scene["second"])  # noqa: E731
+                           .values_list("kind", flat=True))
+    assert kinds() == ["tp"]  # the 0.4 box was shown to nobody: not an error
+    with django_capture_on_commit_callbacks(execute=False):
+        review_threshold_set(project=project, threshold=0.3)
+    project_rerank(project_id=project.pk)
+    assert kinds() == ["fp", "tp"]  # a deployment keeping boxes from 0.3 would draw it
+
+
+def test_an_unchanged_threshold_queues_nothing_and_a_review_meanwhile_is_kept(scene, django_capture_on_commit_callbacks):
+    project, queued = scene["project"], scene["queued"]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        review_threshold_set(project=project, threshold=0.5)
+    assert callbacks == []
+    Image.objects.filter(pk=queued.pk).update(status=ReviewStatus.REVIEWED, priority=-1.0)
+    project.score_threshold = 0.3
+    project.save()
+    project_rerank(project_id=project.pk)
+    assert Image.objects.get(pk=queued.pk).priority == -1.0  # out of the queue: left as it was
+    assert project_rerank(project_id=987654) == {"ranked": 0, "judged": 0}  # a project deleted meanwhile
+
+
+@pytest.mark.parametrize("value", [0, 1, -0.2, "nan", "inf", "half"])
+def test_the_api_refuses_a_threshold_out_of_range_and_changes_nothing(value):
+    project = make_project()
+    manager = project.memberships.get().user
+    response = api_client(manager).patch(f"/api/v1/projects/{project.pk}/",
+                                         {"name": "Renamed", "score_threshold": value}, format="json")
+    assert response.status_code == 400 and "score_threshold" in response.json()["fields"]
+    assert Project.objects.values_list("name", "score_threshold").get(pk=project.pk) == ("Shapes", 0.5)
+
+
+def test_the_api_sets_the_threshold_and_reranks(django_capture_on_commit_callbacks):
+    project = make_project()
+    manager = project.memberships.get().user
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = api_client(manager).patch(f"/api/v1/projects/{project.pk}/", {"score_threshold": 0.35},
+                                             format="json")
+    assert response.status_code == 200 and response.json()["score_threshold"] == 0.35
+    assert len(callbacks) == 1
+    annotator = add_member(project)
+    assert api_client(annotator).patch(f"/api/v1/projects/{project.pk}/", {"score_threshold": 0.6},
+                                       format="json").status_code == 403
+    assert Project.objects.get(pk=project.pk).score_threshold == 0.35
+
+
+def test_the_settings_page_sets_the_threshold(client, django_capture_on_commit_callbacks):
+    project = make_project()
+    client.force_login(project.memberships.get().user)
+    data = {"name": "Shapes", "description": "", "holdout_fraction": "0.2", "retrain_after_reviews": "0",
+            "infer_on_upload": "on", "score_threshold": "0.25"}
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("review:project_settings", args=[project.pk]), data)
+    assert response.status_code == 302 and len(callbacks) == 1
+    assert Project.objects.get(pk=project.pk).score_threshold == 0.25
+    refused = client.post(reverse("review:project_settings", args=[project.pk]), {**data, "score_threshold": "1"})
+    assert refused.status_code == 400 and "less than or equal to 0.99" in refused.content.decode()
+
+
+def test_the_thresholds_page_offers_its_chosen_threshold_to_managers(client, django_capture_on_commit_callbacks):
+    project = make_project()
+    version = add_model_version(project)
+    [image] = add_images(project, 1, size=96)
+    circle = project.label_classes.get(index=0)
+    Image.objects.filter(pk=image.pk).update(split="holdout")
+    image.refresh_from_db()
+    image_boxes_save(image=image, user=None, version=image.version,
+                     boxes=[BoxIn(label_class_id=circle.pk, x=10, y=10, w=30, h=30)])
+    _write_batch(version, [_result(image, [BOX], [1], [0.3125])], {1: circle.pk})
+    page_url = reverse("training:thresholds", args=[version.pk])
+    client.force_login(project.memberships.get().user)
+    page = client.get(page_url).content.decode()
+    assert "is reviewed at <strong>≥ 0.5</strong>" in page and "Review at ≥ 0.3125 instead" in page
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("training:review_threshold_use", args=[version.pk]), {"threshold": "0.3125"},
+                               follow=True)
+    assert "Shapes is reviewed at ≥ 0.3125 now" in response.content.decode() and len(callbacks) == 1
+    assert Project.objects.get(pk=project.pk).score_threshold == 0.3125
+    assert "instead" not in client.get(page_url).content.decode()  # nothing left to offer
+    for bad in ("0.995", "nan", ""):
+        response = client.post(reverse("training:review_threshold_use", args=[version.pk]), {"threshold": bad},
+                               follow=True)
+        assert "The review threshold was not changed" in response.content.decode()
+    assert Project.objects.get(pk=project.pk).score_threshold == 0.3125
+    annotator = add_member(project)
+    client.force_login(annotator)
+    assert "instead" not in client.get(page_url).content.decode()
+    assert math.isclose(Project.objects.get(pk=project.pk).score_threshold, 0.3125)
