@@ -3,7 +3,7 @@ import pytest
 
 from inference.models import InferenceRun, Prediction
 from inference.services import inference_run_create
-from review.models import Annotation, Comment, Image, Mention, ReviewEvent, ReviewStatus, Role
+from review.models import Annotation, Comment, Image, Mention, Project, ReviewEvent, ReviewStatus, Role
 from review.services import BoxIn, image_boxes_save
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import add_images, add_member, add_model_version, make_project
@@ -98,6 +98,24 @@ def test_review_an_image_by_keyboard_and_mouse(page, scene):
     page.goto(f"{page.base_url}/images/{first.pk}/edit")  # reload: the saved state comes back
     page.wait_for_function("window.reviewEditor !== undefined")
     assert "3 boxes, 0 predictions to decide" in page.text_content("#status-line")
+
+
+def test_the_score_slider_starts_at_the_projects_review_threshold(page, scene):
+    project, first = scene["project"], scene["images"][0]
+    Project.objects.filter(pk=project.pk).update(score_threshold=0.7)
+    log_in(page, scene["user"])
+
+    def open_editor() -> str:
+        page.goto(f"{page.base_url}/images/{first.pk}/edit")
+        page.wait_for_function("window.reviewEditor !== undefined")
+        return page.input_value("#threshold")
+    assert open_editor() == "0.7"
+    assert "1 prediction to decide" in page.text_content("#status-line")  # the 0.9 circle; not the 0.6 square
+    page.fill("#threshold", "0.5")
+    assert "2 predictions to decide" in page.text_content("#status-line")
+    assert open_editor() == "0.5"  # the reviewer's own value, kept in this project
+    Project.objects.filter(pk=project.pk).update(score_threshold=0.2)  # a manager reviews at another threshold
+    assert open_editor() == "0.2"
 
 
 def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):
