@@ -16,6 +16,7 @@ from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, Project, ReviewEvent,
     StatusChange,
 )
+from inference.services import project_rerank_later
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
@@ -60,7 +61,8 @@ def _report(request, label: str, action) -> None:
 
 @admin.register(Project)
 class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
-    list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "created_at"]
+    list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "score_threshold",
+                    "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, LabelClassInline]
     actions = ["start_fine_tuning", "export_reviewed_labels"]
@@ -69,6 +71,11 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
         # The human boxes that PROTECT their label classes go with the project's images (project_delete).
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         return deleted, counts, perms_needed, []
+
+    def save_model(self, request, project, form, change):
+        super().save_model(request, project, form, change)
+        if change and "score_threshold" in form.changed_data:  # as review_threshold_set does
+            project_rerank_later(project=project)
 
     def delete_model(self, request, project):
         project_delete(project=project)

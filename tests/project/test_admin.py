@@ -1,5 +1,6 @@
 """The Django admin: every model listed for staff, fast change lists, and actions that call the services."""
 import json
+from html.parser import HTMLParser
 
 import pytest
 from django.apps import apps
@@ -154,3 +155,41 @@ def test_deleting_images_and_projects_goes_through_the_services(staff, project, 
         staff.post(reverse("admin:review_project_delete", args=[project.pk]), {"post": "yes"})
     assert not Project.objects.exists()
     assert not any(default_storage.exists(name) for name in names)
+
+
+class _ChangeForm(HTMLParser):
+    """The values an admin change page would post back as they are (inline formsets included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._select: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and (attrs.get("type") not in ("checkbox", "submit") or "checked" in attrs):
+            self.data[name] = attrs.get("value") or ("on" if attrs.get("type") == "checkbox" else "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.data[self._select] = attrs.get("value", "")
+        elif tag == "textarea" and name:
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+
+
+def test_a_review_threshold_changed_in_the_admin_ranks_the_project_again(staff, project,
+                                                                          django_capture_on_commit_callbacks):
+    url = reverse("admin:review_project_change", args=[project.pk])
+    form = _ChangeForm()
+    form.feed(staff.get(url).content.decode())
+    with django_capture_on_commit_callbacks(execute=False) as unchanged:
+        assert staff.post(url, form.data).status_code == 302
+    with django_capture_on_commit_callbacks(execute=False) as changed:
+        assert staff.post(url, {**form.data, "score_threshold": "0.35"}).status_code == 302
+    assert (len(unchanged), len(changed)) == (0, 1)
+    assert Project.objects.get(pk=project.pk).score_threshold == 0.35
