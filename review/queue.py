@@ -111,7 +111,9 @@ def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> 
     """Box and prediction counts as correlated subqueries: cost grows with the page, not the table.
     (Corrections are kept on the image itself: the queue sorts by them.)"""
     boxes = Annotation.objects.filter(image=OuterRef("pk")).values("image").annotate(n=Count("id")).values("n")
-    predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active)
+    # What the editor will show: the active model's boxes at or above the project's review threshold.
+    predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active,
+                                             score__gte=OuterRef("project__score_threshold"))
                    .values("image").annotate(n=Count("id")).values("n"))
     return images.select_related("held_by", "assigned_to").annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),

@@ -138,7 +138,10 @@
     renderList();
     const boxes = items.filter((i) => i.kind === "box").length;
     const pending = visible().filter((i) => i.kind === "prediction").length;
+    // The queue ranks an image by its most doubtful box, which may lie just under the threshold: say so.
+    const hidden = items.filter((i) => i.kind === "prediction").length - pending;
     statusLine.textContent = `${boxes} box${boxes === 1 ? "" : "es"}, ${pending} prediction${pending === 1 ? "" : "s"} to decide` +
+      (hidden ? ` (${hidden} more under ${thresholdText()}: lower the score slider to see ${hidden === 1 ? "it" : "them"})` : "") +
       ` · ${image.status} · version ${image.version}` + (dirty ? " · unsaved changes" : "");
     if (sendBack) sendBack.hidden = image.status === "unreviewed";
     document.getElementById("undo").disabled = !undoStack.length;
@@ -613,11 +616,17 @@
 
   // --- Toolbar -------------------------------------------------------------------------------------
 
+  // Two decimals, or up to four for a review threshold chosen between the slider's steps (0.1137).
+  function thresholdText() {
+    return Math.abs(threshold * 100 - Math.round(threshold * 100)) < 1e-6 ? threshold.toFixed(2)
+      : String(Number(threshold.toFixed(4)));
+  }
+
   thresholdInput.value = threshold;
-  thresholdValue.textContent = threshold.toFixed(2);
+  thresholdValue.textContent = thresholdText();
   thresholdInput.addEventListener("input", () => {
     threshold = parseFloat(thresholdInput.value);
-    thresholdValue.textContent = threshold.toFixed(2);
+    thresholdValue.textContent = thresholdText();
     localStorage.setItem(thresholdKey, JSON.stringify({project: data.project.score_threshold, value: threshold}));
     render();
   });

@@ -110,12 +110,17 @@ def test_the_score_slider_starts_at_the_projects_review_threshold(page, scene):
         page.wait_for_function("window.reviewEditor !== undefined")
         return page.input_value("#threshold")
     assert open_editor() == "0.7"
-    assert "1 prediction to decide" in page.text_content("#status-line")  # the 0.9 circle; not the 0.6 square
+    # The 0.9 circle; the 0.6 square and the 0.1 one are said to be under the threshold.
+    assert ("1 prediction to decide (2 more under 0.70: lower the score slider to see them)"
+            in page.text_content("#status-line"))
     page.fill("#threshold", "0.5")
-    assert "2 predictions to decide" in page.text_content("#status-line")
+    assert "2 predictions to decide (1 more under 0.50" in page.text_content("#status-line")
     assert open_editor() == "0.5"  # the reviewer's own value, kept in this project
-    Project.objects.filter(pk=project.pk).update(score_threshold=0.2)  # a manager reviews at another threshold
-    assert open_editor() == "0.2"
+    Project.objects.filter(pk=project.pk).update(score_threshold=0.1137)  # a manager reviews at another threshold
+    open_editor()
+    assert page.text_content("#threshold-value") == "0.1137"  # between the slider's steps: said exactly
+    assert "0 boxes, 2 predictions to decide (1 more under 0.1137: lower the score slider to see it)" in (
+        page.text_content("#status-line"))
 
 
 def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):

@@ -150,3 +150,15 @@ def test_the_thresholds_page_offers_its_chosen_threshold_to_managers(client, dja
     client.force_login(annotator)
     assert "instead" not in client.get(page_url).content.decode()
     assert math.isclose(Project.objects.get(pk=project.pk).score_threshold, 0.3125)
+
+
+def test_the_queue_counts_the_predictions_the_editor_will_show(scene):
+    project, queued = scene["project"], scene["queued"]  # v2, the active model: 0.95 and 0.4 on it
+    manager = project.memberships.get(role="manager").user
+
+    def counted() -> int:
+        rows = api_client(manager).get(f"/api/v1/projects/{project.pk}/images/").json()["results"]
+        return next(row["prediction_count"] for row in rows if row["id"] == queued.pk)
+    assert counted() == 1
+    Project.objects.filter(pk=project.pk).update(score_threshold=0.3)
+    assert counted() == 2
