@@ -25,7 +25,7 @@ from inference.matching import ImagePredictions
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.pipeline import ImageResult, predict_stream
 from inference.ranking import REVIEW_THRESHOLD, image_ranking
-from project.bulk_insert import rows_insert
+from project.bulk_insert import rows_insert, rows_update
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from project.row_locks import key_share_lock, update_lock
 from project.storage import storage_reader
@@ -212,7 +212,7 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
         images.append(("", rank.uncertainty, rank.disagreement, rank.count_anomaly, rank.priority, version.number,
                        result.key))
     written = _predictions_insert(version, kept)
-    _update_many(Image, IMAGE_SCORE_COLUMNS, images)
+    rows_update(Image, IMAGE_SCORE_COLUMNS, images)
     reviewed = list(Image.objects.filter(pk__in=keys, status__in=REVIEWED_STATUSES).values_list("pk", flat=True))
     if reviewed:
         box_outcomes_refresh(image_ids=reviewed, model_version_ids=[version.pk])
@@ -247,20 +247,6 @@ def _predictions_insert(version: ModelVersion, kept: list[tuple[int, np.ndarray,
         "x": boxes[:, 0], "y": boxes[:, 1], "w": boxes[:, 2] - boxes[:, 0], "h": boxes[:, 3] - boxes[:, 1],
         "score": np.concatenate(scores),
     })
-
-
-def _update_many(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """UPDATE rows by id (the id last in each row) with one executemany.
-
-    bulk_update builds model objects and compiles SQL per row, holding the GIL that the model's
-    thread needs; executemany runs the loop in the database driver.
-    """
-    if not rows:
-        return
-    names = [model._meta.get_field(name).column for name in columns]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {model._meta.db_table} SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s",
-                           rows)
 
 
 @transaction.atomic

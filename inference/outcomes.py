@@ -83,7 +83,8 @@ def _truths(images: set[int]) -> dict[int, list[tuple]]:
 
 def _confident_predictions(image_ids: list[int], version_ids: list[int] | None) -> dict[tuple, list[tuple]]:
     # Each image's own project's review threshold, in the query: one read whatever the projects.
-    rows = Prediction.objects.filter(image_id__in=image_ids, score__gte=F("image__project__score_threshold")).order_by("id")
+    rows = (Prediction.objects.filter(image_id__in=image_ids, score__gte=F("image__project__score_threshold"))
+            .order_by("id"))
     if version_ids is not None:
         rows = rows.filter(model_version_id__in=version_ids)
     found = defaultdict(list)

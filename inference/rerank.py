@@ -13,11 +13,13 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import numpy as np
+from django.db import transaction
 
 from inference.matching import ImagePredictions
 from inference.models import ModelVersion, Prediction
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.ranking import image_ranking
+from project.bulk_insert import rows_update
 from review.models import REVIEWED_STATUSES, Image, Project, ReviewStatus
 
 CHUNK = 500
@@ -51,6 +53,7 @@ def _chunks(ids) -> Iterator[list[int]]:
         last = page[-1]
 
 
+@transaction.atomic
 def _chunk_rerank(project: Project, image_ids: list[int], reviewed_counts: dict[int, int]) -> int:
     ranked_by = dict(Image.objects.filter(pk__in=image_ids).values_list("pk", "ranked_by"))
     versions = dict(ModelVersion.objects.filter(project=project, number__in=set(ranked_by.values()))
@@ -67,15 +70,14 @@ def _chunk_rerank(project: Project, image_ids: list[int], reviewed_counts: dict[
         previous = previous_predictions(group, before=number, threshold=project.score_threshold)
         for image_id in group:
             table = np.asarray(boxes[image_id], dtype=np.float64).reshape(-1, 6)
-            rank = image_ranking(ImagePredictions(image_id, table[:, :4].astype(np.float32), table[:, 4].astype(np.int64),
-                                                  table[:, 5].astype(np.float32)),
-                                 previous=previous.get(image_id), reviewed_counts=reviewed_counts,
+            predicted = ImagePredictions(image_id, table[:, :4].astype(np.float32), table[:, 4].astype(np.int64),
+                                         table[:, 5].astype(np.float32))
+            rank = image_ranking(predicted, previous=previous.get(image_id), reviewed_counts=reviewed_counts,
                                  threshold=project.score_threshold)
-            rows.append(Image(pk=image_id, uncertainty=rank.uncertainty, disagreement=rank.disagreement,
-                              count_anomaly=rank.count_anomaly, priority=rank.priority))
+            rows.append((rank.uncertainty, rank.disagreement, rank.count_anomaly, rank.priority, image_id))
     # Only images still unreviewed: a review saved meanwhile took the image out of the queue.
-    still = set(Image.objects.filter(pk__in=[row.pk for row in rows], status=ReviewStatus.UNREVIEWED)
+    still = set(Image.objects.filter(pk__in=[row[-1] for row in rows], status=ReviewStatus.UNREVIEWED)
                 .values_list("pk", flat=True))
-    rows = [row for row in rows if row.pk in still]
-    Image.objects.bulk_update(rows, ["uncertainty", "disagreement", "count_anomaly", "priority"], batch_size=CHUNK)
+    rows = [row for row in rows if row[-1] in still]
+    rows_update(Image, ("uncertainty", "disagreement", "count_anomaly", "priority"), rows)
     return len(rows)
