@@ -132,14 +132,14 @@ def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
     transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
 
 
-def review_threshold_set(*, project: Project, threshold: float) -> Project:
-    """Set the score from which predictions are the model's answer (Project.score_threshold).
+def project_settings_update(*, project: Project, **changes) -> Project:
+    """review.services.project_update, and a whole-project rerank when the review threshold changed.
 
-    The queue's ranking and error review's outcomes depend on it, so a worker works them out again
-    for the whole project once this commits (inference/rerank.py); until then they show the old one.
+    The queue's ranking and error review's outcomes depend on Project.score_threshold, so a worker
+    works them out again once this commits (inference/rerank.py); until then they show the old one.
     """
     previous = project.score_threshold
-    project_update(project=project, score_threshold=threshold)
+    project_update(project=project, **changes)
     if project.score_threshold != previous:
         project_rerank_later(project=project)
     return project

@@ -1,8 +1,8 @@
 """Celery entry points of the inference app: load by id, call the service.
 
 The execution module (torch, torchvision) is imported inside the task, so a worker of the `default`
-queue, which runs only box_outcomes_refresh and project_rerank here, never loads torch; a worker that consumes the
-`inference` queue imports it once at start (project/celery.py).
+queue, which runs only box_outcomes_refresh and project_rerank here, never loads torch; a worker
+that consumes the `inference` queue imports it once at start (project/celery.py).
 """
 from celery import shared_task
 

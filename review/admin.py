@@ -10,13 +10,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
+from inference.services import project_rerank_later
 from project.admin_base import ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, Project, ReviewEvent,
     StatusChange,
 )
-from inference.services import project_rerank_later
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
 
@@ -74,7 +74,7 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
 
     def save_model(self, request, project, form, change):
         super().save_model(request, project, form, change)
-        if change and "score_threshold" in form.changed_data:  # as review_threshold_set does
+        if change and "score_threshold" in form.changed_data:  # as project_settings_update does
             project_rerank_later(project=project)
 
     def delete_model(self, request, project):

@@ -10,7 +10,6 @@ import posixpath
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
@@ -26,7 +25,7 @@ from rest_framework.views import APIView
 from inference.models import ModelVersion, Prediction
 from inference.services import (
     active_model_version, active_model_version_id, box_outcomes_refresh_later, inference_run_after_upload,
-    review_threshold_set,
+    project_settings_update,
 )
 from project.api import conflict, member_object, member_project, query_id, validated
 from review import serializers as s
@@ -81,12 +80,7 @@ class ProjectDetail(APIView):
                    summary="Change settings (manager)")
     def patch(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.MANAGER)
-        changes = validated(s.ProjectUpdateSerializer, request.data)
-        threshold = changes.pop("score_threshold", None)
-        with transaction.atomic():  # all of it or nothing
-            services.project_update(project=project, **changes)
-            if threshold is not None:
-                review_threshold_set(project=project, threshold=threshold)
+        project_settings_update(project=project, **validated(s.ProjectUpdateSerializer, request.data))
         return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project_id)).data)
 
     @extend_schema(responses={204: None}, summary="Delete the project with all its images and models (manager)")

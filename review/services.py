@@ -68,7 +68,7 @@ def project_create(*, name: str, owner: AbstractBaseUser, class_names: Sequence[
 @transaction.atomic
 def project_update(*, project: Project, **changes) -> Project:
     """Change a project's settings; only the fields a manager may edit."""
-    # score_threshold: through inference.services.review_threshold_set, which also ranks the queue again.
+    # score_threshold: through inference.services.project_settings_update, which also ranks the queue again.
     editable = {"name", "description", "holdout_fraction", "retrain_after_reviews", "infer_on_upload",
                 "score_threshold"}
     if unknown := sorted(set(changes) - editable):

@@ -10,14 +10,13 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from inference.services import review_threshold_set
+from inference.services import project_settings_update
 from review import services
 from review.access import object_for_member, project_for_member
 from review.forms import (
@@ -49,12 +48,8 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         return _settings_page(request, project, form)
     form = ProjectSettingsForm(request.POST)
     if form.is_valid():
-        changes = dict(form.cleaned_data)
-        threshold = changes.pop("score_threshold")
         try:
-            with transaction.atomic():  # all of it or nothing
-                services.project_update(project=project, **changes)
-                review_threshold_set(project=project, threshold=threshold)
+            project_settings_update(project=project, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

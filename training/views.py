@@ -1,10 +1,10 @@
 """Browser actions for the learning loop: fine-tune, cancel, promote or roll back a version."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion
-from inference.services import model_version_activate, model_version_create, review_threshold_set
+from inference.services import model_version_activate, model_version_create, project_settings_update
 from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
 from review.models import Image, Role
@@ -129,23 +129,15 @@ def review_threshold_use(request: HttpRequest, version_id: int) -> HttpResponseR
     """From a version's threshold page: review the project at the threshold chosen there."""
     version = object_for_member(request.user, ModelVersion.objects.select_related("project"), version_id,
                                 role=Role.MANAGER)
-    back = HttpResponseRedirect(reverse("training:thresholds", args=[version.pk]))
-    try:
-        threshold = float(request.POST.get("threshold", ""))
-        if threshold != threshold:  # NaN
-            raise ValueError
-    except ValueError:
-        messages.error(request, "The review threshold was not changed: it must be a number.")
-        return back
-    try:
-        with transaction.atomic():
-            review_threshold_set(project=version.project, threshold=threshold)
+    try:  # forms.FloatField refuses text, NaN and infinity; the model's constraint the range
+        threshold = forms.FloatField().clean(request.POST.get("threshold"))
+        project_settings_update(project=version.project, score_threshold=threshold)
     except ValidationError as exc:
         messages.error(request, f"The review threshold was not changed: {' '.join(exc.messages)}")
-        return back
-    messages.success(request, f"{version.project.name} is reviewed at ≥ {version.project.score_threshold:.4g} now: the "
-                              "editor shows those boxes, and the queue and error review follow in a moment.")
-    return back
+    else:
+        messages.success(request, f"{version.project.name} is reviewed at ≥ {version.project.score_threshold:.4g} now: "
+                                  "the editor shows those boxes, and the queue and error review follow in a moment.")
+    return HttpResponseRedirect(reverse("training:thresholds", args=[version.pk]))
 
 
 @login_required

@@ -8,7 +8,7 @@ from django.urls import reverse
 from inference.execution import _write_batch
 from inference.models import BoxOutcome
 from inference.rerank import project_rerank
-from inference.services import review_threshold_set
+from inference.services import project_settings_update
 from review.models import Image, Project, ReviewStatus
 from review.services import BoxIn, image_boxes_save
 from tests.factories import add_images, add_member, add_model_version, api_client, make_project
@@ -50,7 +50,7 @@ def test_a_new_threshold_ranks_the_queue_as_an_inference_run_at_it_would(scene, 
     at_half = _ranking(queued)
     assert at_half[1] == 1.0  # v1's 0.45 box was no answer at 0.5: v2's one confident box disagrees fully
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        review_threshold_set(project=project, threshold=0.3)
+        project_settings_update(project=project, score_threshold=0.3)
     assert len(callbacks) == 1  # the worker's rerank, once this commits
     assert project_rerank(project_id=project.pk) == {"ranked": 2, "judged": 1}
     reranked, crowd = _ranking(queued), _ranking(scene["crowd"])
@@ -66,7 +66,7 @@ def test_a_new_threshold_judges_the_reviewed_images_again(scene, django_capture_
                            .values_list("kind", flat=True))
     assert kinds() == ["tp"]  # the 0.4 box was shown to nobody: not an error
     with django_capture_on_commit_callbacks(execute=False):
-        review_threshold_set(project=project, threshold=0.3)
+        project_settings_update(project=project, score_threshold=0.3)
     project_rerank(project_id=project.pk)
     assert kinds() == ["fp", "tp"]  # a deployment keeping boxes from 0.3 would draw it
 
@@ -74,7 +74,7 @@ def test_a_new_threshold_judges_the_reviewed_images_again(scene, django_capture_
 def test_an_unchanged_threshold_queues_nothing_and_a_review_meanwhile_is_kept(scene, django_capture_on_commit_callbacks):
     project, queued = scene["project"], scene["queued"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        review_threshold_set(project=project, threshold=0.5)
+        project_settings_update(project=project, score_threshold=0.5)
     assert callbacks == []
     Image.objects.filter(pk=queued.pk).update(status=ReviewStatus.REVIEWED, priority=-1.0)
     project.score_threshold = 0.3
