@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 
-from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction, SuspectedError
-from inference.services import inference_run_cancel, model_version_activate
+from inference.models import (
+    BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction, RerankRun, SuspectedError,
+)
+from inference.services import inference_run_cancel, model_version_activate, rerank_run_cancel
 from project.admin_actions import cancel_runs
 from project.admin_base import ViewOnlyAdmin
 
@@ -76,6 +78,27 @@ class InferenceRunAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel the selected runs")
     def cancel(self, request, runs):
         cancel_runs(self, request, runs, inference_run_cancel)
+
+
+@admin.register(RerankRun)
+class RerankRunAdmin(admin.ModelAdmin):
+    """Started by a change of a project's review threshold (here, on its settings page or through the API)."""
+
+    list_display = ["id", "project", "score_threshold", "status", "percent", "images_ranked", "images_judged",
+                    "attempts", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["project"]
+    raw_id_fields = ["project", "requested_by"]
+    readonly_fields = ["score_threshold", "progress_done", "progress_total", "images_ranked", "images_judged",
+                       "celery_task_id", "started_at", "finished_at"]
+    actions = ["cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a row added here would never be queued; changing the threshold starts one
+
+    @admin.action(description="Cancel the selected reranks")
+    def cancel(self, request, runs):
+        cancel_runs(self, request, runs, rerank_run_cancel)
 
 
 @admin.register(BoxOutcome)

@@ -19,7 +19,8 @@ from rest_framework.views import APIView
 from inference import selectors, services
 from inference import serializers as s
 from inference.models import (
-    BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction, SuspectedError, SuspectKind, SuspectStatus,
+    BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction, RerankRun, SuspectedError, SuspectKind,
+    SuspectStatus,
 )
 from inference.suspects import suspect_dismiss, suspect_rates
 from project.api import IdFilter, PagePagination, member_object, member_project, query_id, validated
@@ -158,6 +159,38 @@ class InferenceRunCancel(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         run = member_object(request, InferenceRun.objects.all(), run_id, Role.REVIEWER)
         return Response(s.InferenceRunSerializer(services.inference_run_cancel(run=run)).data)
+
+
+class RerankRunListCreate(generics.ListAPIView):
+    """Reranks: the queue ranked and the reviewed images judged again at the project's review threshold."""
+
+    serializer_class = s.RerankRunSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[RerankRun]:
+        project = member_project(self.request, self.kwargs["project_id"])
+        return RerankRun.objects.filter(project=project).order_by("-created_at", "-id")
+
+    @extend_schema(request=None, responses={201: s.RerankRunSerializer},
+                   summary="Rank the queue again at the review threshold (manager)")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        run = services.rerank_run_create(project=project, user=request.user)
+        return Response(s.RerankRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RerankRunDetail(APIView):
+    @extend_schema(responses=s.RerankRunSerializer, summary="A rerank's status and progress")
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(s.RerankRunSerializer(member_object(request, RerankRun.objects.all(), run_id)).data)
+
+
+class RerankRunCancel(APIView):
+    @extend_schema(request=None, responses=s.RerankRunSerializer,
+                   summary="Stop a rerank; the images it has not reached keep the old threshold's ranking (manager)")
+    def post(self, request: Request, run_id: int) -> Response:
+        run = member_object(request, RerankRun.objects.all(), run_id, Role.MANAGER)
+        return Response(s.RerankRunSerializer(services.rerank_run_cancel(run=run)).data)
 
 
 class BoxOutcomeList(generics.ListAPIView):

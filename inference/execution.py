@@ -24,7 +24,7 @@ from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVers
 from inference.matching import ImagePredictions
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.pipeline import ImageResult, predict_stream
-from inference.ranking import REVIEW_THRESHOLD, image_ranking
+from inference.ranking import image_ranking
 from project.bulk_insert import rows_insert, rows_update
 from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
 from project.row_locks import key_share_lock, update_lock
@@ -103,7 +103,6 @@ def _chunk_predict(chunk: InferenceChunk, model: detector.Detector, batch_size: 
     class_ids = dict(LabelClass.objects.filter(project_id=run.project_id).values_list("name", "id"))
     # model class id (1..N) -> label class id of this project
     label_map = {i + 1: class_ids.get(name) for i, name in enumerate(version.class_names)}
-    threshold = Project.objects.values_list("score_threshold", flat=True).get(pk=run.project_id)
     files = dict(Image.objects.filter(pk__in=chunk.image_ids).values_list("pk", "file"))
     items = [(image_id, storage_reader(files[image_id])) for image_id in chunk.image_ids if image_id in files]
 
@@ -115,7 +114,7 @@ def _chunk_predict(chunk: InferenceChunk, model: detector.Detector, batch_size: 
     reviewed_counts = writer.submit(_reviewed_counts, run)
 
     def write(results: list[ImageResult]) -> tuple[int, int]:
-        return _write_batch(version, results, label_map, reviewed_counts.result(), threshold=threshold)
+        return _write_batch(version, results, label_map, reviewed_counts.result())
 
     stream = predict_stream(items, model, batch_size=batch_size or _batch_size(version, model),
                             decode_pool=decode_pool, gpu_decoder=gpu_decoder, gpu_decode=settings.INFERENCE_GPU_DECODE)
@@ -175,9 +174,13 @@ def _batch_size(version: ModelVersion, model: detector.Detector) -> int:
 
 @transaction.atomic
 def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: dict[int, int | None],
-                 reviewed_counts: dict[int, int] | None = None, *, threshold: float = REVIEW_THRESHOLD
+                 reviewed_counts: dict[int, int] | None = None, *, threshold: float | None = None
                  ) -> tuple[int, int]:
-    """Replace this version's predictions on these images, rank them for review, judge the reviewed ones."""
+    """Replace this version's predictions on these images, rank them for review, judge the reviewed ones.
+
+    Ranked at `threshold`, by default the project's review threshold, read in this batch's transaction:
+    a change during a run applies from the next batch, and the rerank it queued redoes the earlier ones.
+    """
     # Images and label classes deleted since the chunk read them are skipped; the rest are held
     # until this batch commits, so a concurrent delete waits for it and its cascade takes the new
     # rows with it (project/row_locks.py).
@@ -187,6 +190,8 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
         return 0, 0
     live_classes = key_share_lock(LabelClass.objects.filter(pk__in=[pk for pk in label_map.values() if pk]))
     keys = [r.key for r in results]
+    if threshold is None:
+        threshold = Project.objects.values_list("score_threshold", flat=True).get(pk=version.project_id)
     _predictions_delete(version, keys)
     previous = previous_predictions(keys, before=version.number, threshold=threshold)
     kept: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # image id, label class ids, boxes, scores

@@ -242,6 +242,27 @@ class InferenceRun(JobRun):
                 for pk in self.chunks.filter(finished=False).values_list("pk", flat=True)]
 
 
+class RerankRun(JobRun):
+    """The project's queue ranked and its reviewed images judged again at a new review threshold (inference/rerank.py).
+
+    A later threshold change supersedes a rerank still going: it is cancelled, and the new one does the work.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rerank_runs")
+    score_threshold = models.FloatField(help_text="The review threshold this run ranks and judges at.")
+    images_ranked = models.PositiveIntegerField(default=0, help_text="Unreviewed images ranked again.")
+    images_judged = models.PositiveIntegerField(default=0, help_text="Reviewed images whose boxes were judged again.")
+
+    class Meta(JobRun.Meta):
+        indexes = [models.Index(fields=["project", "status"], name="rerankrun_project_idx")]
+
+    def __str__(self) -> str:
+        return f"Rerank #{self.pk} at ≥ {self.score_threshold:.4g}"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("inference.tasks.rerank_run_execute", [self.pk])]
+
+
 class InferenceChunk(models.Model):
     """One slice of an InferenceRun: a unit of work a worker takes, retries and finishes exactly once."""
 

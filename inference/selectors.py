@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from django.db.models import Count, F, QuerySet
 
-from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind
+from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, RerankRun
 from review.models import REVIEWED_STATUSES, Project
 
 
 def inference_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[InferenceRun]:
     return InferenceRun.objects.filter(project=project).select_related("model_version").order_by("-created_at")[:limit]
+
+
+def rerank_runs_recent(*, project: Project, limit: int = 3) -> QuerySet[RerankRun]:
+    return RerankRun.objects.filter(project=project).order_by("-created_at", "-id")[:limit]
 
 
 def model_versions(*, project: Project) -> QuerySet[ModelVersion]:

@@ -5,7 +5,9 @@ from rest_framework import serializers
 
 from inference.architectures import ARCHITECTURES
 from project.converters import MAX_ID
-from inference.models import BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, SuspectedError
+from inference.models import (
+    BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, RerankRun, SuspectedError,
+)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -52,6 +54,16 @@ class InferenceRunSerializer(serializers.ModelSerializer):
         fields = ["id", "model_version", "scope", "status", "percent", "progress_done", "progress_total",
                   "chunks_done", "chunks_total", "predictions_written", "images_failed", "images_per_second",
                   "device", "attempts", "cancel_requested", "error", "created_at", "started_at", "finished_at"]
+
+
+class RerankRunSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = RerankRun
+        fields = ["id", "score_threshold", "status", "percent", "progress_done", "progress_total", "images_ranked",
+                  "images_judged", "attempts", "cancel_requested", "error", "requested_by", "created_at",
+                  "started_at", "finished_at"]
 
 
 class InferenceRunCreateSerializer(serializers.Serializer):

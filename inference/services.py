@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Max
 
 from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
-from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion
-from project.jobs import JobStatus, job_cancel_request
+from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, RerankRun
+from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create, project_update
 from webhooks.models import Event
@@ -22,7 +22,7 @@ from webhooks.services import webhook_event_send
 
 CHUNK_TASK = "inference.tasks.inference_chunk_execute"
 OUTCOMES_TASK = "inference.tasks.box_outcomes_refresh"
-RERANK_TASK = "inference.tasks.project_rerank"
+RERANK_TASK = "inference.tasks.rerank_run_execute"
 # The architecture recorded for imported predictions: no weights, nothing to run.
 EXTERNAL_ARCHITECTURE = "external"
 
@@ -132,22 +132,43 @@ def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
     transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
 
 
-def project_settings_update(*, project: Project, **changes) -> Project:
-    """review.services.project_update, and a whole-project rerank when the review threshold changed.
+@transaction.atomic
+def project_settings_update(*, project: Project, user: AbstractBaseUser | None = None,
+                            **changes) -> RerankRun | None:
+    """review.services.project_update, and a whole-project rerank when the review threshold changed (returned).
 
     The queue's ranking and error review's outcomes depend on Project.score_threshold, so a worker
     works them out again once this commits (inference/rerank.py); until then they show the old one.
     """
     previous = project.score_threshold
     project_update(project=project, **changes)
-    if project.score_threshold != previous:
-        project_rerank_later(project=project)
-    return project
+    return rerank_run_create(project=project, user=user) if project.score_threshold != previous else None
 
 
-def project_rerank_later(*, project: Project) -> None:
-    project_id = project.pk
-    transaction.on_commit(lambda: current_app.send_task(RERANK_TASK, args=[project_id]))
+@transaction.atomic
+def rerank_run_create(*, project: Project, user: AbstractBaseUser | None = None) -> RerankRun:
+    """Rank the project's queue and judge its reviewed images again at its threshold, in a worker.
+
+    A rerank of the same project still going is cancelled: this one redoes all of its work, at the
+    threshold that counts now.
+    """
+    for older in RerankRun.objects.filter(project=project, status__in=ACTIVE_STATUSES):
+        job_cancel_request(older)
+    run = RerankRun.objects.create(project=project, score_threshold=project.score_threshold, requested_by=user)
+    transaction.on_commit(lambda: _rerank_queue(run.pk))
+    return run
+
+
+def _rerank_queue(run_id: int) -> None:
+    task_id = current_app.send_task(RERANK_TASK, args=[run_id]).id
+    RerankRun.objects.filter(pk=run_id).update(celery_task_id=task_id)
+
+
+def rerank_run_cancel(*, run: RerankRun) -> RerankRun:
+    """Stop a rerank between chunks; what it ranked keeps the new threshold, the rest the old, until ranked again."""
+    job_cancel_request(run)
+    run.refresh_from_db()
+    return run
 
 
 def active_model_version(project: Project) -> ModelVersion | None:

@@ -1,7 +1,7 @@
 """Celery entry points of the inference app: load by id, call the service.
 
 The execution module (torch, torchvision) is imported inside the task, so a worker of the `default`
-queue, which runs only box_outcomes_refresh and project_rerank here, never loads torch; a worker
+queue, which runs only box_outcomes_refresh and rerank_run_execute here, never loads torch; a worker
 that consumes the `inference` queue imports it once at start (project/celery.py).
 """
 from celery import shared_task
@@ -22,7 +22,7 @@ def box_outcomes_refresh(image_ids: list[int]) -> None:
     outcomes.box_outcomes_refresh(image_ids=image_ids)
 
 
-@shared_task(name="inference.tasks.project_rerank", acks_late=True)
-def project_rerank(project_id: int) -> dict[str, int]:
+@shared_task(name="inference.tasks.rerank_run_execute", acks_late=True)
+def rerank_run_execute(run_id: int) -> None:
     """After the project's review threshold changed; worked out from scratch, so a repeat writes the same."""
-    return rerank.project_rerank(project_id=project_id)
+    rerank.rerank_run_execute(run_id=run_id)

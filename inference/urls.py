@@ -10,4 +10,6 @@ urlpatterns = [
     path("model-versions/<id:version_id>/errors/", views.model_version_errors, name="model_version_errors"),
     path("projects/<id:project_id>/second-look/", views.second_look, name="second_look"),
     path("suspected-errors/<id:suspect_id>/dismiss", views.suspect_dismiss_view, name="suspect_dismiss"),
+    path("projects/<id:project_id>/rerank", views.rerank_start, name="rerank_start"),
+    path("rerank-runs/<id:rerank_id>/cancel", views.rerank_cancel, name="rerank_cancel"),
 ]

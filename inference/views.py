@@ -1,8 +1,10 @@
-"""Browser pages of error review: a version's mistakes as a grid of image patches, and the second-look queue."""
+"""Browser pages of error review: a version's mistakes as a grid of image patches, the second-look queue,
+and the buttons that rank the queue again at the review threshold or stop that."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -11,7 +13,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from inference import selectors
-from inference.models import BoxOutcome, ModelVersion, OutcomeKind, SuspectedError, SuspectKind, SuspectStatus
+from inference.models import (
+    BoxOutcome, ModelVersion, OutcomeKind, RerankRun, SuspectedError, SuspectKind, SuspectStatus,
+)
+from inference.services import rerank_run_cancel, rerank_run_create
 from inference.suspects import suspect_dismiss, suspect_rates
 from project.converters import as_id
 from review.access import object_for_member, project_for_member
@@ -67,6 +72,29 @@ def suspect_dismiss_view(request: HttpRequest, suspect_id: int) -> HttpResponseR
     suspect_dismiss(suspect=suspect, user=request.user)
     messages.success(request, "Dismissed: the labels were right.")
     return HttpResponseRedirect(reverse("inference:second_look", args=[suspect.image.project_id]))
+
+
+@login_required
+@require_POST
+def rerank_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """Rank the queue again at the review threshold: after a cancelled or failed rerank, say."""
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    run = rerank_run_create(project=project, user=request.user)
+    messages.success(request, f"{run} started: the project page shows how far it is.")
+    return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+
+
+@login_required
+@require_POST
+def rerank_cancel(request: HttpRequest, rerank_id: int) -> HttpResponseRedirect:
+    run = object_for_member(request.user, RerankRun.objects.all(), rerank_id, role=Role.MANAGER)
+    try:
+        rerank_run_cancel(run=run)
+        messages.info(request, f"{run} is stopping: the images it has not reached keep the old threshold's ranking "
+                               "until the queue is ranked again.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return HttpResponseRedirect(reverse("review:project_detail", args=[run.project_id]))
 
 
 def _patch(outcome: BoxOutcome | SuspectedError, version: ModelVersion) -> dict:

@@ -212,7 +212,7 @@ CELERY_TASK_QUEUES = [Queue("default"), Queue("inference"), Queue("training")]
 CELERY_TASK_ROUTES = {
     # Error review's bookkeeping after a saved review: CPU work for any worker, not a GPU one.
     "inference.tasks.box_outcomes_refresh": {"queue": "default"},
-    "inference.tasks.project_rerank": {"queue": "default"},  # the same, for a whole project
+    "inference.tasks.rerank_run_execute": {"queue": "default"},  # the same, for a whole project
     "inference.tasks.*": {"queue": "inference"},
     "training.tasks.*": {"queue": "training"},
 }

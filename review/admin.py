@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
-from inference.services import project_rerank_later
+from inference.services import rerank_run_create
 from project.admin_base import ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
@@ -75,7 +75,7 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
     def save_model(self, request, project, form, change):
         super().save_model(request, project, form, change)
         if change and "score_threshold" in form.changed_data:  # as project_settings_update does
-            project_rerank_later(project=project)
+            rerank_run_create(project=project, user=request.user)
 
     def delete_model(self, request, project):
         project_delete(project=project)

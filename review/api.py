@@ -80,7 +80,8 @@ class ProjectDetail(APIView):
                    summary="Change settings (manager)")
     def patch(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.MANAGER)
-        project_settings_update(project=project, **validated(s.ProjectUpdateSerializer, request.data))
+        project_settings_update(project=project, user=request.user,
+                                **validated(s.ProjectUpdateSerializer, request.data))
         return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project_id)).data)
 
     @extend_schema(responses={204: None}, summary="Delete the project with all its images and models (manager)")

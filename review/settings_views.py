@@ -26,6 +26,8 @@ from review.forms import (
 from review.models import LabelClass, Membership, Project, Role
 
 SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
+RERANK_NOTE = (" The queue's ranking and error review are being worked out again at the new threshold, ≥ {:.4g}: "
+               "the project page shows how far.")
 
 
 @login_required
@@ -49,11 +51,12 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     form = ProjectSettingsForm(request.POST)
     if form.is_valid():
         try:
-            project_settings_update(project=project, **form.cleaned_data)
+            rerank = project_settings_update(project=project, user=request.user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, "Settings saved.")
+            messages.success(request, "Settings saved." + (RERANK_NOTE.format(project.score_threshold)
+                                                           if rerank else ""))
             return HttpResponseRedirect(reverse("review:project_settings", args=[project.pk]))
         project.refresh_from_db()  # project_update set the refused values on it before checking them
     return _settings_page(request, project, form, status=400)

@@ -76,6 +76,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "can_approve": membership.has_role(Role.REVIEWER),
         "active_model": inference_services.active_model_version(project),
         "inference_runs": inference_selectors.inference_runs_recent(project=project),
+        "rerank_runs": inference_selectors.rerank_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
         "training_runs": training_selectors.training_runs_recent(project=project),
         "corrections": _with_version_numbers(project, selectors.corrections_by_model_version(project=project)),

@@ -131,12 +131,13 @@ def review_threshold_use(request: HttpRequest, version_id: int) -> HttpResponseR
                                 role=Role.MANAGER)
     try:  # forms.FloatField refuses text, NaN and infinity; the model's constraint the range
         threshold = forms.FloatField().clean(request.POST.get("threshold"))
-        project_settings_update(project=version.project, score_threshold=threshold)
+        project_settings_update(project=version.project, user=request.user, score_threshold=threshold)
     except ValidationError as exc:
         messages.error(request, f"The review threshold was not changed: {' '.join(exc.messages)}")
     else:
         messages.success(request, f"{version.project.name} is reviewed at ≥ {version.project.score_threshold:.4g} now: "
-                                  "the editor shows those boxes, and the queue and error review follow in a moment.")
+                                  "the editor shows those boxes; the queue and error review follow once the rerank "
+                                  "on the project page is done.")
     return HttpResponseRedirect(reverse("training:thresholds", args=[version.pk]))
 
 

@@ -1,7 +1,8 @@
-"""A new review threshold set through the API is applied to the stored outcomes by a real `celery worker`."""
+"""A new review threshold set through the API is applied to the stored outcomes by a real `celery worker`,
+which reports the rerank's progress in its RerankRun row."""
 import pytest
 
-from inference.models import BoxOutcome, Prediction
+from inference.models import BoxOutcome, Prediction, RerankRun
 from inference.outcomes import box_outcomes_refresh
 from review.services import BoxIn, image_boxes_save
 from tests.factories import add_images, add_model_version, api_client, make_project
@@ -32,3 +33,9 @@ def test_a_worker_judges_the_reviewed_images_again_at_the_new_threshold(start_wo
     response = api_client(manager).patch(f"/api/v1/projects/{project.pk}/", {"score_threshold": 0.3}, format="json")
     assert response.status_code == 200, response.content
     assert wait_for(lambda: kinds() == ["fp", "tp"], timeout=60, message="the worker to judge the 0.4 box")
+    run = RerankRun.objects.get(project=project)
+    assert wait_for(lambda: RerankRun.objects.filter(pk=run.pk, status="succeeded").exists(), timeout=30,
+                    message="the rerank to report its end")
+    run.refresh_from_db()
+    assert (run.score_threshold, run.progress_done, run.progress_total, run.images_judged, run.attempts,
+            run.requested_by) == (0.3, 1, 1, 1, 1, manager)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from inference.models import InferenceRun, ModelVersion, Prediction
+from inference.models import InferenceRun, ModelVersion, Prediction, RerankRun
 from review.models import Project, Role, StatusChange
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
 from training.models import TrainingRun
@@ -193,3 +193,5 @@ def test_a_review_threshold_changed_in_the_admin_ranks_the_project_again(staff, 
         assert staff.post(url, {**form.data, "score_threshold": "0.35"}).status_code == 302
     assert (len(unchanged), len(changed)) == (0, 1)
     assert Project.objects.get(pk=project.pk).score_threshold == 0.35
+    assert list(RerankRun.objects.filter(project=project).values_list("score_threshold", "status")) == [
+        (0.35, "queued")]

@@ -10,7 +10,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import InferenceRun, ModelVersion, SuspectedError
+from inference.models import InferenceRun, ModelVersion, RerankRun, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
 from review.models import Role
@@ -76,6 +76,10 @@ REQUIRED_ROLE = {
     ("inference_run_list", "POST"): R,
     ("inference_run_detail", "GET"): A,
     ("inference_run_cancel", "POST"): R,
+    ("rerank_run_list", "GET"): A,
+    ("rerank_run_list", "POST"): M,
+    ("rerank_run_detail", "GET"): A,
+    ("rerank_run_cancel", "POST"): M,
     ("training_run_list", "GET"): A,
     ("training_run_list", "POST"): M,
     ("training_run_detail", "GET"): A,
@@ -147,6 +151,7 @@ def world():
         "comment_id": comment_add(image=image, author=target, text="A note").pk,
         "inference_run_id": InferenceRun.objects.create(project=project, model_version=version).pk,
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
+        "rerank_run_id": RerankRun.objects.create(project=project, score_threshold=0.5).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
         "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,
@@ -168,7 +173,7 @@ def _url(name: str, ids: dict) -> str:
     wanted = pattern.pattern.converters.keys()
     kwargs = {key: ids[key] for key in wanted if key in ids}
     if "run_id" in wanted:
-        kwargs["run_id"] = ids["training_run_id" if name.startswith("training") else "inference_run_id"]
+        kwargs["run_id"] = ids[f"{name.split('_run')[0]}_run_id"]
     return reverse(f"api:{name}", kwargs=kwargs)
 
 

@@ -9,7 +9,7 @@ from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import SuspectedError
+from inference.models import RerankRun, SuspectedError
 from project.jobs import JobStatus
 from review.models import Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
@@ -62,6 +62,8 @@ PAGE_RULES = {
     ("inference:model_version_errors", "GET"): A,
     ("inference:second_look", "GET"): R,
     ("inference:suspect_dismiss", "POST"): R,
+    ("inference:rerank_start", "POST"): M,
+    ("inference:rerank_cancel", "POST"): M,
     ("training:project_models", "GET"): A,
     ("training:compare", "GET"): A,
     ("training:thresholds", "GET"): A,
@@ -126,6 +128,7 @@ def world():
                                                     label_class=project.label_classes.first(), x=1, y=1, w=2,
                                                     h=2).pk,
         "kind": "export", "job_id": export.pk,
+        "rerank_id": RerankRun.objects.create(project=project, score_threshold=0.5).pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
         "uidb64": "MQ", "token": "not-a-token",
     }

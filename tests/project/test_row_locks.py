@@ -14,7 +14,8 @@ from django.db.transaction import TransactionManagementError
 
 from inference.detector import Detections
 from inference.execution import _write_batch
-from inference.models import Prediction
+from inference import rerank
+from inference.models import Prediction, RerankRun
 from inference.pipeline import ImageResult
 from project.row_locks import key_share_lock
 from review.models import Annotation, Image, LabelClass, Project
@@ -170,6 +171,22 @@ def test_a_class_and_its_project_deleted_at_once_take_turns(project):
     project_deleter.release()
     assert class_deleter.error is None and project_deleter.error is None
     assert not Project.objects.exists() and not LabelClass.objects.exists() and not Prediction.objects.exists()
+
+
+def test_a_threshold_change_waits_for_a_rerank_chunk_and_an_upload_does_not(project):
+    """The chunk ranks at the threshold it read; a change that committed meanwhile would leave it stale."""
+    run = RerankRun.objects.create(project=project, score_threshold=0.5)
+    chunk = InThread(lambda: rerank._threshold_hold(run), hold=True)
+    if connections["default"].vendor == "postgresql":  # SQLite's transactions all take turns
+        uploader = InThread(lambda: add_images(project, 1, first_seed=9, size=96))
+        assert not uploader.waiting() and uploader.error is None
+    changer = InThread(lambda: Project.objects.filter(pk=project.pk).update(score_threshold=0.3))
+    assert changer.waiting()
+    chunk.release()
+    changer.release()
+    assert chunk.error is None and changer.error is None
+    with transaction.atomic(), pytest.raises(rerank.Superseded):
+        rerank._threshold_hold(run)
 
 
 def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):
