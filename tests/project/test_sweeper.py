@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from datasets.models import DatasetExport
-from inference.models import InferenceChunk, InferenceRun
+from inference.models import InferenceChunk, InferenceRun, RerankRun
 from project.jobs import JobProgress, JobStatus, job_attempt_start
 from project.sweeper import job_models, stale_runs_sweep
 from tests.factories import add_images, add_model_version, make_project
@@ -15,7 +15,18 @@ pytestmark = pytest.mark.django_db
 
 
 def test_every_run_model_knows_how_to_resume():
-    assert {m.__name__ for m in job_models()} == {"InferenceRun", "TrainingRun", "DatasetImport", "DatasetExport"}
+    assert {m.__name__ for m in job_models()} == {"InferenceRun", "TrainingRun", "DatasetImport", "DatasetExport",
+                                                  "RerankRun"}
+
+
+def test_a_quiet_rerank_is_sent_again(settings, django_capture_on_commit_callbacks):
+    project = make_project()
+    old = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    rerank = RerankRun.objects.create(project=project, score_threshold=0.4, status=JobStatus.RUNNING, attempts=1,
+                                      heartbeat_at=old)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert stale_runs_sweep()["resumed"] == [f"RerankRun #{rerank.pk}"]
+    assert rerank.pending_tasks() == [("inference.tasks.rerank_run_execute", [rerank.pk])]
 
 
 def test_quiet_running_jobs_are_resumed_then_failed(settings, django_capture_on_commit_callbacks):
