@@ -378,6 +378,10 @@ class NotificationSettings(models.Model):
     email_send_backs = models.BooleanField("when an image I reviewed is sent back", default=True)
     email_assignments = models.BooleanField("when images are assigned to me", default=True)
     email_jobs = models.BooleanField("when a fine-tune I started ends, or a job I started fails", default=True)
+    pending_email = models.EmailField(
+        blank=True, help_text="A new address asked for on the account page: it counts once the link e-mailed to it "
+        "is opened (review/notifications.py).",
+    )
 
     def __str__(self) -> str:
         return f"notifications of {self.user}"
