@@ -4,9 +4,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from axes.helpers import get_client_ip_address
 from django.contrib.auth import views as auth_views
 from django.http import HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import path, reverse_lazy
+
+from review.password_resets import ResetVerdict, password_reset_request
 
 FORM = "registration/account_form.html"
 MESSAGE = "registration/account_message.html"
@@ -16,7 +20,8 @@ class PasswordResetView(auth_views.PasswordResetView):
     """E-mails a one-time link to the account with that address (and says the same whether there is one or not).
 
     The link is built from SITE_URL, never from the request's Host header, so a forged header cannot
-    send someone a link to another site; without e-mail the page says to ask an administrator."""
+    send someone a link to another site; without e-mail the page says to ask an administrator.
+    Requests are throttled per client and per address (review/password_resets.py)."""
 
     template_name = FORM
     email_template_name = "registration/password_reset_email.txt"
@@ -32,6 +37,14 @@ class PasswordResetView(auth_views.PasswordResetView):
         if not settings.EMAIL_NOTIFICATIONS:
             form.add_error(None, "This installation sends no e-mail: ask an administrator to set a new password.")
             return self.form_invalid(form)
+        verdict = password_reset_request(email=form.cleaned_data["email"],
+                                         client=get_client_ip_address(self.request))
+        if verdict == ResetVerdict.REFUSED:
+            return render(self.request, MESSAGE, {"title": "Too many requests", "message": (
+                "Too many password reset links were asked for from your address. Try again in "
+                f"{settings.PASSWORD_RESET_WINDOW_MINUTES} minutes, or ask an administrator.")}, status=429)
+        if verdict == ResetVerdict.QUIET:  # the same answer as a sent e-mail: nothing tells whether one went
+            return HttpResponseRedirect(self.get_success_url())
         site = urlsplit(settings.SITE_URL)
         # As Django's view does, but the link's host and scheme are the operator's, not the request's.
         form.save(domain_override=site.netloc, use_https=site.scheme == "https", request=self.request,

@@ -93,7 +93,8 @@ class ProjectDeleteForm(forms.Form):
 
 class AccountForm(forms.Form):
     email = forms.EmailField(required=False, label="E-mail address",
-                             help_text="Where the e-mails below go; empty: none are sent.")
+                             help_text="Where the e-mails below go; empty: none are sent. A new address counts "
+                                       "once you open the link e-mailed to it.")
     email_mentions = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_mentions"))
     email_send_backs = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_send_backs"))
     email_assignments = forms.BooleanField(required=False, label=_verbose(NotificationSettings, "email_assignments"))

@@ -378,6 +378,10 @@ class NotificationSettings(models.Model):
     email_send_backs = models.BooleanField("when an image I reviewed is sent back", default=True)
     email_assignments = models.BooleanField("when images are assigned to me", default=True)
     email_jobs = models.BooleanField("when a fine-tune I started ends, or a job I started fails", default=True)
+    pending_email = models.EmailField(
+        blank=True, help_text="A new address asked for on the account page: it counts once the link e-mailed to it "
+        "is opened (review/notifications.py).",
+    )
 
     def __str__(self) -> str:
         return f"notifications of {self.user}"
@@ -396,3 +400,22 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… of {self.user}"
+
+
+class PasswordResetRequest(models.Model):
+    """One reset e-mail asked for, kept an hour to throttle them (review/password_resets.py).
+
+    The address is stored only as a digest: anyone may type any address into the reset form.
+    """
+
+    address_digest = models.CharField(max_length=64, help_text="SHA-256 of the lower-cased address, in hex.")
+    client = models.GenericIPAddressField(null=True, blank=True, help_text="Who asked, as the login throttle sees it.")
+    sent = models.BooleanField(default=False, help_text="Whether an e-mail went out (not past a limit).")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["address_digest", "created_at"], name="resetrequest_address_idx"),
+                   models.Index(fields=["client", "created_at"], name="resetrequest_client_idx")]
+
+    def __str__(self) -> str:
+        return f"reset asked by {self.client} at {self.created_at:%Y-%m-%d %H:%M}"

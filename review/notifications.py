@@ -11,12 +11,16 @@ person, however many images it touched. Off unless EMAIL_HOST is set (or DEBUG: 
 from __future__ import annotations
 
 import logging
+import smtplib
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.urls import reverse
@@ -26,6 +30,8 @@ from review.models import NotificationSettings, Project
 
 logger = logging.getLogger(__name__)
 SEND_TASK = "review.tasks.notification_email_send"
+EMAIL_CONFIRM_SALT = "review.notifications.email_confirm"
+EMAIL_CONFIRM_DAYS = 3
 
 
 @dataclass(frozen=True)
@@ -60,15 +66,75 @@ def notification_settings_of(user) -> dict[str, bool]:
     return {kind.setting: getattr(row, kind.setting) if row else True for kind in KINDS.values()}
 
 
-def account_save(*, user, email: str, **wanted: bool) -> None:
-    """Change a user's e-mail address and which kinds of e-mail they get."""
+def pending_email_of(user) -> str:
+    """The address `user` asked for and has not confirmed yet, or ""."""
+    return NotificationSettings.objects.filter(user=user).values_list("pending_email", flat=True).first() or ""
+
+
+def account_save(*, user, email: str, **wanted: bool) -> bool:
+    """Save which kinds of e-mail a user gets, and their address; True when the address waits for confirmation.
+
+    A new address counts only once its owner opened a link e-mailed to it (`email_confirm`), so
+    nobody can have the project's e-mails sent to an address that is not theirs. An empty address,
+    or any address while the installation sends no e-mail (nothing could confirm it, nothing goes
+    there), is saved at once.
+    """
     unknown = set(wanted) - {kind.setting for kind in KINDS.values()}
     if unknown:
         raise ValueError(f"unknown notification settings: {sorted(unknown)}")
+    email = get_user_model().objects.normalize_email(email.strip())
+    confirm = bool(email) and email != user.email and settings.EMAIL_NOTIFICATIONS
+    already = NotificationSettings.objects.filter(user=user).values_list("pending_email", flat=True).first()
     with transaction.atomic():
-        get_user_model().objects.filter(pk=user.pk).update(email=email)
-        NotificationSettings.objects.update_or_create(user=user, defaults=wanted)
-    user.email = email
+        if not confirm and email != user.email:
+            get_user_model().objects.filter(pk=user.pk).update(email=email)
+        pending = email if confirm else ""
+        NotificationSettings.objects.update_or_create(user=user, defaults={**wanted, "pending_email": pending})
+        if confirm and email != already:  # saved again while waiting: the link already sent still works
+            _email_confirm_send(user, email)  # a failure rolls the save back
+    if not confirm:
+        user.email = email
+    return confirm
+
+
+def _email_confirm_send(user, email: str) -> None:
+    token = signing.dumps({"user": user.pk, "email": email}, salt=EMAIL_CONFIRM_SALT)
+    link = _url(reverse("review:email_confirm", args=[token]))
+    message = EmailMessage(
+        "Confirm your e-mail address for Detector review",
+        f"Hello {user.get_username()},\n\nOpen this link to receive the e-mails of Detector review at {email}:\n\n"
+        f"{link}\n\nIt works for {EMAIL_CONFIRM_DAYS} days. If you did not ask for this, ignore this e-mail: nothing "
+        "changes.\n", to=[email])
+    try:
+        message.send()
+    except (OSError, smtplib.SMTPException) as exc:
+        logger.warning("confirmation e-mail to user %s failed: %s", user.pk, exc)
+        raise ValidationError(f"The confirmation e-mail could not be sent ({exc}); nothing was saved. "
+                              "Try again later.")
+
+
+def email_confirm(*, user, token: str) -> str:
+    """Make the address a confirmation link was sent to the user's; returns it. ValidationError for a bad link.
+
+    A link works once, for its own user, for EMAIL_CONFIRM_DAYS, and only while its address is the
+    one last asked for.
+    """
+    try:
+        data = signing.loads(token, salt=EMAIL_CONFIRM_SALT, max_age=timedelta(days=EMAIL_CONFIRM_DAYS))
+    except signing.SignatureExpired:
+        raise ValidationError("This link has expired: save the address on your account page again for a new one.")
+    except signing.BadSignature:
+        raise ValidationError("This link is not valid: copy the whole link from the e-mail.")
+    if data.get("user") != user.pk:
+        raise ValidationError("This link is for another account: log in as the one that asked for it.")
+    with transaction.atomic():
+        wanted = NotificationSettings.objects.select_for_update().filter(user=user).first()
+        if wanted is None or not wanted.pending_email or wanted.pending_email != data.get("email"):
+            raise ValidationError("This link was used already, or another address was asked for since.")
+        get_user_model().objects.filter(pk=user.pk).update(email=wanted.pending_email)
+        NotificationSettings.objects.filter(pk=wanted.pk).update(pending_email="")
+    user.email = wanted.pending_email
+    return user.email
 
 
 def mentioned_notify(sender, *, project_id: int, author, text: str, user_ids: list[int], image_ids: list[int],

@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<id:image_id>/delete", views.image_remove, name="image_remove"),
     path("account/", views.account, name="account"),
     path("account/token/", views.api_token, name="api_token"),
+    path("account/email/<str:token>/", views.email_confirm, name="email_confirm"),
     # Setting a project up (review/settings_views.py)
     path("projects/new", settings_views.project_create, name="project_create"),
     path("projects/<id:project_id>/settings/", settings_views.project_settings, name="project_settings"),

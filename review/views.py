@@ -382,15 +382,38 @@ def image_file(request: HttpRequest, image_id: int) -> FileResponse:
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     """The user's e-mail address and which e-mails they get; their API token is a page of its own."""
+    pending = notifications.pending_email_of(request.user)
     if request.method == "POST":
         form = AccountForm(request.POST)
         if form.is_valid():
-            notifications.account_save(user=request.user, **form.cleaned_data)
-            messages.success(request, "Saved.")
-            return HttpResponseRedirect(reverse("review:account"))
+            try:
+                waiting = notifications.account_save(user=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "Saved." + (
+                    f" A link to confirm {form.cleaned_data['email']} was e-mailed there; until it is opened, "
+                    f"e-mails go to {request.user.email or 'no address'}." if waiting else ""))
+                return HttpResponseRedirect(reverse("review:account"))
     else:
-        form = AccountForm(initial={"email": request.user.email, **notifications.notification_settings_of(request.user)})
-    return render(request, "review/account.html", {"form": form, "email_on": settings.EMAIL_NOTIFICATIONS})
+        form = AccountForm(initial={"email": pending or request.user.email,
+                                    **notifications.notification_settings_of(request.user)})
+    return render(request, "review/account.html", {"form": form, "email_on": settings.EMAIL_NOTIFICATIONS,
+                                                   "pending": pending})
+
+
+@login_required
+@require_GET
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link e-mailed to a new address: opening it (logged in) makes the address the account's."""
+    try:
+        email = notifications.email_confirm(user=request.user, token=token)
+    except ValidationError as exc:
+        return render(request, "registration/account_message.html", {
+            "title": "The address was not changed", "message": " ".join(exc.messages),
+            "link": reverse("review:account"), "link_text": "Your account"}, status=400)
+    messages.success(request, f"Confirmed: e-mails go to {email} now.")
+    return HttpResponseRedirect(reverse("review:account"))
 
 
 @login_required

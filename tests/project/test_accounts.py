@@ -1,11 +1,14 @@
 """Password change and reset: Django's views in our pages, and reset links that only SITE_URL decides."""
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
+from django.utils import timezone
 
+from review.models import PasswordResetRequest
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,3 +67,31 @@ def test_without_e_mail_the_reset_page_says_to_ask_an_administrator(client, bea,
     assert "ask an administrator" in client.get(reverse("password_reset")).content.decode()
     response = client.post(reverse("password_reset"), {"email": "bea@example.com"})
     assert response.status_code == 200 and "sends no e-mail" in response.content.decode() and mail.outbox == []
+
+
+def test_one_address_gets_a_few_reset_e_mails_an_hour_and_the_page_says_the_same(client, bea, settings):
+    settings.EMAIL_NOTIFICATIONS = True
+    settings.PASSWORD_RESETS_PER_ADDRESS = 3
+    for _ in range(4):
+        response = client.post(reverse("password_reset"), {"email": "Bea@Example.com"})
+        assert response.status_code == 302 and response["Location"] == reverse("password_reset_done")
+    assert len(mail.outbox) == 3  # the fourth: the same answer, no e-mail
+    stored = list(PasswordResetRequest.objects.values_list("address_digest", "sent"))
+    assert len(stored) == 4 and [sent for _, sent in stored].count(True) == 3
+    assert all("bea" not in digest for digest, _ in stored)  # nobody's typed address is kept
+    PasswordResetRequest.objects.update(created_at=timezone.now() - timedelta(minutes=61))
+    client.post(reverse("password_reset"), {"email": "bea@example.com"})
+    assert len(mail.outbox) == 4 and PasswordResetRequest.objects.count() == 1  # an hour on: old rows gone
+
+
+def test_one_client_asking_too_often_is_refused_with_429(client, bea, settings):
+    settings.EMAIL_NOTIFICATIONS = True
+    settings.PASSWORD_RESETS_PER_CLIENT = 5
+    for number in range(5):
+        assert client.post(reverse("password_reset"), {"email": f"user{number}@example.com"},
+                           REMOTE_ADDR="203.0.113.7").status_code == 302
+    refused = client.post(reverse("password_reset"), {"email": "bea@example.com"}, REMOTE_ADDR="203.0.113.7")
+    assert refused.status_code == 429 and "Try again in 60 minutes" in refused.content.decode()
+    assert mail.outbox == []
+    elsewhere = client.post(reverse("password_reset"), {"email": "bea@example.com"}, REMOTE_ADDR="198.51.100.2")
+    assert elsewhere.status_code == 302 and [message.to for message in mail.outbox] == [["bea@example.com"]]

@@ -48,6 +48,7 @@ PAGE_RULES = {
     ("review:image_remove", "POST"): M,
     ("review:account", "GET"): ANYONE,
     ("review:account", "POST"): ANYONE,
+    ("review:email_confirm", "GET"): ANYONE,
     ("review:api_token", "GET"): ANYONE,
     ("review:api_token", "POST"): ANYONE,
     ("review:project_create", "POST"): ANYONE,

@@ -1,7 +1,9 @@
 """E-mail to members: what each action queues once it commits, and what the worker's task sends to whom."""
+import re
 from functools import partial
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
 
@@ -139,13 +141,20 @@ def test_the_account_page_changes_the_address_and_the_kinds(team, client, settin
     page = client.get(reverse("review:account")).content.decode()
     assert 'value="bea@example.com"' in page and page.count("checked") == 4 and 'id="email-off"' not in page
     assert "When an image I reviewed is sent back" in page
-    response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_assignments": "on"})
-    assert response.status_code == 302
+    response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_assignments": "on"},
+                           follow=True)
+    assert "A link to confirm bea@night.example was e-mailed there" in response.content.decode()
     bea.refresh_from_db()
     wanted = NotificationSettings.objects.get(user=bea)
-    assert bea.email == "bea@night.example"
+    assert bea.email == "bea@example.com"  # until the link is opened
     assert (wanted.email_mentions, wanted.email_send_backs, wanted.email_assignments, wanted.email_jobs) == (
         False, False, True, False)
+    [message] = mail.outbox
+    link = re.search(r"https?://[^/\s]+(/account/email/\S+/)", message.body).group(1)
+    assert message.to == ["bea@night.example"]
+    assert client.get(link).status_code == 302
+    bea.refresh_from_db()
+    assert bea.email == "bea@night.example"
     refused = client.post(reverse("review:account"), {"email": "not an address", "email_mentions": "on"})
     assert refused.status_code == 200 and "Enter a valid email address" in refused.content.decode()
     bea.refresh_from_db()
@@ -195,3 +204,46 @@ def test_a_long_or_many_lined_error_keeps_the_subject_to_one_line_and_the_body_w
     [message] = sent_after(callbacks)
     assert "\n" not in message.subject and len(message.subject) <= 150 and message.subject.endswith("…")
     assert error.strip() in message.body
+
+
+def test_a_new_address_counts_only_once_its_owner_opens_the_link_sent_to_it(team, client, settings):
+    project, lead, bea, cai, images = team
+    client.force_login(bea)
+    account = reverse("review:account")
+    client.post(account, {"email": "someone.else@example.org", "email_mentions": "on"})
+    client.post(account, {"email": "someone.else@example.org", "email_jobs": "on"})  # saved again: no second e-mail
+    [first] = mail.outbox
+    page = client.get(account).content.decode()
+    assert 'id="email-pending"' in page and 'value="someone.else@example.org"' in page
+    stale = re.search(r"(/account/email/\S+/)", first.body).group(1)
+    client.post(account, {"email": "bea@night.example", "email_mentions": "on"})
+    link = re.search(r"(/account/email/\S+/)", mail.outbox[-1].body).group(1)
+    assert len(mail.outbox) == 2
+    # The first address's link no longer works: another one was asked for since.
+    answer = client.get(stale)
+    assert answer.status_code == 400 and "another address was asked for since" in answer.content.decode()
+    client.force_login(cai)  # someone else's link, from their own account
+    assert "for another account" in client.get(link).content.decode()
+    client.force_login(bea)
+    assert "not valid" in client.get(link[:-3] + "xx/").content.decode()
+    assert get_user_model().objects.get(pk=bea.pk).email == "bea@example.com"
+    assert client.get(link).status_code == 302
+    assert get_user_model().objects.get(pk=bea.pk).email == "bea@night.example"
+    assert "used already" in client.get(link).content.decode()  # once
+    assert 'id="email-pending"' not in client.get(account).content.decode()
+    client.post(account, {"email": "", "email_mentions": "on"})  # none: at once, nothing to confirm
+    assert get_user_model().objects.get(pk=bea.pk).email == "" and len(mail.outbox) == 2
+    settings.EMAIL_NOTIFICATIONS = False  # nothing could confirm it, and nothing is sent there
+    client.post(account, {"email": "bea@example.com"})
+    assert get_user_model().objects.get(pk=bea.pk).email == "bea@example.com" and len(mail.outbox) == 2
+
+
+def test_an_address_whose_confirmation_cannot_be_sent_is_not_saved(team, client, settings):
+    project, lead, bea, cai, images = team
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2  # nothing listens there
+    client.force_login(bea)
+    response = client.post(reverse("review:account"), {"email": "bea@night.example", "email_jobs": "on"})
+    assert response.status_code == 200 and "could not be sent" in response.content.decode()
+    assert NotificationSettings.objects.filter(user=bea, pending_email="bea@night.example").count() == 0
+    assert get_user_model().objects.get(pk=bea.pk).email == "bea@example.com"
