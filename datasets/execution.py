@@ -14,7 +14,7 @@ from datasets.formats import FormatError
 from datasets.imports import ImportCancelled, ImportSource, dataset_import
 from datasets.models import DatasetExport, DatasetImport
 from inference.services import inference_run_after_upload
-from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from review.archives import ArchiveRejected
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,15 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
     job = job_attempt_start(DatasetImport, run_id=job_id)
     if job is None:
         return None
-    progress = JobProgress(job, interval=progress_interval, listener=listener)
+    with job_heartbeat(job):
+        _import(job, JobProgress(job, interval=progress_interval, listener=listener))
+    job.refresh_from_db()
+    if job.is_finished and job.file:
+        job.file.delete(save=True)  # the upload is not needed once its outcome is recorded
+    return job
+
+
+def _import(job: DatasetImport, progress: JobProgress) -> None:
     try:
         with contextlib.ExitStack() as stack:
             if job.source_url:
@@ -58,13 +66,9 @@ def dataset_import_execute(*, job_id: int, progress_interval: float = 1.0, liste
     except ValidationError as exc:  # the bucket prefix is no longer one the installation imports from
         job_finish(job, status=JobStatus.FAILED, error=f"{' '.join(exc.messages)} Nothing was imported.")
     except Exception as exc:
-        logger.exception("import %s failed", job_id)
+        logger.exception("import %s failed", job.pk)
         job_finish(job, status=JobStatus.FAILED, error=f"The import failed ({type(exc).__name__}: {exc}); "
                                                        "nothing was imported.")
-    job.refresh_from_db()
-    if job.is_finished and job.file:
-        job.file.delete(save=True)  # the upload is not needed once its outcome is recorded
-    return job
 
 
 def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0, listener=None) -> DatasetExport | None:
@@ -75,7 +79,13 @@ def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0, liste
     spec = ExportSpec(format=job.format, source=job.source, include_images=job.include_images,
                       model_version=job.model_version, snapshot=job.snapshot, min_score=job.min_score,
                       image_ids=tuple(job.image_ids) if job.image_ids is not None else None)
-    progress = JobProgress(job, interval=progress_interval, listener=listener)
+    with job_heartbeat(job):
+        _export(job, spec, JobProgress(job, interval=progress_interval, listener=listener))
+    job.refresh_from_db()
+    return job
+
+
+def _export(job: DatasetExport, spec: ExportSpec, progress: JobProgress) -> None:
     try:
         with tempfile.TemporaryFile() as out:
             summary = export_write(
@@ -91,10 +101,8 @@ def dataset_export_execute(*, job_id: int, progress_interval: float = 1.0, liste
     except ExportCancelled:
         job_finish(job, status=JobStatus.CANCELLED)
     except Exception as exc:
-        logger.exception("export %s failed", job_id)
+        logger.exception("export %s failed", job.pk)
         job_finish(job, status=JobStatus.FAILED, error=f"The export failed ({type(exc).__name__}: {exc}).")
-    job.refresh_from_db()
-    return job
 
 
 def _set_total(progress: JobProgress, count: int) -> None:

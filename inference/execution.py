@@ -86,7 +86,7 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
         InferenceChunk.objects.filter(pk=chunk.pk).update(finished=True)
         return
     InferenceRun.objects.filter(pk=run.pk, device="").update(device=str(model.device))
-    try:
+    try:  # no job_heartbeat needed: a chunk reports its progress after every batch, so it is never quiet long
         written, failed, cancelled = _chunk_predict(chunk, model, batch_size)
     except Exception as exc:  # the run must say what went wrong now, not stay "running" until the sweeper
         logger.exception("inference run %s, chunk %s failed", run.pk, chunk.number)

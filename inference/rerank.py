@@ -27,7 +27,7 @@ from inference.models import ModelVersion, Prediction, RerankRun
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.ranking import image_ranking
 from project.bulk_insert import rows_update
-from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from project.row_locks import update_lock
 from review.models import REVIEWED_STATUSES, Image, Project, ReviewStatus
 
@@ -45,6 +45,11 @@ def rerank_run_execute(*, run_id: int, progress_interval: float = 1.0) -> Rerank
     run = job_attempt_start(RerankRun, run_id=run_id)
     if run is None:
         return None
+    with job_heartbeat(run):
+        return _rerank(run, JobProgress(run, interval=progress_interval))
+
+
+def _rerank(run: RerankRun, progress: JobProgress) -> RerankRun:
     unreviewed = (Image.objects.filter(project_id=run.project_id, status=ReviewStatus.UNREVIEWED,
                                        ranked_by__isnull=False).order_by("pk").values_list("pk", flat=True))
     reviewed = (Image.objects.filter(project_id=run.project_id, status__in=REVIEWED_STATUSES)
@@ -52,7 +57,6 @@ def rerank_run_execute(*, run_id: int, progress_interval: float = 1.0) -> Rerank
     # Each attempt starts from scratch: the work is the same whenever it is done again.
     RerankRun.objects.filter(pk=run.pk).update(progress_total=unreviewed.count() + reviewed.count(),
                                                progress_done=0, images_ranked=0, images_judged=0)
-    progress = JobProgress(run, interval=progress_interval)
     ranked = judged = 0
     try:
         reviewed_counts = reviewed_box_counts(run.project_id)

@@ -38,3 +38,15 @@ def email_links_work(app_configs, **kwargs) -> list[Warning]:
                         id="project.W001", hint="Set SITE_URL to the address people open the app at, "
                                                 "e.g. https://labels.example.")]
     return []
+
+
+@register("jobs")
+def job_heartbeat_fits(app_configs, **kwargs) -> list[Error]:
+    """A heartbeat slower than the sweeper's patience makes every quiet job look dead (project/jobs.py)."""
+    from django.conf import settings
+
+    if settings.JOB_HEARTBEAT_SECONDS * 2 > settings.JOB_STALE_MINUTES * 60:
+        return [Error(f"JOB_HEARTBEAT_SECONDS ({settings.JOB_HEARTBEAT_SECONDS:g}) must be at most half of "
+                      f"JOB_STALE_MINUTES ({settings.JOB_STALE_MINUTES} minutes): the stale-run sweeper would start "
+                      "healthy jobs a second time.", id="project.E003")]
+    return []

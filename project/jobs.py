@@ -5,15 +5,21 @@ report through `JobProgress`. Job state lives in these rows, never in a Celery r
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 # Sent once per job, when job_finish writes its final status (kwargs: run). webhooks/ listens.
 job_finished = Signal()
@@ -147,6 +153,37 @@ def job_cancel_request(run: JobRun) -> None:
     run.cancel_requested = True
     if run.status == JobStatus.QUEUED:
         job_finish(run, status=JobStatus.CANCELLED)
+
+
+@contextmanager
+def job_heartbeat(run: JobRun, *, every: float | None = None) -> Iterator[None]:
+    """While the block runs, a thread of this worker process marks the run alive every `every` seconds.
+
+    The stale-run sweeper then acts only on a job whose process is gone (or whose message the broker
+    lost), never on one that is merely quiet: an hour of evaluation without a progress report is
+    not taken for a dead worker and started a second time. A process that hangs instead is ended by
+    Celery's time limits, and its heartbeat with it.
+    """
+    every = every if every is not None else settings.JOB_HEARTBEAT_SECONDS
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                try:
+                    type(run).objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:  # a busy database: the next beat tries again; the job itself goes on
+                    logger.warning("heartbeat of %s #%s failed", type(run).__name__, run.pk, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{type(run).__name__}-{run.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class JobProgress:

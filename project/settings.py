@@ -235,6 +235,9 @@ JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", 3))
 # JOB_MAX_ATTEMPTS) by the stale-run sweeper, which Celery beat runs every JOB_SWEEP_SECONDS.
 JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
 JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
+# A running job's worker process marks it alive this often, however quiet the job itself is
+# (project/jobs.py job_heartbeat); keep it well under JOB_STALE_MINUTES.
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", 60))
 # Each sweep expires when the next is sent: behind a long import on a busy `default` queue, the
 # waiting sweeps are dropped unrun instead of piling up and delaying the jobs queued after them.
 _SWEEP = {"schedule": JOB_SWEEP_SECONDS, "options": {"expires": JOB_SWEEP_SECONDS}}

@@ -2,10 +2,11 @@
 
 Celery redelivers a task whose worker died (acks_late), but not when the broker lost the message
 too (a Redis restart without persistence, a deleted queue). Every JOB_SWEEP_SECONDS Celery beat runs
-`stale_runs_sweep`: a running job with no heartbeat (progress or attempt start) for JOB_STALE_MINUTES
-has its remaining tasks sent again, up to JOB_MAX_ATTEMPTS attempts, and is then failed with a clear
-error. Keep JOB_STALE_MINUTES above the longest quiet stretch of a healthy job (an epoch's evaluation,
-say), or a slow job is started twice; the per-job attempt counter still caps the damage.
+`stale_runs_sweep`: a running job with no heartbeat for JOB_STALE_MINUTES has its remaining tasks
+sent again, up to JOB_MAX_ATTEMPTS attempts, and is then failed with a clear error. A heartbeat is
+any progress report, or the beat a job's worker process sends every JOB_HEARTBEAT_SECONDS while it
+works however quiet the job is (project/jobs.py job_heartbeat; inference chunks report every batch
+instead), so only a job whose process is gone goes stale, not one in a long evaluation.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from inference.matching import ImagePredictions, ImageTruth
 from inference.models import InferenceScope, ModelSource, Prediction
 from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
-from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from project.storage import storage_reader
 from review.models import Image, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
@@ -44,7 +44,8 @@ def training_run_execute(*, run_id: int) -> None:
     if run is None:
         return
     try:
-        _execute(run)
+        with job_heartbeat(run):
+            _execute(run)
     except Stop:
         job_finish(run, status=JobStatus.CANCELLED)
     except Exception as exc:  # the run row must say what went wrong; the active model is untouched

@@ -1,7 +1,10 @@
+import threading
+import time
+
 import pytest
 
 from inference.models import InferenceRun
-from project.jobs import JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish, job_heartbeat
 from tests.factories import add_model_version, make_project
 
 
@@ -61,3 +64,24 @@ def test_progress_of_a_deleted_run_says_stop(run):
     assert not progress.cancelled()
     run.project.delete()
     assert progress.cancelled()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quiet_job_is_kept_alive_by_its_heartbeat_until_its_block_ends():
+    """An hour of evaluation with no progress report is not a dead worker: the sweeper leaves it alone."""
+    project = make_project()
+    run = InferenceRun.objects.create(project=project, model_version=add_model_version(project))
+    run = job_attempt_start(InferenceRun, run_id=run.pk)
+    started = run.heartbeat_at
+
+    def heartbeat():
+        return InferenceRun.objects.values_list("heartbeat_at", flat=True).get(pk=run.pk)
+    with job_heartbeat(run, every=0.05):
+        deadline = time.monotonic() + 10
+        while heartbeat() == started and time.monotonic() < deadline:
+            time.sleep(0.05)  # the job itself says nothing
+        assert heartbeat() > started  # fresh, so the sweeper passes it over (tests/project/test_sweeper.py)
+    last = heartbeat()
+    time.sleep(0.3)
+    assert heartbeat() == last  # the beats stop with the block
+    assert not any(thread.name.startswith("heartbeat-") for thread in threading.enumerate())

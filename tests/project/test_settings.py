@@ -216,3 +216,11 @@ def test_import_buckets_must_be_s3_prefixes():
     for bad in ("https://cams.s3.amazonaws.com/a", "s3://Cams/a", "/srv/frames", "s3://"):
         with pytest.raises(ImproperlyConfigured, match="IMPORT_BUCKETS"):
             import_buckets([bad])
+
+
+def test_a_heartbeat_slower_than_the_sweepers_patience_is_an_error(settings):
+    from project.checks import job_heartbeat_fits
+
+    assert job_heartbeat_fits(None) == []
+    settings.JOB_STALE_MINUTES, settings.JOB_HEARTBEAT_SECONDS = 1, 45
+    assert [e.id for e in job_heartbeat_fits(None)] == ["project.E003"]
