@@ -14,8 +14,8 @@ from inference.services import rerank_run_create
 from project.admin_base import ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
-    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, Project, ReviewEvent,
-    StatusChange,
+    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
+    Project, ReviewEvent, StatusChange,
 )
 from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
 from training.services import snapshot_coco, training_run_start
@@ -242,6 +242,16 @@ class ApiTokenAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     readonly_fields = ["user", "prefix", "digest", "created_at", "last_used_at"]
 
 
+@admin.register(PasswordResetRequest)
+class PasswordResetRequestAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """The last hour's reset e-mails asked for (review/password_resets.py); deleting a client's rows lifts its 429."""
+
+    list_display = ["created_at", "client", "sent", "address_digest"]
+    list_filter = ["sent"]
+    search_fields = ["client"]
+    readonly_fields = ["address_digest", "client", "sent", "created_at"]
+
+
 @admin.register(Mention)
 class MentionAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Who was named in which comment, and whether they have opened the image since; made by comments only."""
@@ -256,7 +266,7 @@ class MentionAdmin(ViewOnlyAdmin, admin.ModelAdmin):
 class NotificationSettingsAdmin(admin.ModelAdmin):
     """Which e-mails each user turned off (no row: they get all of them); users change theirs on /account/."""
 
-    list_display = ["user", "email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
+    list_display = ["user", "email_mentions", "email_send_backs", "email_assignments", "email_jobs", "pending_email"]
     list_filter = ["email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
