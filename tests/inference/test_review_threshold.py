@@ -134,7 +134,7 @@ def test_the_project_page_shows_reranks_and_managers_stop_or_restart_them(client
         run = project_settings_update(project=project, user=manager, score_threshold=0.35)
     client.force_login(manager)
     page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
-    assert f'data-rerank-id="{run.pk}" data-status="queued"' in page and "≥ 0.35" in page
+    assert f'data-rerank-id="{run.pk}" data-status="queued"' in page and "<td>≥ 0.35</td>" in page
     assert reverse("inference:rerank_cancel", args=[run.pk]) in page
     response = client.post(reverse("inference:rerank_cancel", args=[run.pk]), follow=True)
     assert "is stopping" in response.content.decode()
