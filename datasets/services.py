@@ -1,7 +1,6 @@
 """Writes of the datasets app: start an import or an export job (checked first), cancel one."""
 from __future__ import annotations
 
-from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
@@ -10,7 +9,7 @@ from django.db import transaction
 from datasets.bucket_source import bucket_url_allowed
 from datasets.exports import ExportSpec, export_spec_check
 from datasets.models import DatasetExport, DatasetImport, ImportFormat
-from project.jobs import JobRun, job_cancel_request
+from project.jobs import JobRun, job_cancel_request, job_queue_on_commit
 from review.models import Image, Project
 from review.services import display_name
 
@@ -40,7 +39,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
         job.file.save(name, file, save=False)
     job.save()
     if queue:
-        transaction.on_commit(lambda: _queue(DatasetImport, IMPORT_TASK, job.pk))
+        job_queue_on_commit(job, IMPORT_TASK)
     return job
 
 
@@ -60,7 +59,7 @@ def dataset_export_start(*, project: Project, user: AbstractBaseUser | None, spe
         image_ids=sorted(set(spec.image_ids)) if spec.image_ids is not None else None,
     )
     if queue:
-        transaction.on_commit(lambda: _queue(DatasetExport, EXPORT_TASK, job.pk))
+        job_queue_on_commit(job, EXPORT_TASK)
     return job
 
 
@@ -69,9 +68,4 @@ def dataset_job_cancel(*, job: JobRun) -> JobRun:
     job_cancel_request(job)
     job.refresh_from_db()
     return job
-
-
-def _queue(model: type[JobRun], task: str, job_id: int) -> None:
-    task_id = current_app.send_task(task, args=[job_id]).id
-    model.objects.filter(pk=job_id).update(celery_task_id=task_id)
 

@@ -14,7 +14,7 @@ from django.db.models import Max
 
 from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
 from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, RerankRun
-from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request
+from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request, job_queue_on_commit
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create, project_update
 from webhooks.models import Event
@@ -155,13 +155,8 @@ def rerank_run_create(*, project: Project, user: AbstractBaseUser | None = None)
     for older in RerankRun.objects.filter(project=project, status__in=ACTIVE_STATUSES):
         job_cancel_request(older)
     run = RerankRun.objects.create(project=project, score_threshold=project.score_threshold, requested_by=user)
-    transaction.on_commit(lambda: _rerank_queue(run.pk))
+    job_queue_on_commit(run, RERANK_TASK)
     return run
-
-
-def _rerank_queue(run_id: int) -> None:
-    task_id = current_app.send_task(RERANK_TASK, args=[run_id]).id
-    RerankRun.objects.filter(pk=run_id).update(celery_task_id=task_id)
 
 
 def rerank_run_cancel(*, run: RerankRun) -> RerankRun:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
@@ -129,6 +130,16 @@ def job_attempt_start(model: type[Run], *, run_id: int, max_attempts: int | None
     run.heartbeat_at = timezone.now()
     run.save(update_fields=["attempts", "status", "started_at", "heartbeat_at"])
     return run
+
+
+def job_queue_on_commit(run: JobRun, task: str) -> None:
+    """Send the job's Celery task, with its id, once the caller's transaction commits; remember the task's id."""
+    model, run_id = type(run), run.pk
+
+    def send() -> None:
+        task_id = current_app.send_task(task, args=[run_id]).id
+        model.objects.filter(pk=run_id).update(celery_task_id=task_id)
+    transaction.on_commit(send)
 
 
 def job_finish(run: JobRun, *, status: str, error: str = "") -> None:

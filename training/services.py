@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -13,7 +12,7 @@ from django.db import IntegrityError, transaction
 
 from inference.architectures import ARCHITECTURES, machine_default_architecture
 from inference.services import active_model_version
-from project.jobs import ACTIVE_STATUSES, job_cancel_request
+from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from training.models import DatasetSnapshot, TrainingRun
 from training.config import default_config, steps_per_epoch
@@ -104,7 +103,7 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
                 params=config.as_dict(), requested_by=user,
                 progress_total=config.epochs * steps_per_epoch(len(snapshot.train_image_ids), config.batch_size),
             )
-            transaction.on_commit(lambda: _queue(run.pk))
+            job_queue_on_commit(run, TRAINING_TASK)
     except IntegrityError:
         raise ValidationError("This project already has a training run in progress; wait for it or cancel it.") from None
     return run
@@ -113,11 +112,6 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
 def _trained_image_size(version) -> int | None:
     run = TrainingRun.objects.filter(result_version=version).only("params").first()
     return run.params.get("image_size") if run else None
-
-
-def _queue(run_id: int) -> None:
-    task_id = current_app.send_task(TRAINING_TASK, args=[run_id]).id
-    TrainingRun.objects.filter(pk=run_id).update(celery_task_id=task_id)
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
