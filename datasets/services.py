@@ -65,7 +65,5 @@ def dataset_export_start(*, project: Project, user: AbstractBaseUser | None, spe
 
 def dataset_job_cancel(*, job: JobRun) -> JobRun:
     """Stop an import (nothing is written) or an export (no file is kept)."""
-    job_cancel_request(job)
-    job.refresh_from_db()
-    return job
+    return job_cancel_request(job)
 

@@ -161,9 +161,7 @@ def rerank_run_create(*, project: Project, user: AbstractBaseUser | None = None)
 
 def rerank_run_cancel(*, run: RerankRun) -> RerankRun:
     """Stop a rerank between chunks; what it ranked keeps the new threshold, the rest the old, until ranked again."""
-    job_cancel_request(run)
-    run.refresh_from_db()
-    return run
+    return job_cancel_request(run)
 
 
 def active_model_version(project: Project) -> ModelVersion | None:
@@ -242,9 +240,7 @@ def _queue_chunks(run_id: int, chunk_ids: list[int]) -> None:
 
 def inference_run_cancel(*, run: InferenceRun) -> InferenceRun:
     """Stop a run: queued chunks are skipped, a running chunk stops after its current batch."""
-    job_cancel_request(run)
-    run.refresh_from_db()
-    return run
+    return job_cancel_request(run)
 
 
 def inference_run_after_upload(*, project: Project, image_ids: Sequence[int],

@@ -153,10 +153,11 @@ def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
         job_finished.send(sender=type(run), run=run)
 
 
-def job_cancel_request(run: JobRun) -> None:
+def job_cancel_request(run: Run) -> Run:
     """Ask a run to stop: a queued run is cancelled at once, a running one at its worker's next check.
 
-    Raises ValidationError for a run that already finished: there is nothing to cancel.
+    Returns the run as it is now; raises ValidationError for a run that already finished: there is
+    nothing to cancel.
     """
     if run.status not in ACTIVE_STATUSES:
         raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
@@ -164,6 +165,8 @@ def job_cancel_request(run: JobRun) -> None:
     run.cancel_requested = True
     if run.status == JobStatus.QUEUED:
         job_finish(run, status=JobStatus.CANCELLED)
+    run.refresh_from_db()
+    return run
 
 
 @contextmanager

@@ -115,9 +115,7 @@ def _trained_image_size(version) -> int | None:
 
 
 def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
-    job_cancel_request(run)
-    run.refresh_from_db()
-    return run
+    return job_cancel_request(run)
 
 
 def training_after_review(*, project: Project) -> TrainingRun | None:
