@@ -7,13 +7,15 @@ from collections.abc import Sequence
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
-from django.db.models import Max
+from django.db import connection, transaction
+from django.db.models import Max, QuerySet
 
 from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
-from inference.models import InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, RerankRun
+from inference.models import (
+    BoxOutcome, InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, Prediction, RerankRun,
+)
 from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request, job_queue_on_commit
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create, project_update
@@ -130,6 +132,22 @@ def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
     """
     image_ids = list(image_ids)
     transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
+
+
+def predictions_of_images_delete(sender, *, images: QuerySet[Image], **kwargs) -> None:
+    """Receiver of review.signals.images_deleting: the images' outcomes and predictions, one statement each.
+
+    The outcomes (nothing points at them) go by Django's own single DELETE; the predictions in SQL,
+    as Django would first load each one to cascade to the outcomes (inference/execution.py does the
+    same for a repeated chunk).
+    """
+    BoxOutcome.objects.filter(image__in=images).delete()
+    try:
+        subquery, params = images.order_by().values("pk").query.sql_with_params()
+    except EmptyResultSet:  # `pk__in=[]`: no images, nothing to delete
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Prediction._meta.db_table} WHERE image_id IN ({subquery})", params)
 
 
 @transaction.atomic

@@ -27,7 +27,7 @@ from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
     Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
-from review.signals import members_mentioned
+from review.signals import images_deleting, members_mentioned
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#808000", "#000075"]
@@ -89,6 +89,7 @@ def project_delete(*, project: Project) -> None:
     update_lock(Project.objects.filter(pk=project.pk))
     images = Image.objects.filter(project=project)
     update_lock(images)  # see images_delete
+    images_deleting.send(sender=Image, images=images)
     # Human boxes keep their label class from being deleted (PROTECT); the project's go with its images.
     _annotations_delete(images)
     project.delete()
@@ -317,6 +318,7 @@ def images_delete(*, images: QuerySet[Image]) -> int:
     # First wait for an inference batch or a box save that is writing rows on them (project/row_locks.py).
     ids = update_lock(images)
     files = list(Image.objects.filter(pk__in=ids).values_list("file", flat=True))
+    images_deleting.send(sender=Image, images=Image.objects.filter(pk__in=ids))
     Image.objects.filter(pk__in=ids).delete()
     transaction.on_commit(lambda: _storage_files_delete(files))
     return len(ids)

@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from inference import execution
 from inference.detector import Detections
 from inference.execution import _write_batch, inference_chunk_execute
-from inference.models import InferenceRun, ModelVersion, Prediction
-from inference.outcomes import reviewed_box_counts
+from inference.models import BoxOutcome, InferenceRun, ModelVersion, Prediction
+from inference.outcomes import box_outcomes_refresh, reviewed_box_counts
 from inference.pipeline import ImageResult
 from inference.services import inference_run_cancel, inference_run_create, model_version_create
 from project.jobs import JobStatus
@@ -214,3 +215,34 @@ def test_a_run_whose_project_is_deleted_stops_at_its_next_check(project, monkeyp
     inference_chunk_execute(chunk_id=run.chunks.get().pk, batch_size=2)  # 6 images: 3 batches
     assert predicted == [2]
     assert not InferenceRun.objects.exists() and not Prediction.objects.exists() and not Image.objects.exists()
+
+
+def _project_with_predictions(count: int):
+    project = make_project()
+    [image] = add_images(project, 1, size=64)
+    version = add_model_version(project)
+    circle = project.label_classes.get(index=0)
+    Prediction.objects.bulk_create([Prediction(image=image, model_version=version, label_class=circle, x=i % 50,
+                                               y=1, w=5, h=5, score=0.9) for i in range(count)])
+    image_boxes_save(image=image, user=None, version=image.version, boxes=[BoxIn(circle.pk, 1, 1, 5, 5)])
+    box_outcomes_refresh(image_ids=[image.pk])
+    assert BoxOutcome.objects.filter(image=image).count() >= count  # one per prediction
+    return project, image
+
+
+@pytest.mark.parametrize("delete", ["project", "image"])
+def test_deleting_images_deletes_their_predictions_in_bulk_not_one_by_one(delete, django_capture_on_commit_callbacks):
+    """Django's cascade loads every prediction (and deletes in batches): a 20,000-image project took
+    41 s to delete on PostgreSQL, 10 s with the predictions deleted by one statement first."""
+    statements = []
+    for count in (5, 3000):
+        project, image = _project_with_predictions(count)
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            if delete == "project":
+                project_delete(project=project)
+            else:
+                image_delete(image=image)
+        statements.append(len(queries))
+        assert not Prediction.objects.filter(image_id=image.pk).exists()
+        assert not BoxOutcome.objects.filter(image_id=image.pk).exists() and not Image.objects.filter(pk=image.pk)
+    assert statements[0] == statements[1]  # however many predictions
