@@ -84,7 +84,7 @@ def account_save(*, user, email: str, **wanted: bool) -> bool:
         raise ValueError(f"unknown notification settings: {sorted(unknown)}")
     email = get_user_model().objects.normalize_email(email.strip())
     confirm = bool(email) and email != user.email and settings.EMAIL_NOTIFICATIONS
-    already = NotificationSettings.objects.filter(user=user).values_list("pending_email", flat=True).first()
+    already = pending_email_of(user)
     with transaction.atomic():
         if not confirm and email != user.email:
             get_user_model().objects.filter(pk=user.pk).update(email=email)

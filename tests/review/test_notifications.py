@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
 
-from review import services
+from review import notifications, services
 from review.models import Image, NotificationSettings, ReviewStatus, Role
 from review.notifications import SEND_TASK, notification_email_send, notify_later
 from tests.factories import UserFactory, add_images, add_member, make_project, review_with_truth
@@ -206,7 +206,7 @@ def test_a_long_or_many_lined_error_keeps_the_subject_to_one_line_and_the_body_w
     assert error.strip() in message.body
 
 
-def test_a_new_address_counts_only_once_its_owner_opens_the_link_sent_to_it(team, client, settings):
+def test_a_new_address_counts_only_once_its_owner_opens_the_link_sent_to_it(team, client, settings, monkeypatch):
     project, lead, bea, cai, images = team
     client.force_login(bea)
     account = reverse("review:account")
@@ -226,6 +226,9 @@ def test_a_new_address_counts_only_once_its_owner_opens_the_link_sent_to_it(team
     assert "for another account" in client.get(link).content.decode()
     client.force_login(bea)
     assert "not valid" in client.get(link[:-3] + "xx/").content.decode()
+    monkeypatch.setattr(notifications, "EMAIL_CONFIRM_DAYS", -1)  # as if opened 3 days late
+    assert "This link has expired" in client.get(link).content.decode()
+    monkeypatch.undo()
     assert get_user_model().objects.get(pk=bea.pk).email == "bea@example.com"
     assert client.get(link).status_code == 302
     assert get_user_model().objects.get(pk=bea.pk).email == "bea@night.example"
