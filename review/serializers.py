@@ -99,7 +99,8 @@ class LabelClassUpdateSerializer(serializers.Serializer):
 class ImageSerializer(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
     box_count = serializers.IntegerField(read_only=True)
-    prediction_count = serializers.IntegerField(read_only=True, help_text="Boxes the active model proposed at or above the project's review threshold.")
+    prediction_count = serializers.IntegerField(
+        read_only=True, help_text="Boxes the active model proposed at or above the project's review threshold.")
     correction_count = serializers.IntegerField(read_only=True, help_text="Corrections reviewers made on it so far.")
     comment_count = serializers.IntegerField(read_only=True, help_text="Comments on it: GET /images/{id}/comments/.")
     open_by = serializers.CharField(read_only=True, help_text="Who has it open in the editor now (held for them), "

@@ -317,9 +317,10 @@ def images_delete(*, images: QuerySet[Image]) -> int:
     """Delete these images as image_delete does; returns how many there were."""
     # First wait for an inference batch or a box save that is writing rows on them (project/row_locks.py).
     ids = update_lock(images)
-    files = list(Image.objects.filter(pk__in=ids).values_list("file", flat=True))
-    images_deleting.send(sender=Image, images=Image.objects.filter(pk__in=ids))
-    Image.objects.filter(pk__in=ids).delete()
+    locked = Image.objects.filter(pk__in=ids)
+    files = list(locked.values_list("file", flat=True))
+    images_deleting.send(sender=Image, images=locked)
+    locked.delete()
     transaction.on_commit(lambda: _storage_files_delete(files))
     return len(ids)
 
