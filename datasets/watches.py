@@ -20,7 +20,7 @@ from django.utils import timezone
 from datasets.bucket_source import bucket_url_allowed
 from datasets.models import BucketWatch, ImportFormat
 from datasets.services import dataset_import_start
-from review.models import Project
+from review.models import Project, project_being_deleted
 
 logger = logging.getLogger(__name__)
 MIN_MINUTES, MAX_MINUTES = 5, 7 * 24 * 60
@@ -50,7 +50,8 @@ def bucket_watch_delete(*, watch: BucketWatch) -> None:
 def bucket_watches_run(*, now: datetime | None = None, watch_ids: list[int] | None = None) -> list[int]:
     """Start the import of each watch that is due and whose last import has finished; the ids of those started."""
     now = now or timezone.now()
-    due = BucketWatch.objects.filter(next_run_at__lte=now).select_related("project", "created_by", "last_import")
+    due = (BucketWatch.objects.filter(next_run_at__lte=now).exclude(project_being_deleted("project_id"))
+           .select_related("project", "created_by", "last_import"))
     if watch_ids is not None:
         due = due.filter(pk__in=watch_ids)
     started = []

@@ -14,6 +14,11 @@ urlpatterns = [
     # Projects, people and classes
     path("projects/", review_api.ProjectListCreate.as_view(), name="project_list"),
     path("projects/<id:project_id>/", review_api.ProjectDetail.as_view(), name="project_detail"),
+    path("project-deletions/", review_api.ProjectDeletionList.as_view(), name="project_deletion_list"),
+    path("project-deletions/<id:deletion_id>/", review_api.ProjectDeletionDetail.as_view(),
+         name="project_deletion_detail"),
+    path("project-deletions/<id:deletion_id>/cancel/", review_api.ProjectDeletionCancel.as_view(),
+         name="project_deletion_cancel"),
     path("projects/<id:project_id>/members/", review_api.MemberListCreate.as_view(), name="member_list"),
     path("projects/<id:project_id>/members/<id:user_id>/", review_api.MemberDetail.as_view(),
          name="member_detail"),

@@ -159,9 +159,10 @@ def job_cancel_request(run: Run) -> Run:
     Returns the run as it is now; raises ValidationError for a run that already finished: there is
     nothing to cancel.
     """
-    if run.status not in ACTIVE_STATUSES:
+    # Conditional: a run that finished since it was read is told apart from one still going.
+    if not type(run).objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(cancel_requested=True):
+        run.refresh_from_db()
         raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
-    type(run).objects.filter(pk=run.pk).update(cancel_requested=True)
     run.cancel_requested = True
     if run.status == JobStatus.QUEUED:
         job_finish(run, status=JobStatus.CANCELLED)

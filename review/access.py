@@ -9,13 +9,15 @@ from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from review.models import ROLE_RANK, Membership, Project, Role
+from review.models import ROLE_RANK, Membership, Project, Role, project_being_deleted
 
 
 def membership_for(user: AbstractBaseUser, project_id: int) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return Membership.objects.select_related("project").filter(project_id=project_id, user=user).first()
+    # A project being deleted is gone for everyone at once (review/project_deletion.py).
+    return (Membership.objects.select_related("project").filter(project_id=project_id, user=user)
+            .exclude(project_being_deleted("project_id")).first())
 
 
 def project_for_member(user: AbstractBaseUser, project_id: int, *, role: str = Role.ANNOTATOR) -> Project:
@@ -48,7 +50,8 @@ def object_for_member(user: AbstractBaseUser, queryset: QuerySet, pk: int, *, ro
 
 
 def _role_in_project(user: AbstractBaseUser) -> Subquery:
-    return Subquery(Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user.pk).values("role")[:1])
+    return Subquery(Membership.objects.filter(project_id=OuterRef("project_id"), user_id=user.pk)
+                    .exclude(project_being_deleted("project_id")).values("role")[:1])
 
 
 def _require(held: str | None, role: str, project_name: Callable[[], str]) -> None:

@@ -5,19 +5,21 @@ from collections import defaultdict
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
 from inference.services import rerank_run_create
+from project.admin_actions import cancel_runs
 from project.admin_base import ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
-    Project, ReviewEvent, StatusChange,
+    Project, ProjectDeletion, ReviewEvent, StatusChange,
 )
-from review.services import comment_delete, image_delete, images_delete, label_class_delete, project_delete
+from review.project_deletion import project_deletion_cancel, project_deletion_start
+from review.services import comment_delete, image_delete, images_delete, label_class_delete
 from training.services import snapshot_coco, training_run_start
 
 
@@ -67,10 +69,13 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
     inlines = [MembershipInline, LabelClassInline]
     actions = ["start_fine_tuning", "export_reviewed_labels"]
 
-    def get_deleted_objects(self, objs, request):
-        # The human boxes that PROTECT their label classes go with the project's images (project_delete).
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        return deleted, counts, perms_needed, []
+    def get_deleted_objects(self, projects, request):
+        # A worker deletes the project with everything in it (review/project_deletion.py): what the page lists is
+        # a count, not Django's list of every related row, which for 100,000 images would never render.
+        images = Image.objects.filter(project__in=projects).count()
+        deleted = [f"{project}, with its images, boxes, predictions, models and jobs (a worker deletes them)"
+                   for project in projects]
+        return deleted, {"projects": len(projects), "images": images}, set(), []
 
     def save_model(self, request, project, form, change):
         super().save_model(request, project, form, change)
@@ -78,11 +83,16 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
             rerank_run_create(project=project, user=request.user)
 
     def delete_model(self, request, project):
-        project_delete(project=project)
+        _report(request, project.name, lambda: f"{project_deletion_start(project=project, user=request.user)} "
+                "queued: the project is hidden now; follow it under Project deletions")
 
     def delete_queryset(self, request, projects):
         for project in projects:
-            project_delete(project=project)
+            self.delete_model(request, project)
+
+    def response_delete(self, request, obj_display, obj_id):
+        # Django would say "deleted successfully"; delete_model said what happened instead.
+        return HttpResponseRedirect(reverse("admin:review_project_changelist"))
 
     @admin.action(description="Start fine-tuning on the reviewed labels")
     def start_fine_tuning(self, request, projects):
@@ -270,3 +280,24 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
     list_filter = ["email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
     search_fields = ["user__username", "user__email"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(ProjectDeletion)
+class ProjectDeletionAdmin(admin.ModelAdmin):
+    """Started by deleting a project (here, on its settings page or through the API); the row outlives the project."""
+
+    list_display = ["id", "project_name", "status", "percent", "attempts", "requested_by", "created_at", "finished_at"]
+    list_filter = ["status"]
+    list_select_related = ["requested_by"]
+    search_fields = ["project_name"]
+    raw_id_fields = ["project", "requested_by"]
+    readonly_fields = ["project", "project_name", "progress_done", "progress_total", "celery_task_id", "started_at",
+                       "finished_at"]
+    actions = ["cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a row added here would never be queued; deleting the project starts one
+
+    @admin.action(description="Cancel the selected deletions (their projects come back with what is left)")
+    def cancel(self, request, deletions):
+        cancel_runs(self, request, deletions, lambda run: project_deletion_cancel(deletion=run))

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -27,13 +28,16 @@ from inference.services import (
     active_model_version, active_model_version_id, box_outcomes_refresh_later, inference_run_after_upload,
     project_settings_update,
 )
-from project.api import conflict, member_object, member_project, query_id, validated
+from project.api import PagePagination, conflict, member_object, member_project, query_id, validated
 from review import serializers as s
 from review import services
 from review.bulk_actions import bulk_apply, member_by_id, required_role, selected_images
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.archives import ArchiveRejected, SafeArchive
-from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
+from review.models import (
+    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
+)
+from review.project_deletion import deletions_visible_to, project_deletion_cancel, project_deletion_start
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
@@ -84,10 +88,40 @@ class ProjectDetail(APIView):
                                 **validated(s.ProjectUpdateSerializer, request.data))
         return Response(s.ProjectSerializer(_projects_with_details(request.user).get(pk=project_id)).data)
 
-    @extend_schema(responses={204: None}, summary="Delete the project with all its images and models (manager)")
+    @extend_schema(responses={202: s.ProjectDeletionSerializer},
+                   summary="Delete the project with all its images and models, in a worker (manager)",
+                   description="The project is gone for everyone at once; follow the deletion at the returned "
+                   "`/project-deletions/{id}/` and cancel it there while it runs.")
     def delete(self, request: Request, project_id: int) -> Response:
-        services.project_delete(project=member_project(request, project_id, Role.MANAGER))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        deletion = project_deletion_start(project=member_project(request, project_id, Role.MANAGER),
+                                          user=request.user)
+        return Response(s.ProjectDeletionSerializer(deletion).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": reverse("api:project_deletion_detail", args=[deletion.pk])})
+
+
+class ProjectDeletionList(generics.ListAPIView):
+    """Deletions you asked for, and those of projects you manage, newest first."""
+
+    serializer_class = s.ProjectDeletionSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[ProjectDeletion]:
+        return deletions_visible_to(self.request.user).order_by("-created_at", "-id")
+
+
+class ProjectDeletionDetail(APIView):
+    @extend_schema(responses=s.ProjectDeletionSerializer, summary="A project deletion's status and progress")
+    def get(self, request: Request, deletion_id: int) -> Response:
+        deletion = get_object_or_404(deletions_visible_to(request.user), pk=deletion_id)
+        return Response(s.ProjectDeletionSerializer(deletion).data)
+
+
+class ProjectDeletionCancel(APIView):
+    @extend_schema(request=None, responses=s.ProjectDeletionSerializer,
+                   summary="Stop a deletion: the project comes back with the images not yet deleted")
+    def post(self, request: Request, deletion_id: int) -> Response:
+        deletion = get_object_or_404(deletions_visible_to(request.user), pk=deletion_id)
+        return Response(s.ProjectDeletionSerializer(project_deletion_cancel(deletion=deletion)).data)
 
 
 # --- Members ------------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+from project.jobs import ACTIVE_STATUSES, JobRun
 
 
 class Role(models.TextChoices):
@@ -419,3 +421,34 @@ class PasswordResetRequest(models.Model):
 
     def __str__(self) -> str:
         return f"reset asked by {self.client} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ProjectDeletion(JobRun):
+    """A project deleted by a worker, its images a chunk at a time (review/project_deletion.py).
+
+    While it is queued or running the project is hidden from everyone (`project_being_deleted`);
+    cancelled or failed, the project comes back with the images not yet deleted. The row outlives
+    its project (`project` set to NULL) as the record of who deleted what and when.
+    """
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="deletions")
+    project_name = models.CharField(max_length=200, help_text="The project's name when its deletion was asked for.")
+
+    class Meta(JobRun.Meta):
+        constraints = [models.UniqueConstraint(
+            fields=["project"], condition=Q(status__in=ACTIVE_STATUSES), name="projectdeletion_one_active",
+            violation_error_message="This project is already being deleted.")]
+
+    def __str__(self) -> str:
+        return f"Deletion #{self.pk} of {self.project_name}"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("review.tasks.project_deletion_execute", [self.pk])]
+
+
+def project_being_deleted(project_ref: str = "pk") -> Exists:
+    """True for a row whose project (the outer query's `project_ref`) has a deletion queued or running.
+
+    Every way into a project goes through review/access.py or the project list, which leave these out.
+    """
+    return Exists(ProjectDeletion.objects.filter(project_id=OuterRef(project_ref), status__in=ACTIVE_STATUSES))

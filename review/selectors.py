@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from review.models import (
     REPLACED_BOX_FIELDS, Image, LabelClass, Mention, Project, ReviewEvent, ReviewStatus, StatusChange,
+    project_being_deleted,
 )
 
 
@@ -18,6 +19,7 @@ def project_list_for_user(user: AbstractBaseUser) -> QuerySet[Project]:
     """The user's projects with image counts by review status, in one query."""
     return (
         Project.objects.filter(memberships__user=user)
+        .exclude(project_being_deleted())
         .annotate(
             image_count=Count("images", distinct=True),
             unreviewed_count=Count("images", filter=Q(images__status=ReviewStatus.UNREVIEWED), distinct=True),

@@ -10,7 +10,9 @@ from rest_framework import serializers
 
 from project.converters import MAX_ID
 from review.bulk_actions import ACTIONS, MAX_IMAGES
-from review.models import Annotation, Comment, Image, LabelClass, Membership, Project, ReviewStatus, Role
+from review.models import (
+    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
+)
 
 MAX_BOXES_PER_IMAGE = 2000
 MAX_CLASS_NAMES = 1000
@@ -21,6 +23,17 @@ class ActiveModelSerializer(serializers.Serializer):
     number = serializers.IntegerField()
     architecture = serializers.CharField()
     map = serializers.FloatField(allow_null=True)
+
+
+class ProjectDeletionSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = ProjectDeletion
+        fields = ["id", "project", "project_name", "status", "percent", "progress_done", "progress_total", "attempts",
+                  "cancel_requested", "error", "requested_by", "created_at", "started_at", "finished_at"]
+        extra_kwargs = {"project": {"help_text": "Empty once the project is deleted."},
+                        "progress_done": {"help_text": "Images deleted."}}
 
 
 class ProjectSerializer(serializers.ModelSerializer):

@@ -24,6 +24,7 @@ from review.forms import (
     refusal_reported,
 )
 from review.models import LabelClass, Membership, Project, Role
+from review.project_deletion import project_deletion_start
 
 SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
 RERANK_NOTE = (" The queue's ranking and error review are being worked out again at the new threshold, ≥ {:.4g}: "
@@ -151,8 +152,9 @@ def project_remove(request: HttpRequest, project_id: int) -> HttpResponseRedirec
     form = ProjectDeleteForm(request.POST, project=project)
     with refusal_reported(request, "The project was not deleted"):
         cleaned_or_refused(form)
-        services.project_delete(project=project)
-        messages.success(request, f"Deleted the project {project.name} with its images, boxes and models.")
+        project_deletion_start(project=project, user=request.user)
+        messages.success(request, f"Deleting the project {project.name} with its images, boxes and models: it is gone "
+                         "for everyone now, and a worker deletes its files below. Cancel it there to keep what is left.")
         return HttpResponseRedirect(reverse("review:project_list"))
     return _back_to_settings(project.pk)
 

@@ -8,6 +8,7 @@ app_name = "review"
 
 urlpatterns = [
     path("", views.project_list, name="project_list"),
+    path("project-deletions/<id:deletion_id>/cancel", views.project_deletion_cancel, name="project_deletion_cancel"),
     path("projects/<id:project_id>/", views.project_detail, name="project_detail"),
     path("projects/<id:project_id>/queue/", views.project_queue, name="project_queue"),
     path("projects/<id:project_id>/queue/bulk", views.queue_bulk, name="queue_bulk"),

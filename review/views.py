@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.middleware.csrf import get_token
@@ -23,14 +23,15 @@ from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
 from project.converters import as_id
-from review import notifications, selectors, services
+from review import notifications, project_deletion, selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
-from review.forms import AccountForm
+from review.forms import AccountForm, refusal_reported
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
+from review.project_deletion import deletions_on_project_list, deletions_visible_to
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
 )
@@ -46,7 +47,19 @@ def project_list(request: HttpRequest) -> HttpResponse:
     waiting = selectors.work_waiting_for(request.user, [p.pk for p in projects])
     for project in projects:
         project.waiting = waiting.get(project.pk)
-    return render(request, "review/project_list.html", {"projects": projects})
+    return render(request, "review/project_list.html", {
+        "projects": projects, "deletions": deletions_on_project_list(request.user)})
+
+
+@login_required
+@require_POST
+def project_deletion_cancel(request: HttpRequest, deletion_id: int) -> HttpResponseRedirect:
+    deletion = get_object_or_404(deletions_visible_to(request.user), pk=deletion_id)
+    with refusal_reported(request, "The deletion was not cancelled"):
+        project_deletion.project_deletion_cancel(deletion=deletion)
+        messages.success(request, f"Cancelled the deletion of {deletion.project_name}: the project is back with the "
+                         "images that were not deleted yet.")
+    return HttpResponseRedirect(reverse("review:project_list"))
 
 
 @login_required

@@ -12,7 +12,7 @@ from django.test import Client
 from datasets.models import DatasetExport, DatasetImport
 from inference.models import InferenceRun, Prediction
 from project.jobs import JobStatus
-from review.models import Image, Role
+from review.models import Image, ProjectDeletion, Role
 from tests.datasets.helpers import coco_doc, scene_png, zip_of
 from tests.factories import add_images, add_model_version, api_client, make_project
 from tests.integration.conftest import wait_for
@@ -81,9 +81,12 @@ def test_every_job_keeps_its_files_in_the_bucket(s3_media, start_worker, broker,
     assert keys and all(key.startswith("media/") for key in keys), keys
     assert not any(path.is_file() for path in media_root.rglob("*")), "nothing may land on the local disk"
 
-    # Deleting an image removes its file; deleting the project removes its files from the bucket once the deletion is committed.
+    # Deleting an image removes its file; the worker deleting the project removes its files from the bucket.
     assert client.delete(f"/api/v1/images/{imported.pk}/").status_code == 204
     assert not any(key.endswith(imported.file.name) for key in s3_media.keys())
-    assert client.delete(f"/api/v1/projects/{project.pk}/").status_code == 204
+    response = client.delete(f"/api/v1/projects/{project.pk}/")
+    assert response.status_code == 202
+    job = wait_for(lambda: finished(ProjectDeletion, response.data["id"]), message="the project deletion")
+    assert job.status == JobStatus.SUCCEEDED, job.error
     left = [key for key in s3_media.keys() if f"/projects/{project.pk}/" in key]
     assert left == [], left

@@ -11,7 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from inference.models import InferenceRun, ModelVersion, Prediction, RerankRun
-from review.models import Project, Role, StatusChange
+from review.models import Project, ProjectDeletion, Role, StatusChange
+from review.project_deletion import project_deletion_execute
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
 from training.models import TrainingRun
 
@@ -151,8 +152,12 @@ def test_deleting_images_and_projects_goes_through_the_services(staff, project, 
     assert project.images.count() == 6
     assert not any(default_storage.exists(image.file.name) for image in images)
     names = list(project.images.values_list("file", flat=True))
+    confirm = staff.get(reverse("admin:review_project_delete", args=[project.pk]))
+    assert confirm.status_code == 200 and b"a worker deletes them" in confirm.content
+    staff.post(reverse("admin:review_project_delete", args=[project.pk]), {"post": "yes"})
+    deletion = ProjectDeletion.objects.get(project=project)
     with django_capture_on_commit_callbacks(execute=True):
-        staff.post(reverse("admin:review_project_delete", args=[project.pk]), {"post": "yes"})
+        project_deletion_execute(run_id=deletion.pk)
     assert not Project.objects.exists()
     assert not any(default_storage.exists(name) for name in names)
 

@@ -13,7 +13,7 @@ from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersion, RerankRun, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
-from review.models import Role
+from review.models import ProjectDeletion, Role
 from review.services import comment_add
 from tests.factories import UserFactory, add_images, add_member, make_project
 from training.models import DatasetSnapshot, TrainingRun
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db
 ANYONE = "any logged-in user"
 PUBLIC = "public"  # the schema and its viewers: the API's contract is not a secret
 AUTHOR = "its author only"  # no role is enough: the comment here is the target member's
+MANAGER_OR_404 = "its requester or the project's managers; others: 404"  # a deletion outlives its project
 A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
 
 REQUIRED_ROLE = {
@@ -32,6 +33,9 @@ REQUIRED_ROLE = {
     ("project_detail", "GET"): A,
     ("project_detail", "PATCH"): M,
     ("project_detail", "DELETE"): M,
+    ("project_deletion_list", "GET"): ANYONE,  # each sees their own and their managed projects'
+    ("project_deletion_detail", "GET"): MANAGER_OR_404,
+    ("project_deletion_cancel", "POST"): MANAGER_OR_404,
     ("member_list", "GET"): M,
     ("member_list", "POST"): M,
     ("member_detail", "PATCH"): M,
@@ -152,6 +156,9 @@ def world():
         "inference_run_id": InferenceRun.objects.create(project=project, model_version=version).pk,
         "training_run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
         "rerank_run_id": RerankRun.objects.create(project=project, score_threshold=0.5).pk,
+        # Finished: one still going would hide the project from every other endpoint here.
+        "deletion_id": ProjectDeletion.objects.create(project=project, project_name=project.name,
+                                                      status=JobStatus.CANCELLED).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
         "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,
@@ -188,6 +195,8 @@ def _expected(rule: str, caller: str) -> str:
         return "404"
     if rule == AUTHOR:
         return "403"
+    if rule == MANAGER_OR_404:
+        return "allowed" if caller == M else "404"
     order = [A, R, M]
     return "allowed" if order.index(caller) >= order.index(rule) else "403"
 

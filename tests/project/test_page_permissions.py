@@ -7,11 +7,12 @@ import pytest
 from django.contrib import admin
 from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import RerankRun, SuspectedError
 from project.jobs import JobStatus
-from review.models import Role
+from review.models import ProjectDeletion, Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
 from training.models import DatasetSnapshot, TrainingRun
 from webhooks.services import webhook_create, webhook_ping
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.django_db
 ANYONE = "any logged-in user"
 XSS = "<img src=x onerror=alert(1)>"
 PUBLIC = "public"
+MANAGER_OR_404 = "its requester or the project's managers; others: 404"
 A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
 CALLERS = ["anonymous", "non-member", A, R, M]
 
@@ -60,6 +62,7 @@ PAGE_RULES = {
     ("review:member_set", "POST"): M,
     ("review:member_remove", "POST"): M,
     ("review:project_remove", "POST"): M,
+    ("review:project_deletion_cancel", "POST"): MANAGER_OR_404,
     ("inference:model_version_errors", "GET"): A,
     ("inference:second_look", "GET"): R,
     ("inference:suspect_dismiss", "POST"): R,
@@ -130,6 +133,9 @@ def world():
                                                     h=2).pk,
         "kind": "export", "job_id": export.pk,
         "rerank_id": RerankRun.objects.create(project=project, score_threshold=0.5).pk,
+        # Finished (one going would hide the project from every other page), and on its manager's project list.
+        "deletion_id": ProjectDeletion.objects.create(project=project, project_name=project.name, requested_by=users[M],
+                                                      status=JobStatus.CANCELLED, finished_at=timezone.now()).pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
         "uidb64": "MQ", "token": "not-a-token",
     }
@@ -154,6 +160,8 @@ def _expected(rule: str, caller: str) -> str:
         return "allowed"
     if caller == "non-member":
         return "404"
+    if rule == MANAGER_OR_404:
+        return "allowed" if caller == M else "404"
     order = [A, R, M]
     return "allowed" if order.index(caller) >= order.index(rule) else "403"
 

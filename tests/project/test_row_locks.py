@@ -18,7 +18,9 @@ from inference import rerank
 from inference.models import Prediction, RerankRun
 from inference.pipeline import ImageResult
 from project.row_locks import key_share_lock
-from review.models import Annotation, Image, LabelClass, Project
+from project.jobs import JobStatus
+from review import project_deletion
+from review.models import Annotation, Image, LabelClass, Project, ProjectDeletion
 from review.services import BoxIn, image_boxes_save, image_delete, label_class_delete, project_delete
 from tests.factories import add_images, add_model_version, make_project
 
@@ -187,6 +189,20 @@ def test_a_threshold_change_waits_for_a_rerank_chunk_and_an_upload_does_not(proj
     assert chunk.error is None and changer.error is None
     with transaction.atomic(), pytest.raises(rerank.Superseded):
         rerank._threshold_hold(run)
+
+
+def test_a_cancel_during_a_deletions_last_step_waits_and_finds_it_finished(project):
+    """The project goes with the run's row held: never a 'cancelled' deletion whose project is gone."""
+    deletion = ProjectDeletion.objects.create(project=project, project_name=project.name, status=JobStatus.RUNNING)
+    last_step = InThread(lambda: project_deletion._project_delete(deletion), hold=True)
+    canceller = InThread(lambda: project_deletion.project_deletion_cancel(deletion=deletion))
+    assert canceller.waiting()
+    last_step.release()
+    canceller.release()
+    assert last_step.error is None
+    assert isinstance(canceller.error, ValidationError), canceller.error
+    assert canceller.error.messages == ["The run already succeeded; there is nothing to cancel."]
+    assert not Project.objects.exists() and ProjectDeletion.objects.get().status == JobStatus.SUCCEEDED
 
 
 def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):

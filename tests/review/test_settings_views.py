@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from review.models import LabelClass, Membership, Project, Role
+from review.project_deletion import project_deletion_execute
 from review.services import BoxIn, image_boxes_save
 from tests.factories import UserFactory, add_images, add_member, make_project
 
@@ -184,9 +185,13 @@ def test_deleting_needs_the_projects_name_then_takes_its_files(client, project, 
                         follow=True)
     assert "That is not this project's name; nothing was deleted." in " ".join(_messages(wrong))
     assert Project.objects.filter(pk=project.pk).exists() and default_storage.exists(stored)
-    with django_capture_on_commit_callbacks(execute=True):
-        right = client.post(reverse("review:project_remove", args=[project.pk]), {"confirm_name": "Parking lot"},
-                            follow=True)
+    right = client.post(reverse("review:project_remove", args=[project.pk]), {"confirm_name": "Parking lot"},
+                        follow=True)
     assert right.redirect_chain[-1][0] == reverse("review:project_list")
-    assert "Deleted the project Parking lot with its images, boxes and models." in _messages(right)
+    assert "Deleting the project Parking lot with its images" in " ".join(_messages(right))
+    deletion = right.context["deletions"][0]  # the list shows it, with its progress
+    assert (deletion.project_name, deletion.status, deletion.progress_total) == ("Parking lot", "queued", 1)
+    assert client.get(reverse("review:project_detail", args=[project.pk])).status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        project_deletion_execute(run_id=deletion.pk)
     assert not Project.objects.filter(pk=project.pk).exists() and not default_storage.exists(stored)
