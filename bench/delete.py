@@ -4,10 +4,12 @@ Django's own cascade, which loads every prediction to find the outcomes pointing
     .venv/bin/python bench/delete.py [--images 20000] [--predictions 40]
     DATABASE_URL=postgres://.../bench_delete .venv/bin/python bench/delete.py
 
-Fills two identical projects (image rows without files, N predictions each, a tenth of the images
-with 10 human boxes), deletes one the way the app does and the other with the bulk step switched
-off (the baseline), in one process. Prints both times and a last line `bulk_vs_cascade: X.XX` (the
-baseline's time over the app's: higher is better).
+Fills three identical projects (image rows without files, N predictions each, a tenth of the images
+with 10 human boxes), deletes one in one transaction (review.services.project_delete), one as the
+app's worker does (review/project_deletion.py: a transaction per CHUNK images, then the project),
+and the third with the bulk step switched off (the baseline), in one process. Prints the times (the
+worker's with its slowest chunk: how long one transaction holds its rows) and a last line
+`bulk_vs_cascade: X.XX` (the baseline's time over the one-transaction delete's: higher is better).
 """
 from __future__ import annotations
 
@@ -27,12 +29,32 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from inference.services import predictions_of_images_delete
+    from review import project_deletion
     from review.models import Project
     from review.services import project_delete
     from review.signals import images_deleting
 
     owner = get_user_model().objects.create(username="bench")
+    worker_project = _fill(owner, "worker", args.images, args.predictions)
     projects = [_fill(owner, name, args.images, args.predictions) for name in ("app", "cascade")]
+
+    chunks: list[float] = []
+    real_images_delete = project_deletion.images_delete
+
+    def timed_chunk(images):
+        started = time.perf_counter()
+        deleted = real_images_delete(images=images)  # its own transaction, commit included
+        chunks.append(time.perf_counter() - started)
+        return deleted
+    project_deletion.images_delete = timed_chunk
+    started = time.perf_counter()
+    deletion = project_deletion.project_deletion_start(project=Project.objects.get(pk=worker_project))
+    deletion = project_deletion.project_deletion_execute(run_id=deletion.pk)
+    worker = time.perf_counter() - started
+    assert deletion.status == "succeeded", deletion.error
+    print(f"worker: {worker:.1f} s to delete {args.images} images in {len(chunks)} chunks of "
+          f"{project_deletion.CHUNK}, the slowest {max(chunks):.2f} s", flush=True)
+
     timings = {}
     for project_id, name in zip(projects, ("app", "cascade")):
         if name == "cascade":

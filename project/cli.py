@@ -8,15 +8,16 @@ from django.db.models import Q
 from django.utils import timezone
 
 from project.jobs import ACTIVE_STATUSES, JobRun
-from review.models import Project
+from review.models import Project, project_being_deleted
 
 
 def project_from_arg(value: str) -> Project:
     """A project by id, or by its exact name when that is unique."""
     found = Project.objects.filter(pk=int(value)) if value.isdigit() else Project.objects.filter(name=value)
-    projects = list(found[:2])
+    projects = list(found.exclude(project_being_deleted())[:2])
     if len(projects) != 1:
-        raise CommandError(f"No single project {value!r}: give a project id (see the project list or the admin).")
+        raise CommandError(f"No single project {value!r} (one being deleted does not count): give a project id "
+                           "(see the project list or the admin).")
     return projects[0]
 
 

@@ -16,6 +16,7 @@ from inference.models import InferenceRun, Prediction
 from review.api_tokens import api_token_create
 from review.demo_images import generate_scene
 from review.models import Annotation, ApiToken, Image, Membership, Project, ReviewEvent, ReviewStatus, Role
+from review.project_deletion import project_deletion_execute
 from tests.factories import UserFactory, add_images, add_member, add_model_version, api_client, make_project
 
 pytestmark = pytest.mark.django_db
@@ -71,8 +72,11 @@ def test_project_create_list_update_delete(media_root, django_capture_on_commit_
     assert saved.status_code == 200
     folder = media_root / "projects" / str(project_id)
     assert any(folder.rglob("*.png"))
+    with django_capture_on_commit_callbacks(execute=False):
+        deleting = client.delete(reverse("api:project_detail", args=[project_id]))
+    assert deleting.status_code == 202 and deleting.data["status"] == "queued"
     with django_capture_on_commit_callbacks(execute=True):
-        assert client.delete(reverse("api:project_detail", args=[project_id])).status_code == 204
+        project_deletion_execute(run_id=deleting.data["id"])  # as the worker does
     assert not Project.objects.filter(pk=project_id).exists()
     assert not folder.exists()  # its files went with it, and the folders they were in
 

@@ -5,12 +5,14 @@ The pages' and endpoints' access rules are in tests/project/test_page_permission
 test_api_permissions.py; tests/integration/test_s3_media.py deletes a project through a real worker.
 """
 import pytest
+from django.core.management.base import CommandError
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from datasets.models import BucketWatch
 from datasets.watches import bucket_watches_run
 from inference.models import ModelVersion, Prediction, RerankRun
+from project.cli import project_from_arg
 from project.jobs import JobStatus
 from review import project_deletion
 from review.models import Image, Project, ProjectDeletion, Role
@@ -147,6 +149,14 @@ def test_deleting_stops_the_projects_jobs_and_its_watches(project, django_captur
     rerank.refresh_from_db(), elsewhere.refresh_from_db()
     assert rerank.cancel_requested and not elsewhere.cancel_requested
     assert bucket_watches_run(watch_ids=[watch.pk]) == []  # no import into a project being deleted
+
+
+def test_commands_do_not_find_a_project_being_deleted(project, django_capture_on_commit_callbacks):
+    assert project_from_arg("Old cameras") == project
+    _start(project, django_capture_on_commit_callbacks)
+    for arg in ("Old cameras", str(project.pk)):
+        with pytest.raises(CommandError, match="one being deleted does not count"):
+            project_from_arg(arg)
 
 
 def test_a_project_is_deleted_once(project, django_capture_on_commit_callbacks):

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
 from review.demo_images import CLASS_NAMES, SOURCE, generate_scene
-from review.models import AnnotationSource, LabelClass, Project
+from review.models import AnnotationSource, LabelClass, Project, project_being_deleted
 from review.services import BoxIn, image_boxes_save, image_create, project_create
 # A command is a top-floor caller like a view: it may wire review to training (never the reverse).
 from training.services import training_run_start
@@ -39,7 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, no_train: bool, **counts):
         admin, password = self._admin()
-        project = Project.objects.filter(name=DEMO_PROJECT).first()
+        project = Project.objects.filter(name=DEMO_PROJECT).exclude(project_being_deleted()).first()
         if project is None:
             project = project_create(name=DEMO_PROJECT, owner=admin, class_names=CLASS_NAMES)
             project.description = (
