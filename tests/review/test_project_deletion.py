@@ -17,7 +17,7 @@ from project.jobs import JobStatus
 from review import project_deletion
 from review.models import Image, Project, ProjectDeletion, Role
 from review.project_deletion import project_deletion_cancel, project_deletion_execute, project_deletion_start
-from tests.factories import add_images, add_member, api_client, make_project
+from tests.factories import UserFactory, add_images, add_member, api_client, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +195,13 @@ def test_the_api_cancels_a_deletion(project, django_capture_on_commit_callbacks)
     response = api_client(manager).post(f"/api/v1/project-deletions/{deletion_id}/cancel/")
     assert response.status_code == 200 and response.data["status"] == "cancelled"
     assert api_client(manager).get(f"/api/v1/projects/{project.pk}/").data["image_count"] == 5
+
+
+def test_staff_cancel_a_deletion_in_the_admin(project, client, django_capture_on_commit_callbacks):
+    deletion = _start(project, django_capture_on_commit_callbacks)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.post(reverse("admin:review_projectdeletion_changelist"),
+                           {"action": "cancel", "_selected_action": [deletion.pk]}, follow=True)
+    assert f"Deletion #{deletion.pk} of Old cameras is stopping." in response.content.decode()
+    deletion.refresh_from_db()
+    assert deletion.status == JobStatus.CANCELLED and project.images.count() == 5

@@ -1,10 +1,11 @@
+import html
 import re
 
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from review.models import Role
+from review.models import ReviewStatus, Role
 from tests.factories import UserFactory, add_images, add_member, make_project
 
 pytestmark = pytest.mark.django_db
@@ -133,6 +134,21 @@ def test_queue_page_filters_sorts_and_pages(client, project):
     assert client.get(url, {"status": "reviewed"}).content.count(b'class="thumb"') == 0
     bad = client.get(url, {"ordering": "file"}, follow=True)
     assert b"Unknown ordering" in bad.content and bad.content.count(b'class="thumb"') == 3
+
+
+def test_the_review_queue_button_opens_the_images_waiting_for_review(client, project):
+    """A reviewed image keeps its priority: the button leaves it out, the queue's status filter shows it again."""
+    from review.models import Image
+
+    reviewed, *waiting = project.images.order_by("id")
+    Image.objects.filter(pk=reviewed.pk).update(status=ReviewStatus.REVIEWED, priority=9.0)
+    client.force_login(add_member(project))
+    page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
+    href = html.unescape(re.search(r'id="review-queue" href="([^"]+)"', page).group(1))
+    shown = [int(i) for i in re.findall(rb'data-image-id="(\d+)"', client.get(href).content)]
+    assert sorted(shown) == sorted(image.pk for image in waiting)
+    everything = client.get(reverse("review:project_queue", args=[project.pk])).content
+    assert [int(i) for i in re.findall(rb'data-image-id="(\d+)"', everything)][0] == reviewed.pk
 
 
 def test_queue_cards_say_what_the_thumbnail_shows(client, project):
