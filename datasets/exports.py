@@ -20,7 +20,7 @@ from typing import BinaryIO
 from django.core.exceptions import ValidationError
 
 from datasets.formats import Box, ImageLabels, coco, stem, voc, yolo
-from inference.models import ModelVersion, Prediction
+from inference.models import ModelVersion, Prediction, version_being_deleted
 from project.jobs import JobProgress
 from project.storage import storage_read
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
@@ -63,6 +63,8 @@ def export_spec_check(project: Project, spec: ExportSpec) -> None:
     if spec.source == "predictions":
         if spec.model_version is None or spec.model_version.project_id != project.pk:
             raise ValidationError({"model_version": "Name a model version of this project whose predictions to export."})
+        if version_being_deleted(spec.model_version.pk):
+            raise ValidationError({"model_version": f"{spec.model_version} is being deleted."})
         if not 0 <= spec.min_score <= 1:
             raise ValidationError({"min_score": "The minimum score must be between 0 and 1."})
     elif spec.source == "snapshot":

@@ -1,10 +1,14 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 
 from inference.models import (
-    BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, Prediction, RerankRun, SuspectedError,
+    BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, ModelVersionDeletion, Prediction, RerankRun,
+    SuspectedError,
 )
 from inference.services import inference_run_cancel, model_version_activate, rerank_run_cancel
+from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.admin_actions import cancel_runs
 from project.admin_base import ViewOnlyAdmin
 
@@ -24,6 +28,28 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.display(description="Weights")
     def weights_file(self, version: ModelVersion) -> str:
         return version.weights.name or "(none: imported predictions only)"
+
+    def get_deleted_objects(self, versions, request):
+        # A worker deletes them (inference/version_deletion.py): a count, not Django's list of every prediction.
+        predictions = Prediction.objects.filter(model_version__in=versions).count()
+        deleted = [f"{version} of {version.project}, with its predictions, error review and weights (a worker "
+                   "deletes them)" for version in versions]
+        return deleted, {"model versions": len(versions), "predictions": predictions}, set(), []
+
+    def delete_model(self, request, version):
+        try:
+            deletion = model_version_deletion_start(version=version, user=request.user)
+            self.message_user(request, f"{deletion} queued: follow it under Model version deletions.")
+        except ValidationError as exc:
+            self.message_user(request, f"{version}: {' '.join(exc.messages)}", messages.ERROR)
+
+    def delete_queryset(self, request, versions):
+        for version in versions:
+            self.delete_model(request, version)
+
+    def response_delete(self, request, obj_display, obj_id):
+        # Django would say "deleted successfully"; delete_model said what happened instead.
+        return HttpResponseRedirect(reverse("admin:inference_modelversion_changelist"))
 
     @admin.action(description="Make the selected version its project's active model")
     def promote(self, request, versions):
@@ -118,3 +144,23 @@ class SuspectedErrorAdmin(admin.ModelAdmin):
     list_select_related = ["image", "model_version", "label_class", "resolved_by"]
     raw_id_fields = ["image", "model_version", "label_class", "resolved_by"]
     readonly_fields = ["kind", "score", "x", "y", "w", "h", "resolved_at", "created_at"]
+
+
+@admin.register(ModelVersionDeletion)
+class ModelVersionDeletionAdmin(admin.ModelAdmin):
+    """Started by deleting a model version (here, on the models page or through the API); the row outlives it."""
+
+    list_display = ["id", "project", "version_number", "status", "percent", "attempts", "requested_by", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["project", "requested_by"]
+    raw_id_fields = ["project", "model_version", "requested_by"]
+    readonly_fields = ["version_number", "progress_done", "progress_total", "celery_task_id", "started_at",
+                       "finished_at"]
+    actions = ["cancel"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a row added here would never be queued; deleting the version starts one
+
+    @admin.action(description="Cancel the selected deletions (their versions stay with what is left)")
+    def cancel(self, request, deletions):
+        cancel_runs(self, request, deletions, lambda run: model_version_deletion_cancel(deletion=run))

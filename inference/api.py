@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,10 +20,11 @@ from rest_framework.views import APIView
 from inference import selectors, services
 from inference import serializers as s
 from inference.models import (
-    BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, Prediction, RerankRun, SuspectedError, SuspectKind,
-    SuspectStatus,
+    BoxOutcome, InferenceRun, ModelVersion, ModelVersionDeletion, OutcomeKind, Prediction, RerankRun, SuspectedError,
+    SuspectKind, SuspectStatus,
 )
 from inference.suspects import suspect_dismiss, suspect_rates
+from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.api import IdFilter, PagePagination, member_object, member_project, query_id, validated
 from review.access import project_for_member
 from review.models import Role
@@ -58,6 +60,43 @@ class ModelVersionDetail(APIView):
     @extend_schema(responses=s.ModelVersionSerializer, summary="A version with its metrics and lineage")
     def get(self, request: Request, version_id: int) -> Response:
         return Response(s.ModelVersionSerializer(member_object(request, _versions(), version_id)).data)
+
+    @extend_schema(responses={202: s.ModelVersionDeletionSerializer},
+                   summary="Delete a version that is not active, with its predictions and weights, in a worker "
+                   "(manager)",
+                   description="Follow the deletion at the returned `/model-version-deletions/{id}/`; until it ends "
+                   "the version cannot be made active, predicted with or exported.")
+    def delete(self, request: Request, version_id: int) -> Response:
+        version = member_object(request, _versions(), version_id, Role.MANAGER)
+        deletion = model_version_deletion_start(version=version, user=request.user)
+        return Response(s.ModelVersionDeletionSerializer(deletion).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": reverse("api:model_version_deletion_detail", args=[deletion.pk])})
+
+
+class ModelVersionDeletionList(generics.ListAPIView):
+    """The project's model version deletions, newest first."""
+
+    serializer_class = s.ModelVersionDeletionSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[ModelVersionDeletion]:
+        project = member_project(self.request, self.kwargs["project_id"])
+        return ModelVersionDeletion.objects.filter(project=project).order_by("-created_at", "-id")
+
+
+class ModelVersionDeletionDetail(APIView):
+    @extend_schema(responses=s.ModelVersionDeletionSerializer, summary="A version deletion's status and progress")
+    def get(self, request: Request, version_deletion_id: int) -> Response:
+        deletion = member_object(request, ModelVersionDeletion.objects.all(), version_deletion_id)
+        return Response(s.ModelVersionDeletionSerializer(deletion).data)
+
+
+class ModelVersionDeletionCancel(APIView):
+    @extend_schema(request=None, responses=s.ModelVersionDeletionSerializer,
+                   summary="Stop a version deletion: the version stays with the predictions not yet deleted (manager)")
+    def post(self, request: Request, version_deletion_id: int) -> Response:
+        deletion = member_object(request, ModelVersionDeletion.objects.all(), version_deletion_id, Role.MANAGER)
+        return Response(s.ModelVersionDeletionSerializer(model_version_deletion_cancel(deletion=deletion)).data)
 
 
 class ModelVersionWeights(APIView):

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from project.jobs import JobRun
+from project.jobs import ACTIVE_STATUSES, JobRun
 from review.models import Annotation, Image, LabelClass, Project
 
 
@@ -261,6 +261,36 @@ class RerankRun(JobRun):
 
     def pending_tasks(self) -> list[tuple[str, list]]:
         return [("inference.tasks.rerank_run_execute", [self.pk])]
+
+
+class ModelVersionDeletion(JobRun):
+    """A model version deleted by a worker, its predictions a chunk at a time (inference/version_deletion.py).
+
+    While it is queued or running the version cannot be made active, predicted with or exported;
+    cancelled or failed, the version stays with the predictions not yet deleted. The row outlives the
+    version (`model_version` set to NULL) as the record of who deleted which version and when.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_version_deletions")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="deletions")
+    version_number = models.PositiveIntegerField(help_text="The version's number when its deletion was asked for.")
+
+    class Meta(JobRun.Meta):
+        constraints = [models.UniqueConstraint(
+            fields=["model_version"], condition=Q(status__in=ACTIVE_STATUSES), name="versiondeletion_one_active",
+            violation_error_message="This version is already being deleted.")]
+
+    def __str__(self) -> str:
+        return f"Deletion #{self.pk} of v{self.version_number}"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("inference.tasks.model_version_deletion_execute", [self.pk])]
+
+
+def version_being_deleted(version_id: int | None) -> bool:
+    return version_id is not None and ModelVersionDeletion.objects.filter(
+        model_version_id=version_id, status__in=ACTIVE_STATUSES).exists()
 
 
 class InferenceChunk(models.Model):

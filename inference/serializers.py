@@ -6,7 +6,7 @@ from rest_framework import serializers
 from inference.architectures import ARCHITECTURES
 from project.converters import MAX_ID
 from inference.models import (
-    BoxOutcome, InferenceRun, InferenceScope, ModelVersion, Prediction, RerankRun, SuspectedError,
+    BoxOutcome, InferenceRun, InferenceScope, ModelVersion, ModelVersionDeletion, Prediction, RerankRun, SuspectedError,
 )
 
 
@@ -54,6 +54,17 @@ class InferenceRunSerializer(serializers.ModelSerializer):
         fields = ["id", "model_version", "scope", "status", "percent", "progress_done", "progress_total",
                   "chunks_done", "chunks_total", "predictions_written", "images_failed", "images_per_second",
                   "device", "attempts", "cancel_requested", "error", "created_at", "started_at", "finished_at"]
+
+
+class ModelVersionDeletionSerializer(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = ModelVersionDeletion
+        fields = ["id", "model_version", "version_number", "status", "percent", "progress_done", "progress_total",
+                  "attempts", "cancel_requested", "error", "requested_by", "created_at", "started_at", "finished_at"]
+        extra_kwargs = {"model_version": {"help_text": "Empty once the version is deleted."},
+                        "progress_done": {"help_text": "Predictions deleted."}}
 
 
 class RerankRunSerializer(serializers.ModelSerializer):

@@ -15,7 +15,9 @@ from django.db.models import Max, QuerySet
 from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
 from inference.models import (
     BoxOutcome, InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, Prediction, RerankRun,
+    version_being_deleted,
 )
+from project.row_locks import key_share_lock
 from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request, job_queue_on_commit
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create, project_update
@@ -105,6 +107,9 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     """Make `version` the project's active model (promote or roll back)."""
     if not version.weights:
         raise ValidationError("This version has no weights (its predictions were imported); it cannot be active.")
+    ModelVersion.objects.select_for_update().filter(pk=version.pk).first()  # a deletion starting now waits, or we do
+    if version_being_deleted(version.pk):
+        raise ValidationError(f"{version} is being deleted; it cannot be made active.")
     ModelVersion.objects.filter(project_id=version.project_id, is_active=True).exclude(pk=version.pk).update(
         is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
@@ -229,6 +234,9 @@ def inference_run_create(*, project: Project, user: AbstractBaseUser | None, sco
         raise ValidationError({"model_version": f"Unknown architecture {version.architecture!r}."})
     if not version.weights:
         raise ValidationError({"model_version": "This version has no weights to run."})
+    key_share_lock(ModelVersion.objects.filter(pk=version.pk))  # a deletion starting now waits for this run, or we do
+    if version_being_deleted(version.pk):
+        raise ValidationError({"model_version": f"{version} is being deleted."})
     chunk_size = settings.INFERENCE_CHUNK_SIZE if chunk_size is None else chunk_size
     if chunk_size < 1:
         raise ValidationError({"chunk_size": "Chunk size must be at least 1."})

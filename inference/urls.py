@@ -12,4 +12,7 @@ urlpatterns = [
     path("suspected-errors/<id:suspect_id>/dismiss", views.suspect_dismiss_view, name="suspect_dismiss"),
     path("projects/<id:project_id>/rerank", views.rerank_start, name="rerank_start"),
     path("rerank-runs/<id:rerank_id>/cancel", views.rerank_cancel, name="rerank_cancel"),
+    path("model-versions/<id:version_id>/delete", views.model_version_delete, name="model_version_delete"),
+    path("model-version-deletions/<id:version_deletion_id>/cancel", views.model_version_deletion_cancel_view,
+         name="model_version_deletion_cancel"),
 ]

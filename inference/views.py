@@ -14,10 +14,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inference import selectors
 from inference.models import (
-    BoxOutcome, ModelVersion, OutcomeKind, RerankRun, SuspectedError, SuspectKind, SuspectStatus,
+    BoxOutcome, ModelVersion, ModelVersionDeletion, OutcomeKind, RerankRun, SuspectedError, SuspectKind, SuspectStatus,
 )
 from inference.services import rerank_run_cancel, rerank_run_create
 from inference.suspects import suspect_dismiss, suspect_rates
+from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.converters import as_id
 from review.access import object_for_member, project_for_member
 from review.models import Role
@@ -95,6 +96,33 @@ def rerank_cancel(request: HttpRequest, rerank_id: int) -> HttpResponseRedirect:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return HttpResponseRedirect(reverse("review:project_detail", args=[run.project_id]))
+
+
+@login_required
+@require_POST
+def model_version_delete(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
+    version = object_for_member(request.user, ModelVersion.objects.all(), version_id, role=Role.MANAGER)
+    try:
+        deletion = model_version_deletion_start(version=version, user=request.user)
+        messages.success(request, f"Deleting {version} with its {deletion.progress_total} predictions: the models page "
+                         "shows how far it is, and Cancel there keeps the version with what is left.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return HttpResponseRedirect(reverse("training:project_models", args=[version.project_id]))
+
+
+@login_required
+@require_POST
+def model_version_deletion_cancel_view(request: HttpRequest, version_deletion_id: int) -> HttpResponseRedirect:
+    deletion = object_for_member(request.user, ModelVersionDeletion.objects.all(), version_deletion_id,
+                                 role=Role.MANAGER)
+    try:
+        model_version_deletion_cancel(deletion=deletion)
+        messages.info(request, f"{deletion} cancelled: v{deletion.version_number} stays, with the predictions not "
+                               "deleted yet.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return HttpResponseRedirect(reverse("training:project_models", args=[deletion.project_id]))
 
 
 def _patch(outcome: BoxOutcome | SuspectedError, version: ModelVersion) -> dict:

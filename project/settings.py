@@ -218,6 +218,7 @@ CELERY_TASK_ROUTES = {
     # Error review's bookkeeping after a saved review: CPU work for any worker, not a GPU one.
     "inference.tasks.box_outcomes_refresh": {"queue": "default"},
     "inference.tasks.rerank_run_execute": {"queue": "default"},  # the same, for a whole project
+    "inference.tasks.model_version_deletion_execute": {"queue": "default"},  # rows only, no torch
     "inference.tasks.*": {"queue": "inference"},
     "training.tasks.*": {"queue": "training"},
 }

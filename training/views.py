@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
-from inference.models import ModelVersion
+from inference.models import ModelVersion, ModelVersionDeletion
 from inference.services import model_version_activate, model_version_create, project_settings_update
 from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
@@ -33,11 +33,15 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     versions = list(inference_selectors.model_versions(project=project).select_related("training_run__snapshot"))
     runs = list(TrainingRun.objects.filter(project=project).select_related("base_version", "result_version")
                 .order_by("-created_at")[:10])
+    deletions = list(ModelVersionDeletion.objects.filter(project=project).order_by("-created_at", "-id")[:10])
+    deleting = {d.model_version_id for d in deletions if not d.is_finished}
     for version in versions:
         version.gain = _gain_over_parent(version)
+        version.being_deleted = version.pk in deleting
     return render(request, "training/models.html", {
         "project": project,
         "versions": versions,
+        "deletions": deletions,
         "runs": runs,
         "can_manage": membership.has_role(Role.MANAGER),
         "upload_form": WeightsUploadForm(),

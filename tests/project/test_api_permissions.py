@@ -10,7 +10,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import InferenceRun, ModelVersion, RerankRun, SuspectedError
+from inference.models import InferenceRun, ModelVersion, ModelVersionDeletion, RerankRun, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
 from review.models import ProjectDeletion, Role
@@ -64,6 +64,10 @@ REQUIRED_ROLE = {
     ("model_version_rollback", "POST"): M,
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,
+    ("model_version_detail", "DELETE"): M,
+    ("model_version_deletion_list", "GET"): A,
+    ("model_version_deletion_detail", "GET"): A,
+    ("model_version_deletion_cancel", "POST"): M,
     ("model_version_operating_points", "GET"): A,
     ("bucket_watch_list", "GET"): M,
     ("bucket_watch_list", "POST"): M,
@@ -159,6 +163,8 @@ def world():
         # Finished: one still going would hide the project from every other endpoint here.
         "deletion_id": ProjectDeletion.objects.create(project=project, project_name=project.name,
                                                       status=JobStatus.CANCELLED).pk,
+        "version_deletion_id": ModelVersionDeletion.objects.create(
+            project=project, model_version=version, version_number=1, status=JobStatus.CANCELLED).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
         "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,

@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import RerankRun, SuspectedError
+from inference.models import ModelVersionDeletion, RerankRun, SuspectedError
 from project.jobs import JobStatus
 from review.models import ProjectDeletion, Role
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
@@ -68,6 +68,8 @@ PAGE_RULES = {
     ("inference:suspect_dismiss", "POST"): R,
     ("inference:rerank_start", "POST"): M,
     ("inference:rerank_cancel", "POST"): M,
+    ("inference:model_version_delete", "POST"): M,
+    ("inference:model_version_deletion_cancel", "POST"): M,
     ("training:project_models", "GET"): A,
     ("training:compare", "GET"): A,
     ("training:thresholds", "GET"): A,
@@ -136,6 +138,8 @@ def world():
         # Finished (one going would hide the project from every other page), and on its manager's project list.
         "deletion_id": ProjectDeletion.objects.create(project=project, project_name=project.name, requested_by=users[M],
                                                       status=JobStatus.CANCELLED, finished_at=timezone.now()).pk,
+        "version_deletion_id": ModelVersionDeletion.objects.create(
+            project=project, model_version=version, version_number=version.number, status=JobStatus.CANCELLED).pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
         "uidb64": "MQ", "token": "not-a-token",
     }

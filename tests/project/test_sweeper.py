@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 
 def test_every_run_model_knows_how_to_resume():
     assert {m.__name__ for m in job_models()} == {"InferenceRun", "TrainingRun", "DatasetImport", "DatasetExport",
-                                                  "RerankRun", "ProjectDeletion"}
+                                                  "RerankRun", "ProjectDeletion",
+                                                  "ModelVersionDeletion"}
 
 
 def test_a_quiet_rerank_is_sent_again(settings, django_capture_on_commit_callbacks):
