@@ -16,6 +16,8 @@
     if (job.epoch !== undefined) set(".epoch", String(job.epoch));
     if (job.eta_seconds !== undefined) set(".eta", job.eta_seconds && !FINISHED.has(job.status) ? `ETA ${Math.round(job.eta_seconds)} s` : "");
     if (job.images_per_second) set(".speed", job.images_per_second.toFixed(1));
+    // A finished job has nothing left to cancel: its Cancel button goes with the run.
+    if (FINISHED.has(job.status)) row.querySelectorAll(".while-running").forEach((node) => node.remove());
     row.dispatchEvent(new CustomEvent("job-update", {detail: job, bubbles: true}));
   }
 
