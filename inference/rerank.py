@@ -27,7 +27,7 @@ from inference.models import ModelVersion, Prediction, RerankRun
 from inference.outcomes import box_outcomes_refresh, previous_predictions, reviewed_box_counts
 from inference.ranking import image_ranking
 from project.bulk_insert import rows_update
-from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
+from project.jobs import JobProgress, JobStatus, job_attempt_start, job_end, job_heartbeat
 from project.row_locks import update_lock
 from review.models import REVIEWED_STATUSES, Image, Project, ReviewStatus
 
@@ -62,29 +62,22 @@ def _rerank(run: RerankRun, progress: JobProgress) -> RerankRun:
         reviewed_counts = reviewed_box_counts(run.project_id)
         for image_ids in _chunks(unreviewed):
             if progress.cancelled():
-                return _finish(run, progress, JobStatus.CANCELLED)
+                return job_end(run, progress, JobStatus.CANCELLED)
             ranked += _chunk_rerank(run, image_ids, reviewed_counts)
             progress.add(len(image_ids), images_ranked=ranked)
         for image_ids in _chunks(reviewed):
             if progress.cancelled():
-                return _finish(run, progress, JobStatus.CANCELLED)
+                return job_end(run, progress, JobStatus.CANCELLED)
             _chunk_judge(run, image_ids)
             judged += len(image_ids)
             progress.add(len(image_ids), images_judged=judged)
     except Superseded as exc:
-        return _finish(run, progress, JobStatus.CANCELLED, error=str(exc))
+        return job_end(run, progress, JobStatus.CANCELLED, error=str(exc))
     except Exception as exc:  # the run must say what went wrong now, not stay "running" until the sweeper
         logger.exception("rerank %s failed", run.pk)
-        return _finish(run, progress, JobStatus.FAILED,
+        return job_end(run, progress, JobStatus.FAILED,
                        error=f"The rerank failed ({type(exc).__name__}: {exc}); rank the queue again.")
-    return _finish(run, progress, JobStatus.SUCCEEDED)
-
-
-def _finish(run: RerankRun, progress: JobProgress, status: str, error: str = "") -> RerankRun:
-    progress.flush()  # with the last images_ranked and images_judged given to progress.add
-    job_finish(run, status=status, error=error)
-    run.refresh_from_db()
-    return run
+    return job_end(run, progress, JobStatus.SUCCEEDED)
 
 
 def _threshold_hold(run: RerankRun) -> float:

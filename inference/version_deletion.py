@@ -15,22 +15,14 @@ them). The active version is refused: promote another one first.
 """
 from __future__ import annotations
 
-import logging
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F
 
 from inference.models import BoxOutcome, ModelVersion, ModelVersionDeletion, Prediction
-from project.jobs import (
-    ACTIVE_STATUSES, JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish, job_heartbeat,
-    job_queue_on_commit,
-)
-from project.sweeper import job_models
-
-logger = logging.getLogger(__name__)
+from project.chunked_deletion import chunked_deletion_execute, jobs_cancel
+from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
 
 CHUNK = 20_000  # predictions: about 500 images' worth, a fraction of a second's transaction
 TASK = "inference.tasks.model_version_deletion_execute"
@@ -46,10 +38,7 @@ def model_version_deletion_start(*, version: ModelVersion,
         raise ValidationError(f"{version} is the active model: make another version active first.")
     if ModelVersionDeletion.objects.filter(model_version=version, status__in=ACTIVE_STATUSES).exists():
         raise ValidationError(f"{version} is already being deleted.")
-    for model in job_models():
-        if any(field.name == "model_version" for field in model._meta.fields) and model is not ModelVersionDeletion:
-            for run in model.objects.filter(model_version=version, status__in=ACTIVE_STATUSES):
-                job_cancel_request(run)
+    jobs_cancel(model_version=version)
     deletion = ModelVersionDeletion.objects.create(
         project_id=version.project_id, model_version=version, version_number=version.number, requested_by=user,
         progress_total=Prediction.objects.filter(model_version=version).count())
@@ -64,40 +53,17 @@ def model_version_deletion_cancel(*, deletion: ModelVersionDeletion) -> ModelVer
 
 def model_version_deletion_execute(*, run_id: int, progress_interval: float = 1.0) -> ModelVersionDeletion | None:
     """Delete the version's predictions chunk by chunk, then the version, reporting progress."""
-    run = job_attempt_start(ModelVersionDeletion, run_id=run_id)
-    if run is None:
-        return None
-    with job_heartbeat(run):
-        return _delete(run, JobProgress(run, interval=progress_interval))
-
-
-def _delete(run: ModelVersionDeletion, progress: JobProgress) -> ModelVersionDeletion:
-    # A resumed run counts what an earlier attempt deleted as done.
-    remaining = Prediction.objects.filter(model_version_id=run.model_version_id).count()
-    ModelVersionDeletion.objects.filter(pk=run.pk).update(progress_total=F("progress_done") + remaining)
-    try:
-        while True:
-            if progress.cancelled():
-                return _finish(run, progress, JobStatus.CANCELLED)
-            deleted = _chunk_delete(run.model_version_id)
-            if not deleted:
-                break
-            progress.add(deleted)
-        progress.flush()
-        if not _version_delete(run):
-            return _finish(run, progress, JobStatus.CANCELLED)
-    except Exception as exc:  # said now, not left "running" until the sweeper looks
-        logger.exception("model version deletion %s failed", run.pk)
-        return _finish(run, progress, JobStatus.FAILED,
-                       error=f"The deletion failed ({type(exc).__name__}: {exc}); the version is kept with the "
-                       "predictions not yet deleted. Delete it again.")
-    run.refresh_from_db()
-    return run
+    return chunked_deletion_execute(
+        ModelVersionDeletion, run_id=run_id,
+        remaining=lambda run: Prediction.objects.filter(model_version_id=run.model_version_id).count(),
+        chunk_delete=_chunk_delete, last_step=_version_delete,
+        kept="the version is kept with the predictions not yet deleted.", progress_interval=progress_interval)
 
 
 @transaction.atomic
-def _chunk_delete(version_id: int | None) -> int:
+def _chunk_delete(run: ModelVersionDeletion) -> int:
     """The version's CHUNK lowest-numbered predictions and the outcomes that judged them; how many there were."""
+    version_id = run.model_version_id
     ids = list(Prediction.objects.filter(model_version_id=version_id).order_by("pk")
                .values_list("pk", flat=True)[:CHUNK])
     if not ids:
@@ -111,28 +77,11 @@ def _chunk_delete(version_id: int | None) -> int:
         return cursor.rowcount
 
 
-@transaction.atomic
-def _version_delete(run: ModelVersionDeletion) -> bool:
-    """The version with what is left of it, unless a cancel came first; marks the run succeeded with it.
-
-    The run's row is held while the version goes, so a cancel either comes before (and the version
-    stays) or waits and finds the run finished.
-    """
-    locked = ModelVersionDeletion.objects.select_for_update().get(pk=run.pk)
-    if locked.cancel_requested:
-        return False
+def _version_delete(run: ModelVersionDeletion) -> None:
+    """The version with what is left of it, and its weights once that commits (chunked_deletion's last step)."""
     version = ModelVersion.objects.select_for_update().filter(pk=run.model_version_id).first()
     if version is not None:
         weights = version.weights.name
         version.delete()
         if weights:
             transaction.on_commit(lambda: default_storage.delete(weights))
-    job_finish(locked, status=JobStatus.SUCCEEDED)
-    return True
-
-
-def _finish(run: ModelVersionDeletion, progress: JobProgress, status: str, error: str = "") -> ModelVersionDeletion:
-    progress.flush()
-    job_finish(run, status=status, error=error)
-    run.refresh_from_db()
-    return run

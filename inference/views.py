@@ -21,6 +21,7 @@ from inference.suspects import suspect_dismiss, suspect_rates
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.converters import as_id
 from review.access import object_for_member, project_for_member
+from review.forms import refusal_reported
 from review.models import Role
 
 PATCHES_PER_PAGE = 60
@@ -102,12 +103,10 @@ def rerank_cancel(request: HttpRequest, rerank_id: int) -> HttpResponseRedirect:
 @require_POST
 def model_version_delete(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
     version = object_for_member(request.user, ModelVersion.objects.all(), version_id, role=Role.MANAGER)
-    try:
+    with refusal_reported(request, f"{version} was not deleted"):
         deletion = model_version_deletion_start(version=version, user=request.user)
         messages.success(request, f"Deleting {version} with its {deletion.progress_total} predictions: the models page "
                          "shows how far it is, and Cancel there keeps the version with what is left.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
     return HttpResponseRedirect(reverse("training:project_models", args=[version.project_id]))
 
 
@@ -116,12 +115,10 @@ def model_version_delete(request: HttpRequest, version_id: int) -> HttpResponseR
 def model_version_deletion_cancel_view(request: HttpRequest, version_deletion_id: int) -> HttpResponseRedirect:
     deletion = object_for_member(request.user, ModelVersionDeletion.objects.all(), version_deletion_id,
                                  role=Role.MANAGER)
-    try:
+    with refusal_reported(request, f"{deletion} was not cancelled"):
         model_version_deletion_cancel(deletion=deletion)
         messages.info(request, f"{deletion} cancelled: v{deletion.version_number} stays, with the predictions not "
                                "deleted yet.")
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
     return HttpResponseRedirect(reverse("training:project_models", args=[deletion.project_id]))
 
 

@@ -153,6 +153,14 @@ def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
         job_finished.send(sender=type(run), run=run)
 
 
+def job_end(run: Run, progress: JobProgress, status: str, error: str = "") -> Run:
+    """Write the progress still pending, then the final status; returns the run as it is now."""
+    progress.flush()
+    job_finish(run, status=status, error=error)
+    run.refresh_from_db()
+    return run
+
+
 def job_cancel_request(run: Run) -> Run:
     """Ask a run to stop: a queued run is cancelled at once, a running one at its worker's next check.
 

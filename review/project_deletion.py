@@ -13,24 +13,18 @@ what is left is simply deleted.
 """
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from project.jobs import (
-    ACTIVE_STATUSES, JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish, job_heartbeat,
-    job_queue_on_commit,
-)
-from project.sweeper import job_models
+from project.chunked_deletion import chunked_deletion_execute, jobs_cancel
+from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
 from review.models import Image, Membership, Project, ProjectDeletion, Role
 from review.services import images_delete, project_delete
-
-logger = logging.getLogger(__name__)
 
 CHUNK = 1000
 TASK = "review.tasks.project_deletion_execute"
@@ -42,10 +36,7 @@ def project_deletion_start(*, project: Project, user: AbstractBaseUser | None = 
     Project.objects.select_for_update().filter(pk=project.pk).first()  # two deletes at once: the second waits, then refuses
     if ProjectDeletion.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
         raise ValidationError("This project is already being deleted.")
-    for model in job_models():
-        if model is not ProjectDeletion and any(field.name == "project" for field in model._meta.fields):
-            for run in model.objects.filter(project=project, status__in=ACTIVE_STATUSES):
-                job_cancel_request(run)
+    jobs_cancel(project=project)
     deletion = ProjectDeletion.objects.create(project=project, project_name=project.name, requested_by=user,
                                               progress_total=Image.objects.filter(project=project).count())
     job_queue_on_commit(deletion, TASK)
@@ -75,54 +66,23 @@ def deletions_on_project_list(user: AbstractBaseUser) -> list[ProjectDeletion]:
 
 def project_deletion_execute(*, run_id: int, progress_interval: float = 1.0) -> ProjectDeletion | None:
     """Delete the project's images chunk by chunk, then the project, reporting progress."""
-    run = job_attempt_start(ProjectDeletion, run_id=run_id)
-    if run is None:
-        return None
-    with job_heartbeat(run):
-        return _delete(run, JobProgress(run, interval=progress_interval))
+    return chunked_deletion_execute(
+        ProjectDeletion, run_id=run_id, remaining=lambda run: _images(run).count(), chunk_delete=_chunk_delete,
+        last_step=_project_delete, kept="the project is back with the images not yet deleted.",
+        progress_interval=progress_interval)
 
 
-def _delete(run: ProjectDeletion, progress: JobProgress) -> ProjectDeletion:
-    images = Image.objects.filter(project_id=run.project_id).order_by("pk").values_list("pk", flat=True)
-    # A resumed run counts what an earlier attempt deleted as done; images added meanwhile join the total.
-    ProjectDeletion.objects.filter(pk=run.pk).update(progress_total=F("progress_done") + images.count())
-    try:
-        while ids := list(images[:CHUNK]):
-            if progress.cancelled():
-                return _finish(run, progress, JobStatus.CANCELLED)
-            images_delete(images=Image.objects.filter(pk__in=ids))
-            progress.add(len(ids))
-        progress.flush()
-        if not _project_delete(run):
-            return _finish(run, progress, JobStatus.CANCELLED)
-    except Exception as exc:  # said now, not left "running" until the sweeper looks
-        logger.exception("deletion %s failed", run.pk)
-        return _finish(run, progress, JobStatus.FAILED,
-                       error=f"The deletion failed ({type(exc).__name__}: {exc}); the project is back with the "
-                       "images not yet deleted. Delete it again.")
-    run.refresh_from_db()
-    return run
+def _images(run: ProjectDeletion) -> QuerySet[Image]:
+    return Image.objects.filter(project_id=run.project_id)
 
 
-@transaction.atomic
-def _project_delete(run: ProjectDeletion) -> bool:
-    """The project with what is left in it, unless a cancel came first; marks the run succeeded with it.
+def _chunk_delete(run: ProjectDeletion) -> int:
+    """The project's CHUNK first images, with what is theirs (review.services.images_delete's transaction)."""
+    ids = list(_images(run).order_by("pk").values_list("pk", flat=True)[:CHUNK])
+    return images_delete(images=Image.objects.filter(pk__in=ids)) if ids else 0
 
-    The run's row is held while the project goes, so a cancel either comes before (and the project
-    stays) or waits and finds the run finished: never a 'cancelled' run whose project is gone.
-    """
-    locked = ProjectDeletion.objects.select_for_update().get(pk=run.pk)
-    if locked.cancel_requested:
-        return False
-    project = Project.objects.filter(pk=run.project_id).first()
-    if project is not None:
+
+def _project_delete(run: ProjectDeletion) -> None:
+    """The project with what is left in it (chunked_deletion's last step, in its transaction)."""
+    if (project := Project.objects.filter(pk=run.project_id).first()) is not None:
         project_delete(project=project)
-    job_finish(locked, status=JobStatus.SUCCEEDED)
-    return True
-
-
-def _finish(run: ProjectDeletion, progress: JobProgress, status: str, error: str = "") -> ProjectDeletion:
-    progress.flush()
-    job_finish(run, status=status, error=error)
-    run.refresh_from_db()
-    return run

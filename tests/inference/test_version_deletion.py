@@ -81,8 +81,7 @@ def test_the_worker_deletes_the_predictions_a_chunk_at_a_time_then_the_version(
     assert (deletion.status, deletion.progress_total, deletion.version_number) == (JobStatus.QUEUED, 12, 2)
     chunks = []
     real_chunk = version_deletion._chunk_delete
-    monkeypatch.setattr(version_deletion, "_chunk_delete", lambda version_id: chunks.append(real_chunk(version_id))
-                        or chunks[-1])
+    monkeypatch.setattr(version_deletion, "_chunk_delete", lambda run: chunks.append(real_chunk(run)) or chunks[-1])
     with django_capture_on_commit_callbacks(execute=True):
         deletion = model_version_deletion_execute(run_id=deletion.pk, progress_interval=0)
     assert chunks == [5, 5, 2, 0]
@@ -102,8 +101,8 @@ def test_a_cancel_between_chunks_keeps_the_version_with_what_is_left(
     deletion = _start(old, django_capture_on_commit_callbacks)
     real_chunk = version_deletion._chunk_delete
 
-    def chunk_then_cancel(version_id):  # the manager presses Cancel after the first chunk
-        deleted = real_chunk(version_id)
+    def chunk_then_cancel(run):  # the manager presses Cancel after the first chunk
+        deleted = real_chunk(run)
         model_version_deletion_cancel(deletion=deletion)
         return deleted
     monkeypatch.setattr(version_deletion, "_chunk_delete", chunk_then_cancel)
@@ -137,7 +136,7 @@ def test_while_a_version_is_deleted_it_is_not_promoted_predicted_with_or_exporte
 def test_a_failed_deletion_says_why_and_keeps_the_version(scene, monkeypatch, django_capture_on_commit_callbacks):
     deletion = _start(scene["old"], django_capture_on_commit_callbacks)
 
-    def broken(version_id):
+    def broken(run):
         raise OSError("database went away")
     monkeypatch.setattr(version_deletion, "_chunk_delete", broken)
     deletion = model_version_deletion_execute(run_id=deletion.pk)

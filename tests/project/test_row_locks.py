@@ -18,6 +18,7 @@ from inference import rerank
 from inference.models import Prediction, RerankRun
 from inference.pipeline import ImageResult
 from project.row_locks import key_share_lock
+from project import chunked_deletion
 from project.jobs import JobStatus
 from review import project_deletion
 from review.models import Annotation, Image, LabelClass, Project, ProjectDeletion
@@ -194,7 +195,8 @@ def test_a_threshold_change_waits_for_a_rerank_chunk_and_an_upload_does_not(proj
 def test_a_cancel_during_a_deletions_last_step_waits_and_finds_it_finished(project):
     """The project goes with the run's row held: never a 'cancelled' deletion whose project is gone."""
     deletion = ProjectDeletion.objects.create(project=project, project_name=project.name, status=JobStatus.RUNNING)
-    last_step = InThread(lambda: project_deletion._project_delete(deletion), hold=True)
+    last_step = InThread(lambda: chunked_deletion._last_step(ProjectDeletion, deletion, project_deletion._project_delete),
+                         hold=True)
     canceller = InThread(lambda: project_deletion.project_deletion_cancel(deletion=deletion))
     assert canceller.waiting()
     last_step.release()
