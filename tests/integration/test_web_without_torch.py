@@ -85,8 +85,12 @@ def test_pages_and_api_of_the_review_loop_run_without_torch(tmp_path, media_root
         ("post", f"/api/v1/projects/{p}/inference-runs/", {"scope": "unreviewed"}),
         ("post", f"/api/v1/projects/{p}/training-runs/", {"epochs": 1}),
         ("post", f"/api/v1/projects/{p}/exports/", {"format": "coco", "include_images": False}),
+        ("delete", f"/api/v1/model-versions/{first.pk}/", None),  # not the active one
+        ("get", f"/projects/{p}/models/", None),
+        ("delete", f"/api/v1/projects/{p}/", None),
+        ("get", "/", None),
     ]
-    accepted = {"post": 201, "put": 200, "get": 200}
+    accepted = {"post": 201, "put": 200, "get": 200, "delete": 202}
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings", "DATABASE_URL": database_url(),
            "MEDIA_ROOT": str(media_root), "VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://",
            "DEBUG": "1", "PYTHONPATH": str(REPO)}
