@@ -8,7 +8,9 @@ from django.utils import timezone
 from inference.models import InferenceRun, ModelVersion
 from project.cli import JobWatcher
 from project.jobs import JobStatus
-from review.management.commands.rundemo import describe
+from project.sweeper import job_models
+from review.management.commands.rundemo import JOB_NAMES, describe
+from review.models import ProjectDeletion
 from tests.factories import make_project
 from training.models import DatasetSnapshot, TrainingRun
 
@@ -38,3 +40,19 @@ def test_a_line_when_a_job_advances_or_ends_and_none_when_nothing_changed():
     lines = out.getvalue().splitlines()[1:]
     assert lines[0].startswith(f"[jobs] Training run #{run.pk} training: epoch 2/3")
     assert lines[1] == f"[jobs] Inference #{inference.pk} done: 5 images, 7 boxes proposed. Open the review queue to see them."
+
+
+def test_the_demo_follows_every_kind_of_job():
+    """Reranks and deletions too: `make demo`'s terminal says when a project or a version is gone."""
+    project = make_project()
+    deletion = ProjectDeletion.objects.create(project=project, project_name=project.name, status=JobStatus.RUNNING,
+                                              progress_done=2, progress_total=4)
+    out = io.StringIO()
+    watcher = JobWatcher(OutputWrapper(out), list(JOB_NAMES), describe)
+    watcher.poll()
+    ProjectDeletion.objects.filter(pk=deletion.pk).update(status=JobStatus.SUCCEEDED, progress_done=4,
+                                                          finished_at=timezone.now())
+    watcher.poll()
+    assert out.getvalue().splitlines() == [f"[jobs] Project deletion #{deletion.pk} running: 50% (2/4)",
+                                           f"[jobs] Project deletion #{deletion.pk} succeeded: 100% (4/4)"]
+    assert set(JOB_NAMES) == set(job_models())

@@ -12,9 +12,10 @@ from django.core.management.base import BaseCommand
 
 # A command is a top-floor caller like a view: it may read every app's jobs.
 from datasets.models import DatasetExport, DatasetImport
-from inference.models import InferenceRun
+from inference.models import InferenceRun, ModelVersionDeletion, RerankRun
 from project.cli import JobWatcher
 from project.jobs import JobRun, JobStatus
+from review.models import ProjectDeletion
 from training.models import TrainingRun
 
 # Two workers, as a small deployment would run them: fine-tuning on its own, so that inference,
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Celery workers started (pids {', '.join(str(w.pid) for w in workers)}; logs in {logs}); "
                           f"web server on http://{addr}/")
         if not quiet_jobs:
-            watcher = JobWatcher(self.stdout, [DatasetImport, TrainingRun, InferenceRun, DatasetExport], describe)
+            watcher = JobWatcher(self.stdout, list(JOB_NAMES), describe)
             threading.Thread(target=watcher.run_forever, daemon=True, name="job-watcher").start()
         try:
             call_command("runserver", addr, use_reloader=False)
@@ -62,11 +63,14 @@ class Command(BaseCommand):
                     worker.kill()
 
 
+# The jobs the terminal follows, as the pages name them.
+JOB_NAMES = {DatasetImport: "Import", TrainingRun: "Training run", InferenceRun: "Inference", DatasetExport: "Export",
+             RerankRun: "Rerank", ModelVersionDeletion: "Model version deletion", ProjectDeletion: "Project deletion"}
+
+
 def describe(run: JobRun) -> str:
     """One terminal line about a job, in the words of the project page."""
-    name = {TrainingRun: "Training run", InferenceRun: "Inference", DatasetImport: "Import",
-            DatasetExport: "Export"}[type(run)]
-    head = f"[jobs] {name} #{run.pk}"
+    head = f"[jobs] {JOB_NAMES[type(run)]} #{run.pk}"
     if run.status == JobStatus.FAILED:
         return f"{head} failed: {run.error}"
     if run.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
