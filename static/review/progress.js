@@ -18,6 +18,8 @@
     if (job.images_per_second) set(".speed", job.images_per_second.toFixed(1));
     // A finished job has nothing left to cancel: its Cancel button goes with the run.
     if (FINISHED.has(job.status)) row.querySelectorAll(".while-running").forEach((node) => node.remove());
+    // A deletion that succeeded takes the row of what it deleted off the page (data-removes: its selector).
+    if (job.status === "succeeded" && row.dataset.removes) document.querySelector(row.dataset.removes)?.remove();
     row.dispatchEvent(new CustomEvent("job-update", {detail: job, bubbles: true}));
   }
 

@@ -51,3 +51,4 @@ def test_a_model_version_deleted_from_the_models_page(page):
     page.wait_for_function(f"document.querySelector(\"{row}\").dataset.status === 'succeeded'")
     assert page.text_content(f"{row} .done") == "4/4" and not ModelVersion.objects.exists()
     assert page.query_selector(f"{row} button") is None
+    assert page.query_selector(f"tr[data-version-id='{version.pk}']") is None  # gone from the list of versions
