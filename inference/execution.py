@@ -186,7 +186,9 @@ def _write_batch(version: ModelVersion, results: list[ImageResult], label_map: d
     # rows with it (project/row_locks.py).
     present = set(update_lock(Image.objects.filter(pk__in=[r.key for r in results])))
     results = [r for r in results if r.key in present]
-    if not results:
+    # The version too: its deletion's last step (inference/version_deletion.py) waits for this batch and
+    # takes its rows; a batch after that finds it gone and writes nothing.
+    if not results or not key_share_lock(ModelVersion.objects.filter(pk=version.pk)):
         return 0, 0
     live_classes = key_share_lock(LabelClass.objects.filter(pk__in=[pk for pk in label_map.values() if pk]))
     keys = [r.key for r in results]

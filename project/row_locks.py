@@ -5,8 +5,9 @@ first reading the rows that point at what it deletes; rows that another transact
 inserting are invisible to it, and then one of the two commits fails on the foreign key. So:
 
 - a writer that adds rows pointing at images or label classes holds those rows until it commits:
-  images FOR UPDATE (`update_lock`; it updates them anyway), label classes FOR KEY SHARE
-  (`key_share_lock`), which writers of the same project share without waiting for each other;
+  images FOR UPDATE (`update_lock`; it updates them anyway), label classes and the model version
+  whose predictions it writes FOR KEY SHARE (`key_share_lock`), which writers of the same project
+  share without waiting for each other;
 - a delete locks the rows it deletes FOR UPDATE before cascading (`update_lock`), so it waits
   for those writers and its cascade then sees their rows, and later writers wait for it and find the
   rows gone.

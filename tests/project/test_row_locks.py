@@ -15,7 +15,8 @@ from django.db.transaction import TransactionManagementError
 from inference.detector import Detections
 from inference.execution import _write_batch
 from inference import rerank
-from inference.models import Prediction, RerankRun
+from inference import version_deletion
+from inference.models import ModelVersion, ModelVersionDeletion, Prediction, RerankRun
 from inference.pipeline import ImageResult
 from project.row_locks import key_share_lock
 from project import chunked_deletion
@@ -70,9 +71,9 @@ def project():
     return project
 
 
-def _batch_writer(project: Project, image: Image, *label_classes: LabelClass):
+def _batch_writer(project: Project, image: Image, *label_classes: LabelClass, version=None):
     """An inference batch predicting one box of each class on `image`, as the worker writes it."""
-    version = project.model_versions.get()
+    version = version or project.model_versions.get()
     label_map = {index + 1: label_class.pk for index, label_class in enumerate(label_classes)}
     count = len(label_classes)
     result = ImageResult(image.pk, 96, 96, Detections(
@@ -205,6 +206,25 @@ def test_a_cancel_during_a_deletions_last_step_waits_and_finds_it_finished(proje
     assert isinstance(canceller.error, ValidationError), canceller.error
     assert canceller.error.messages == ["The run already succeeded; there is nothing to cancel."]
     assert not Project.objects.exists() and ProjectDeletion.objects.get().status == JobStatus.SUCCEEDED
+
+
+def test_a_version_deleted_while_a_batch_writes_its_predictions_waits_and_takes_them(project):
+    image = Image.objects.filter(project=project).first()
+    circle = project.label_classes.get(index=0)
+    old = add_model_version(project, activate=False)
+    deletion = ModelVersionDeletion.objects.create(project=project, model_version=old, version_number=old.number,
+                                                   status=JobStatus.RUNNING)
+    writer = InThread(_batch_writer(project, image, circle, version=old), hold=True)
+    last_step = InThread(lambda: chunked_deletion._last_step(ModelVersionDeletion, deletion,
+                                                             version_deletion._version_delete))
+    assert last_step.waiting()
+    writer.release()
+    last_step.release()
+    assert writer.error is None and last_step.error is None
+    assert not ModelVersion.objects.filter(pk=old.pk).exists() and not Prediction.objects.filter(
+        model_version_id=old.pk).exists()
+    with transaction.atomic():  # a batch of the run that was still going: nothing to write, no error
+        assert _batch_writer(project, image, circle, version=old)() == (0, 0)
 
 
 def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):
