@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -26,12 +26,15 @@ from inference.models import (
 from inference.suspects import suspect_dismiss, suspect_rates
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.api import IdFilter, PagePagination, member_object, member_project, query_id, validated
+from project.jobs import ACTIVE_STATUSES
 from review.access import project_for_member
 from review.models import Role
 
 
 def _versions() -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.select_related("training_run").order_by("-number")
+    deleting = ModelVersionDeletion.objects.filter(model_version=OuterRef("pk"), status__in=ACTIVE_STATUSES)
+    return (ModelVersion.objects.select_related("training_run").annotate(being_deleted=Exists(deleting))
+            .order_by("-number"))
 
 
 class ModelVersionListCreate(generics.ListAPIView):

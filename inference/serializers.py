@@ -14,11 +14,13 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     map = serializers.FloatField(read_only=True, allow_null=True)
     training_run = serializers.SerializerMethodField(help_text="The run that produced this version, if any.")
     snapshot = serializers.SerializerMethodField(help_text="The labels this version learned from, if trained here.")
+    being_deleted = serializers.BooleanField(
+        read_only=True, help_text="A deletion of this version is queued or running (/model-version-deletions/).")
 
     class Meta:
         model = ModelVersion
         fields = ["id", "number", "architecture", "class_names", "source", "parent", "is_active", "map", "metrics",
-                  "note", "created_at", "training_run", "snapshot"]
+                  "note", "created_at", "training_run", "snapshot", "being_deleted"]
 
     # Lineage lives on TrainingRun (training depends on inference); the views select_related it.
     def get_training_run(self, version: ModelVersion) -> int | None:

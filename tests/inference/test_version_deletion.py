@@ -167,6 +167,7 @@ def test_the_api_deletes_a_version_in_a_worker_and_follows_it(scene, django_capt
     assert api_client(annotator).delete(f"/api/v1/model-versions/{old.pk}/").status_code == 403
     refused = api_client(manager).delete(f"/api/v1/model-versions/{scene['active'].pk}/")
     assert refused.status_code == 400 and "is the active model" in str(refused.data)
+    assert api_client(manager).get(f"/api/v1/model-versions/{old.pk}/").data["being_deleted"] is False
     with django_capture_on_commit_callbacks(execute=False):
         response = api_client(manager).delete(f"/api/v1/model-versions/{old.pk}/")
     assert response.status_code == 202, response.data
@@ -174,6 +175,8 @@ def test_the_api_deletes_a_version_in_a_worker_and_follows_it(scene, django_capt
     assert response["Location"] == f"/api/v1/model-version-deletions/{body['id']}/"
     assert (body["model_version"], body["version_number"], body["status"], body["progress_total"]) == (
         old.pk, 2, "queued", 12)
+    versions = api_client(annotator).get(f"/api/v1/projects/{project.pk}/model-versions/").data["results"]
+    assert [(v["number"], v["being_deleted"]) for v in versions] == [(2, True), (1, False)]
     listed = api_client(annotator).get(f"/api/v1/projects/{project.pk}/model-version-deletions/").data["results"]
     assert [d["id"] for d in listed] == [body["id"]]
     model_version_deletion_execute(run_id=body["id"])
