@@ -281,6 +281,9 @@ class ModelVersionDeletion(JobRun):
             fields=["model_version"], condition=Q(status__in=ACTIVE_STATUSES), name="versiondeletion_one_active",
             violation_error_message="This version is already being deleted.")]
 
+    # A second delivery deletes what is left, or finds the run done.
+    resend_when_queued = True
+
     def __str__(self) -> str:
         return f"Deletion #{self.pk} of v{self.version_number}"
 

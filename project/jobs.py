@@ -83,6 +83,9 @@ class JobRun(models.Model):
     webhook_event = ""
     # Whether whoever started a job of this kind is e-mailed whenever it ends; otherwise only when it fails.
     notify_every_end = False
+    # Whether the stale-run sweeper sends the task of a run queued for JOB_STALE_MINUTES again (its
+    # message may be lost). Only for kinds that a second delivery cannot harm (the deletions).
+    resend_when_queued = False
 
     def notification_summary(self) -> str:
         """One line for the e-mail to whoever started the job (review/notifications.py)."""

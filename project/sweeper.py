@@ -7,6 +7,10 @@ sent again, up to JOB_MAX_ATTEMPTS attempts, and is then failed with a clear err
 any progress report, or the beat a job's worker process sends every JOB_HEARTBEAT_SECONDS while it
 works however quiet the job is (project/jobs.py job_heartbeat; inference chunks report every batch
 instead), so only a job whose process is gone goes stale, not one in a long evaluation.
+
+A job lost while still queued never starts, so it never goes stale. For the kinds that a second
+delivery cannot harm (JobRun.resend_when_queued: the deletions, whose queued run hides what it
+deletes), a run queued for JOB_STALE_MINUTES has its task sent again, at most once a period.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from project.jobs import JobRun, JobStatus, job_finish
@@ -30,11 +35,14 @@ def job_models() -> list[type[JobRun]]:
 
 
 def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
-    """Resume or fail each stale running job; returns {"resumed": [...], "failed": [...]} as 'Model #id'."""
+    """Resume or fail each stale running job, and send again the tasks of jobs that may run twice and
+    wait queued too long; returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.JOB_STALE_MINUTES)
-    outcome: dict[str, list] = {"resumed": [], "failed": []}
+    outcome: dict[str, list] = {"resumed": [], "failed": [], "resent": []}
     for model in job_models():
+        if model.resend_when_queued:
+            outcome["resent"] += _queued_tasks_resend(model, cutoff, now)
         stale_ids = list(model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
                          .values_list("pk", flat=True))
         for run_id in stale_ids:
@@ -57,3 +65,24 @@ def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
                 outcome["resumed"].append(label)
             logger.warning("stale-run sweeper: %s %s", "failed" if label in outcome["failed"] else "resumed", label)
     return outcome
+
+
+def _queued_tasks_resend(model: type[JobRun], cutoff, now) -> list[str]:
+    """Send again the tasks of runs queued since before `cutoff` (or resent then): their message may be lost.
+
+    Only for kinds that come to no harm from running twice (JobRun.resend_when_queued): a run that was
+    merely waiting behind others gets a second message, and the second delivery finds it done or
+    finishes what is left. heartbeat_at marks the resend, so each run is sent at most once a period.
+    """
+    waiting = model.objects.filter(status=JobStatus.QUEUED).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
+    resent = []
+    for run in waiting:
+        with transaction.atomic():
+            if not model.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(heartbeat_at=now):
+                continue  # it started meanwhile
+            tasks = run.pending_tasks()
+            transaction.on_commit(lambda tasks=tasks: [current_app.send_task(name, args=args) for name, args in tasks])
+        resent.append(f"{model.__name__} #{run.pk}")
+        logger.warning("stale-run sweeper: sent %s's task again (queued since %s)", resent[-1], run.created_at)
+    return resent

@@ -9,6 +9,7 @@ from inference.models import InferenceChunk, InferenceRun, RerankRun
 from project.jobs import JobProgress, JobStatus, job_attempt_start
 from project.sweeper import job_models, stale_runs_sweep
 from tests.factories import add_images, add_model_version, make_project
+from review.models import ProjectDeletion
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -40,13 +41,14 @@ def test_quiet_running_jobs_are_resumed_then_failed(settings, django_capture_on_
     exhausted = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=2, heartbeat_at=old)
     with django_capture_on_commit_callbacks(execute=False) as sent:
         outcome = stale_runs_sweep()
-    assert outcome == {"resumed": [f"DatasetExport #{quiet.pk}"], "failed": [f"DatasetExport #{exhausted.pk}"]}
+    assert outcome == {"resumed": [f"DatasetExport #{quiet.pk}"], "failed": [f"DatasetExport #{exhausted.pk}"],
+                       "resent": []}
     assert len(sent) == 1  # the resumed export's task, sent once the sweep commits
     quiet.refresh_from_db(), healthy.refresh_from_db(), exhausted.refresh_from_db()
     assert quiet.status == JobStatus.RUNNING and quiet.heartbeat_at > old
     assert healthy.status == JobStatus.RUNNING
     assert exhausted.status == JobStatus.FAILED and "stopped reporting" in exhausted.error
-    assert stale_runs_sweep() == {"resumed": [], "failed": []}  # the resumed one has time to start again
+    assert stale_runs_sweep() == {"resumed": [], "failed": [], "resent": []}  # the resumed one has time to start again
 
 
 def test_an_inference_run_resumes_only_its_unfinished_chunks():
@@ -71,3 +73,23 @@ def test_progress_and_attempts_are_heartbeats(settings):
     run.refresh_from_db()
     assert run.heartbeat_at > first and run.progress_done == 1
     assert TrainingRun(pk=5).pending_tasks() == [("training.tasks.training_run_execute", [5])]
+
+
+def test_a_deletion_queued_too_long_is_sent_again_once_a_period(settings, django_capture_on_commit_callbacks):
+    """Its message may be lost, and a queued deletion hides its project; a second delivery cannot harm it."""
+    project = make_project()
+    stale = timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    deletion = ProjectDeletion.objects.create(project=project, project_name=project.name,
+                                              created_at=timezone.now() - stale)
+    waiting_rerank = RerankRun.objects.create(project=make_project(), score_threshold=0.4,
+                                              created_at=timezone.now() - stale)  # may not run twice: left alone
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert stale_runs_sweep()["resent"] == [f"ProjectDeletion #{deletion.pk}"]
+        assert stale_runs_sweep()["resent"] == []  # just sent: not again this period
+    assert len(sent) == 1
+    with django_capture_on_commit_callbacks(execute=False):
+        assert stale_runs_sweep(now=timezone.now() + stale)["resent"] == [f"ProjectDeletion #{deletion.pk}"]
+    waiting_rerank.refresh_from_db()
+    assert waiting_rerank.heartbeat_at is None and waiting_rerank.status == JobStatus.QUEUED
+    ProjectDeletion.objects.filter(pk=deletion.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now())
+    assert stale_runs_sweep(now=timezone.now() + stale / 2)["resent"] == []  # started: the running rules apply
