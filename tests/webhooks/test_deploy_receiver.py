@@ -32,7 +32,11 @@ def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
         [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, "--token", token,
          "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    port = int(process.stdout.readline().split()[2].rsplit(":", 1)[1].rstrip(";"))
+    line = process.stdout.readline()  # "listening on 127.0.0.1:PORT; ..."
+    if not line:  # it ended before listening: say why (seen once in a full run, not again in many)
+        process.wait(10)
+        pytest.fail(f"the receiver exited ({process.returncode}) before listening: {process.stderr.read()[-3000:]}")
+    port = int(line.split()[2].rsplit(":", 1)[1].rstrip(";"))
     hook = webhook_create(project=project, user=None, url=f"http://127.0.0.1:{port}/",
                           events=["model_version.activated"])
     hook.secret = "s" * 64
