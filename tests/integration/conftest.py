@@ -156,6 +156,12 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
         worker.stop()
 
 
+def finished(model, job_id):
+    """The job's row once it has finished, else None: for wait_for."""
+    job = model.objects.get(pk=job_id)
+    return job if job.is_finished else None
+
+
 def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, message: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -12,14 +12,9 @@ from inference.models import InferenceRun
 from review.models import Annotation, Image, Role
 from tests.datasets.helpers import coco_doc, scene_png, zip_of
 from tests.factories import add_images, add_model_version, api_client, make_project
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import finished, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def finished(model, job_id):
-    job = model.objects.get(pk=job_id)
-    return job if job.is_finished else None
 
 
 def test_import_then_export_through_a_worker(start_worker):

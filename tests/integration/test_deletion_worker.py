@@ -7,14 +7,9 @@ from inference.models import ModelVersion, ModelVersionDeletion, Prediction
 from project.jobs import JobStatus
 from review.models import Image, Project, ProjectDeletion
 from tests.factories import add_images, add_model_version, api_client, make_project
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import finished, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def _finished(model, pk):
-    run = model.objects.get(pk=pk)
-    return run if run.is_finished else None
 
 
 def test_a_default_queue_worker_deletes_a_version_then_the_project(start_worker):
@@ -31,7 +26,7 @@ def test_a_default_queue_worker_deletes_a_version_then_the_project(start_worker)
 
     response = manager.delete(f"/api/v1/model-versions/{old.pk}/")
     assert response.status_code == 202, response.content
-    deletion = wait_for(lambda: _finished(ModelVersionDeletion, response.data["id"]), timeout=60,
+    deletion = wait_for(lambda: finished(ModelVersionDeletion, response.data["id"]), timeout=60,
                         message="the worker to delete the version")
     assert (deletion.status, deletion.progress_done, deletion.progress_total, deletion.attempts) == (
         JobStatus.SUCCEEDED, 15, 15, 1), deletion.error
@@ -40,7 +35,7 @@ def test_a_default_queue_worker_deletes_a_version_then_the_project(start_worker)
 
     response = manager.delete(f"/api/v1/projects/{project.pk}/")
     assert response.status_code == 202, response.content
-    deletion = wait_for(lambda: _finished(ProjectDeletion, response.data["id"]), timeout=60,
+    deletion = wait_for(lambda: finished(ProjectDeletion, response.data["id"]), timeout=60,
                         message="the worker to delete the project")
     assert (deletion.status, deletion.progress_done, deletion.progress_total) == (JobStatus.SUCCEEDED, 3, 3)
     assert not Project.objects.exists() and not Image.objects.exists() and not Prediction.objects.exists()

@@ -15,16 +15,11 @@ from project.jobs import JobStatus
 from review.models import Image, ProjectDeletion, Role
 from tests.datasets.helpers import coco_doc, scene_png, zip_of
 from tests.factories import add_images, add_model_version, api_client, make_project
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import finished, wait_for
 from tests.training.test_services import review_with_truth
 from training.models import TrainingRun
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def finished(model, job_id):
-    job = model.objects.get(pk=job_id)
-    return job if job.is_finished else None
 
 
 def test_every_job_keeps_its_files_in_the_bucket(s3_media, start_worker, broker, media_root):
