@@ -145,10 +145,13 @@ def job_queue_on_commit(run: JobRun, task: str) -> None:
     transaction.on_commit(send)
 
 
-def job_finish(run: JobRun, *, status: str, error: str = "") -> None:
-    """Write a final status once; a run that already finished keeps its first outcome."""
+def job_finish(run: JobRun, *, status: str, error: str = "", only_from=ACTIVE_STATUSES) -> None:
+    """Write a final status once; a run that already finished keeps its first outcome.
+
+    `only_from`: the statuses the run must have in the database (not on `run`, perhaps read earlier).
+    """
     now = timezone.now()
-    updated = type(run).objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(
+    updated = type(run).objects.filter(pk=run.pk, status__in=only_from).update(
         status=status, error=error[:10000], finished_at=now,
     )
     if updated:
@@ -174,9 +177,8 @@ def job_cancel_request(run: Run) -> Run:
     if not type(run).objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(cancel_requested=True):
         run.refresh_from_db()
         raise ValidationError(f"The run already {run.status}; there is nothing to cancel.")
-    run.cancel_requested = True
-    if run.status == JobStatus.QUEUED:
-        job_finish(run, status=JobStatus.CANCELLED)
+    # Only a run still queued in the database: one a worker started since it was read stops at its next check.
+    job_finish(run, status=JobStatus.CANCELLED, only_from=(JobStatus.QUEUED,))
     run.refresh_from_db()
     return run
 

@@ -34,6 +34,13 @@ def test_cancel_before_start_cancels_at_once(run):
     assert job_attempt_start(InferenceRun, run_id=run.pk) is None
 
 
+def test_cancel_of_a_run_read_queued_but_started_since_leaves_it_to_its_worker(run):
+    stale = InferenceRun.objects.get(pk=run.pk)  # read while queued, say by the page that shows the button
+    job_attempt_start(InferenceRun, run_id=run.pk)
+    cancelled = job_cancel_request(stale)
+    assert (cancelled.status, cancelled.cancel_requested, cancelled.finished_at) == (JobStatus.RUNNING, True, None)
+
+
 def test_progress_is_throttled_then_flushed(run):
     progress = JobProgress(run, interval=3600)
     progress.add(3)
