@@ -97,7 +97,7 @@ class InferenceRunAdmin(admin.ModelAdmin):
     list_select_related = ["project", "model_version"]
     raw_id_fields = ["project", "model_version", "requested_by"]
     readonly_fields = ["progress_done", "progress_total", "chunks_done", "chunks_total", "predictions_written",
-                       "images_failed", "images_per_second", "celery_task_id", "started_at", "finished_at"]
+                       "images_failed", "images_per_second", "celery_task_id", "held_by_task", "started_at", "finished_at"]
     inlines = [InferenceChunkInline]
     actions = ["cancel"]
 
@@ -116,7 +116,7 @@ class RerankRunAdmin(admin.ModelAdmin):
     list_select_related = ["project"]
     raw_id_fields = ["project", "requested_by"]
     readonly_fields = ["score_threshold", "progress_done", "progress_total", "images_ranked", "images_judged",
-                       "celery_task_id", "started_at", "finished_at"]
+                       "celery_task_id", "held_by_task", "started_at", "finished_at"]
     actions = ["cancel"]
 
     def has_add_permission(self, request) -> bool:
@@ -154,7 +154,7 @@ class ModelVersionDeletionAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["project", "requested_by"]
     raw_id_fields = ["project", "model_version", "requested_by"]
-    readonly_fields = ["version_number", "progress_done", "progress_total", "celery_task_id", "started_at",
+    readonly_fields = ["version_number", "progress_done", "progress_total", "celery_task_id", "held_by_task", "started_at",
                        "finished_at"]
     actions = ["cancel"]
 

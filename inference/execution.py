@@ -26,7 +26,7 @@ from inference.outcomes import box_outcomes_refresh, previous_predictions, revie
 from inference.pipeline import ImageResult, predict_stream
 from inference.ranking import image_ranking
 from project.bulk_insert import rows_insert, rows_update
-from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish
+from project.jobs import ACTIVE_STATUSES, JobProgress, JobStatus, job_finish, message_hold
 from project.row_locks import key_share_lock, update_lock
 from project.storage import storage_reader
 from review.models import REVIEWED_STATUSES, Image, LabelClass, Project
@@ -270,6 +270,9 @@ def _chunk_attempt_start(chunk_id: int) -> InferenceChunk | None:
     if run.cancel_requested:
         job_finish(run, status=JobStatus.CANCELLED)
         return None
+    holder = message_hold(chunk.held_by_task, f"inference run {run.pk}, chunk {chunk.number}")
+    if holder is None:
+        return None
     if chunk.attempts >= settings.JOB_MAX_ATTEMPTS:
         job_finish(run, status=JobStatus.FAILED, error=(
             f"Chunk {chunk.number} stopped its worker {chunk.attempts} times (killed, out of memory or lost); "
@@ -277,7 +280,8 @@ def _chunk_attempt_start(chunk_id: int) -> InferenceChunk | None:
         InferenceChunk.objects.filter(pk=chunk.pk).update(finished=True)
         return None
     chunk.attempts += 1
-    chunk.save(update_fields=["attempts"])
+    chunk.held_by_task = holder
+    chunk.save(update_fields=["attempts", "held_by_task"])
     InferenceRun.objects.filter(pk=run.pk, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=timezone.now())
     InferenceRun.objects.filter(pk=run.pk, attempts__lt=chunk.attempts).update(attempts=chunk.attempts)

@@ -241,6 +241,10 @@ class InferenceRun(JobRun):
         return [("inference.tasks.inference_chunk_execute", [pk])
                 for pk in self.chunks.filter(finished=False).values_list("pk", flat=True)]
 
+    def holders_release(self) -> None:
+        super().holders_release()
+        self.chunks.filter(finished=False).update(held_by_task="")  # each chunk is held by its own message
+
 
 class RerankRun(JobRun):
     """The project's queue ranked and its reviewed images judged again at a new review threshold (inference/rerank.py).
@@ -281,9 +285,6 @@ class ModelVersionDeletion(JobRun):
             fields=["model_version"], condition=Q(status__in=ACTIVE_STATUSES), name="versiondeletion_one_active",
             violation_error_message="This version is already being deleted.")]
 
-    # A second delivery deletes what is left, or finds the run done.
-    resend_when_queued = True
-
     def __str__(self) -> str:
         return f"Deletion #{self.pk} of v{self.version_number}"
 
@@ -304,6 +305,7 @@ class InferenceChunk(models.Model):
     image_ids = models.JSONField(default=list)
     attempts = models.PositiveSmallIntegerField(default=0)
     finished = models.BooleanField(default=False)
+    held_by_task = models.CharField(max_length=64, blank=True, help_text="As JobRun.held_by_task, for this chunk.")
 
     class Meta:
         ordering = ["run", "number"]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from celery import current_app
+from celery import current_app, current_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
@@ -53,6 +53,10 @@ class JobRun(models.Model):
     )
     error = models.TextField(blank=True, help_text="Why the run failed, in words a user understands.")
     celery_task_id = models.CharField(max_length=64, blank=True, help_text="Id of the Celery task last queued.")
+    held_by_task = models.CharField(
+        max_length=64, blank=True, help_text="Id of the Celery message working on the run: another message for it "
+        "(one sent again while the first only waited) leaves it alone. Empty while queued.",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Who started the run; empty for automatic runs.",
@@ -83,10 +87,6 @@ class JobRun(models.Model):
     webhook_event = ""
     # Whether whoever started a job of this kind is e-mailed whenever it ends; otherwise only when it fails.
     notify_every_end = False
-    # Whether the stale-run sweeper sends the task of a run queued for JOB_STALE_MINUTES again (its
-    # message may be lost). Only for kinds that a second delivery cannot harm (the deletions).
-    resend_when_queued = False
-
     def notification_summary(self) -> str:
         """One line for the e-mail to whoever started the job (review/notifications.py)."""
         return f"{self} {self.status}" + (f": {self.error}" if self.error else ".")
@@ -101,6 +101,10 @@ class JobRun(models.Model):
     def pending_tasks(self) -> list[tuple[str, list]]:
         """The Celery tasks (name, args) that finish this job when sent again; the stale-run sweeper uses them."""
         raise NotImplementedError
+
+    def holders_release(self) -> None:
+        """Let the next message for this job take it up: the one that held it is gone with its worker (the sweeper)."""
+        type(self).objects.filter(pk=self.pk).update(held_by_task="")
 
 
 Run = TypeVar("Run", bound=JobRun)
@@ -117,6 +121,9 @@ def job_attempt_start(model: type[Run], *, run_id: int, max_attempts: int | None
     run = model.objects.select_for_update().filter(pk=run_id).first()
     if run is None or run.is_finished:
         return None
+    holder = message_hold(run.held_by_task, f"{model.__name__} #{run_id}")
+    if holder is None:
+        return None
     if run.cancel_requested:
         job_finish(run, status=JobStatus.CANCELLED)
         return None
@@ -129,10 +136,30 @@ def job_attempt_start(model: type[Run], *, run_id: int, max_attempts: int | None
         return None
     run.attempts += 1
     run.status = JobStatus.RUNNING
+    run.held_by_task = holder
     run.started_at = run.started_at or timezone.now()
     run.heartbeat_at = timezone.now()
-    run.save(update_fields=["attempts", "status", "started_at", "heartbeat_at"])
+    run.save(update_fields=["attempts", "status", "held_by_task", "started_at", "heartbeat_at"])
     return run
+
+
+def message_hold(holder: str, what: str) -> str | None:
+    """The task id that holds a job (or an inference chunk) once this message takes it; None: leave it alone.
+
+    A job is held by the message that started it. A second message for it (the sweeper sent one again
+    while the first was only waiting behind others) then finds it held and does nothing, instead of
+    running it twice at once; the holder's own redelivery, after its worker died, takes it up again.
+    Nobody holds a queued job, nor one the sweeper released: the first message to come takes it.
+    Outside a Celery task (a direct call) the holder stays as it is.
+    """
+    task = current_task._get_current_object()
+    message = (task.request.id or "") if task is not None else ""
+    if not message or holder == message:
+        return holder
+    if holder:
+        logger.info("%s is held by task %s; task %s leaves it alone", what, holder, message)
+        return None
+    return message
 
 
 def job_queue_on_commit(run: JobRun, task: str) -> None:

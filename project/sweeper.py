@@ -8,9 +8,10 @@ any progress report, or the beat a job's worker process sends every JOB_HEARTBEA
 works however quiet the job is (project/jobs.py job_heartbeat; inference chunks report every batch
 instead), so only a job whose process is gone goes stale, not one in a long evaluation.
 
-A job lost while still queued never starts, so it never goes stale. For the kinds that a second
-delivery cannot harm (JobRun.resend_when_queued: the deletions, whose queued run hides what it
-deletes), a run queued for JOB_STALE_MINUTES has its task sent again, at most once a period.
+A job lost while still queued never starts, so it never goes stale: a run queued for JOB_STALE_MINUTES
+has its tasks sent again, at most once a period. Whichever message comes first holds the job
+(project/jobs.py message_hold), so a run that was only waiting behind others, and now has two
+messages, still runs once, in its place in the line.
 """
 from __future__ import annotations
 
@@ -35,14 +36,12 @@ def job_models() -> list[type[JobRun]]:
 
 
 def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
-    """Resume or fail each stale running job, and send again the tasks of jobs that may run twice and
-    wait queued too long; returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
+    """Resume or fail each stale running job, and send again the tasks of jobs queued too long; returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.JOB_STALE_MINUTES)
     outcome: dict[str, list] = {"resumed": [], "failed": [], "resent": []}
     for model in job_models():
-        if model.resend_when_queued:
-            outcome["resent"] += _queued_tasks_resend(model, cutoff, now)
+        outcome["resent"] += _queued_tasks_resend(model, cutoff, now)
         stale_ids = list(model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
                          .values_list("pk", flat=True))
         for run_id in stale_ids:
@@ -59,6 +58,7 @@ def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
                     outcome["failed"].append(label)
                     continue
                 model.objects.filter(pk=run.pk).update(heartbeat_at=now)  # give the resumed tasks time to start
+                run.holders_release()  # its holder went with its worker: the first message to come, old or new, takes it
                 tasks = run.pending_tasks()
                 transaction.on_commit(lambda tasks=tasks: [current_app.send_task(name, args=args)
                                                            for name, args in tasks])
@@ -70,9 +70,8 @@ def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
 def _queued_tasks_resend(model: type[JobRun], cutoff, now) -> list[str]:
     """Send again the tasks of runs queued since before `cutoff` (or resent then): their message may be lost.
 
-    Only for kinds that come to no harm from running twice (JobRun.resend_when_queued): a run that was
-    merely waiting behind others gets a second message, and the second delivery finds it done or
-    finishes what is left. heartbeat_at marks the resend, so each run is sent at most once a period.
+    A run that was merely waiting behind others gets a second message; the first to arrive holds it and
+    the other leaves it alone. heartbeat_at marks the resend, so each run is sent at most once a period.
     """
     waiting = model.objects.filter(status=JobStatus.QUEUED).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))

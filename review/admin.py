@@ -291,7 +291,7 @@ class ProjectDeletionAdmin(admin.ModelAdmin):
     list_select_related = ["requested_by"]
     search_fields = ["project_name"]
     raw_id_fields = ["project", "requested_by"]
-    readonly_fields = ["project", "project_name", "progress_done", "progress_total", "celery_task_id", "started_at",
+    readonly_fields = ["project", "project_name", "progress_done", "progress_total", "celery_task_id", "held_by_task", "started_at",
                        "finished_at"]
     actions = ["cancel"]
 

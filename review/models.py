@@ -439,9 +439,6 @@ class ProjectDeletion(JobRun):
             fields=["project"], condition=Q(status__in=ACTIVE_STATUSES), name="projectdeletion_one_active",
             violation_error_message="This project is already being deleted.")]
 
-    # A second delivery deletes what is left, or finds the run done; a lost message would hide the project.
-    resend_when_queued = True
-
     def __str__(self) -> str:
         return f"Deletion #{self.pk} of {self.project_name}"
 

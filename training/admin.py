@@ -25,7 +25,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_filter = ["status", "architecture"]
     list_select_related = ["project", "base_version", "result_version"]
     raw_id_fields = ["project", "snapshot", "base_version", "result_version", "requested_by"]
-    readonly_fields = ["loss_history", "eval_history", "comparison", "celery_task_id", "started_at", "finished_at"]
+    readonly_fields = ["loss_history", "eval_history", "comparison", "celery_task_id", "held_by_task", "started_at", "finished_at"]
     actions = ["cancel"]
 
     @admin.action(description="Cancel the selected runs")

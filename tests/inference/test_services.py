@@ -113,6 +113,24 @@ def test_a_chunk_that_keeps_killing_its_worker_fails_the_run(project, settings, 
     assert run.status == JobStatus.FAILED and "gave up" in run.error
 
 
+def test_a_chunk_is_worked_on_only_by_the_message_that_holds_it(project, django_capture_on_commit_callbacks):
+    """A second message for a chunk (sent again while the first only waited) leaves it to the first one."""
+    from inference.tasks import inference_chunk_execute as chunk_task
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = inference_run_create(project=project, user=None, scope="all")
+    chunk = run.chunks.get()
+    chunk.held_by_task, chunk.attempts = "first", 1  # its worker died mid-chunk
+    chunk.save()
+    chunk_task.apply(args=[chunk.pk], task_id="second")
+    chunk.refresh_from_db()
+    assert (chunk.attempts, chunk.finished, Prediction.objects.count()) == (1, False, 0)
+    chunk_task.apply(args=[chunk.pk], task_id="first")  # the holder's own redelivery takes it up again
+    run.refresh_from_db(), chunk.refresh_from_db()
+    assert (run.status, chunk.attempts, chunk.finished) == (JobStatus.SUCCEEDED, 2, True)
+    assert Prediction.objects.values("image").distinct().count() == 6
+
+
 def test_bad_requests_are_refused_before_anything_is_queued(project):
     other = make_project()
     foreign_image = add_images(other, 1, first_seed=50)[0]

@@ -93,6 +93,31 @@ def test_two_workers_share_the_chunks_of_one_run(start_worker):
     assert all(n > 0 for n in done), f"each worker should have taken chunks: {done}"
 
 
+def test_a_second_message_for_a_chunk_at_work_is_left_to_the_first(start_worker, broker):
+    """The sweeper sends a long-queued run's tasks again (their messages may be lost); when the first
+    message was only late, both arrive. The worker that takes the second leaves the chunk alone."""
+    from celery import current_app
+
+    if broker["url"].startswith("redis"):
+        pytest.skip("the hold is in the database, whichever broker brought the message: once is enough")
+
+    project = make_project()
+    images = add_images(project, 64, size=160)  # long enough for the second worker to come while the first works
+    add_model_version(project)
+    workers = [start_worker(name=name, INFERENCE_CPU_BATCH_SIZE="1") for name in ("one", "two")]
+    run = inference_run_create(project=project, user=None, scope="all")
+    wait_for(lambda: InferenceRun.objects.get(pk=run.pk).progress_done > 0, message="the chunk to start writing")
+    chunk = run.chunks.get()
+    current_app.send_task("inference.tasks.inference_chunk_execute", args=[chunk.pk])
+    wait_for(lambda: any("is held by task" in worker.log() for worker in workers), timeout=60,
+             message="the other worker to find the chunk held")
+    run = wait_for(lambda: finished(run.pk), timeout=180, message="the run to finish")
+    chunk.refresh_from_db()
+    assert (run.status, run.chunks_done, run.progress_done, chunk.attempts) == (JobStatus.SUCCEEDED, 1, 64, 1), run.error
+    per_image = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
+    assert per_image == expected_counts(images)
+
+
 def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker, broker, settings):
     """kill -9 the whole worker mid-chunk, then empty the broker (a Redis restart without persistence):
     nothing would ever redeliver the chunk; the stale-run sweeper sends it again and the run completes."""

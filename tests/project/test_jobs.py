@@ -2,6 +2,7 @@ import threading
 import time
 
 import pytest
+from celery import shared_task
 
 from inference.models import InferenceRun
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish, job_heartbeat
@@ -18,6 +19,27 @@ def run(db):
 def test_attempt_start_counts_and_marks_running(run):
     started = job_attempt_start(InferenceRun, run_id=run.pk)
     assert started.status == JobStatus.RUNNING and started.attempts == 1 and started.started_at
+
+
+@shared_task(name="tests.project.attempt_start")
+def attempt_start_task(run_id: int) -> InferenceRun | None:
+    return job_attempt_start(InferenceRun, run_id=run_id)
+
+
+def attempt_start_by(message: str, run: InferenceRun) -> InferenceRun | None:
+    """job_attempt_start as the Celery message `message` calls it."""
+    return attempt_start_task.apply(args=[run.pk], task_id=message).get()
+
+
+def test_a_job_is_held_by_the_message_that_started_it(run):
+    assert attempt_start_by("first", run).held_by_task == "first"
+    assert attempt_start_by("second", run) is None  # sent again while the first only waited: left alone
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.held_by_task) == (JobStatus.RUNNING, 1, "first")
+    assert attempt_start_by("first", run).attempts == 2  # the holder's redelivery, after its worker died
+    run.holders_release()  # the sweeper: the holder is gone, the next message to come takes it
+    assert attempt_start_by("second", run).held_by_task == "second"
+    assert attempt_start_by("first", run) is None
 
 
 def test_attempts_exhausted_fail_the_run_with_a_reason(run, settings):

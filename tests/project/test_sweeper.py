@@ -75,21 +75,38 @@ def test_progress_and_attempts_are_heartbeats(settings):
     assert TrainingRun(pk=5).pending_tasks() == [("training.tasks.training_run_execute", [5])]
 
 
-def test_a_deletion_queued_too_long_is_sent_again_once_a_period(settings, django_capture_on_commit_callbacks):
-    """Its message may be lost, and a queued deletion hides its project; a second delivery cannot harm it."""
+def test_a_run_queued_too_long_is_sent_again_once_a_period(settings, django_capture_on_commit_callbacks):
+    """Its message may be lost (a queued project deletion would hide its project for good); if it was only
+    waiting, the first of its two messages to come holds it and the other leaves it alone (test_jobs.py)."""
     project = make_project()
     stale = timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
     deletion = ProjectDeletion.objects.create(project=project, project_name=project.name,
                                               created_at=timezone.now() - stale)
-    waiting_rerank = RerankRun.objects.create(project=make_project(), score_threshold=0.4,
-                                              created_at=timezone.now() - stale)  # may not run twice: left alone
+    rerank = RerankRun.objects.create(project=make_project(), score_threshold=0.4, created_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        assert stale_runs_sweep()["resent"] == [f"ProjectDeletion #{deletion.pk}"]
+        assert stale_runs_sweep()["resent"] == [f"ProjectDeletion #{deletion.pk}"]  # the rerank is not late yet
         assert stale_runs_sweep()["resent"] == []  # just sent: not again this period
     assert len(sent) == 1
     with django_capture_on_commit_callbacks(execute=False):
-        assert stale_runs_sweep(now=timezone.now() + stale)["resent"] == [f"ProjectDeletion #{deletion.pk}"]
-    waiting_rerank.refresh_from_db()
-    assert waiting_rerank.heartbeat_at is None and waiting_rerank.status == JobStatus.QUEUED
+        assert sorted(stale_runs_sweep(now=timezone.now() + stale)["resent"]) == [
+            f"ProjectDeletion #{deletion.pk}", f"RerankRun #{rerank.pk}"]
     ProjectDeletion.objects.filter(pk=deletion.pk).update(status=JobStatus.RUNNING, heartbeat_at=timezone.now())
     assert stale_runs_sweep(now=timezone.now() + stale / 2)["resent"] == []  # started: the running rules apply
+
+
+def test_a_resumed_job_is_taken_by_the_first_message_to_come(settings, django_capture_on_commit_callbacks):
+    """Its holder went with its worker: the sweeper releases the run (and an inference run's chunks)."""
+    project = make_project()
+    add_images(project, 2, size=64)
+    old = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    export = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=1, heartbeat_at=old,
+                                          held_by_task="lost")
+    run = InferenceRun.objects.create(project=project, model_version=add_model_version(project),
+                                      status=JobStatus.RUNNING, attempts=1, heartbeat_at=old)
+    done = InferenceChunk.objects.create(run=run, number=0, image_ids=[1], finished=True, held_by_task="a")
+    left = InferenceChunk.objects.create(run=run, number=1, image_ids=[2], held_by_task="b")
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert sorted(stale_runs_sweep()["resumed"]) == [f"DatasetExport #{export.pk}", f"InferenceRun #{run.pk}"]
+    assert len(sent) == 2
+    export.refresh_from_db(), done.refresh_from_db(), left.refresh_from_db()
+    assert (export.held_by_task, left.held_by_task, done.held_by_task) == ("", "", "a")
