@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from datasets.exports import ExportSpec, export_spec_check
+from datasets.models import DatasetExport
 from inference import version_deletion
 from inference.models import (
     BoxOutcome, InferenceRun, ModelVersion, ModelVersionDeletion, OutcomeKind, Prediction, SuspectedError,
@@ -76,6 +77,11 @@ def test_the_worker_deletes_the_predictions_a_chunk_at_a_time_then_the_version(
         scene, monkeypatch, django_capture_on_commit_callbacks):
     old, active = scene["old"], scene["active"]
     weights = old.weights.name
+    exports = {}
+    for source, version in (("predictions", old), ("reviewed", None)):
+        exports[source] = DatasetExport.objects.create(project=scene["project"], source=source, model_version=version,
+                                                       status=JobStatus.SUCCEEDED)
+        exports[source].file.save(f"{source}.zip", ContentFile(b"zip"))
     monkeypatch.setattr(version_deletion, "CHUNK", 5)
     deletion = _start(old, django_capture_on_commit_callbacks)
     assert (deletion.status, deletion.progress_total, deletion.version_number) == (JobStatus.QUEUED, 12, 2)
@@ -89,6 +95,10 @@ def test_the_worker_deletes_the_predictions_a_chunk_at_a_time_then_the_version(
         JobStatus.SUCCEEDED, 12, 12, None)
     assert not ModelVersion.objects.filter(pk=old.pk).exists() and not default_storage.exists(weights)
     assert not BoxOutcome.objects.exists() and not SuspectedError.objects.exists()
+    # Its predictions' export went with it, file and all; the reviewed labels' export stays.
+    assert list(DatasetExport.objects.all()) == [exports["reviewed"]]
+    assert not default_storage.exists(exports["predictions"].file.name)
+    assert default_storage.exists(exports["reviewed"].file.name)
     # The active version is untouched.
     assert Prediction.objects.filter(model_version=active).count() == 12 and Prediction.objects.count() == 12
     assert default_storage.exists(active.weights.name)
