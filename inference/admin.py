@@ -10,7 +10,7 @@ from inference.models import (
 from inference.services import inference_run_cancel, model_version_activate, rerank_run_cancel
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.admin_actions import cancel_runs
-from project.admin_base import ViewOnlyAdmin
+from project.admin_base import JobRunAdmin, ViewOnlyAdmin
 
 
 @admin.register(ModelVersion)
@@ -19,11 +19,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "source", "architecture"]
     list_select_related = ["project", "parent"]
     search_fields = ["project__name", "note"]
-    raw_id_fields = ["project", "parent", "created_by"]
-    # No widget for the weights file: media has no public URL. Activation goes through the action.
-    exclude = ["weights"]
-    readonly_fields = ["weights_file", "class_names", "metrics", "is_active"]
+    # Versions come from training runs and from uploads (the models page, the API), which check the weights
+    # against the architecture and classes; here only the note changes. No widget for the weights file:
+    # media has no public URL. Activation goes through the action.
+    fields = ["project", "number", "architecture", "weights_file", "class_names", "source", "parent", "is_active",
+              "metrics", "note", "created_by", "created_at"]
+    readonly_fields = [name for name in fields if name != "note"]
     actions = ["promote"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
     @admin.display(description="Weights")
     def weights_file(self, version: ModelVersion) -> str:
@@ -82,22 +87,27 @@ class InferenceChunkInline(admin.TabularInline):
 
 
 @admin.register(InferenceChunk)
-class InferenceChunkAdmin(admin.ModelAdmin):
+class InferenceChunkAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """A run's slices, made with it and finished by its workers; they go with their run."""
+
     list_display = ["id", "run", "number", "attempts", "finished"]
     list_filter = ["finished"]
     list_select_related = ["run"]
-    raw_id_fields = ["run"]
+    deleted_with_parent = True
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(InferenceRun)
-class InferenceRunAdmin(admin.ModelAdmin):
+class InferenceRunAdmin(JobRunAdmin):
+    """Started from the queue, the API, an upload or the images' admin action."""
+
     list_display = ["id", "project", "model_version", "scope", "status", "percent", "images_per_second", "attempts",
                     "created_at"]
     list_filter = ["status", "scope"]
     list_select_related = ["project", "model_version"]
-    raw_id_fields = ["project", "model_version", "requested_by"]
-    readonly_fields = ["progress_done", "progress_total", "chunks_done", "chunks_total", "predictions_written",
-                       "images_failed", "images_per_second", "celery_task_id", "held_by_task", "started_at", "finished_at"]
+    exclude = ["image_ids"]  # up to 100,000 ids; the chunks below say which are left
     inlines = [InferenceChunkInline]
     actions = ["cancel"]
 
@@ -107,20 +117,13 @@ class InferenceRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RerankRun)
-class RerankRunAdmin(admin.ModelAdmin):
+class RerankRunAdmin(JobRunAdmin):
     """Started by a change of a project's review threshold (here, on its settings page or through the API)."""
 
     list_display = ["id", "project", "score_threshold", "status", "percent", "images_ranked", "images_judged",
                     "attempts", "created_at"]
-    list_filter = ["status"]
     list_select_related = ["project"]
-    raw_id_fields = ["project", "requested_by"]
-    readonly_fields = ["score_threshold", "progress_done", "progress_total", "images_ranked", "images_judged",
-                       "celery_task_id", "held_by_task", "started_at", "finished_at"]
     actions = ["cancel"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # a row added here would never be queued; changing the threshold starts one
 
     @admin.action(description="Cancel the selected reranks")
     def cancel(self, request, runs):
@@ -138,28 +141,22 @@ class BoxOutcomeAdmin(ViewOnlyAdmin, admin.ModelAdmin):
 
 
 @admin.register(SuspectedError)
-class SuspectedErrorAdmin(admin.ModelAdmin):
+class SuspectedErrorAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Found by error review after each fine-tune; confirmed or dismissed in its second-look queue, which counts
+    how often each kind was right."""
+
     list_display = ["id", "image", "kind", "status", "model_version", "label_class", "score", "resolved_by"]
     list_filter = ["kind", "status"]
     list_select_related = ["image", "model_version", "label_class", "resolved_by"]
-    raw_id_fields = ["image", "model_version", "label_class", "resolved_by"]
-    readonly_fields = ["kind", "score", "x", "y", "w", "h", "resolved_at", "created_at"]
 
 
 @admin.register(ModelVersionDeletion)
-class ModelVersionDeletionAdmin(admin.ModelAdmin):
+class ModelVersionDeletionAdmin(JobRunAdmin):
     """Started by deleting a model version (here, on the models page or through the API); the row outlives it."""
 
     list_display = ["id", "project", "version_number", "status", "percent", "attempts", "requested_by", "created_at"]
-    list_filter = ["status"]
     list_select_related = ["project", "requested_by"]
-    raw_id_fields = ["project", "model_version", "requested_by"]
-    readonly_fields = ["version_number", "progress_done", "progress_total", "celery_task_id", "held_by_task", "started_at",
-                       "finished_at"]
     actions = ["cancel"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # a row added here would never be queued; deleting the version starts one
 
     @admin.action(description="Cancel the selected deletions (their versions stay with what is left)")
     def cancel(self, request, deletions):

@@ -2,6 +2,7 @@
 import json
 from collections import defaultdict
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
@@ -10,46 +11,76 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.models import TokenProxy
 
+from inference.models import Prediction
 from inference.services import rerank_run_create
 from project.admin_actions import cancel_runs
-from project.admin_base import ViewOnlyAdmin
+from project.admin_base import DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
-    Project, ProjectDeletion, ReviewEvent, StatusChange,
+    Project, ProjectDeletion, ReviewEvent, Role, StatusChange,
 )
 from review.project_deletion import project_deletion_cancel, project_deletion_start
-from review.services import comment_delete, image_delete, images_delete, label_class_delete
+from review.services import (
+    comment_delete, image_delete, images_delete, label_class_create, label_class_delete,
+    label_class_update, membership_remove, membership_set,
+)
 from training.services import snapshot_coco, training_run_start
 
 
 class MembershipInline(admin.TabularInline):
+    """Shown here, changed one at a time under Memberships, through the services (the last manager stays)."""
+
     model = Membership
-    raw_id_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
     extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
-class DeletesThroughServices:
-    """Deletes go through the services, as from the pages and the API: they wait for writers on the
-    rows (project/row_locks.py) and remove the stored files. Review events and status changes are
-    read-only here, but they go with their image: without this, the admin refused (403) to delete
-    any reviewed image."""
-
-    def get_deleted_objects(self, objs, request):
-        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        read_only = {ReviewEvent._meta.verbose_name, StatusChange._meta.verbose_name}
-        return deleted, counts, perms_needed - read_only, protected
+def label_class_in_use(label_class: LabelClass) -> str | None:
+    """Why a class may not be deleted (label_class_delete refuses it too), or None."""
+    used = Annotation.objects.filter(label_class=label_class).count()
+    return (f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}: relabel or delete them first"
+            if used else None)
 
 
 class LabelClassFormSet(BaseInlineFormSet):
+    """Classes change through the services: a new one gets the next index (the model's class id) and a
+    colour, and an index never changes. (Django itself refuses to delete a class with human boxes: they
+    protect it.)"""
+
+    def save_new(self, form, commit=True):
+        return label_class_create(project=self.instance, name=form.cleaned_data["name"],
+                                  colour=form.cleaned_data["colour"] or None)
+
+    def save_existing(self, form, label_class, commit=True):
+        return label_class_update(label_class=label_class, name=form.cleaned_data["name"],
+                                  colour=form.cleaned_data["colour"] or None)
+
     def delete_existing(self, label_class, commit=True):
         if commit:
             label_class_delete(label_class=label_class)
 
 
+class LabelClassForm(forms.ModelForm):
+    colour = forms.CharField(required=False, max_length=7, help_text="#rrggbb; empty: the palette's next colour.")
+
+    class Meta:
+        model = LabelClass
+        fields = ["project", "name", "colour"]
+
+
 class LabelClassInline(admin.TabularInline):
     model = LabelClass
+    form = LabelClassForm
     formset = LabelClassFormSet
+    fields = ["name", "colour", "index"]
+    readonly_fields = ["index"]
     extra = 0
 
 
@@ -62,12 +93,16 @@ def _report(request, label: str, action) -> None:
 
 
 @admin.register(Project)
-class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
+class ProjectAdmin(DeleteRefusals, admin.ModelAdmin):
     list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "score_threshold",
                     "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, LabelClassInline]
     actions = ["start_fine_tuning", "export_reviewed_labels"]
+    readonly_fields = ["created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # from the project list, which makes its creator its first manager
 
     def get_deleted_objects(self, projects, request):
         # A worker deletes the project with everything in it (review/project_deletion.py): what the page lists is
@@ -111,21 +146,86 @@ class ProjectAdmin(DeletesThroughServices, admin.ModelAdmin):
         return response
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["project", "user", "role"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if self.instance.pk and role != Role.MANAGER and not _managers_left(self.instance.project_id, [self.instance.pk]):
+            raise ValidationError("A project needs at least one manager; make someone else manager first.")
+        return role
+
+
+def _managers_left(project_id: int, leaving: list[int]) -> bool:
+    return Membership.objects.filter(project_id=project_id, role=Role.MANAGER).exclude(pk__in=leaving).exists()
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Through the services: the last manager stays, and a member who leaves gives back their assigned images."""
+
+    form = MembershipForm
     list_display = ["user", "project", "role", "created_at"]
     list_filter = ["role"]
     list_select_related = ["user", "project"]
     search_fields = ["user__username", "project__name"]
     raw_id_fields = ["user", "project"]
 
+    def get_readonly_fields(self, request, membership=None):
+        return ["project", "user"] if membership is not None else []  # a membership is one user in one project
+
+    def save_model(self, request, membership, form, change):
+        saved = membership_set(project=membership.project, user=membership.user, role=membership.role)
+        membership.pk = saved.pk
+
+    def get_deleted_objects(self, memberships, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(memberships, request)
+        leaving = defaultdict(list)
+        for membership in memberships:
+            leaving[membership.project].append(membership.pk)
+        protected += [f"{project}: its last manager would leave; make someone else manager first"
+                      for project, ids in leaving.items() if not _managers_left(project.pk, ids)]
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, membership):
+        membership_remove(project=membership.project, user=membership.user)
+
+    def delete_queryset(self, request, memberships):
+        for membership in memberships.select_related("project", "user"):
+            membership_remove(project=membership.project, user=membership.user)
+
 
 @admin.register(LabelClass)
 class LabelClassAdmin(admin.ModelAdmin):
+    """Through the services, as on the settings page: see LabelClassFormSet."""
+
+    form = LabelClassForm
     list_display = ["name", "project", "index", "colour"]
     list_select_related = ["project"]
     search_fields = ["name", "project__name"]
     raw_id_fields = ["project"]
+
+    def get_fields(self, request, label_class=None):
+        return ["project", "name", "colour"] + (["index"] if label_class is not None else [])
+
+    def get_readonly_fields(self, request, label_class=None):
+        return ["project", "index"] if label_class is not None else []
+
+    def save_model(self, request, label_class, form, change):
+        colour = form.cleaned_data["colour"] or None
+        if change:
+            label_class_update(label_class=label_class, name=label_class.name, colour=colour)
+        else:
+            label_class.pk = label_class_create(project=label_class.project, name=label_class.name, colour=colour).pk
+
+    def get_deleted_objects(self, label_classes, request):
+        # Counts, not Django's list of every prediction of the class (and of every human box that keeps it).
+        refused = [reason for label_class in label_classes if (reason := label_class_in_use(label_class))]
+        predictions = Prediction.objects.filter(label_class__in=label_classes).count()
+        deleted = [f"{label_class} of {label_class.project}, with the models' predictions of it" for label_class in label_classes]
+        return deleted, {"label classes": len(label_classes), "predictions": predictions}, set(), refused
 
     def delete_model(self, request, label_class):
         label_class_delete(label_class=label_class)
@@ -136,19 +236,28 @@ class LabelClassAdmin(admin.ModelAdmin):
 
 
 @admin.register(Image)
-class ImageAdmin(DeletesThroughServices, admin.ModelAdmin):
+class ImageAdmin(DeleteRefusals, admin.ModelAdmin):
+    """Deletes go through the services, as from the pages and the API: they wait for writers on the rows
+    (project/row_locks.py) and remove the stored files; the image's boxes and review record go with it."""
+
     list_display = ["id", "original_name", "project", "status", "split", "width", "height", "priority", "uncertainty",
                     "created_at"]
     list_filter = ["status", "split"]
     list_select_related = ["project"]
     search_fields = ["original_name", "content_hash"]
-    raw_id_fields = ["project", "reviewed_by", "held_by", "assigned_to"]  # held_by: an admin may clear a hold
+    # Images come from uploads and imports (checked, turned upright, hashed); their status, boxes and
+    # assignee change through the review services (the actions below, the queue, the editor), which
+    # keep the review record. Here: the name shown, and a hold an admin may clear.
+    raw_id_fields = ["held_by"]
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
     exclude = ["file"]
-    readonly_fields = ["stored_file", "content_hash", "stored_hash", "width", "height", "split", "version",
-                       "correction_count"]
+    readonly_fields = ["stored_file"] + [field.name for field in Image._meta.fields
+                                         if field.name not in ("id", "file", "original_name", "held_by", "held_until")]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
     actions = ["run_inference", "approve_reviewed", "send_back"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
     def delete_model(self, request, image):
         image_delete(image=image)
@@ -184,12 +293,18 @@ class ImageAdmin(DeletesThroughServices, admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Read-only: boxes change in the editor or through the API, where every save keeps the boxes it
+    replaced (an image's box history) and counts the reviewer's corrections."""
+
     list_display = ["id", "image", "label_class", "x", "y", "w", "h", "source", "author", "updated_at"]
     list_filter = ["source"]
     list_select_related = ["image", "label_class", "author"]
-    raw_id_fields = ["image", "label_class", "author"]
     show_full_result_count = False
+    deleted_with_parent = True
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ReviewEvent)
@@ -202,6 +317,7 @@ class ReviewEventAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     list_select_related = ["image", "user"]
     raw_id_fields = ["image", "user"]
     show_full_result_count = False
+    deleted_with_parent = True
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -218,16 +334,14 @@ class StatusChangeAdmin(ReviewEventAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(admin.ModelAdmin):
+class CommentAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Staff read comments and delete one (through the services, which keep each image's comment_count);
+    nobody changes another's words, as on the pages."""
+
     list_display = ["id", "image", "author", "created_at", "text"]
     list_select_related = ["image", "author"]
     search_fields = ["text"]
-    readonly_fields = ["image", "author", "created_at"]
     show_full_result_count = False
-
-    # Through the services, which keep each image's comment_count.
-    def has_add_permission(self, request) -> bool:
-        return False
 
     def delete_model(self, request, comment):
         comment_delete(comment=comment)
@@ -283,20 +397,13 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProjectDeletion)
-class ProjectDeletionAdmin(admin.ModelAdmin):
+class ProjectDeletionAdmin(JobRunAdmin):
     """Started by deleting a project (here, on its settings page or through the API); the row outlives the project."""
 
     list_display = ["id", "project_name", "status", "percent", "attempts", "requested_by", "created_at", "finished_at"]
-    list_filter = ["status"]
     list_select_related = ["requested_by"]
     search_fields = ["project_name"]
-    raw_id_fields = ["project", "requested_by"]
-    readonly_fields = ["project", "project_name", "progress_done", "progress_total", "celery_task_id", "held_by_task", "started_at",
-                       "finished_at"]
     actions = ["cancel"]
-
-    def has_add_permission(self, request) -> bool:
-        return False  # a row added here would never be queued; deleting the project starts one
 
     @admin.action(description="Cancel the selected deletions (their projects come back with what is left)")
     def cancel(self, request, deletions):

@@ -7,6 +7,7 @@ the id as a plain integer (see `Annotation.source_prediction_id`, `ReviewEvent.m
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
@@ -95,7 +96,8 @@ class Membership(models.Model):
 class LabelClass(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_classes")
     name = models.CharField(max_length=100)
-    colour = models.CharField(max_length=7, default="#e6194b", help_text="Box colour as #rrggbb.")
+    colour = models.CharField(max_length=7, default="#e6194b", help_text="Box colour as #rrggbb.", validators=[
+        RegexValidator(r"^#[0-9a-fA-F]{6}$", "The colour must look like #1f77b4.")])
     index = models.PositiveIntegerField(
         help_text="Position of the class in the project; snapshots list classes in this order.",
     )

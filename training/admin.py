@@ -1,17 +1,19 @@
 from django.contrib import admin
 
 from project.admin_actions import cancel_runs
+from project.admin_base import JobRunAdmin, ViewOnlyAdmin
 from training.models import DatasetSnapshot, TrainingRun
 from training.services import training_run_cancel
 
 
 @admin.register(DatasetSnapshot)
-class DatasetSnapshotAdmin(admin.ModelAdmin):
+class DatasetSnapshotAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Frozen by fine-tuning or through the API (content-hashed); one a training run used is kept with it."""
+
     list_display = ["id", "project", "content_hash", "image_count", "annotation_count", "created_at"]
     list_select_related = ["project"]
-    raw_id_fields = ["project", "created_by"]
-    exclude = ["file"]  # no widget: media has no public URL; download through the API
-    readonly_fields = ["stored_file", "content_hash", "train_image_ids", "holdout_image_ids", "class_names"]
+    exclude = ["file", "train_image_ids", "holdout_image_ids"]  # the file through the API; thousands of ids
+    readonly_fields = ["stored_file"]
 
     @admin.display(description="File")
     def stored_file(self, snapshot: DatasetSnapshot) -> str:
@@ -19,13 +21,13 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(JobRunAdmin):
+    """Started from the project page, the models page, the API, `manage.py finetune` or the projects' action."""
+
     list_display = ["id", "project", "architecture", "status", "percent", "epoch", "base_version", "result_version",
                     "created_at"]
     list_filter = ["status", "architecture"]
     list_select_related = ["project", "base_version", "result_version"]
-    raw_id_fields = ["project", "snapshot", "base_version", "result_version", "requested_by"]
-    readonly_fields = ["loss_history", "eval_history", "comparison", "celery_task_id", "held_by_task", "started_at", "finished_at"]
     actions = ["cancel"]
 
     @admin.action(description="Cancel the selected runs")
