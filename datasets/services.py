@@ -12,6 +12,7 @@ from datasets.models import DatasetExport, DatasetImport, ImportFormat
 from project.jobs import JobRun, job_cancel_request, job_queue_on_commit
 from review.models import Image, Project
 from review.services import display_name
+from review.project_deletion import project_deletion_guard
 
 IMPORT_TASK = "datasets.tasks.dataset_import_execute"
 EXPORT_TASK = "datasets.tasks.dataset_export_execute"
@@ -35,11 +36,13 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
     job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
                         original_name=source_url[:255] or display_name(name, fallback="upload"),
                         source_url=source_url, model_name=model_name.strip()[:200])
-    if file is not None:
-        job.file.save(name, file, save=False)
-    job.save()
-    if queue:
-        job_queue_on_commit(job, IMPORT_TASK)
+    with transaction.atomic():
+        project_deletion_guard(project)
+        if file is not None:
+            job.file.save(name, file, save=False)
+        job.save()
+        if queue:
+            job_queue_on_commit(job, IMPORT_TASK)
     return job
 
 
@@ -47,6 +50,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
 def dataset_export_start(*, project: Project, user: AbstractBaseUser | None, spec: ExportSpec,
                          queue: bool = True) -> DatasetExport:
     """Check the export and queue it (or leave it for the caller to run: queue=False)."""
+    project_deletion_guard(project)
     export_spec_check(project, spec)
     # Against all the project's ids rather than `pk__in` the chosen ones: SQLite takes at most 32,766
     # parameters in a statement, and an export may name more images than that.

@@ -21,6 +21,7 @@ from project.row_locks import key_share_lock
 from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request, job_queue_on_commit
 from review.models import Image, LabelClass, Project, ReviewStatus
 from review.services import label_class_create, project_update
+from review.project_deletion import project_deletion_guard
 from webhooks.models import Event
 from webhooks.services import webhook_event_send
 
@@ -175,6 +176,7 @@ def rerank_run_create(*, project: Project, user: AbstractBaseUser | None = None)
     A rerank of the same project still going is cancelled: this one redoes all of its work, at the
     threshold that counts now.
     """
+    project_deletion_guard(project)
     for older in RerankRun.objects.filter(project=project, status__in=ACTIVE_STATUSES):
         job_cancel_request(older)
     run = RerankRun.objects.create(project=project, score_threshold=project.score_threshold, requested_by=user)
@@ -225,6 +227,7 @@ def inference_run_create(*, project: Project, user: AbstractBaseUser | None, sco
 
     `chunk_size`: images per chunk task; INFERENCE_CHUNK_SIZE when not given.
     """
+    project_deletion_guard(project)
     version = model_version or active_model_version(project)
     if version is None:
         raise ValidationError({"model_version": "This project has no active model; upload or train one first."})

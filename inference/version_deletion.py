@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from inference.models import BoxOutcome, ModelVersion, ModelVersionDeletion, Prediction
 from project.chunked_deletion import chunked_deletion_execute, jobs_cancel
 from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
+from review.project_deletion import project_deletion_guard
 
 CHUNK = 20_000  # predictions: about 500 images' worth, a fraction of a second's transaction
 TASK = "inference.tasks.model_version_deletion_execute"
@@ -32,6 +33,7 @@ TASK = "inference.tasks.model_version_deletion_execute"
 def model_version_deletion_start(*, version: ModelVersion,
                                  user: AbstractBaseUser | None = None) -> ModelVersionDeletion:
     """Stop the version's jobs and queue its deletion; ValidationError for the active version or a second delete."""
+    project_deletion_guard(version.project)
     # Held until this commits: a promotion of this version waits, then finds it being deleted.
     version = ModelVersion.objects.select_for_update().get(pk=version.pk)
     if version.is_active:

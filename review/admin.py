@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import TokenProxy
 from inference.models import Prediction
 from inference.services import rerank_run_create
 from project.admin_actions import cancel_runs
+from project.jobs import ACTIVE_STATUSES
 from project.admin_base import DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
@@ -103,6 +104,12 @@ class ProjectAdmin(DeleteRefusals, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # from the project list, which makes its creator its first manager
+
+    def has_change_permission(self, request, project=None) -> bool:
+        # One being deleted is shown as it is: its settings no longer matter (and its jobs are refused).
+        being_deleted = project is not None and ProjectDeletion.objects.filter(
+            project=project, status__in=ACTIVE_STATUSES).exists()
+        return super().has_change_permission(request, project) and not being_deleted
 
     def get_deleted_objects(self, projects, request):
         # A worker deletes the project with everything in it (review/project_deletion.py): what the page lists is

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from project.chunked_deletion import chunked_deletion_execute, jobs_cancel
 from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
+from project.row_locks import key_share_lock
 from review.models import Image, Membership, Project, ProjectDeletion, Role
 from review.services import images_delete, project_delete
 
@@ -41,6 +42,19 @@ def project_deletion_start(*, project: Project, user: AbstractBaseUser | None = 
                                               progress_total=Image.objects.filter(project=project).count())
     job_queue_on_commit(deletion, TASK)
     return deletion
+
+
+def project_deletion_guard(project: Project) -> None:
+    """Refuse a new job of a project that is being deleted; call it in the transaction that creates the job.
+
+    The project's row is held (FOR KEY SHARE) until that transaction ends: a deletion starting meanwhile
+    waits for it, then cancels the new job with the others; one that started first is seen here.
+    Pages and the API already answer 404 for such a project; this stops the admin's actions and
+    anything else that reaches the services directly.
+    """
+    key_share_lock(Project.objects.filter(pk=project.pk))
+    if ProjectDeletion.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+        raise ValidationError(f"{project.name} is being deleted.")
 
 
 def project_deletion_cancel(*, deletion: ProjectDeletion) -> ProjectDeletion:

@@ -14,6 +14,7 @@ from inference.architectures import ARCHITECTURES, machine_default_architecture
 from inference.services import active_model_version
 from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
+from review.project_deletion import project_deletion_guard
 from training.models import DatasetSnapshot, TrainingRun
 from training.config import default_config, steps_per_epoch
 
@@ -71,6 +72,8 @@ def snapshot_freeze(*, project: Project, user: AbstractBaseUser | None) -> Datas
 def training_run_start(*, project: Project, user: AbstractBaseUser | None, params: dict | None = None) -> TrainingRun:
     """Freeze a snapshot and queue a fine-tune of the active model; refuse clearly when it cannot work."""
     params = dict(params or {})
+    with transaction.atomic():
+        project_deletion_guard(project)  # before a snapshot is frozen; checked again where the run is made
     if not LabelClass.objects.filter(project=project).exists():
         raise ValidationError("This project has no label classes yet; add classes and review some images first.")
     base = active_model_version(project)
@@ -98,6 +101,7 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
     config = default_config(architecture, **params)
     try:
         with transaction.atomic():
+            project_deletion_guard(project)
             run = TrainingRun.objects.create(
                 project=project, snapshot=snapshot, base_version=base, architecture=architecture,
                 params=config.as_dict(), requested_by=user,

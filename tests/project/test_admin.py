@@ -74,8 +74,7 @@ def _one_of_every_row(project) -> None:
     NotificationSettings.objects.create(user=user)
     webhook = Webhook.objects.create(project=project, url="https://example.com/hook", events=["model_version.activated"])
     WebhookDelivery.objects.create(webhook=webhook, event="model_version.activated", payload={})
-    other = make_project(name="Going")
-    ProjectDeletion.objects.create(project=other, project_name=other.name)
+    ProjectDeletion.objects.create(project=None, project_name="Gone", status="succeeded")
 
 
 # What a superuser may do by hand, per model: (add, the fields a change page edits). Everything else goes
@@ -202,6 +201,16 @@ def test_start_fine_tuning_and_cancel(staff, project):
     _act(staff, TrainingRun, "cancel", [run.pk])
     run.refresh_from_db()
     assert run.cancel_requested or run.status == "cancelled"
+
+
+def test_a_project_being_deleted_is_shown_as_it_is_and_starts_no_job(staff, project):
+    ProjectDeletion.objects.create(project=project, project_name=project.name)
+    url = reverse("admin:review_project_change", args=[project.pk])
+    assert staff.get(url).status_code == 200
+    assert staff.post(url, {"name": "Renamed"}).status_code == 403
+    response = _act(staff, apps.get_model("review", "Project"), "start_fine_tuning", [project.pk])
+    assert "Shapes is being deleted" in response.content.decode() and not TrainingRun.objects.exists()
+    assert Project.objects.get(pk=project.pk).name == "Shapes"
 
 
 def test_promote_a_model_version(staff, project):

@@ -227,6 +227,32 @@ def test_a_version_deleted_while_a_batch_writes_its_predictions_waits_and_takes_
         assert _batch_writer(project, image, circle, version=old)() == (0, 0)
 
 
+def test_a_job_started_while_its_project_is_being_deleted_is_refused_or_cancelled(project):
+    """Either the deletion starts first (the job waits, then is refused) or the job does (the deletion waits,
+    then cancels it with the others): never a job left running in a project being deleted."""
+    from inference.models import InferenceRun
+    from inference.services import inference_run_create
+
+    deletion = InThread(lambda: project_deletion.project_deletion_start(project=project), hold=True)
+    starter = InThread(lambda: inference_run_create(project=project, user=None, scope="all"))
+    assert starter.waiting()
+    deletion.release()
+    starter.release()
+    assert deletion.error is None
+    assert isinstance(starter.error, ValidationError) and "is being deleted" in str(starter.error)
+    assert not InferenceRun.objects.exists()
+
+    project_deletion.project_deletion_cancel(deletion=ProjectDeletion.objects.get())
+    starter = InThread(lambda: inference_run_create(project=project, user=None, scope="all"), hold=True)
+    deletion = InThread(lambda: project_deletion.project_deletion_start(project=project))
+    assert deletion.waiting()
+    starter.release()
+    deletion.release()
+    assert starter.error is None and deletion.error is None
+    run = InferenceRun.objects.get()
+    assert run.status == JobStatus.CANCELLED or run.cancel_requested
+
+
 def test_key_share_lock_outside_a_transaction_is_refused_a_transaction_is_refused(project):
     with pytest.raises(TransactionManagementError):
         key_share_lock(LabelClass.objects.all())

@@ -205,3 +205,36 @@ def test_staff_cancel_a_deletion_in_the_admin(project, client, django_capture_on
     assert f"Deletion #{deletion.pk} of Old cameras is stopping." in response.content.decode()
     deletion.refresh_from_db()
     assert deletion.status == JobStatus.CANCELLED and project.images.count() == 5
+
+
+def test_no_job_of_a_project_being_deleted_starts(project, django_capture_on_commit_callbacks):
+    """Pages and the API answer 404 already; the admin's actions and other direct callers are refused too."""
+    from django.core.exceptions import ValidationError
+    from django.core.files.base import ContentFile
+
+    from datasets.exports import ExportSpec
+    from datasets.models import DatasetExport, DatasetImport
+    from datasets.services import dataset_export_start, dataset_import_start
+    from inference.models import InferenceRun, ModelVersionDeletion
+    from inference.services import inference_run_create, rerank_run_create
+    from inference.version_deletion import model_version_deletion_start
+    from training.models import TrainingRun
+    from training.services import training_run_start
+
+    version = ModelVersion.objects.get(project=project)
+    _start(project, django_capture_on_commit_callbacks)
+    starts = [
+        lambda: inference_run_create(project=project, user=None, scope="all", model_version=version),
+        lambda: rerank_run_create(project=project),
+        lambda: training_run_start(project=project, user=None),
+        lambda: dataset_export_start(project=project, user=None, spec=ExportSpec(format="coco")),
+        lambda: dataset_import_start(project=project, user=None, file=ContentFile(b"{}"), name="labels.json"),
+        lambda: model_version_deletion_start(version=version),
+    ]
+    for start in starts:
+        with django_capture_on_commit_callbacks(execute=False) as queued, \
+                pytest.raises(ValidationError, match="Old cameras is being deleted"):
+            start()
+        assert not queued
+    for model in (InferenceRun, RerankRun, TrainingRun, DatasetExport, DatasetImport, ModelVersionDeletion):
+        assert not model.objects.exists(), model
