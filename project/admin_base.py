@@ -1,7 +1,11 @@
 """What the apps' admin classes share."""
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+
+from project.converters import as_id
 
 
 class ViewOnlyAdmin:
@@ -44,3 +48,23 @@ class JobRunAdmin(ViewOnlyAdmin, DeleteRefusals, admin.ModelAdmin):
 
     def delete_refusal(self, run) -> str | None:
         return None if run.is_finished else f"{run} is {run.status}: cancel it first"
+
+
+class BoundedIdsMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """Django checks each chosen id alone, then asks the database for all of them at once (`pk__in`), which a
+    number past a 64-bit integer overflows (a 500 on SQLite, and on PostgreSQL): such ids are refused first."""
+
+    def _check_values(self, value):
+        for pk in value:
+            if as_id(pk) is None:
+                raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value",
+                                      params={"pk": pk})
+        return super()._check_values(value)
+
+
+class BoundedIdsAdmin:
+    """The many-to-many fields of this admin take only ids a database can hold. Put it before the admin class."""
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", BoundedIdsMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)

@@ -4,6 +4,8 @@ from collections import defaultdict
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponse, HttpResponseRedirect
@@ -15,7 +17,7 @@ from inference.models import Prediction
 from inference.services import rerank_run_create
 from project.admin_actions import cancel_runs
 from project.jobs import ACTIVE_STATUSES
-from project.admin_base import DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
+from project.admin_base import BoundedIdsAdmin, DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
@@ -358,6 +360,21 @@ class CommentAdmin(ViewOnlyAdmin, admin.ModelAdmin):
             comment_delete(comment=comment)
 
 
+# Django's own user and group pages, with their many-to-many choices (groups, permissions) checked first.
+class CheckedUserAdmin(BoundedIdsAdmin, UserAdmin):
+    pass
+
+
+class CheckedGroupAdmin(BoundedIdsAdmin, GroupAdmin):
+    pass
+
+
+admin.site.unregister(User)
+admin.site.register(User, CheckedUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, CheckedGroupAdmin)
+
+
 # DRF's own token admin would show (and let staff add) plain keys that no longer authenticate:
 # tokens are review.ApiToken now, stored as digests.
 if admin.site.is_registered(TokenProxy):
@@ -400,7 +417,9 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
     list_display = ["user", "email_mentions", "email_send_backs", "email_assignments", "email_jobs", "pending_email"]
     list_filter = ["email_mentions", "email_send_backs", "email_assignments", "email_jobs"]
     search_fields = ["user__username", "user__email"]
-    autocomplete_fields = ["user"]
+    # Not autocomplete_fields: its widget, drawn again around a form error, asked the database for a
+    # user id that was not a number (a 500).
+    raw_id_fields = ["user"]
 
 
 @admin.register(ProjectDeletion)

@@ -386,3 +386,19 @@ def test_a_snapshot_deleted_here_takes_its_file(staff, project, django_capture_o
 def test_pages_without_an_icon_of_their_own_get_ours(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("/review/favicon.svg")
+
+
+def test_ids_that_are_no_ids_get_a_form_error_not_a_server_error(staff, project):
+    """Found by posting garbage to every admin form: Django's many-to-many choices asked the database for
+    a number past 64 bits, and the autocomplete widget for a user id that was not a number."""
+    user = project.memberships.get().user
+    huge = "9" * 23
+    for url, data in [
+        (reverse("admin:auth_group_add"), {"name": "g", "permissions": [huge]}),
+        (reverse("admin:auth_user_change", args=[user.pk]), {"username": user.username, "groups": [huge]}),
+        (reverse("admin:review_notificationsettings_add"), {"user": "zz"}),
+        (reverse("admin:review_notificationsettings_add"), {"user": huge}),
+        (reverse("admin:review_membership_add"), {"project": huge, "user": "x", "role": "manager"}),
+    ]:
+        response = staff.post(url, data)
+        assert response.status_code == 200 and b"errornote" in response.content, url
