@@ -5,22 +5,15 @@ configuration: a page without a rule in PAGE_RULES fails `test_every_page_has_a_
 """
 import pytest
 from django.contrib import admin
-from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 
-from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import ModelVersionDeletion, RerankRun, SuspectedError
-from project.jobs import JobStatus
-from review.models import ProjectDeletion, Role
-from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
-from training.models import DatasetSnapshot, TrainingRun
-from webhooks.services import webhook_create, webhook_ping
+from review.models import Role
+from tests.factories import UserFactory
+from tests.project.conftest import XSS
 
 pytestmark = pytest.mark.django_db
 
 ANYONE = "any logged-in user"
-XSS = "<img src=x onerror=alert(1)>"
 PUBLIC = "public"
 MANAGER_OR_404 = "its requester or the project's managers; others: 404"
 A, R, M = Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER
@@ -111,44 +104,6 @@ def _pages() -> dict[str, list[str]]:
 
 def test_every_page_has_a_rule():
     assert set(_pages()) == {name for name, _ in PAGE_RULES}
-
-
-@pytest.fixture
-def world():
-    # Every name a user controls carries a script: no page may show it unescaped.
-    project = make_project(name=f"Secret {XSS}", class_names=[XSS, "car"])
-    users = {role: add_member(project, role) for role in (A, R)}
-    users[M] = project.memberships.get(role=M).user
-    users["non-member"] = UserFactory()
-    image = add_images(project, 1, size=64)[0]
-    image.original_name = f"{XSS}.png"
-    image.save()
-    version = add_model_version(project)
-    snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
-    snapshot.file.save("s.json", ContentFile(b"{}"))
-    export = DatasetExport.objects.create(project=project, status=JobStatus.QUEUED)
-    kwargs = {
-        "project_id": project.pk, "image_id": image.pk, "version_id": version.pk,
-        "run_id": TrainingRun.objects.create(project=project, snapshot=snapshot).pk,
-        "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
-                                                    label_class=project.label_classes.first(), x=1, y=1, w=2,
-                                                    h=2).pk,
-        "kind": "export", "job_id": export.pk,
-        "rerank_id": RerankRun.objects.create(project=project, score_threshold=0.5).pk,
-        # Finished (one going would hide the project from every other page), and on its manager's project list.
-        "deletion_id": ProjectDeletion.objects.create(project=project, project_name=project.name, requested_by=users[M],
-                                                      status=JobStatus.CANCELLED, finished_at=timezone.now()).pk,
-        "version_deletion_id": ModelVersionDeletion.objects.create(
-            project=project, model_version=version, version_number=version.number, status=JobStatus.CANCELLED).pk,
-        "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
-        "uidb64": "MQ", "token": "not-a-token",
-    }
-    DatasetImport.objects.create(project=project, original_name="a.zip")
-    webhook = webhook_create(project=project, user=None, url=f"https://hooks.example/{XSS}",
-                             events=["model_version.activated"])
-    kwargs |= {"webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
-               "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk}
-    return users, kwargs
 
 
 def _url(name: str, kwargs: dict) -> str:
