@@ -5,6 +5,7 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
+from datasets.models import DatasetExport
 from inference.models import InferenceRun
 from review.models import Annotation, Image
 from tests.datasets.helpers import scene_png, zip_of
@@ -47,6 +48,12 @@ def test_import_refusal_is_a_command_error_and_changes_nothing(tmp_path):
     (["import_dataset", "{project}", "/nonexistent.zip"], "no such file"),
     (["export_dataset", "{project}", "/tmp/x.zip", "--source", "predictions"], "model version"),
     (["export_dataset", "{project}", "/nonexistent/x.zip"], "no such folder"),
+    (["export_dataset", "{project}", "/tmp"], "is a folder: name the zip to write"),
+    (["export_dataset", "{project}", "/proc/x.zip"], "cannot write there"),
+    (["export_dataset", "{project}", "/tmp/x.zip", "--source", "predictions", "--model-version", "7"],
+     "has no model version v7"),
+    (["export_dataset", "{project}", "/tmp/x.zip", "--source", "snapshot", "--snapshot", "7"], "has no snapshot #7"),
+    (["run_inference", "{project}", "--scope", "bogus"], "choose from 'all', 'unreviewed'"),
     (["run_inference", "{project}"], "no active model"),
     (["run_inference", "{project}", "--model-version", "7"], "has no model version v7"),
     (["finetune", "{project}", "--no-wait"], "Too few reviewed images"),
@@ -55,6 +62,7 @@ def test_commands_explain_what_is_wrong(args, message):
     project = make_project()
     with pytest.raises(CommandError, match=message):
         _call(*[a.format(project=project.pk) for a in args])
+    assert not DatasetExport.objects.exists()  # refused before anything ran
 
 
 def test_run_inference_no_wait_queues_a_run():

@@ -30,14 +30,27 @@ class Command(BaseCommand):
     def handle(self, *args, project, output, format, source, model_version, snapshot, min_score, no_images, **options):
         project = project_from_arg(project)
         out = Path(output)
+        # Said before the export runs, not after it.
+        if out.is_dir():
+            raise CommandError(f"{out} is a folder: name the zip to write, for example {out / 'export.zip'}.")
         if not out.parent.is_dir():
             raise CommandError(f"{out.parent}: no such folder.")
-        spec = ExportSpec(
-            format=format, source=source, include_images=not no_images, min_score=min_score,
-            model_version=ModelVersion.objects.filter(project=project, number=model_version).first()
-            if model_version is not None else None,
-            snapshot=DatasetSnapshot.objects.filter(project=project, pk=snapshot).first() if snapshot else None,
-        )
+        try:  # opened, not asked about: as root, os.access says yes even where nothing can be written
+            existed = out.exists()
+            with out.open("ab"):
+                pass
+            if not existed:
+                out.unlink()
+        except OSError as exc:
+            raise CommandError(f"{out}: cannot write there ({exc.strerror}).") from None
+        version = ModelVersion.objects.filter(project=project, number=model_version).first()
+        if model_version is not None and version is None:
+            raise CommandError(f"{project.name!r} has no model version v{model_version}.")
+        found = DatasetSnapshot.objects.filter(project=project, pk=snapshot).first() if snapshot is not None else None
+        if snapshot is not None and found is None:
+            raise CommandError(f"{project.name!r} has no snapshot #{snapshot}.")
+        spec = ExportSpec(format=format, source=source, include_images=not no_images, min_score=min_score,
+                          model_version=version if model_version is not None else None, snapshot=found)
         try:
             job = dataset_export_start(project=project, user=None, spec=spec, queue=False)
         except ValidationError as exc:

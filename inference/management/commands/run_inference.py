@@ -13,8 +13,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("project", help="Project id or exact name.")
         parser.add_argument("--model-version", type=int, help="Version number (v3 is 3); default: the active model.")
-        parser.add_argument("--scope", default=InferenceScope.UNREVIEWED,
-                            choices=[InferenceScope.ALL, InferenceScope.UNREVIEWED])
+        # Plain strings: argparse prints the choices' repr(), which for the enum was "InferenceScope.ALL".
+        parser.add_argument("--scope", default=InferenceScope.UNREVIEWED.value,
+                            choices=[InferenceScope.ALL.value, InferenceScope.UNREVIEWED.value])
         parser.add_argument("--no-wait", action="store_true", help="Queue the run and return at once.")
 
     def handle(self, *args, project, model_version, scope, no_wait, **options):
