@@ -38,7 +38,8 @@ class Command(BaseCommand):
             if path.startswith("s3://"):
                 job = dataset_import_start(source_url=path, **common)
             elif not file.is_file():
-                raise CommandError(f"{path}: no such file.")
+                raise CommandError(f"{path}: " + ("a folder; give the .zip or COCO .json file." if file.is_dir()
+                                                  else "no such file."))
             else:
                 with file.open("rb") as handle:
                     job = dataset_import_start(file=File(handle), name=file.name, **common)
