@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django_filters import rest_framework as filters
@@ -38,6 +39,7 @@ from review.models import (
     Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
 )
 from review.project_deletion import deletions_visible_to, project_deletion_cancel, project_deletion_start
+from review.media import image_file_response
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
@@ -343,6 +345,15 @@ def _shown_predictions(image: Image, version_id: int | None) -> tuple[int | None
     if not predictions:
         _shown_version_id(image, version_id)  # 400 unless it is a version of this project
     return version_id, predictions
+
+
+class ImageFile(APIView):
+    """The pixels, for scripts: `file_url` of an image. (The browser pages use the same stream.)"""
+
+    @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
+                   summary="The image as stored: upright, metadata stripped (members)")
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        return image_file_response(member_object(request, Image.objects.only("id", "project_id", "file"), image_id))
 
 
 class ImageDetail(APIView):

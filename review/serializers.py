@@ -129,7 +129,7 @@ class ImageSerializer(serializers.ModelSerializer):
                   "prediction_count", "correction_count", "comment_count", "open_by", "assigned_to"]
 
     def get_file_url(self, image: Image) -> str:
-        return reverse("review:image_file", args=[image.pk])
+        return reverse("api:image_file", args=[image.pk])  # token or session: scripts fetch the pixels too
 
 
 # The boxes of an image detail go out on every editor load and every save (50 to 2,000 of them).

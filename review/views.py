@@ -1,7 +1,6 @@
 """Browser pages of the review app. Thin: access check, one selector or service, one template."""
 from __future__ import annotations
 
-import mimetypes
 from datetime import timedelta
 
 from django.conf import settings
@@ -27,6 +26,7 @@ from review import notifications, project_deletion, selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
+from review.media import image_file_response
 from review.forms import AccountForm, refusal_reported
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
@@ -384,12 +384,7 @@ def inference_start(request: HttpRequest, project_id: int) -> HttpResponseRedire
 @require_GET
 def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     """Stream an image to members of its project only: media has no public URL."""
-    image = object_for_member(request.user, Image.objects.only("id", "project_id", "file"), image_id)
-    content_type = mimetypes.guess_type(image.file.name)[0] or "application/octet-stream"
-    response = FileResponse(image.file.open("rb"), content_type=content_type)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return image_file_response(object_for_member(request.user, Image.objects.only("id", "project_id", "file"), image_id))
 
 
 @login_required

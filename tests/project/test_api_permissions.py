@@ -52,6 +52,7 @@ REQUIRED_ROLE = {
     ("team_activity", "GET"): R,
     ("image_detail", "GET"): A,
     ("image_detail", "DELETE"): M,
+    ("image_file", "GET"): A,
     ("image_boxes", "PUT"): A,
     ("image_status", "POST"): R,
     ("image_comments", "GET"): A,

@@ -308,11 +308,26 @@ def test_image_detail_shows_predictions_and_boxes(project, predicted_image):
     data = client.get(reverse("api:image_detail", args=[image.pk])).data
     assert data["model_version"] == version.pk and data["version"] == 1
     assert [p["id"] for p in data["predictions"]][0] == first.pk and len(data["predictions"]) == 3
-    assert data["boxes"] == [] and data["file_url"] == reverse("review:image_file", args=[image.pk])
+    assert data["boxes"] == [] and data["file_url"] == reverse("api:image_file", args=[image.pk])
     other = make_project(name="Other")
     foreign = add_model_version(other)
     response = client.get(reverse("api:image_detail", args=[image.pk]), {"model_version": foreign.pk})
     assert response.status_code == 400 and "not a version of this project" in response.data["detail"]
+
+
+def test_a_script_fetches_the_pixels_at_file_url_with_its_token(project):
+    """The pages' image stream needs a browser session; file_url is the API's, which a token opens too."""
+    image = add_images(project, 1, size=48)[0]
+    member, stranger = add_member(project), UserFactory()
+    script = APIClient()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=member)}")
+    file_url = script.get(reverse("api:image_detail", args=[image.pk])).data["file_url"]
+    response = script.get(file_url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content) == image.file.open("rb").read()
+    script.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=stranger)}")
+    assert script.get(file_url).status_code == 404
 
 
 def test_image_detail_matches_the_serializer_with_the_queue_counts(project, predicted_image):

@@ -1,0 +1,18 @@
+"""A stored image streamed to a member of its project: the editor and queue pages and the API's
+`images/{id}/file/` answer the same way. Media has no public URL (docs/security.md)."""
+from __future__ import annotations
+
+import mimetypes
+
+from django.http import FileResponse
+
+from review.models import Image
+
+
+def image_file_response(image: Image) -> FileResponse:
+    """The stored image: upright, metadata stripped, with its content type and never sniffed."""
+    content_type = mimetypes.guess_type(image.file.name)[0] or "application/octet-stream"
+    response = FileResponse(image.file.open("rb"), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
