@@ -87,6 +87,7 @@ class JobRun(models.Model):
     webhook_event = ""
     # Whether whoever started a job of this kind is e-mailed whenever it ends; otherwise only when it fails.
     notify_every_end = False
+
     def notification_summary(self) -> str:
         """One line for the e-mail to whoever started the job (review/notifications.py)."""
         return f"{self} {self.status}" + (f": {self.error}" if self.error else ".")

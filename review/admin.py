@@ -16,8 +16,8 @@ from rest_framework.authtoken.models import TokenProxy
 from inference.models import Prediction
 from inference.services import rerank_run_create
 from project.admin_actions import cancel_runs
-from project.jobs import ACTIVE_STATUSES
 from project.admin_base import BoundedIdsAdmin, DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
+from project.jobs import ACTIVE_STATUSES
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
@@ -96,7 +96,7 @@ def _report(request, label: str, action) -> None:
 
 
 @admin.register(Project)
-class ProjectAdmin(DeleteRefusals, admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "score_threshold",
                     "created_at"]
     search_fields = ["name"]
