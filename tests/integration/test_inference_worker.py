@@ -64,7 +64,9 @@ def test_worker_killed_mid_chunk_redelivers_without_duplicates(start_worker):
     assert {k: v for k, v in written.items()} == {k: v for k, v in expected.items() if v}
 
 
-def test_cancel_stops_a_running_run(start_worker):
+def test_cancel_stops_a_running_run(start_worker, broker):
+    if broker["url"].startswith("redis"):
+        pytest.skip("the cancel is read from the database, whichever broker brought the task: once is enough")
     project = make_project()
     images = add_images(project, 30, size=160)
     add_model_version(project)
@@ -81,7 +83,9 @@ def test_cancel_stops_a_running_run(start_worker):
     assert written and all(written[image_id] == expected[image_id] for image_id in written)
 
 
-def test_two_workers_share_the_chunks_of_one_run(start_worker):
+def test_two_workers_share_the_chunks_of_one_run(start_worker, broker):
+    if broker["url"].startswith("redis"):
+        pytest.skip("each chunk is a task of its own on either broker: once is enough (the kill tests run on both)")
     project = make_project()
     add_images(project, 16, size=160)
     add_model_version(project)
