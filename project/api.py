@@ -11,9 +11,13 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
+from django.urls import reverse
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from project.converters import MAX_ID, IdConverter
@@ -112,3 +116,20 @@ def member_object(request, queryset, pk: int, role: str = Role.ANNOTATOR) -> Mod
 def conflict(detail: str, current: dict) -> Response:
     return Response({"detail": detail, "current": current}, status=status.HTTP_409_CONFLICT)
 
+
+
+class ApiRoot(APIView):
+    """`/api/v1/` itself: where the contract and its viewers are, and how a script gets a token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request) -> Response:
+        def url(name: str) -> str:
+            return request.build_absolute_uri(reverse(name))
+        return Response({
+            "schema": url("api:schema"), "docs": url("api:docs"), "redoc": url("api:redoc"),
+            "projects": url("api:project_list"),
+            "token": f"Send 'Authorization: Token <key>'; each user makes their key at {url('review:api_token')}.",
+        })

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 import project.converters  # noqa: F401  (the <id:...> converter)
 from datasets import api as datasets_api
 from inference import api as inference_api
+from project.api import ApiRoot
 from review import api as review_api
 from training import api as training_api
 from webhooks import api as webhooks_api
@@ -106,6 +107,7 @@ urlpatterns = [
     path("webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/redeliver/", webhooks_api.WebhookRedeliver.as_view(),
          name="webhook_redeliver"),
     # The contract, served offline
+    path("", ApiRoot.as_view(), name="root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

@@ -113,6 +113,7 @@ REQUIRED_ROLE = {
     ("webhook_ping", "POST"): M,
     ("webhook_delivery_list", "GET"): M,
     ("webhook_redeliver", "POST"): M,
+    ("root", "GET"): PUBLIC,
     ("schema", "GET"): PUBLIC,
     ("docs", "GET"): PUBLIC,
     ("redoc", "GET"): PUBLIC,

@@ -659,10 +659,14 @@ def test_schema_validates_and_docs_are_served_offline(client):
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
-    docs = client.get(reverse("api:docs"))
-    assert docs.status_code == 200
-    # Every script, style and image comes from this server: no address names another host. (Not a search
-    # for "cdn": the page's random CSRF token holds those three letters about once in 300 loads.)
-    addresses = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', docs.content.decode())
-    assert addresses and not [a for a in addresses if a.startswith(("http:", "https:", "//"))], addresses
-    assert b"/static/drf_spectacular_sidecar/" in docs.content
+    for name in ("api:docs", "api:redoc"):  # Redoc's page used to fetch its fonts from Google
+        docs = client.get(reverse(name))
+        assert docs.status_code == 200
+        # Every script, style and image comes from this server: no address names another host. (Not a search
+        # for "cdn": the page's random CSRF token holds those three letters about once in 300 loads.)
+        addresses = re.findall(r'(?:src|href)\s*=\s*["\']([^"\']+)', docs.content.decode())
+        assert addresses and not [a for a in addresses if a.startswith(("http:", "https:", "//"))], addresses
+        assert b"/static/drf_spectacular_sidecar/" in docs.content
+    root = client.get("/api/v1/")  # not a 404: where the contract and its viewers are, and how to get a token
+    assert root.status_code == 200 and root.json()["docs"].endswith(reverse("api:docs"))
+    assert reverse("review:api_token") in root.json()["token"]
