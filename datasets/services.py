@@ -11,8 +11,8 @@ from datasets.exports import ExportSpec, export_spec_check
 from datasets.models import DatasetExport, DatasetImport, ImportFormat
 from project.jobs import JobRun, job_cancel_request, job_queue_on_commit
 from review.models import Image, Project
-from review.services import display_name
 from review.project_deletion import project_deletion_guard
+from review.services import display_name
 
 IMPORT_TASK = "datasets.tasks.dataset_import_execute"
 EXPORT_TASK = "datasets.tasks.dataset_export_execute"

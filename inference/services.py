@@ -20,8 +20,8 @@ from inference.models import (
 from project.row_locks import key_share_lock
 from project.jobs import ACTIVE_STATUSES, JobStatus, job_cancel_request, job_queue_on_commit
 from review.models import Image, LabelClass, Project, ReviewStatus
-from review.services import label_class_create, project_update
 from review.project_deletion import project_deletion_guard
+from review.services import label_class_create, project_update
 from webhooks.models import Event
 from webhooks.services import webhook_event_send
 

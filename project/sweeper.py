@@ -36,7 +36,8 @@ def job_models() -> list[type[JobRun]]:
 
 
 def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
-    """Resume or fail each stale running job, and send again the tasks of jobs queued too long; returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
+    """Resume or fail each stale running job, and send again the tasks of jobs queued too long;
+    returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.JOB_STALE_MINUTES)
     outcome: dict[str, list] = {"resumed": [], "failed": [], "resent": []}
