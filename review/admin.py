@@ -17,15 +17,14 @@ from inference.models import Prediction
 from inference.services import rerank_run_create
 from project.admin_actions import cancel_runs
 from project.admin_base import BoundedIdsAdmin, DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
-from project.jobs import ACTIVE_STATUSES
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
     Project, ProjectDeletion, ReviewEvent, Role, StatusChange,
 )
-from review.project_deletion import project_deletion_cancel, project_deletion_start
+from review.project_deletion import project_deletion_cancel, project_deletion_start, project_is_being_deleted
 from review.services import (
-    comment_delete, image_delete, images_delete, label_class_create, label_class_delete,
+    comment_delete, image_delete, images_delete, label_class_create, label_class_delete, label_class_in_use,
     label_class_update, membership_remove, membership_set,
 )
 from training.services import snapshot_coco, training_run_start
@@ -43,13 +42,6 @@ class MembershipInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
-
-
-def label_class_in_use(label_class: LabelClass) -> str | None:
-    """Why a class may not be deleted (label_class_delete refuses it too), or None."""
-    used = Annotation.objects.filter(label_class=label_class).count()
-    return (f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}: relabel or delete them first"
-            if used else None)
 
 
 class LabelClassFormSet(BaseInlineFormSet):
@@ -109,8 +101,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, project=None) -> bool:
         # One being deleted is shown as it is: its settings no longer matter (and its jobs are refused).
-        being_deleted = project is not None and ProjectDeletion.objects.filter(
-            project=project, status__in=ACTIVE_STATUSES).exists()
+        being_deleted = project is not None and project_is_being_deleted(project)
         return super().has_change_permission(request, project) and not being_deleted
 
     def get_deleted_objects(self, projects, request):

@@ -35,7 +35,7 @@ TASK = "review.tasks.project_deletion_execute"
 def project_deletion_start(*, project: Project, user: AbstractBaseUser | None = None) -> ProjectDeletion:
     """Hide the project, stop its jobs and queue its deletion; ValidationError if it is already being deleted."""
     Project.objects.select_for_update().filter(pk=project.pk).first()  # two deletes at once: the second waits, then refuses
-    if ProjectDeletion.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+    if project_is_being_deleted(project):
         raise ValidationError("This project is already being deleted.")
     jobs_cancel(project=project)
     deletion = ProjectDeletion.objects.create(project=project, project_name=project.name, requested_by=user,
@@ -53,8 +53,12 @@ def project_deletion_guard(project: Project) -> None:
     anything else that reaches the services directly.
     """
     key_share_lock(Project.objects.filter(pk=project.pk))
-    if ProjectDeletion.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists():
+    if project_is_being_deleted(project):
         raise ValidationError(f"{project.name} is being deleted.")
+
+
+def project_is_being_deleted(project: Project) -> bool:
+    return ProjectDeletion.objects.filter(project=project, status__in=ACTIVE_STATUSES).exists()
 
 
 def project_deletion_cancel(*, deletion: ProjectDeletion) -> ProjectDeletion:

@@ -195,11 +195,16 @@ def label_class_delete(*, label_class: LabelClass) -> None:
     # boxes (project/row_locks.py). NO KEY: uploads into the project need not wait.
     update_lock(Project.objects.filter(pk=label_class.project_id), no_key=True)
     update_lock(LabelClass.objects.filter(pk=label_class.pk))
-    used = Annotation.objects.filter(label_class=label_class).count()
-    if used:
-        raise ValidationError(f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}; "
-                              "relabel or delete them first.")
+    if reason := label_class_in_use(label_class):
+        raise ValidationError(reason)
     label_class.delete()
+
+
+def label_class_in_use(label_class: LabelClass) -> str | None:
+    """Why the class may not be deleted (human boxes use it), or None."""
+    used = Annotation.objects.filter(label_class=label_class).count()
+    return (f"{used} human box{'es' if used != 1 else ''} use {label_class.name!r}; relabel or delete them first."
+            if used else None)
 
 
 # --- Images -------------------------------------------------------------------------------------
