@@ -29,6 +29,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "fcos_resnet50_fpn": Architecture(800, 8),
     "ssdlite320_mobilenet_v3_large": Architecture(320, 32, cpu_friendly=True),
 }
+# The input sizes training takes and a weights file may name (smaller finds nothing; larger runs out of memory).
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 4096
 DEFAULT_GPU_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_fpn"
 DEFAULT_CPU_ARCHITECTURE = "ssdlite320_mobilenet_v3_large"
 # Where Linux's NVIDIA driver reports itself: a GPU is there without asking torch (or CUDA) to start.

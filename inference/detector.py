@@ -8,6 +8,7 @@ in the file's metadata, so a weights file alone says what it is and nothing in i
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from inference.architectures import (  # noqa: F401 (re-exported: the torch side
     ARCHITECTURES,
     DEFAULT_CPU_ARCHITECTURE,
     DEFAULT_GPU_ARCHITECTURE,
+    MAX_IMAGE_SIZE,
+    MIN_IMAGE_SIZE,
     WeightsError,
     weights_metadata,
 )
@@ -49,15 +52,19 @@ def default_architecture() -> str:
 
 def build_model(architecture: str, num_classes: int, *, image_size: int | None = None) -> nn.Module:
     """A randomly initialised detector for `num_classes` object classes (background added here)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
-    if num_classes < 1:
-        raise ValueError("A detector needs at least one object class.")
+    _check_spec(architecture, num_classes)
     build = getattr(detection, architecture)
     model = build(weights=None, weights_backbone=None, num_classes=num_classes + 1)
     if image_size:
         set_image_size(model, image_size)
     return model
+
+
+def _check_spec(architecture: str, num_classes: int) -> None:
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"Unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    if num_classes < 1:
+        raise ValueError("A detector needs at least one object class.")
 
 
 def set_image_size(model: nn.Module, size: int) -> None:
@@ -89,9 +96,15 @@ def set_output_limits(model: nn.Module, *, score_threshold: float, max_detection
 # --- Weights --------------------------------------------------------------------------------------
 
 def weights_to_bytes(model: nn.Module, *, architecture: str, class_names: Sequence[str]) -> bytes:
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    return state_to_bytes(model.state_dict(), architecture=architecture, class_names=class_names,
+                          image_size=image_size_of(model))
+
+
+def state_to_bytes(state: dict[str, torch.Tensor], *, architecture: str, class_names: Sequence[str],
+                   image_size: int) -> bytes:
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
     metadata = {"architecture": architecture, "class_names": json.dumps(list(class_names)),
-                "image_size": str(image_size_of(model))}
+                "image_size": str(image_size)}
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
@@ -118,26 +131,61 @@ def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
     return loaded
 
 
+def weights_image_size(data: bytes) -> int | None:
+    """The input size a weights file says it was trained at, when it says one in the range training allows."""
+    with contextlib.suppress(WeightsError, ValueError, TypeError):
+        size = int(weights_metadata(data).get("image_size") or 0)
+        if MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
+            return size
+    return None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    tensors: dict[str, tuple[tuple[int, ...], torch.dtype]]  # name -> (shape, dtype) of the state dict
+    image_size: int                                           # the architecture's own input size
+
+
+@functools.lru_cache(maxsize=32)
+def _layout(architecture: str, num_classes: int) -> _Layout:
+    """What a state dict of `architecture` with `num_classes` holds, from one model built per process:
+    checking an upload against it costs no model (building one takes 0.15 s on a CPU, mostly its
+    random initialisation, which the weights overwrite anyway)."""
+    model = build_model(architecture, num_classes)
+    return _Layout({name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}, image_size_of(model))
+
+
+def weights_checked(data: bytes, *, architecture: str, num_classes: int) -> tuple[dict[str, torch.Tensor], int]:
+    """The state dict in `data` if it fits `architecture` with `num_classes` exactly (the names and shapes
+    a strict load needs; tensors cast to the model's dtypes, as loading would), and the input size.
+
+    Raises WeightsError, saying what differs, otherwise.
+    """
+    _check_spec(architecture, num_classes)
+    layout = _layout(architecture, num_classes)
+    state = state_dict_from_bytes(data)
+    if set(state) != set(layout.tensors) or any(tuple(state[name].shape) != shape
+                                                for name, (shape, _) in layout.tensors.items()):
+        raise WeightsError(f"These weights do not fit {architecture} with {num_classes} classes: "
+                           f"{_mismatch(layout.tensors, state, data, architecture)}.")
+    state = {name: state[name].to(dtype) for name, (_, dtype) in layout.tensors.items()}
+    return state, weights_image_size(data) or layout.image_size
+
+
 def load_model(data: bytes, *, architecture: str, num_classes: int) -> nn.Module:
     """Build `architecture` and load the weights strictly; a mismatch raises WeightsError."""
-    image_size = None
-    with contextlib.suppress(WeightsError, ValueError):
-        image_size = int(weights_metadata(data).get("image_size") or 0) or None
+    state, image_size = weights_checked(data, architecture=architecture, num_classes=num_classes)
     model = build_model(architecture, num_classes, image_size=image_size)
-    state = state_dict_from_bytes(data)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError:
-        raise WeightsError(f"These weights do not fit {architecture} with {num_classes} classes: "
-                           f"{_mismatch(model.state_dict(), state, data, architecture)}.") from None
+    model.load_state_dict(state, strict=True)
     return model
 
 
-def _mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], data: bytes, architecture: str) -> str:
+def _mismatch(expected: dict[str, tuple[tuple[int, ...], torch.dtype]], given: dict[str, torch.Tensor], data: bytes,
+              architecture: str) -> str:
     """What differs, in words and with one example each: torch's own message lists every tensor."""
     missing = [name for name in expected if name not in given]
     extra = sorted(name for name in given if name not in expected)
-    reshaped = [name for name in expected if name in given and tuple(given[name].shape) != tuple(expected[name].shape)]
+    reshaped = [name for name in expected if name in given and tuple(given[name].shape) != expected[name][0]]
     parts = []
     if missing:
         parts.append(f"{len(missing)} of its tensors are not in the file (such as {missing[0]})")
@@ -146,7 +194,7 @@ def _mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
     if reshaped:
         name = reshaped[0]
         parts.append(f"{len(reshaped)} have another shape (such as {name}: {list(given[name].shape)} in the file, "
-                     f"{list(expected[name].shape)} here)")
+                     f"{list(expected[name][0])} here)")
     with contextlib.suppress(WeightsError, ValueError):
         metadata = weights_metadata(data)
         if metadata.get("architecture") and metadata["architecture"] != architecture:

@@ -67,7 +67,7 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
     if not class_names or any(not name for name in class_names) or len(set(class_names)) != len(class_names):
         raise ValidationError({"class_names": "Give the model's class names, in class-id order, each once."})
     try:
-        model = detector.load_model(weights, architecture=architecture, num_classes=len(class_names))
+        state, image_size = detector.weights_checked(weights, architecture=architecture, num_classes=len(class_names))
     except WeightsError as exc:
         raise ValidationError({"weights": str(exc)}) from None
     existing = set(LabelClass.objects.filter(project=project).values_list("name", flat=True))
@@ -78,7 +78,7 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
                            class_names=class_names, source=source, parent=parent, metrics=metrics or {},
                            created_by=user, note=note)
     # Stored re-serialised as safetensors: whatever the upload was, what we keep cannot run code.
-    stored = detector.weights_to_bytes(model, architecture=architecture, class_names=class_names)
+    stored = detector.state_to_bytes(state, architecture=architecture, class_names=class_names, image_size=image_size)
     version.weights.save("weights.safetensors", ContentFile(stored), save=False)
     version.save()
     if activate:

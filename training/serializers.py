@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from inference.architectures import ARCHITECTURES
+from inference.architectures import ARCHITECTURES, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from training.models import DatasetSnapshot, TrainingRun
 
 
@@ -30,7 +30,7 @@ class TrainingRunCreateSerializer(serializers.Serializer):
                                            help_text="Default: the active model's.")
     epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     batch_size = serializers.IntegerField(min_value=1, max_value=512, required=False)
-    image_size = serializers.IntegerField(min_value=32, max_value=4096, required=False)
+    image_size = serializers.IntegerField(min_value=MIN_IMAGE_SIZE, max_value=MAX_IMAGE_SIZE, required=False)
     learning_rate = serializers.FloatField(min_value=1e-8, max_value=0.999, required=False)
 
 

@@ -1,4 +1,5 @@
 import io
+import json
 
 import numpy as np
 import pytest
@@ -91,3 +92,39 @@ def test_mismatched_weights_refused_with_a_clear_message():
     assert str(architecture.value).endswith("the file says it holds ssdlite320_mobilenet_v3_large.")
     with pytest.raises(detector.WeightsError, match="^Not a weights file: expected safetensors"):
         detector.load_model(b"garbage" * 10, architecture="ssdlite320_mobilenet_v3_large", num_classes=3)
+
+
+def test_checked_weights_are_what_a_strict_load_would_take():
+    """The upload check builds no model; it must refuse what loading refuses and give what loading gives."""
+    model = detector.build_model("ssdlite320_mobilenet_v3_large", 2, image_size=160)
+    state = model.state_dict()
+    half = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in state.items()}
+    data = detector.state_to_bytes(half, architecture="ssdlite320_mobilenet_v3_large", class_names=["a", "b"],
+                                   image_size=160)
+    checked, image_size = detector.weights_checked(data, architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
+    assert image_size == 160 and checked.keys() == state.keys()
+    assert all(checked[name].dtype == state[name].dtype for name in state)  # cast as loading casts
+    loaded = detector.load_model(data, architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
+    assert all(torch.equal(loaded.state_dict()[name], checked[name]) for name in state)
+    for broken in ({k: v for k, v in state.items() if "num_batches_tracked" not in k},  # a tensor missing
+                   state | {"extra.weight": torch.zeros(1)}):                            # one too many
+        with pytest.raises(detector.WeightsError, match="do not fit"):
+            detector.weights_checked(detector.state_to_bytes(broken, architecture="x", class_names=["a", "b"],
+                                                             image_size=160),
+                                     architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
+    with pytest.raises(ValueError, match="Unknown architecture"):
+        detector.weights_checked(data, architecture="yolo_v99", num_classes=2)
+
+
+@pytest.mark.parametrize("said", ["-5", "0", "99999", "big"])
+def test_an_input_size_outside_what_training_allows_is_not_taken_from_a_file(said):
+    data = detector.weights_to_bytes(detector.build_model("ssdlite320_mobilenet_v3_large", 1),
+                                     architecture="ssdlite320_mobilenet_v3_large", class_names=["a"])
+    header_size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_size])
+    header["__metadata__"]["image_size"] = said
+    header = json.dumps(header).encode()  # the tensors' offsets count from after the header: they hold
+    forged = len(header).to_bytes(8, "little") + header + data[8 + header_size:]
+    assert detector.weights_metadata(forged)["image_size"] == said
+    loaded = detector.load_model(forged, architecture="ssdlite320_mobilenet_v3_large", num_classes=1)
+    assert detector.image_size_of(loaded) == 320
