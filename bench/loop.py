@@ -302,6 +302,7 @@ class Loop:
             self.say(f"training the base model from scratch ({self.args.base_epochs} epochs)")
             run = self.api.post(f"/projects/{self.project}/training-runs/",
                                 {"epochs": self.args.base_epochs, "learning_rate": self.args.base_lr,
+                                 **({"batch_size": self.args.base_batch_size} if self.args.base_batch_size else {}),
                                  **self.image_size()})
             self.wait(f"/training-runs/{run['id']}/", "base training")
         else:
@@ -501,6 +502,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels")
     parser.add_argument("--base-epochs", type=int, default=24)
     parser.add_argument("--base-lr", type=float, default=2e-3)
+    parser.add_argument("--base-batch-size", type=int,
+                        help="default: the app's; from scratch on a few images, the steps count, not the epochs")
     parser.add_argument("--finetune-epochs", type=int, help="default: the app's own (what the Fine-tune button uses)")
     parser.add_argument("--image-size", type=int, default=224,
                         help="the model input size (SSD: a square; 224 trains twice as fast as 320 on a CPU)")
