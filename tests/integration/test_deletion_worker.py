@@ -31,7 +31,9 @@ def test_a_default_queue_worker_deletes_a_version_then_the_project(start_worker)
     assert (deletion.status, deletion.progress_done, deletion.progress_total, deletion.attempts) == (
         JobStatus.SUCCEEDED, 15, 15, 1), deletion.error
     assert list(ModelVersion.objects.values_list("pk", flat=True)) == [active.pk]
-    assert Prediction.objects.count() == 15 and not default_storage.exists(weights)
+    assert Prediction.objects.count() == 15
+    # The weights file goes once the deletion has committed: a moment after the run reads succeeded.
+    wait_for(lambda: not default_storage.exists(weights), timeout=10, message="the weights file to go")
 
     response = manager.delete(f"/api/v1/projects/{project.pk}/")
     assert response.status_code == 202, response.content
@@ -39,5 +41,6 @@ def test_a_default_queue_worker_deletes_a_version_then_the_project(start_worker)
                         message="the worker to delete the project")
     assert (deletion.status, deletion.progress_done, deletion.progress_total) == (JobStatus.SUCCEEDED, 3, 3)
     assert not Project.objects.exists() and not Image.objects.exists() and not Prediction.objects.exists()
-    assert not any(default_storage.exists(name) for name in files)
+    wait_for(lambda: not any(default_storage.exists(name) for name in files), timeout=10,
+             message="the images' files to go")
     assert not worker.torch_loaded()
