@@ -143,7 +143,11 @@ def weights_image_size(data: bytes) -> int | None:
 @dataclass(frozen=True)
 class _Layout:
     tensors: dict[str, tuple[tuple[int, ...], torch.dtype]]  # name -> (shape, dtype) of the state dict
-    image_size: int                                           # the architecture's own input size
+    image_size: int                                           # the model's input size
+
+
+def _layout_of(model: nn.Module) -> _Layout:
+    return _Layout({name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}, image_size_of(model))
 
 
 @functools.lru_cache(maxsize=32)
@@ -151,8 +155,7 @@ def _layout(architecture: str, num_classes: int) -> _Layout:
     """What a state dict of `architecture` with `num_classes` holds, from one model built per process:
     checking an upload against it costs no model (building one takes 0.15 s on a CPU, mostly its
     random initialisation, which the weights overwrite anyway)."""
-    model = build_model(architecture, num_classes)
-    return _Layout({name: (tuple(t.shape), t.dtype) for name, t in model.state_dict().items()}, image_size_of(model))
+    return _layout_of(build_model(architecture, num_classes))
 
 
 def weights_checked(data: bytes, *, architecture: str, num_classes: int) -> tuple[dict[str, torch.Tensor], int]:
@@ -162,22 +165,27 @@ def weights_checked(data: bytes, *, architecture: str, num_classes: int) -> tupl
     Raises WeightsError, saying what differs, otherwise.
     """
     _check_spec(architecture, num_classes)
-    layout = _layout(architecture, num_classes)
     state = state_dict_from_bytes(data)
-    if set(state) != set(layout.tensors) or any(tuple(state[name].shape) != shape
-                                                for name, (shape, _) in layout.tensors.items()):
-        raise WeightsError(f"These weights do not fit {architecture} with {num_classes} classes: "
-                           f"{_mismatch(layout.tensors, state, data, architecture)}.")
-    state = {name: state[name].to(dtype) for name, (_, dtype) in layout.tensors.items()}
-    return state, weights_image_size(data) or layout.image_size
+    layout = _layout(architecture, num_classes)
+    return _fitted(state, layout, data, architecture, num_classes), weights_image_size(data) or layout.image_size
 
 
 def load_model(data: bytes, *, architecture: str, num_classes: int) -> nn.Module:
     """Build `architecture` and load the weights strictly; a mismatch raises WeightsError."""
-    state, image_size = weights_checked(data, architecture=architecture, num_classes=num_classes)
-    model = build_model(architecture, num_classes, image_size=image_size)
-    model.load_state_dict(state, strict=True)
+    _check_spec(architecture, num_classes)
+    state = state_dict_from_bytes(data)
+    model = build_model(architecture, num_classes, image_size=weights_image_size(data))
+    model.load_state_dict(_fitted(state, _layout_of(model), data, architecture, num_classes), strict=True)
     return model
+
+
+def _fitted(state: dict[str, torch.Tensor], layout: _Layout, data: bytes, architecture: str,
+            num_classes: int) -> dict[str, torch.Tensor]:
+    if set(state) != set(layout.tensors) or any(tuple(state[name].shape) != shape
+                                                for name, (shape, _) in layout.tensors.items()):
+        raise WeightsError(f"These weights do not fit {architecture} with {num_classes} classes: "
+                           f"{_mismatch(layout.tensors, state, data, architecture)}.")
+    return {name: state[name].to(dtype) for name, (_, dtype) in layout.tensors.items()}
 
 
 def _mismatch(expected: dict[str, tuple[tuple[int, ...], torch.dtype]], given: dict[str, torch.Tensor], data: bytes,

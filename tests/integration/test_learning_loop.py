@@ -20,8 +20,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# About 140 s on an idle 2-core machine: more than the suite's default 300 s limit allows for a busy
-# one (CI once took 2x as long throughout). The subprocess's own limit below is the one meant.
+# About 110-125 s on an idle 2-core machine: more than the suite's default 300 s limit allows for a
+# busy one (CI once took 2x as long throughout). The subprocess's own limit below is the one meant.
 @pytest.mark.timeout(960)
 def test_one_round_of_corrections_makes_the_model_better_on_the_new_domain(tmp_path):
     rows_file = tmp_path / "rows.json"
@@ -29,7 +29,8 @@ def test_one_round_of_corrections_makes_the_model_better_on_the_new_domain(tmp_p
     # the steps count: 30 epochs of 4 images learn what 60 of 8 do (source AP50 0.77) in 3/4 of the time.
     command = [sys.executable, "bench/loop.py", "--orders", "priority", "--rounds", "1", "--per-round", "16",
                "--source-images", "40", "--pool", "16", "--holdout", "16", "--size", "128", "--image-size", "160",
-               "--base-epochs", "30", "--base-batch-size", "4", "--base-lr", "0.003", "--finetune-epochs", "12", "--port", str(free_port()),
+               "--base-epochs", "30", "--base-batch-size", "4", "--base-lr", "0.003", "--finetune-epochs", "12",
+               "--port", str(free_port()),
                "--json", str(rows_file)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
