@@ -1,12 +1,13 @@
 """The whole REST API in one list, under /api/v1/. Collections hang under their project; single
 objects are addressed by id (the access check finds their project)."""
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import project.converters  # noqa: F401  (the <id:...> converter)
 from datasets import api as datasets_api
 from inference import api as inference_api
 from project.api import ApiRoot
+from project.api_docs import RedocView
 from review import api as review_api
 from training import api as training_api
 from webhooks import api as webhooks_api
@@ -110,5 +111,5 @@ urlpatterns = [
     path("", ApiRoot.as_view(), name="root"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("redoc/", RedocView.as_view(url_name="api:schema"), name="redoc"),
 ]
