@@ -117,7 +117,6 @@ def conflict(detail: str, current: dict) -> Response:
     return Response({"detail": detail, "current": current}, status=status.HTTP_409_CONFLICT)
 
 
-
 class ApiRoot(APIView):
     """`/api/v1/` itself: where the contract and its viewers are, and how a script gets a token."""
 

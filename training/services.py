@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from inference.architectures import ARCHITECTURES, machine_default_architecture
+from inference.architectures import ARCHITECTURES, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, machine_default_architecture
 from inference.services import active_model_version
 from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commit
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
@@ -85,6 +85,8 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
     for name in ("epochs", "batch_size", "image_size"):
         if name in params and (not isinstance(params[name], int) or params[name] < 1):
             raise ValidationError({name: f"{name} must be a positive whole number."})
+    if "image_size" in params and not MIN_IMAGE_SIZE <= params["image_size"] <= MAX_IMAGE_SIZE:
+        raise ValidationError({"image_size": f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels."})
     if "learning_rate" in params and not (isinstance(params["learning_rate"], (int, float))
                                           and 0 < params["learning_rate"] < 1):
         raise ValidationError({"learning_rate": "learning_rate must be between 0 and 1."})

@@ -66,6 +66,9 @@ def test_bad_parameters_refused(project):
         training_run_start(project=project, user=None, params={"epochs": 0})
     with pytest.raises(ValidationError, match="Unknown architecture"):
         training_run_start(project=project, user=None, params={"architecture": "nope"})
+    for size in (5, 5000):  # what `manage.py finetune --image-size` passes straight in
+        with pytest.raises(ValidationError, match="image_size must be between 32 and 4096"):
+            training_run_start(project=project, user=None, params={"image_size": size})
     assert not TrainingRun.objects.exists()
 
 
