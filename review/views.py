@@ -105,14 +105,24 @@ def _with_version_numbers(project, rows: list[dict]) -> list[dict]:
 @login_required
 @require_GET
 def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
-    """The review queue: the same filters, orderings and cursor pages as the images API."""
+    """The review queue: the same filters, orderings and cursor pages as the images API.
+
+    A queue URL that names no filter (the project page's link, a breadcrumb, the next page of
+    either) is the to-do list: unreviewed images only. The form always sends `status`, empty for
+    "any", so every filtered view, "any" included, shows exactly what it asks for.
+    """
     membership = member_of(request.user, project_id)
     project = membership.project
     active = inference_services.active_model_version(project)
     images = images_with_counts(Image.objects.filter(project=project), active)
-    # The FilterSet builds a form per request (about 1 ms): only when a filter was asked for.
-    if any(name in request.GET for name in ImageFilter.base_filters):
-        filterset = ImageFilter(request.GET, queryset=images)
+    query = request.GET
+    to_do = not any(name in query for name in ImageFilter.base_filters)
+    if to_do:
+        query = query.copy()
+        query["status"] = ReviewStatus.UNREVIEWED
+        images = images.filter(status=ReviewStatus.UNREVIEWED)
+    else:  # the FilterSet builds a form per request (about 1 ms): only when a filter was asked for
+        filterset = ImageFilter(query, queryset=images)
         if filterset.is_valid():
             images = filterset.qs
         else:
@@ -132,7 +142,8 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "cards_html": queue_cards_html(cards, selectable=membership.has_role(Role.REVIEWER)),
         "next_url": paginator.get_next_link(),
         "previous_url": paginator.get_previous_link(),
-        "query": request.GET,
+        "query": query,
+        "to_do": to_do,
         "statuses": ReviewStatus.choices,
         "orderings": list(ImageCursorPagination.orderings),
         "label_classes": project.label_classes.all(),
@@ -140,14 +151,19 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "members": project.memberships.select_related("user").order_by("user__username"),
         "active_model": active,
         # The filters alone (no ordering or cursor): "every image matching" re-applies them.
-        "filter_fields": _filter_fields(request.GET),
+        "filter_fields": _filter_fields(query),
         "can_bulk": membership.has_role(Role.REVIEWER),
         "can_manage": membership.has_role(Role.MANAGER),
     })
 
 
 def _filter_fields(query) -> list[tuple[str, str]]:
-    return [(name, value) for name in ImageFilter.base_filters for value in query.getlist(name) if value]
+    """The filters a queue page was asked for, to carry through a bulk action and back to the same page.
+
+    An empty `status` is kept: it is the form's "any", which a queue URL without filters is not.
+    """
+    return [(name, value) for name in ImageFilter.base_filters for value in query.getlist(name)
+            if value or name == "status"]
 
 
 @login_required

@@ -294,7 +294,8 @@ def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scen
     for image in (second, third):
         image_boxes_save(image=image, user=scene["user"], boxes=[BoxIn(circle.pk, 1, 1, 20, 20)], version=1)
     log_in(page, add_member(scene["project"], Role.REVIEWER))
-    queue_url = f"{page.base_url}/projects/{scene['project'].pk}/queue/"
+    queue = f"{page.base_url}/projects/{scene['project'].pk}/queue/"
+    queue_url = queue + "?status="  # any status: the bare queue is the unreviewed ones
     page.goto(queue_url)
     assert page.is_disabled("#bulk button[value=approve]")  # nothing ticked yet
     page.check("#select-page")
@@ -317,7 +318,7 @@ def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scen
     assert f"assigned to {annotator}" in page.text_content(f"#queue li[data-image-id='{first.pk}']")
     assert Image.objects.get(pk=first.pk).assigned_to == scene["user"]
 
-    page.goto(queue_url + "?status=approved")
+    page.goto(queue + "?status=approved")
     page.select_option("#bulk-scope", "matching")
     assert page.is_enabled("#bulk button[value=send_back]") and page.text_content("#selected-count") == ""
     page.fill("#bulk input[name=comment]", "Recheck the circles.")
@@ -325,7 +326,7 @@ def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scen
     assert "Send back 2 images?" in page.text_content("h2")  # asked again: the selection was not on screen whole
     assert Image.objects.get(pk=second.pk).status == "approved"
     page.click("button:has-text('Send back 2 images')")
-    page.wait_for_url(queue_url + "?status=approved")
+    page.wait_for_url(queue + "?status=approved")
     assert "Sent back: 2 images." in page.text_content(".messages")
     assert "No images match." in page.text_content("#queue")
     assert list(Comment.objects.filter(image__in=[second, third]).values_list("text", flat=True)) == [

@@ -137,18 +137,38 @@ def test_queue_page_filters_sorts_and_pages(client, project):
 
 
 def test_the_review_queue_button_opens_the_images_waiting_for_review(client, project):
-    """A reviewed image keeps its priority: the button leaves it out, the queue's status filter shows it again."""
+    """A reviewed image keeps its priority: the button and a bare queue URL (a breadcrumb) leave it
+    out; the status filter's "any" (the form sends it empty) shows it again, first."""
     from review.models import Image
 
     reviewed, *waiting = project.images.order_by("id")
     Image.objects.filter(pk=reviewed.pk).update(status=ReviewStatus.REVIEWED, priority=9.0)
-    client.force_login(add_member(project))
+    client.force_login(add_member(project, Role.REVIEWER))
     page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
     href = html.unescape(re.search(r'id="review-queue" href="([^"]+)"', page).group(1))
-    shown = [int(i) for i in re.findall(rb'data-image-id="(\d+)"', client.get(href).content)]
-    assert sorted(shown) == sorted(image.pk for image in waiting)
-    everything = client.get(reverse("review:project_queue", args=[project.pk])).content
-    assert [int(i) for i in re.findall(rb'data-image-id="(\d+)"', everything)][0] == reviewed.pk
+    queue = reverse("review:project_queue", args=[project.pk])
+
+    def shown(url: str) -> list[int]:
+        return [int(i) for i in re.findall(rb'data-image-id="(\d+)"', client.get(url).content)]
+
+    assert sorted(shown(href)) == sorted(shown(queue)) == sorted(image.pk for image in waiting)
+    assert sorted(shown(queue + "?ordering=newest")) == sorted(image.pk for image in waiting)
+    assert shown(queue + "?status=")[0] == reviewed.pk
+    assert shown(queue + "?status=&name=")[0] == reviewed.pk
+    bare = client.get(queue).content.decode()
+    assert '<option value="unreviewed" selected>' in bare  # the form says which view this is
+    assert '<input type="hidden" name="status" value="unreviewed">' in bare  # "every image matching" means these
+
+
+def test_a_queue_with_nothing_left_to_review_says_so(client, project):
+    from review.models import Image
+
+    Image.objects.filter(project=project).update(status=ReviewStatus.REVIEWED)
+    client.force_login(add_member(project))
+    queue = reverse("review:project_queue", args=[project.pk])
+    assert "Nothing left to review" in client.get(queue).content.decode()
+    filtered = client.get(queue + "?status=unreviewed").content.decode()
+    assert "No images match." in filtered and "Nothing left" not in filtered
 
 
 def test_queue_cards_say_what_the_thumbnail_shows(client, project):
