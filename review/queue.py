@@ -57,10 +57,12 @@ class ImageFilter(filters.FilterSet):
     label_class = IdFilter(method="with_label_class",
                            help_text="Images with a human box or an active-model prediction of this class.")
     model_version = IdFilter(method="predicted_by", help_text="Images this model version predicted.")
-    min_score = filters.NumberFilter(method="with_score_at_least",
-                                     help_text="Images with an active-model prediction scoring at least this.")
-    max_score = filters.NumberFilter(method="with_score_at_most",
-                                     help_text="Images with an active-model prediction scoring at most this.")
+    min_score = filters.NumberFilter(method="with_score_in_range",
+                                     help_text="Images with an active-model prediction scoring at least this "
+                                               "(with max_score: the same prediction within both).")
+    max_score = filters.NumberFilter(method="with_score_in_range",
+                                     help_text="Images with an active-model prediction scoring at most this "
+                                               "(with min_score: the same prediction within both).")
     name = filters.CharFilter(field_name="original_name", lookup_expr="icontains")
     saved_by = IdFilter(method="saved_by_user", help_text="Images this user (id) saved at any time: one member's work.")
     reviewed_by = IdFilter(field_name="reviewed_by_id", help_text="Images this user (id) saved last.")
@@ -98,13 +100,18 @@ class ImageFilter(filters.FilterSet):
     def predicted_by(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images.filter(pk__in=Prediction.objects.filter(model_version_id=value).values("image_id"))
 
-    def with_score_at_least(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
-        return images.filter(pk__in=Prediction.objects.filter(model_version__is_active=True, score__gte=value)
-                             .values("image_id"))
-
-    def with_score_at_most(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
-        return images.filter(pk__in=Prediction.objects.filter(model_version__is_active=True, score__lte=value)
-                             .values("image_id"))
+    def with_score_in_range(self, images: QuerySet[Image], name: str, value: float) -> QuerySet[Image]:
+        """"Score from 0.4 to 0.6" means a box scored between the two: one prediction within both bounds,
+        not one above the lower and another below the upper (every image with boxes at 0.9 and 0.1)."""
+        low, high = self.form.cleaned_data.get("min_score"), self.form.cleaned_data.get("max_score")
+        if name == "max_score" and low is not None:
+            return images  # min_score's call applied both
+        scores = Prediction.objects.filter(model_version__is_active=True)
+        if low is not None:
+            scores = scores.filter(score__gte=low)
+        if high is not None:
+            scores = scores.filter(score__lte=high)
+        return images.filter(pk__in=scores.values("image_id"))
 
 
 def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> QuerySet[Image]:

@@ -222,6 +222,36 @@ def test_queue_page_query_count_does_not_grow_with_the_images_shown(client, proj
     assert counts[0] == counts[1], counts
 
 
+def test_a_score_range_finds_images_with_a_box_scored_within_it(client, project):
+    """"Score from 0.4 to 0.6" on the page and min_score/max_score in the API: one box within both bounds."""
+    from inference.models import Prediction
+    from tests.factories import add_model_version
+
+    sure_and_empty, borderline, unpredicted = project.images.order_by("id")
+    old = add_model_version(project)
+    active = add_model_version(project)
+    circle = project.label_classes.get(name="circle")
+    for image, version, score in [(sure_and_empty, active, 0.9), (sure_and_empty, active, 0.1),
+                                  (sure_and_empty, old, 0.5), (borderline, active, 0.45)]:
+        Prediction.objects.create(image=image, model_version=version, label_class=circle, x=1, y=1, w=5, h=5,
+                                  score=score)
+    client.force_login(add_member(project))
+    page = reverse("review:project_queue", args=[project.pk])
+    api = reverse("api:image_list", args=[project.pk])
+
+    def found(query: dict) -> set[int]:
+        shown = {int(i) for i in re.findall(rb'data-image-id="(\d+)"', client.get(page, query).content)}
+        listed = {row["id"] for row in client.get(api, query).json()["results"]}
+        assert shown == listed, query
+        return shown
+
+    assert found({"min_score": 0.4, "max_score": 0.6}) == {borderline.pk}
+    assert found({"min_score": 0.4}) == {sure_and_empty.pk, borderline.pk}
+    assert found({"max_score": 0.2}) == {sure_and_empty.pk}
+    assert found({"min_score": 0.95}) == set()
+    assert unpredicted.pk in found({"status": ""})
+
+
 def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
     from review.models import Image
 
