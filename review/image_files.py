@@ -2,7 +2,8 @@
 
 Refused: formats outside the allow-list (so SVG, HTML and polyglots never pass), decompression bombs
 (pixel count checked from the header, before decoding), truncated or corrupt files. Accepted images
-are turned upright (EXIF orientation applied) and re-encoded, which also drops EXIF/GPS metadata.
+are turned upright (EXIF orientation applied), 16-bit grey ones scaled to 8 bits, and re-encoded, which
+also drops EXIF/GPS metadata.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
@@ -58,7 +60,7 @@ def normalise_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Normalis
     source_format = probe.format
     try:
         probe.load()  # decodes every byte: truncated files fail here
-        upright = ImageOps.exif_transpose(probe)
+        upright = _eight_bit(ImageOps.exif_transpose(probe))
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"The image is truncated or corrupt ({exc}).") from None
     return NormalisedImage(
@@ -68,6 +70,17 @@ def normalise_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Normalis
         height=upright.height,
         content_hash=content_hash(data),
     )
+
+
+def _eight_bit(image: PILImage.Image) -> PILImage.Image:
+    """A 16-bit grey image (thermal and industrial cameras; Pillow's I;16 and I modes) scaled to 8 bits
+    the way a browser shows it, 0-65535 onto 0-255. Pillow's own conversion clips every value above
+    255, which turns a 16-bit frame almost white. The scale is fixed, not stretched per image, so
+    frames of one camera stay comparable, as a detector needs."""
+    if image.mode != "I" and not image.mode.startswith("I;16"):
+        return image
+    values = np.asarray(image).astype(np.float32)
+    return PILImage.fromarray(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8), mode="L")
 
 
 def _encode(image: PILImage.Image, source_format: str) -> bytes:

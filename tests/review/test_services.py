@@ -35,6 +35,22 @@ def test_exif_orientation_applied_to_size_and_stored_pixels():
         assert 0x0112 not in stored.getexif() and 0x8825 not in stored.getexif()
 
 
+@pytest.mark.parametrize("file_format", ["PNG", "TIFF"])
+def test_a_16_bit_grey_image_is_stored_scaled_not_clipped_white(file_format):
+    """A thermal camera's 16-bit frame: a left-to-right ramp over the whole range stays a ramp in 8 bits."""
+    import numpy as np
+
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (16, 1))
+    out = io.BytesIO()
+    PILImage.fromarray(ramp).save(out, format=file_format)
+    image = image_create(project=make_project(), data=out.getvalue(), filename=f"thermal.{file_format.lower()}")
+    with default_storage.open(image.file.name) as handle:
+        stored = np.asarray(PILImage.open(handle).convert("L")).astype(int)
+    assert stored[:, 0].max() == 0 and stored[:, -1].min() == 255
+    assert abs(stored.mean() - ramp.mean() / 257) < 1  # clipped at 255, it was 251
+    assert (np.diff(stored[0]) >= 0).all()
+
+
 def test_image_stored_through_storage_api_under_project_folder():
     project = make_project()
     image = add_images(project, 1)[0]
