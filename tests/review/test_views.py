@@ -357,3 +357,23 @@ def test_the_project_list_says_what_waits_for_you_in_each_project(client, django
     client.force_login(lead)
     lead_page = client.get(reverse("review:project_list")).content.decode()
     assert "1 mention</a>" in lead_page and "assigned</a>" not in lead_page
+
+
+def test_every_page_of_a_project_leads_back_to_it_the_same_way(client, project):
+    """Each page inside a project starts with the same trail: the project's name, linked, then where you are."""
+    from tests.factories import add_model_version
+
+    older, newer = add_model_version(project, activate=False), add_model_version(project)
+    client.force_login(add_member(project, Role.MANAGER))
+    image = project.images.first()
+    pages = [reverse(name, args=[project.pk]) for name in (
+        "review:project_queue", "review:project_team", "review:project_settings", "training:project_models",
+        "inference:second_look", "datasets:project_data", "webhooks:webhook_list")]
+    pages += [reverse("training:compare", args=[project.pk]) + f"?first={older.pk}&second={newer.pk}",
+              reverse("training:thresholds", args=[newer.pk]), reverse("inference:model_version_errors", args=[newer.pk]),
+              reverse("review:image_editor", args=[image.pk])]
+    project_link = f'<p class="crumbs"><a href="{reverse("review:project_detail", args=[project.pk])}">{html.escape(project.name)}</a> ›'
+    for url in pages:
+        page = client.get(url)
+        assert page.status_code == 200, url
+        assert project_link in page.content.decode(), url
