@@ -7,6 +7,7 @@ in the file's metadata, so a weights file alone says what it is and nothing in i
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import io
@@ -108,13 +109,27 @@ def state_to_bytes(state: dict[str, torch.Tensor], *, architecture: str, class_n
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
+# torchvision's reference training scripts keep their command line in each checkpoint ("args"). An
+# argparse.Namespace only holds attribute values, so the weights-only unpickler may build one.
+torch.serialization.add_safe_globals([argparse.Namespace])
+
+# Where training code usually puts the state dict in a checkpoint: torchvision's reference scripts,
+# PyTorch's own tutorial ("Saving a general checkpoint"), PyTorch Lightning.
+CHECKPOINT_KEYS = ("model", "model_state_dict", "state_dict")
+# Name prefixes a wrapper adds to every tensor: DistributedDataParallel / DataParallel, and a
+# LightningModule holding the detector as `self.model`.
+WRAPPER_PREFIXES = ("module.", "model.")
+
+
 def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
-    """Read safetensors, or a torch state dict saved with torch.save (loaded with weights_only=True)."""
+    """Read safetensors, or a torch state dict saved with torch.save (loaded with weights_only=True),
+    also from inside a training checkpoint and with a wrapper's name prefix taken off."""
     if data[:8] and len(data) > 8 and data[8:9] == b"{":
         try:
-            return safetensors.torch.load(data)
+            state = safetensors.torch.load(data)
         except Exception as exc:  # safetensors raises its own error types
             raise WeightsError(f"The safetensors file is damaged: {exc}") from None
+        return _unwrapped(state)
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a pickle with code in it, a truncated file, or not a checkpoint at all
@@ -124,11 +139,26 @@ def state_dict_from_bytes(data: bytes) -> dict[str, torch.Tensor]:
                                "state_dict() with torch.save, or as safetensors.") from None
         raise WeightsError("Not a weights file: expected safetensors, or a state dict saved with torch.save "
                            "(the file may be truncated).") from None
-    if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
-        loaded = loaded["model"]  # a training checkpoint {"model": state_dict, ...}
+    if isinstance(loaded, dict):
+        # A training checkpoint {"model_state_dict": ..., "optimizer_state_dict": ..., "epoch": 3}.
+        loaded = next((loaded[key] for key in CHECKPOINT_KEYS if isinstance(loaded.get(key), dict)), loaded)
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise WeightsError("The file holds no state dict (a mapping of parameter names to tensors).")
-    return loaded
+        raise WeightsError("The file holds no state dict (a mapping of parameter names to tensors), nor a "
+                           f"checkpoint with one under {', '.join(map(repr, CHECKPOINT_KEYS))}.")
+    return _unwrapped(loaded)
+
+
+def _unwrapped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict without a prefix that every one of its names carries ("module.backbone..." ->
+    "backbone..."). A detector's own names never all share one, so nothing else is renamed."""
+    stripped = True
+    while stripped and state:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(isinstance(name, str) and name.startswith(prefix) for name in state):
+                state = {name[len(prefix):]: tensor for name, tensor in state.items()}
+                stripped = True
+    return state
 
 
 def weights_image_size(data: bytes) -> int | None:

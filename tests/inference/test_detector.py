@@ -1,3 +1,5 @@
+import argparse
+import collections
 import io
 import json
 
@@ -66,6 +68,33 @@ def test_torch_state_dict_loaded_without_unpickling_code():
     torch.save(model.state_dict(), buffer)
     loaded = detector.load_model(buffer.getvalue(), architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
     assert isinstance(loaded, torch.nn.Module)
+
+
+@pytest.mark.parametrize("layout", ["torchvision reference", "PyTorch tutorial", "Lightning", "DistributedDataParallel",
+                                    "DDP in a tutorial checkpoint"])
+def test_a_state_dict_inside_a_training_checkpoint_is_found(layout):
+    """The files people's own training code writes: the weights are found and taken exactly as they are."""
+    state = detector.build_model("ssdlite320_mobilenet_v3_large", 2).state_dict()
+    saved = {
+        "torchvision reference": {"model": state, "optimizer": {"param_groups": [{"lr": 0.01}]}, "epoch": 25,
+                                  "lr_scheduler": {"milestones": collections.Counter({16: 1, 22: 1})},
+                                  "args": argparse.Namespace(lr=0.02, epochs=26, weights=None, lr_steps=[16, 22])},
+        "PyTorch tutorial": {"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {}, "loss": 0.25},
+        "Lightning": {"epoch": 9, "global_step": 900, "state_dict": {f"model.{k}": v for k, v in state.items()}},
+        "DistributedDataParallel": {f"module.{k}": v for k, v in state.items()},
+        "DDP in a tutorial checkpoint": {"model_state_dict": {f"module.{k}": v for k, v in state.items()}},
+    }[layout]
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    checked, _ = detector.weights_checked(buffer.getvalue(), architecture="ssdlite320_mobilenet_v3_large", num_classes=2)
+    assert checked.keys() == state.keys() and all(torch.equal(checked[k], state[k]) for k in state)
+
+
+def test_a_checkpoint_without_a_state_dict_says_where_it_looked():
+    buffer = io.BytesIO()
+    torch.save({"epoch": 3, "weights": [torch.zeros(2)]}, buffer)
+    with pytest.raises(detector.WeightsError, match="nor a checkpoint with one under 'model', 'model_state_dict'"):
+        detector.state_dict_from_bytes(buffer.getvalue())
 
 
 class Exploit:
