@@ -55,7 +55,8 @@ class ImageFilter(filters.FilterSet):
     min_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
     max_uncertainty = filters.NumberFilter(field_name="uncertainty", lookup_expr="lte")
     label_class = IdFilter(method="with_label_class",
-                           help_text="Images with a human box or an active-model prediction of this class.")
+                           help_text="Images with a human box of this class, or an active-model prediction of it "
+                                     "at or above the project's review threshold (what the editor shows).")
     model_version = IdFilter(method="predicted_by", help_text="Images this model version predicted.")
     min_score = filters.NumberFilter(method="with_score_in_range",
                                      help_text="Images with an active-model prediction scoring at least this "
@@ -82,8 +83,11 @@ class ImageFilter(filters.FilterSet):
 
     def with_label_class(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         drawn = Annotation.objects.filter(label_class_id=value).values("image_id")
-        predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True).values("image_id")
-        return images.filter(pk__in=drawn) | images.filter(pk__in=predicted)
+        # Predictions are stored down to a score of 0.05, so nearly every image holds a faint box of
+        # every class: only the ones the editor shows (and the card counts) say the class is there.
+        predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True,
+                                              score__gte=F("model_version__project__score_threshold"))
+        return images.filter(pk__in=drawn) | images.filter(pk__in=predicted.values("image_id"))
 
     def saved_by_user(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images.filter(pk__in=ReviewEvent.objects.filter(user_id=value).values("image_id"))

@@ -252,6 +252,31 @@ def test_a_score_range_finds_images_with_a_box_scored_within_it(client, project)
     assert unpredicted.pk in found({"status": ""})
 
 
+def test_the_class_filter_counts_the_predictions_the_editor_shows(client, project):
+    """Predictions are stored down to 0.05: a faint one does not put an image under its class."""
+    from inference.models import Prediction
+    from review.models import Project
+    from tests.factories import add_model_version
+
+    drawn, confident, faint = project.images.order_by("id")
+    version = add_model_version(project)
+    circle, square = project.label_classes.get(name="circle"), project.label_classes.get(name="square")
+    drawn.annotations.create(label_class=circle, x=1, y=1, w=5, h=5)
+    for image, label_class, score in [(confident, circle, 0.7), (faint, circle, 0.08), (faint, square, 0.9)]:
+        Prediction.objects.create(image=image, model_version=version, label_class=label_class, x=1, y=1, w=5, h=5,
+                                  score=score)
+    client.force_login(add_member(project))
+    api = reverse("api:image_list", args=[project.pk])
+
+    def found(label_class) -> set[int]:
+        return {row["id"] for row in client.get(api, {"label_class": label_class.pk}).json()["results"]}
+
+    assert found(circle) == {drawn.pk, confident.pk}
+    assert found(square) == {faint.pk}
+    Project.objects.filter(pk=project.pk).update(score_threshold=0.05)  # reviewing at 0.05: the faint one counts
+    assert found(circle) == {drawn.pk, confident.pk, faint.pk}
+
+
 def test_queue_next_opens_the_most_urgent_unreviewed_image(client, project):
     from review.models import Image
 
