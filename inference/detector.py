@@ -218,6 +218,63 @@ def _fitted(state: dict[str, torch.Tensor], layout: _Layout, data: bytes, archit
     return {name: state[name].to(dtype) for name, (_, dtype) in layout.tensors.items()}
 
 
+def weights_fits(state: dict[str, torch.Tensor]) -> list[tuple[str, int]]:
+    """Each architecture of the registry that would take `state` in a strict load, with its class count.
+
+    Tensor names tell the architecture (one model of each built per process, about 1.6 s for all
+    six on a CPU, then kept); the class count is solved from the heads' shapes, which grow by a
+    fixed step per class (compared with models of one and two classes). Two architectures may share
+    one layout (the two Faster R-CNN MobileNets differ only in input size): both are listed.
+    """
+    fits = []
+    for architecture in ARCHITECTURES:
+        one = _layout(architecture, 1).tensors
+        if set(one) == set(state) and (count := _class_count(state, one, _layout(architecture, 2).tensors)):
+            fits.append((architecture, count))
+    return fits
+
+
+def _class_count(state: dict[str, torch.Tensor], one: dict, two: dict) -> int | None:
+    """The class count every tensor of `state` agrees on, or None if the shapes fit no count."""
+    counts = set()
+    for name, (shape_one, _) in one.items():
+        shape = tuple(state[name].shape)
+        if len(shape) != len(shape_one):
+            return None
+        for size, size_one, size_two in zip(shape, shape_one, two[name][0]):
+            step = size_two - size_one
+            if step == 0 and size != size_one:
+                return None
+            if step:
+                extra, rest = divmod(size - size_one, step)
+                if rest or extra < 0:
+                    return None
+                counts.add(1 + extra)
+    return counts.pop() if len(counts) == 1 else None
+
+
+def weights_architecture(data: bytes) -> str:
+    """The architecture a weights file holds: as its metadata says, else the one its tensors fit.
+    Raises WeightsError when it fits none, or several alike (say which then)."""
+    named = None
+    with contextlib.suppress(WeightsError):  # a torch file has no metadata
+        named = weights_metadata(data).get("architecture")
+    if named in ARCHITECTURES:
+        return named
+    fits = {architecture for architecture, _ in weights_fits(state_dict_from_bytes(data))}
+    if len(fits) == 1:
+        return fits.pop()
+    if fits:
+        raise WeightsError(f"The weights fit both {' and '.join(sorted(fits))} (the two differ only in input "
+                           "size): choose the architecture they were trained as.")
+    raise WeightsError(f"The weights fit none of the architectures this app builds ({', '.join(ARCHITECTURES)}); "
+                       "torchvision's detection models with their own names are what it takes.")
+
+
+def _fits_in_words(fits: list[tuple[str, int]]) -> str:
+    return " or ".join(f"{architecture} with {count} class{'es' if count != 1 else ''}" for architecture, count in fits)
+
+
 def _mismatch(expected: dict[str, tuple[tuple[int, ...], torch.dtype]], given: dict[str, torch.Tensor], data: bytes,
               architecture: str) -> str:
     """What differs, in words and with one example each: torch's own message lists every tensor."""
@@ -233,6 +290,7 @@ def _mismatch(expected: dict[str, tuple[tuple[int, ...], torch.dtype]], given: d
         name = reshaped[0]
         parts.append(f"{len(reshaped)} have another shape (such as {name}: {list(given[name].shape)} in the file, "
                      f"{list(expected[name][0])} here)")
+    said = len(parts)
     with contextlib.suppress(WeightsError, ValueError):
         metadata = weights_metadata(data)
         if metadata.get("architecture") and metadata["architecture"] != architecture:
@@ -240,6 +298,8 @@ def _mismatch(expected: dict[str, tuple[tuple[int, ...], torch.dtype]], given: d
         names = json.loads(metadata.get("class_names") or "[]")
         if reshaped and names:
             parts.append(f"the file names {len(names)} class{'es' if len(names) != 1 else ''} ({', '.join(names)})")
+    if len(parts) == said and (fits := weights_fits(given)):  # the file did not say what it holds: its tensors do
+        parts.append(f"they fit {_fits_in_words(fits)}")
     return "; ".join(parts) or "torch refused them"
 
 

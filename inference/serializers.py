@@ -33,8 +33,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionUploadSerializer(serializers.Serializer):
-    weights = serializers.FileField(help_text="A state dict: .safetensors, or a torch file loaded with weights_only.")
-    architecture = serializers.ChoiceField(choices=sorted(ARCHITECTURES))
+    weights = serializers.FileField(help_text="A state dict: .safetensors, or a torch file loaded with weights_only "
+                                              "(the state dict, or a training checkpoint holding it).")
+    architecture = serializers.ChoiceField(
+        choices=sorted(ARCHITECTURES), required=False, allow_blank=True, default="",
+        help_text="The torchvision builder the weights were trained with; default: the one their metadata names, "
+                  "else the one their tensors fit.")
     class_names = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, allow_empty=False,
         help_text="Class names in class-id order (repeat the field); default: the names stored in the weights.")

@@ -35,19 +35,24 @@ EXTERNAL_ARCHITECTURE = "external"
 # --- Model versions -------------------------------------------------------------------------------
 
 @transaction.atomic
-def model_version_create(*, project: Project, architecture: str, weights: bytes, class_names: Sequence[str] | None,
-                         user: AbstractBaseUser | None, source: str = ModelSource.UPLOADED,
-                         parent: ModelVersion | None = None, metrics: dict | None = None, activate: bool = False,
-                         note: str = "") -> ModelVersion:
+def model_version_create(*, project: Project, architecture: str | None, weights: bytes,
+                         class_names: Sequence[str] | None, user: AbstractBaseUser | None,
+                         source: str = ModelSource.UPLOADED, parent: ModelVersion | None = None,
+                         metrics: dict | None = None, activate: bool = False, note: str = "") -> ModelVersion:
     """Register weights as the project's next version; they are loaded strictly first, so a bad file changes nothing.
 
-    `class_names` default to the names stored in the weights' metadata. Names the project lacks become
-    new label classes.
+    `architecture` defaults to the one the weights' metadata names, else the one their tensors fit;
+    `class_names` to the names in the metadata. Names the project lacks become new label classes.
     """
     # Imported here, not at the top: it loads torch (~700 MB, seconds), which a web process needs only
     # for the rare request that uploads weights; its every other page runs without it.
     from inference import detector
 
+    if not architecture:
+        try:
+            architecture = detector.weights_architecture(weights)
+        except WeightsError as exc:
+            raise ValidationError({"weights": str(exc)}) from None
     if architecture not in ARCHITECTURES:
         raise ValidationError({"architecture": f"Unknown architecture {architecture!r}; choose one of "
                                                f"{', '.join(ARCHITECTURES)}."})
@@ -58,11 +63,13 @@ def model_version_create(*, project: Project, architecture: str, weights: bytes,
             class_names = []
         if not class_names:
             try:  # unreadable weights are the real fault; missing names only matter for readable ones
-                detector.state_dict_from_bytes(weights)
+                state = detector.state_dict_from_bytes(weights)
             except WeightsError as exc:
                 raise ValidationError({"weights": str(exc)}) from None
+            counts = {count for fit, count in detector.weights_fits(state) if fit == architecture}
             raise ValidationError({"class_names": "The weights do not name their classes; give class_names, "
-                                                  "in class-id order."})
+                                                  "in class-id order" + (f" ({counts.pop()} of them)." if counts
+                                                                         else ".")})
     class_names = [str(name).strip() for name in class_names]
     if not class_names or any(not name for name in class_names) or len(set(class_names)) != len(class_names):
         raise ValidationError({"class_names": "Give the model's class names, in class-id order, each once."})

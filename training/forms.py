@@ -9,7 +9,7 @@ from inference.architectures import ARCHITECTURES
 
 class WeightsUploadForm(forms.Form):
     weights = forms.FileField(help_text="A state dict: .safetensors, or a torch file (loaded with weights_only).")
-    architecture = forms.ChoiceField(choices=[("", "the architecture it was trained as…")] +
+    architecture = forms.ChoiceField(required=False, choices=[("", "found from the file")] +
                                      [(name, name) for name in sorted(ARCHITECTURES)])
     class_names = forms.CharField(
         required=False, label="Class names",

@@ -144,10 +144,11 @@ def test_weights_download_uploads_into_another_project(project, manager):
     with version.weights.open("rb") as handle:
         assert data == handle.read()
     other = make_project(owner=manager)
-    uploaded = client.post(reverse("api:model_version_list", args=[other.pk]),
-                           {"weights": weights_file(data), "architecture": version.architecture}, format="multipart")
+    uploaded = client.post(reverse("api:model_version_list", args=[other.pk]),  # the file names its architecture
+                           {"weights": weights_file(data)}, format="multipart")
     assert uploaded.status_code == 201, uploaded.data
     assert uploaded.data["class_names"] == list(version.class_names)
+    assert uploaded.data["architecture"] == version.architecture
 
 
 def test_weights_download_of_an_imported_version_is_404(project, manager):

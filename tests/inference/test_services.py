@@ -159,6 +159,42 @@ def test_weights_upload_checks_architecture_and_shape_and_stores_nothing_when_ba
     assert project.label_classes.filter(name="dog").exists()
 
 
+def _torch_file(architecture: str, class_count: int) -> bytes:
+    """A state dict as people's own training code saves it: torch.save, no metadata."""
+    import io
+
+    import torch
+
+    from inference import detector
+
+    buffer = io.BytesIO()
+    torch.save(detector.build_model(architecture, class_count).state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def test_weights_without_metadata_are_told_apart_by_their_tensors(project):
+    """A torch file names neither its architecture nor its classes: the tensors say which and how many."""
+    ssd = _torch_file("ssdlite320_mobilenet_v3_large", 4)
+    with pytest.raises(ValidationError, match=r"give class_names, in class-id order \(4 of them\)"):
+        model_version_create(project=project, architecture=None, weights=ssd, class_names=None, user=None)
+    with pytest.raises(ValidationError, match="with 3 classes: .*they fit ssdlite320_mobilenet_v3_large with 4 classes"):
+        model_version_create(project=project, architecture=None, weights=ssd, class_names=["a", "b", "c"], user=None)
+    with pytest.raises(ValidationError, match="do not fit fcos_resnet50_fpn .*they fit ssdlite320_mobilenet_v3_large "
+                                              "with 4 classes"):
+        model_version_create(project=project, architecture="fcos_resnet50_fpn", weights=ssd,
+                             class_names=["a", "b", "c", "d"], user=None)
+    twins = _torch_file("fasterrcnn_mobilenet_v3_large_fpn", 2)
+    with pytest.raises(ValidationError, match="fit both fasterrcnn_mobilenet_v3_large_320_fpn and "
+                                              "fasterrcnn_mobilenet_v3_large_fpn .*choose"):
+        model_version_create(project=project, architecture="", weights=twins, class_names=["a", "b"], user=None)
+    before = ModelVersion.objects.count()
+    version = model_version_create(project=project, architecture=None, weights=ssd,
+                                   class_names=["circle", "square", "triangle", "dog"], user=None)
+    assert version.architecture == "ssdlite320_mobilenet_v3_large" and ModelVersion.objects.count() == before + 1
+    again = model_version_create(project=project, architecture=None, weights=tiny_weights(), class_names=None, user=None)
+    assert again.architecture == "ssdlite320_mobilenet_v3_large"  # a file with metadata names its own
+
+
 def test_an_image_deleted_while_its_chunk_runs_loses_only_its_own_predictions(project):
     """A reviewer deletes an image after the chunk read it: the batch stores the others and the run goes on."""
     version = project.model_versions.get()

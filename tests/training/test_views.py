@@ -106,10 +106,28 @@ def test_a_manager_uploads_the_deployed_model_from_the_models_page(client):
     assert list(project.label_classes.order_by("index").values_list("name", flat=True)) == ["car", "person"]
 
 
+def test_the_architecture_of_a_plain_torch_file_is_found_from_its_tensors(client):
+    import io
+
+    import torch
+
+    from inference import detector
+
+    project = make_project(class_names=["car"])
+    client.force_login(project.memberships.get().user)
+    buffer = io.BytesIO()
+    torch.save({"epoch": 9, "model_state_dict": detector.build_model("ssdlite320_mobilenet_v3_large", 2).state_dict()},
+               buffer)
+    response = _upload(client, project, buffer.getvalue(), architecture="", class_names="car, person")
+    assert [str(m) for m in response.context["messages"]] == [
+        "Added v1 (ssdlite320_mobilenet_v3_large) with classes car, person."]
+
+
 @pytest.mark.parametrize(("weights", "fields", "said"), [
     (b"not weights at all", {}, "The weights were not added: "),
     (None, {"architecture": "fasterrcnn_resnet50_fpn_v2"}, "The weights were not added: "),
-    (None, {"architecture": ""}, "The weights were not added: Architecture: This field is required."),
+    (b"", {"architecture": ""}, "The weights were not added: Weights: The submitted file is empty."),
+    (None, {"architecture": "yolo_v99"}, "The weights were not added: Architecture: Select a valid choice."),
     (None, {"class_names": "car, car"}, "The weights were not added: Give the model's class names"),
 ])
 def test_weights_that_do_not_load_are_refused_and_change_nothing(client, weights, fields, said):
