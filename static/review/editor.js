@@ -153,6 +153,12 @@
 
   function renderList() {
     itemList.replaceChildren();
+    if (!visible().length) {  // say what to do rather than show an empty panel
+      const li = document.createElement("li");
+      li.className = "empty muted";
+      li.textContent = "No boxes: drag on the image to draw one (1-9 choose its class). Saved with none, the image says it holds no objects.";
+      itemList.appendChild(li);
+    }
     for (const item of visible()) {
       const li = document.createElement("li");
       li.dataset.key = item.key;

@@ -130,7 +130,9 @@ def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, s
     page.wait_for_function("window.reviewEditor !== undefined")
     # The dark margin left of the image (the stage is wider than the square image) is still the stage.
     assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).id", list(to_screen(page, -20, 50))) == "stage"
+    assert page.text_content("#item-list").startswith("No boxes: drag on the image to draw one")  # said, not blank
     drag(page, (-20, 50), (30, 80))
+    assert "No boxes" not in page.text_content("#item-list")
     [box] = editor_items(page)
     assert (round(box["x"]), round(box["y"]), round(box["w"]), round(box["h"])) == (0, 50, 30, 30)
     page.keyboard.press("Control+s")
