@@ -157,3 +157,10 @@ def test_an_input_size_outside_what_training_allows_is_not_taken_from_a_file(sai
     assert detector.weights_metadata(forged)["image_size"] == said
     loaded = detector.load_model(forged, architecture="ssdlite320_mobilenet_v3_large", num_classes=1)
     assert detector.image_size_of(loaded) == 320
+
+
+def test_a_file_of_another_kind_of_model_says_it_fits_none_of_ours():
+    buffer = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}, buffer)
+    with pytest.raises(detector.WeightsError, match="fit none of the architectures this app builds"):
+        detector.weights_architecture(buffer.getvalue())
