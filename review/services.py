@@ -232,8 +232,8 @@ def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
         raise DuplicateImage(existing)
     try:
         normalised = normalise_image(data, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
-    except ImageRejected as exc:
-        raise ValidationError(f"{display_name(filename)}: {exc}", code="invalid_image") from None
+    except ImageRejected as exc:  # the caller names the file: reports list each under its name already
+        raise ValidationError(str(exc), code="invalid_image") from None
     image = Image(
         project=project,
         original_name=display_name(filename),

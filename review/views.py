@@ -363,7 +363,7 @@ def image_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
         try:
             added.append(services.image_create(project=project, data=upload.read(), filename=upload.name))
         except ValidationError as exc:
-            messages.error(request, " ".join(exc.messages))
+            messages.error(request, f"{services.display_name(upload.name)}: {' '.join(exc.messages)}")
     if added:
         messages.success(request, f"Added {len(added)} image{'s' if len(added) != 1 else ''}.")
         run = inference_services.inference_run_after_upload(

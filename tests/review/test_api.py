@@ -171,6 +171,8 @@ def test_upload_is_all_or_nothing_unless_partial(project, media_root):
     refused = client.post(url, {"files": files()}, format="multipart")
     assert refused.status_code == 400 and refused.data["committed"] is False
     assert {r["name"] for r in refused.data["rejected"]} == {"evil.svg", "cut.png"}
+    assert [r["error"] for r in refused.data["rejected"]][0] == (  # named once, by "name"
+        "The file is not an image in an accepted format (JPEG, PNG, WebP, BMP, TIFF).")
     assert "nothing was stored" in refused.data["detail"]
     assert not Image.objects.exists() and not any(media_root.rglob("*.png"))
 
