@@ -29,6 +29,13 @@
   const savedThreshold = JSON.parse(localStorage.getItem(thresholdKey) || "null");
   let threshold = savedThreshold && savedThreshold.project === data.project.score_threshold
     ? savedThreshold.value : data.project.score_threshold;
+  // Brightness and contrast change only how the image is drawn (a CSS filter). A reviewer working
+  // through a night camera keeps them from image to image of this project.
+  const lightKey = `review.light.${data.project.id}`;
+  const NORMAL_LIGHT = {brightness: 1, contrast: 1};
+  let light = {...NORMAL_LIGHT, ...JSON.parse(localStorage.getItem(lightKey) || "{}")};
+  const photo = svg.querySelector("image");
+  const lightInputs = {brightness: document.getElementById("brightness"), contrast: document.getElementById("contrast")};
   let view = {x: 0, y: 0, w: image.width, h: image.height};
   let undoStack = [], redoStack = [];
   let drag = null;         // what the mouse is doing: move, resize, draw or pan
@@ -182,6 +189,16 @@
     render();
   }
 
+  function setLight(changes) {
+    for (const [name, value] of Object.entries(changes)) {
+      const input = lightInputs[name];
+      light[name] = clamp(Number(value) || 1, Number(input.min), Number(input.max));
+      input.value = light[name];
+    }
+    photo.style.filter = `brightness(${light.brightness}) contrast(${light.contrast})`;
+    localStorage.setItem(lightKey, JSON.stringify(light));
+  }
+
   function nudge(dx, dy) {
     const item = find(selected);
     if (!item) return;
@@ -207,6 +224,9 @@
     "ArrowLeft": () => nudge(-1, 0), "ArrowRight": () => nudge(1, 0), "ArrowUp": () => nudge(0, -1), "ArrowDown": () => nudge(0, 1),
     "shift+ArrowLeft": () => nudge(-10, 0), "shift+ArrowRight": () => nudge(10, 0),
     "shift+ArrowUp": () => nudge(0, -10), "shift+ArrowDown": () => nudge(0, 10),
+    "b": () => setLight({brightness: light.brightness + 0.25}), "B": () => setLight({brightness: light.brightness - 0.25}),
+    "c": () => setLight({contrast: light.contrast + 0.25}), "C": () => setLight({contrast: light.contrast - 0.25}),
+    "l": () => setLight(NORMAL_LIGHT),
     "Escape": () => { help.hidden = true; selected = null; render(); },
     "?": () => { help.hidden = !help.hidden; },
   };
@@ -232,8 +252,22 @@
     drawClass = cls.id;
   }
 
+  // Hold h to see the image without the boxes; letting go (or leaving the window) shows them again,
+  // so they can never be left hidden by mistake.
+  const peek = (on) => svg.classList.toggle("peek", on);
+  document.addEventListener("keyup", (event) => { if (event.key === "h") peek(false); });
+  window.addEventListener("blur", () => peek(false));
+  for (const [name, input] of Object.entries(lightInputs)) {
+    input.addEventListener("input", () => setLight({[name]: input.value}));
+  }
+  // A slider let go hands the keys back to the editor (Enter saves, arrows move the box, not the slider).
+  for (const slider of [thresholdInput, ...Object.values(lightInputs)]) {
+    slider.addEventListener("change", () => slider.blur());
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.target.matches("input, textarea, select")) return;
+    if (event.key === "h" && !event.ctrlKey && !event.metaKey) { peek(true); event.preventDefault(); return; }
     const combo = (event.ctrlKey || event.metaKey ? "ctrl+" : "") +
       (event.shiftKey && (event.key.length > 1 || event.ctrlKey || event.metaKey) ? "shift+" : "") + event.key;
     if (/^[1-9]$/.test(event.key) && !event.ctrlKey) { relabel(Number(event.key)); event.preventDefault(); return; }
@@ -665,6 +699,7 @@
 
   load(image);
   focusFromAddress();
+  setLight(light);
   render();
   window.reviewEditor = {items: () => items, selected: () => selected};  // for browser tests and the console
 })();

@@ -123,6 +123,38 @@ def test_the_score_slider_starts_at_the_projects_review_threshold(page, scene):
         page.text_content("#status-line"))
 
 
+def test_a_dark_frame_is_brightened_for_the_next_images_too_and_h_peeks_under_the_boxes(page, scene):
+    first, second = scene["images"][:2]
+    log_in(page, scene["user"])
+
+    def open_editor(image):
+        page.goto(f"{page.base_url}/images/{image.pk}/edit")
+        page.wait_for_function("window.reviewEditor !== undefined")
+
+    def shown() -> dict:
+        return page.evaluate("""() => ({filter: document.querySelector('#stage image').style.filter,
+            boxes: getComputedStyle(document.getElementById('items')).display,
+            brightness: document.getElementById('brightness').value})""")
+
+    open_editor(first)
+    assert shown()["filter"] == "brightness(1) contrast(1)"
+    for key in ("b", "b", "b", "c", "Shift+B"):
+        page.keyboard.press(key)
+    assert shown() == {"filter": "brightness(1.5) contrast(1.25)", "boxes": "inline", "brightness": "1.5"}
+    open_editor(second)  # the next image of the project opens as bright
+    assert shown()["filter"] == "brightness(1.5) contrast(1.25)"
+    page.keyboard.down("h")
+    assert shown()["boxes"] == "none"
+    page.keyboard.up("h")
+    assert shown()["boxes"] == "inline"
+    page.fill("#brightness", "4")  # the slider, and past its end by key: held at its limit
+    page.keyboard.press("b")
+    assert shown()["filter"] == "brightness(4) contrast(1.25)"
+    page.keyboard.press("l")
+    assert shown()["filter"] == "brightness(1) contrast(1)"
+    assert not Annotation.objects.filter(image__in=[first, second]).exists()  # a view, never a change
+
+
 def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):
     third = scene["images"][2]
     log_in(page, scene["user"])
