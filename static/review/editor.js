@@ -199,6 +199,31 @@
     localStorage.setItem(lightKey, JSON.stringify(light));
   }
 
+  // Copy and paste boxes between images of this project: a fixed camera sees the same parked cars
+  // frame after frame. The clipboard is this browser's, per project (class ids are the project's).
+  const clipboardKey = `review.clipboard.${data.project.id}`;
+
+  function copyBoxes() {
+    const item = find(selected);
+    const chosen = item ? [item] : items.filter((i) => i.kind === "box");
+    if (!chosen.length) { statusLine.textContent = "Nothing to copy: select a box, or draw or accept some first."; return; }
+    localStorage.setItem(clipboardKey, JSON.stringify(chosen.map((i) => ({cls: i.cls, x: i.x, y: i.y, w: i.w, h: i.h}))));
+    statusLine.textContent = (`Copied ${chosen.length} box${chosen.length === 1 ? "" : "es"}: Ctrl+V pastes ${chosen.length === 1 ? "it" : "them"} into another image.`);
+  }
+
+  function pasteBoxes() {
+    // Boxes are clipped to this image; one left with no area, or of a class deleted since, is left out.
+    const copied = JSON.parse(localStorage.getItem(clipboardKey) || "[]").map((b) => {
+      const x = clamp(b.x, 0, image.width), y = clamp(b.y, 0, image.height);
+      return {cls: b.cls, x, y, w: Math.min(b.x + b.w, image.width) - x, h: Math.min(b.y + b.h, image.height) - y};
+    }).filter((b) => classById[b.cls] && b.w >= MIN_SIZE && b.h >= MIN_SIZE);
+    if (!copied.length) { statusLine.textContent = "Nothing to paste: Ctrl+C copies the selected box, or every box, first."; return; }
+    change(() => {
+      for (const b of copied) items.push({key: nextKey++, kind: "box", predictionId: null, score: null, ...b});
+      selected = items[items.length - 1].key;
+    });
+  }
+
   function nudge(dx, dy) {
     const item = find(selected);
     if (!item) return;
@@ -220,6 +245,7 @@
     "s": () => skip(),
     "ctrl+z": () => restore(undoStack, redoStack), "ctrl+shift+Z": () => restore(redoStack, undoStack),
     "ctrl+y": () => restore(redoStack, undoStack),
+    "ctrl+c": () => copyBoxes(), "ctrl+v": () => pasteBoxes(),
     "+": () => zoom(0.8), "=": () => zoom(0.8), "-": () => zoom(1.25), "0": () => { view = {x: 0, y: 0, w: image.width, h: image.height}; render(); },
     "ArrowLeft": () => nudge(-1, 0), "ArrowRight": () => nudge(1, 0), "ArrowUp": () => nudge(0, -1), "ArrowDown": () => nudge(0, 1),
     "shift+ArrowLeft": () => nudge(-10, 0), "shift+ArrowRight": () => nudge(10, 0),
@@ -271,6 +297,7 @@
     const combo = (event.ctrlKey || event.metaKey ? "ctrl+" : "") +
       (event.shiftKey && (event.key.length > 1 || event.ctrlKey || event.metaKey) ? "shift+" : "") + event.key;
     if (/^[1-9]$/.test(event.key) && !event.ctrlKey) { relabel(Number(event.key)); event.preventDefault(); return; }
+    if (combo === "ctrl+c" && String(window.getSelection())) return;  // text selected on the page: the browser copies it
     const action = keys[combo];
     if (action) { action(); event.preventDefault(); }
   });

@@ -155,6 +155,32 @@ def test_a_dark_frame_is_brightened_for_the_next_images_too_and_h_peeks_under_th
     assert not Annotation.objects.filter(image__in=[first, second]).exists()  # a view, never a change
 
 
+def test_boxes_copied_on_one_image_are_pasted_into_the_next(page, scene):
+    """A fixed camera's parked cars: Ctrl+C on one frame, Ctrl+V on the next, clipped to its size."""
+    first = scene["images"][0]
+    [second] = add_images(scene["project"], 1, size=96, first_seed=50)  # a smaller frame: boxes are clipped
+    circle = scene["classes"][0]
+    image_boxes_save(image=first, user=scene["user"], version=1,
+                     boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 80, 80, 40, 40)])
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/images/{first.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    page.keyboard.press("Control+c")  # nothing selected: every box
+    assert "Copied 2 boxes" in page.text_content("#status-line")
+    page.goto(f"{page.base_url}/images/{second.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    before = len(editor_items(page))
+    page.keyboard.press("Control+v")
+    pasted = [(i["x"], i["y"], i["w"], i["h"]) for i in editor_items(page)[before:]]
+    assert pasted == [(5, 5, 20, 20), (80, 80, 16, 16)]
+    page.keyboard.press("Control+z")
+    assert len(editor_items(page)) == before
+    page.keyboard.press("Control+v")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("document.getElementById('status-line').textContent.includes('saved')")
+    assert Annotation.objects.filter(image=second, x=5, y=5, w=20, h=20, label_class=circle).exists()
+
+
 def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):
     third = scene["images"][2]
     log_in(page, scene["user"])
