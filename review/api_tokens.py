@@ -26,6 +26,8 @@ def api_token_create(*, user: AbstractBaseUser) -> str:
     """Give `user` a new key, replacing any old one (which stops working at once). Returns the key:
     the only time it exists outside the caller's hands."""
     key = secrets.token_urlsafe(30)  # 240 random bits, 40 characters
+    while key.startswith("-"):  # one key in 64 would: a command line takes it for an option (--token -x...)
+        key = secrets.token_urlsafe(30)
     ApiToken.objects.filter(user=user).delete()
     ApiToken.objects.create(user=user, digest=key_digest(key), prefix=key[:6])
     return key

@@ -672,3 +672,13 @@ def test_schema_validates_and_docs_are_served_offline(client):
     root = client.get("/api/v1/")  # not a 404: where the contract and its viewers are, and how to get a token
     assert root.status_code == 200 and root.json()["docs"].endswith(reverse("api:docs"))
     assert reverse("review:api_token") in root.json()["token"]
+
+
+def test_an_api_key_never_starts_with_a_dash(project, monkeypatch):
+    """A command line would take it for an option (deploy_receiver.py --token -x... fails), one key in 64."""
+    from review import api_tokens
+
+    drawn = iter(["-" + "a" * 39, "_" + "b" * 39])
+    monkeypatch.setattr(api_tokens.secrets, "token_urlsafe", lambda n: next(drawn))
+    user = project.memberships.get().user
+    assert api_tokens.api_token_create(user=user) == "_" + "b" * 39

@@ -29,7 +29,7 @@ def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
     token = api_token_create(user=project.memberships.get(role=Role.MANAGER).user)
     out = tmp_path / "models"
     process = subprocess.Popen(
-        [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, "--token", token,
+        [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, f"--token={token}",
          "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()  # "listening on 127.0.0.1:PORT; ..."
