@@ -2,7 +2,7 @@
 
 Run it beside your detector (Python 3.9+, standard library only, no Django):
 
-    python tools/deploy_receiver.py --app https://labels.example --token API_TOKEN \
+    python tools/deploy_receiver.py --app https://labels.example --token=API_TOKEN \
         --secret WEBHOOK_SECRET --out /srv/detector/models --port 9000
 
 and add a webhook to http://<this host>:9000/ with the event `model_version.activated` on the
