@@ -14,6 +14,8 @@
   const itemList = document.getElementById("item-list");
   const conflictBanner = document.getElementById("conflict");
   const help = document.getElementById("help");
+  const classSearch = document.getElementById("class-search");  // only with more than nine classes
+  const classMatches = document.getElementById("class-matches");
   const classes = data.classes;
   const classById = Object.fromEntries(classes.map((c) => [c.id, c]));
   const openedAt = performance.now();
@@ -156,6 +158,11 @@
     for (const button of document.querySelectorAll("[data-class]")) {
       button.classList.toggle("active", Number(button.dataset.class) === drawClass);
     }
+    if (classSearch) {  // a class past the ninth has no button: the picker names it
+      const past = classes.findIndex((c) => c.id === drawClass) >= 9;
+      classSearch.classList.toggle("active", past);
+      classSearch.placeholder = past ? classById[drawClass].name : classSearch.dataset.placeholder;
+    }
   }
 
   function renderList() {
@@ -180,6 +187,57 @@
   }
 
   // --- Keyboard ------------------------------------------------------------------------------------
+
+  // A project with more classes than number keys (a street camera: car, van, truck, bus, ...): "/"
+  // opens a box that lists the classes whose names hold what is typed, those starting with it first.
+  let matches = [], matchAt = 0;
+
+  function showMatches() {
+    const typed = classSearch.value.trim().toLowerCase();
+    const numbered = classes.map((c, i) => ({number: i + 1, name: c.name, colour: c.colour, low: c.name.toLowerCase()}));
+    matches = [...numbered.filter((c) => c.low.startsWith(typed)),
+               ...numbered.filter((c) => !c.low.startsWith(typed) && c.low.includes(typed))];
+    matchAt = Math.min(matchAt, Math.max(matches.length - 1, 0));
+    classMatches.replaceChildren();
+    if (!matches.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = `No class holds "${classSearch.value.trim()}"`;
+      classMatches.appendChild(li);
+    }
+    matches.forEach((match, at) => {
+      const li = document.createElement("li");
+      li.setAttribute("role", "option");
+      li.className = at === matchAt ? "current" : "";
+      li.style.borderLeftColor = match.colour;
+      li.textContent = match.name;  // textContent: names are never parsed as HTML
+      li.addEventListener("mousedown", (event) => { event.preventDefault(); pickMatch(at); });
+      classMatches.appendChild(li);
+    });
+    classMatches.hidden = false;
+    const current = classMatches.querySelector(".current");
+    if (current) current.scrollIntoView({block: "nearest"});
+  }
+
+  function closeMatches() {
+    classSearch.value = "";
+    classMatches.hidden = true;
+    classSearch.blur();  // the keys belong to the editor again
+  }
+
+  function pickMatch(at) {
+    const match = matches[at];
+    closeMatches();
+    if (match) relabel(match.number);
+    render();
+  }
+
+  function openClassSearch() {
+    if (!classSearch) return;
+    matchAt = 0;
+    classSearch.focus();
+    showMatches();
+  }
 
   function cycle(step) {
     const list = visible();
@@ -255,6 +313,7 @@
     "l": () => setLight(NORMAL_LIGHT),
     "Escape": () => { help.hidden = true; selected = null; render(); },
     "?": () => { help.hidden = !help.hidden; },
+    "/": () => openClassSearch(),
   };
 
   function deleteSelected() {
@@ -699,6 +758,19 @@
   });
   for (const button of document.querySelectorAll("[data-class]")) {
     button.addEventListener("click", () => relabel(classes.findIndex((c) => c.id === Number(button.dataset.class)) + 1));
+  }
+  if (classSearch) {
+    classSearch.addEventListener("focus", () => { matchAt = 0; showMatches(); });
+    classSearch.addEventListener("input", () => { matchAt = 0; showMatches(); });
+    classSearch.addEventListener("blur", () => { classSearch.value = ""; classMatches.hidden = true; });
+    classSearch.addEventListener("keydown", (event) => {
+      const step = {ArrowDown: 1, ArrowUp: -1}[event.key];
+      if (step && matches.length) { matchAt = (matchAt + step + matches.length) % matches.length; showMatches(); }
+      else if (event.key === "Enter") pickMatch(matchAt);
+      else if (event.key === "Escape") closeMatches();
+      else return;
+      event.preventDefault();
+    });
   }
   document.getElementById("undo").addEventListener("click", () => restore(undoStack, redoStack));
   document.getElementById("redo").addEventListener("click", () => restore(redoStack, undoStack));

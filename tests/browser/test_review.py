@@ -181,6 +181,48 @@ def test_boxes_copied_on_one_image_are_pasted_into_the_next(page, scene):
     assert Annotation.objects.filter(image=second, x=5, y=5, w=20, h=20, label_class=circle).exists()
 
 
+def test_a_class_past_the_ninth_is_chosen_by_typing_its_name(page):
+    """Twelve classes, nine number keys: "/" and part of a name relabel a box, arrows walk the matches."""
+    names = ["car", "van", "truck", "bus", "person", "bicycle", "motorcycle", "traffic light", "stop sign",
+             "tram", "trailer", "fire truck"]
+    project = make_project(class_names=names)
+    [image] = add_images(project, 1)
+    user = add_member(project, Role.ANNOTATOR)
+    by_name = {c.name: c for c in project.label_classes.all()}
+    log_in(page, user)
+    page.goto(f"{page.base_url}/images/{image.pk}/edit")
+    page.wait_for_function("window.reviewEditor !== undefined")
+    assert page.locator(".toolbar [data-class]").count() == 9  # one button per number key
+    drag(page, (10, 10), (50, 50))
+    page.keyboard.press("/")
+    page.keyboard.type("tr")  # starts with "tr" first (truck, tram, trailer, traffic light), then fire truck
+    assert page.locator("#class-matches li").all_text_contents() == [
+        "truck", "traffic light", "tram", "trailer", "fire truck"]
+    page.keyboard.press("ArrowUp")  # from the first round to the last
+    page.keyboard.press("Enter")
+    [box] = editor_items(page)
+    assert box["cls"] == by_name["fire truck"].pk
+    assert page.get_attribute("#class-search", "placeholder") == "fire truck"  # the class of new boxes, named
+    page.keyboard.press("d")  # the keys are the editor's again
+    assert editor_items(page) == []
+    drag(page, (60, 60), (100, 100))  # a new box takes the chosen class
+    page.keyboard.press("/")
+    page.keyboard.type("zebra")
+    assert page.locator("#class-matches li").all_text_contents() == ['No class holds "zebra"']
+    page.keyboard.press("Enter")  # nothing to pick: nothing changes
+    page.keyboard.press("/")
+    page.keyboard.type("RAIL")
+    page.keyboard.press("Escape")  # changes nothing either
+    assert page.locator("#class-matches").is_hidden()
+    assert [i["cls"] for i in editor_items(page)] == [by_name["fire truck"].pk]
+    page.keyboard.press("/")
+    page.keyboard.type("RAIL")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("document.getElementById('status-line').textContent.includes('saved')")
+    assert Annotation.objects.get(image=image).label_class == by_name["trailer"]
+
+
 def test_a_box_started_in_the_margin_around_the_image_starts_at_its_edge(page, scene):
     third = scene["images"][2]
     log_in(page, scene["user"])
