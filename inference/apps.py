@@ -6,7 +6,8 @@ class InferenceConfig(AppConfig):
     verbose_name = "Inference"
 
     def ready(self) -> None:
-        from inference.services import predictions_of_images_delete
-        from review.signals import images_deleting
+        from inference.services import class_names_follow_rename, predictions_of_images_delete
+        from review.signals import images_deleting, label_class_renamed
 
         images_deleting.connect(predictions_of_images_delete, dispatch_uid="inference.predictions_of_images_delete")
+        label_class_renamed.connect(class_names_follow_rename, dispatch_uid="inference.class_names_follow_rename")

@@ -147,6 +147,22 @@ def box_outcomes_refresh_later(*, image_ids: Sequence[int]) -> None:
     transaction.on_commit(lambda: current_app.send_task(OUTCOMES_TASK, args=[image_ids]))
 
 
+def class_names_follow_rename(sender, *, project_id: int, old_name: str, new_name: str, **kwargs) -> None:
+    """Receiver of review.signals.label_class_renamed: the project's models know the class by its new name.
+
+    Inference, error review and training map a model's class ids to the project's classes by name, so
+    without this a renamed class would silently drop out of every prediction of the models made before.
+    A name the model kept for a class deleted since is marked so, so that it cannot take the new name too.
+    """
+    for version in ModelVersion.objects.select_for_update().filter(project_id=project_id).order_by("pk"):
+        if old_name not in version.class_names:
+            continue
+        version.class_names = [
+            new_name if name == old_name else f"{name} (deleted)" if name == new_name else name
+            for name in version.class_names]
+        version.save(update_fields=["class_names"])
+
+
 def predictions_of_images_delete(sender, *, images: QuerySet[Image], **kwargs) -> None:
     """Receiver of review.signals.images_deleting: the images' outcomes and predictions, one statement each.
 

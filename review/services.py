@@ -27,7 +27,7 @@ from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
     Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
-from review.signals import images_deleting, members_mentioned
+from review.signals import images_deleting, label_class_renamed, members_mentioned
 
 # A readable, colour-blind-friendly palette; classes cycle through it.
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324", "#808000", "#000075"]
@@ -179,11 +179,13 @@ def label_class_update(*, label_class: LabelClass, name: str | None = None, colo
         clash = LabelClass.objects.filter(project_id=label_class.project_id, name=name).exclude(pk=label_class.pk)
         if clash.exists():
             raise ValidationError({"name": f"A label class named {name!r} already exists in this project."})
-        label_class.name = name
+        old_name, label_class.name = label_class.name, name
     if colour is not None:
         label_class.colour = colour
     label_class.full_clean()
     label_class.save()
+    if name is not None and name != old_name:
+        label_class_renamed.send(sender=LabelClass, project_id=label_class.project_id, old_name=old_name, new_name=name)
     return label_class
 
 

@@ -10,3 +10,7 @@ members_mentioned = Signal()
 # bulk: Django's cascade would load every one of them, and whatever points at them, first (a
 # project's 800,000 predictions took most of its 40 s delete on PostgreSQL).
 images_deleting = Signal()
+
+# A label class was renamed, in the renaming transaction. kwargs: project_id, old_name, new_name.
+# Models know their classes by name (inference's ModelVersion.class_names), so they follow it.
+label_class_renamed = Signal()

@@ -15,8 +15,10 @@ from inference.pipeline import ImageResult
 from inference.services import inference_run_cancel, inference_run_create, model_version_create
 from project.jobs import JobStatus
 from review.models import Image, ReviewStatus
-from review.services import BoxIn, image_boxes_save, image_delete, project_delete
-from tests.factories import add_images, add_model_version, make_project, tiny_weights
+from review.services import (
+    BoxIn, image_boxes_save, image_delete, label_class_delete, label_class_update, project_delete,
+)
+from tests.factories import TINY_ARCHITECTURE, add_images, add_model_version, make_project, tiny_weights
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,7 +155,7 @@ def test_weights_upload_checks_architecture_and_shape_and_stores_nothing_when_ba
         model_version_create(project=project, architecture="ssdlite320_mobilenet_v3_large",
                              weights=tiny_weights(), class_names=["a", "b"], user=None)
     assert ModelVersion.objects.count() == before
-    version = model_version_create(project=project, architecture="ssdlite320_mobilenet_v3_large",
+    version = model_version_create(project=project, architecture=TINY_ARCHITECTURE,
                                    weights=tiny_weights(["circle", "square", "dog"]), class_names=None, user=None)
     assert version.number == 2 and version.class_names == ["circle", "square", "dog"]
     assert project.label_classes.filter(name="dog").exists()
@@ -300,3 +302,30 @@ def test_deleting_images_deletes_their_predictions_in_bulk_not_one_by_one(delete
         assert not Prediction.objects.filter(image_id=image.pk).exists()
         assert not BoxOutcome.objects.filter(image_id=image.pk).exists() and not Image.objects.filter(pk=image.pk)
     assert statements[0] == statements[1]  # however many predictions
+
+
+def test_a_renamed_class_keeps_the_models_predictions_of_it(project, django_capture_on_commit_callbacks):
+    """The model knows its classes by name (ModelVersion.class_names): a rename renames them there too."""
+    def predicted_classes() -> list[int]:
+        with django_capture_on_commit_callbacks(execute=False):
+            run = inference_run_create(project=project, user=None, scope="all")
+        execute_all(run)
+        return sorted(Prediction.objects.values_list("label_class_id", flat=True))
+
+    before = predicted_classes()
+    circle = project.label_classes.get(name="circle")
+    assert circle.pk in before
+    label_class_update(label_class=circle, name="disc")
+    assert ModelVersion.objects.get(project=project).class_names == ["disc", "square", "triangle"]
+    assert predicted_classes() == before
+
+
+def test_a_rename_to_the_name_of_a_deleted_class_does_not_give_the_model_two_of_it():
+    project = make_project()
+    names = ["circle", "square", "triangle", "ring"]
+    version = model_version_create(project=project, architecture=TINY_ARCHITECTURE,
+                                   weights=tiny_weights(names), class_names=names, user=None)
+    label_class_delete(label_class=project.label_classes.get(name="ring"))  # unused: deleted
+    label_class_update(label_class=project.label_classes.get(name="circle"), name="ring")
+    version.refresh_from_db()
+    assert version.class_names == ["ring", "square", "triangle", "ring (deleted)"]
