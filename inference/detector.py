@@ -253,6 +253,53 @@ def _class_count(state: dict[str, torch.Tensor], one: dict, two: dict) -> int | 
     return counts.pop() if len(counts) == 1 else None
 
 
+# The one class-dependent tensor that holds its rows class by class (4 box deltas per class); the
+# others hold them anchor by anchor (each anchor's scores for every class, background first).
+_CLASS_MAJOR = ("roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.bias")
+
+
+def state_for_classes(state: dict[str, torch.Tensor], state_class_names: Sequence[str], *,
+                      own: dict[str, torch.Tensor], class_names: Sequence[str], architecture: str) -> dict[str, torch.Tensor]:
+    """The tensors of `state` (trained for `state_class_names`) that a model of `architecture` for
+    `class_names` can start from, with `own` (that model's fresh state) filling the rest.
+
+    A project's classes change between fine-tunes: one is added, an unused one deleted. Loading only
+    tensors of equal shape would then start every class head from scratch (and, where a class was
+    added and another deleted, load the old rows onto the wrong classes). Here each class head keeps
+    the rows of the background and of every class both lists name; a new class's rows are the fresh ones.
+    """
+    one, two = _layout(architecture, 1).tensors, _layout(architecture, 2).tensors
+    old_index = {name: i + 1 for i, name in enumerate(state_class_names)}
+    # new class id -> old class id, background to background
+    pairs = [(0, 0)] + [(j + 1, old_index[name]) for j, name in enumerate(class_names) if name in old_index]
+    new_count, old_count = len(class_names) + 1, len(state_class_names) + 1
+    fitted = {}
+    for name, tensor in state.items():
+        if name not in own:
+            continue
+        shape_one, shape_two = one.get(name, ((),))[0], two.get(name, ((),))[0]
+        step = shape_two[0] - shape_one[0] if shape_one and shape_two else 0
+        if not step:  # not a class head: taken as it is where its shape fits
+            if tensor.shape == own[name].shape:
+                fitted[name] = tensor
+            continue
+        if tensor.shape[0] != step * old_count or tensor.shape[1:] != own[name].shape[1:]:
+            continue  # not the class count the names say: leave it fresh
+        # rows per class id: (anchor, class) anchor by anchor, or (class, delta) class by class
+        if name in _CLASS_MAJOR:
+            old, new = tensor.reshape(old_count, step, *tensor.shape[1:]), own[name].clone()
+            new = new.reshape(new_count, step, *tensor.shape[1:])
+            for j, i in pairs:
+                new[j] = old[i]
+        else:
+            old, new = tensor.reshape(step, old_count, *tensor.shape[1:]), own[name].clone()
+            new = new.reshape(step, new_count, *tensor.shape[1:])
+            for j, i in pairs:
+                new[:, j] = old[:, i]
+        fitted[name] = new.reshape(own[name].shape)
+    return fitted
+
+
 def weights_architecture(data: bytes) -> str:
     """The architecture a weights file holds: as its metadata says, else the one its tensors fit.
     Raises WeightsError when it fits none, or several alike (say which then)."""

@@ -78,14 +78,27 @@ def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth
 
 
 def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: dict[int, str],
-                   class_names: list[str], *, with_operating_point: bool = False) -> EvalResult:
+                   class_names: list[str], *, model_class_names: list[str] | None = None,
+                   with_operating_point: bool = False) -> EvalResult:
     """COCO mAP of one model on the holdout images of a snapshot; with `with_operating_point`, also
-    the score threshold with the best F1 (overall and per class), which a deployment is told."""
+    the score threshold with the best F1 (overall and per class), which a deployment is told.
+
+    A model trained before the project's classes changed (`model_class_names`) is judged on the
+    snapshot's classes by name: a class it does not know, it finds nowhere.
+    """
+    ids = {name: j + 1 for j, name in enumerate(class_names)}
+    # the model's class id -> the snapshot's (0: a class the snapshot no longer has)
+    translate = np.array([0] + [ids.get(name, 0) for name in (model_class_names or class_names)], dtype=np.int64)
     items = [(t.image_id, storage_reader(files[t.image_id])) for t in truths]
-    predictions = [
-        ImagePredictions(r.key, r.detections.boxes_xyxy, r.detections.labels, r.detections.scores)
-        for batch in predict_stream(items, model, batch_size=8) for r in batch if r.detections is not None
-    ]
+    predictions = []
+    for batch in predict_stream(items, model, batch_size=8):
+        for r in batch:
+            if r.detections is None:
+                continue
+            labels = translate[r.detections.labels]
+            kept = labels > 0
+            predictions.append(ImagePredictions(r.key, r.detections.boxes_xyxy[kept], labels[kept],
+                                                r.detections.scores[kept]))
     result = coco_evaluate(truths, predictions, class_names)
     if not with_operating_point:
         return result
@@ -151,7 +164,7 @@ def _execute(run: TrainingRun) -> None:
         pace["last"] = None
 
     model = train(architecture=run.architecture, class_names=class_names, samples=samples, config=config,
-                  initial_state=initial_state, resume=resume, on_step=on_step, on_epoch=on_epoch, device=device)
+                  initial_state=initial_state, initial_class_names=base and list(base.class_names), resume=resume, on_step=on_step, on_epoch=on_epoch, device=device)
     progress.flush()
 
     new_result = evaluate_model(detector.Detector(model, device=device, score_threshold=EVAL_SCORE_THRESHOLD),
@@ -162,8 +175,7 @@ def _execute(run: TrainingRun) -> None:
             base_model = detector.Detector.from_bytes(handle.read(), architecture=base.architecture,
                                                       num_classes=len(base.class_names), device=device,
                                                       score_threshold=EVAL_SCORE_THRESHOLD)
-        if list(base.class_names) == class_names:
-            base_result = evaluate_model(base_model, truths, files, class_names)
+        base_result = evaluate_model(base_model, truths, files, class_names, model_class_names=list(base.class_names))
     _register(run, model, class_names, new_result, base_result)
 
 
@@ -190,6 +202,8 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
     promoted = base is None or new.map > base.map
     reason = ("no comparable active model" if base is None else
               f"holdout mAP {new.map:.4f} {'>' if promoted else '<='} active {base.map:.4f}")
+    if base is not None and run.base_version and (unknown := [n for n in class_names if n not in run.base_version.class_names]):
+        reason += f" (v{run.base_version.number} does not know {', '.join(unknown)}: it finds none there)"
     metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
     with transaction.atomic():
         version = model_version_create(

@@ -20,7 +20,7 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from inference.detector import build_model, default_device
+from inference.detector import build_model, default_device, state_for_classes
 from inference.pipeline import decode_to_tensor
 from training.config import TrainConfig, batch_slices
 
@@ -86,12 +86,21 @@ def decode_all(samples: Sequence[TrainSample], *, workers: int = 8) -> list[torc
         return list(pool.map(lambda sample: decode_to_tensor(sample.read(), pin=False), samples))
 
 
-def _initial_weights(model: nn.Module, state: dict | None) -> int:
-    """Load every tensor whose name and shape fit (a new class changes only the heads); returns how many."""
+def _initial_weights(model: nn.Module, state: dict | None, *, architecture: str, class_names: Sequence[str],
+                     state_class_names: Sequence[str] | None) -> int:
+    """Start from `state` wherever it fits; returns how many tensors were loaded.
+
+    With the class names it was trained for, the class heads keep what it knew of each class both
+    lists name (a class added or deleted since); without them, only tensors of the same shape load.
+    """
     if not state:
         return 0
     own = model.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if state_class_names is None:
+        fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    else:
+        fitting = state_for_classes(state, state_class_names, own=own, class_names=class_names,
+                                    architecture=architecture)
     model.load_state_dict(fitting, strict=False)
     return len(fitting)
 
@@ -103,6 +112,7 @@ def train(
     samples: Sequence[TrainSample],
     config: TrainConfig,
     initial_state: dict | None = None,
+    initial_class_names: Sequence[str] | None = None,
     resume: Checkpoint | None = None,
     on_step: Callable[[StepReport], None] | None = None,
     on_epoch: Callable[[int, nn.Module, Checkpoint], None] | None = None,
@@ -116,7 +126,8 @@ def train(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = build_model(architecture, len(class_names), image_size=config.image_size).to(device)
-    _initial_weights(model, initial_state)
+    _initial_weights(model, initial_state, architecture=architecture, class_names=class_names,
+                     state_class_names=initial_class_names)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     slices = batch_slices(len(samples), config.batch_size)

@@ -1,5 +1,6 @@
 import argparse
 import collections
+import functools
 import io
 import json
 
@@ -164,3 +165,32 @@ def test_a_file_of_another_kind_of_model_says_it_fits_none_of_ours():
     torch.save({"conv.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8)}, buffer)
     with pytest.raises(detector.WeightsError, match="fit none of the architectures this app builds"):
         detector.weights_architecture(buffer.getvalue())
+
+
+def _class_outputs(model, architecture: str) -> torch.Tensor:
+    """The class head's outputs on a fixed input, with the class id on dim 1."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        if architecture.startswith("fasterrcnn"):  # scores and 4 box deltas per class, for 5 region features
+            scores, deltas = model.roi_heads.box_predictor(torch.randn(5, 1024))
+            return torch.cat([scores[:, :, None], deltas.reshape(5, scores.shape[1], 4)], dim=2)
+        features = list(model.backbone(torch.randn(1, 3, 96, 96)).values())
+        return model.head.classification_head(features).transpose(1, 2)  # (1, classes, anchors)
+
+
+@pytest.mark.parametrize("architecture", ["ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_fpn"])
+def test_a_class_head_keeps_each_class_both_lists_name(architecture):
+    """A project's classes changed since the base model: one deleted, two added, the order not the same."""
+    torch.manual_seed(0)
+    old_names, new_names = ["car", "bus", "van"], ["van", "car", "tram", "truck"]
+    old = detector.build_model(architecture, len(old_names)).eval()
+    new = detector.build_model(architecture, len(new_names)).eval()
+    state = detector.state_for_classes(old.state_dict(), old_names, own=new.state_dict(), class_names=new_names,
+                                       architecture=architecture)
+    new.load_state_dict(state, strict=True)  # every tensor is there, in the new shapes
+    before, after = _class_outputs(old, architecture), _class_outputs(new, architecture)
+    same = functools.partial(torch.allclose, rtol=1e-4, atol=0)  # a conv of another width sums in another order
+    for new_id, old_id in [(0, 0), (1, 3), (2, 1)]:  # background, van, car
+        assert same(after[:, new_id], before[:, old_id])
+    for new_id in (3, 4):  # tram and truck start fresh, from no old class's rows
+        assert not any(same(after[:, new_id], before[:, old_id]) for old_id in range(4))

@@ -8,7 +8,7 @@ from inference.models import InferenceRun, ModelVersion
 from project.jobs import JobStatus
 from review.demo_images import generate_scene
 from review.models import AnnotationSource, Image, Split
-from review.services import BoxIn, image_boxes_save
+from review.services import BoxIn, image_boxes_save, label_class_create
 from tests.factories import add_images, add_model_version, make_project
 from training.evaluation import EvalResult
 from training.execution import _register, training_run_execute
@@ -230,3 +230,20 @@ def test_a_run_whose_project_is_deleted_stops_and_leaves_no_checkpoint(project, 
     assert evaluations == [1]  # the run stopped in its second epoch: no second evaluation, no final one
     assert not TrainingRun.objects.exists() and not ModelVersion.objects.exists()
     assert not default_storage.exists(execution.checkpoint_name(run))
+
+
+def test_a_fine_tune_after_a_class_was_added_is_still_judged_against_the_active_model(
+        project, django_capture_on_commit_callbacks):
+    """The active model is scored on the classes it knows by name; before, a changed class list meant
+    "no comparable active model" and the new version was promoted untested."""
+    base = add_model_version(project)
+    label_class_create(project=project, name="star")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    with django_capture_on_commit_callbacks(execute=False):
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.result_version.class_names == ["circle", "square", "triangle", "star"]
+    assert run.comparison["active"]["version"] == base.number
+    assert f"v{base.number} does not know star" in run.comparison["reason"]
