@@ -36,6 +36,7 @@ from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
 )
 from training import selectors as training_selectors
+from training.config import MAX_EPOCHS, TrainConfig
 
 IMAGES_PER_PAGE = 48
 
@@ -92,6 +93,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "rerank_runs": inference_selectors.rerank_runs_recent(project=project),
         "model_versions": inference_selectors.model_versions(project=project),
         "training_runs": training_selectors.training_runs_recent(project=project),
+        "default_epochs": TrainConfig.epochs, "max_epochs": MAX_EPOCHS,
         "corrections": _with_version_numbers(project, selectors.corrections_by_model_version(project=project)),
         "drift": _with_version_numbers(project, selectors.review_drift(project=project)),
     })

@@ -10,6 +10,9 @@ from dataclasses import asdict, dataclass, replace
 from inference.architectures import ARCHITECTURES
 
 
+MAX_EPOCHS = 1000  # a typo of 10000 would hold a GPU worker for days
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10

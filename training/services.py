@@ -16,7 +16,7 @@ from project.jobs import ACTIVE_STATUSES, job_cancel_request, job_queue_on_commi
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.project_deletion import project_deletion_guard
 from training.models import DatasetSnapshot, TrainingRun
-from training.config import default_config, steps_per_epoch
+from training.config import MAX_EPOCHS, default_config, steps_per_epoch
 
 TRAINING_TASK = "training.tasks.training_run_execute"
 MIN_TRAIN_IMAGES = 4
@@ -85,6 +85,8 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
     for name in ("epochs", "batch_size", "image_size"):
         if name in params and (not isinstance(params[name], int) or params[name] < 1):
             raise ValidationError({name: f"{name} must be a positive whole number."})
+    if params.get("epochs", 0) > MAX_EPOCHS:
+        raise ValidationError({"epochs": f"epochs must be at most {MAX_EPOCHS}."})
     if "image_size" in params and not MIN_IMAGE_SIZE <= params["image_size"] <= MAX_IMAGE_SIZE:
         raise ValidationError({"image_size": f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels."})
     if "learning_rate" in params and not (isinstance(params["learning_rate"], (int, float))

@@ -93,8 +93,14 @@ def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseR
 @require_POST
 def training_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    params = {}
+    if epochs := request.POST.get("epochs", "").strip():
+        if not epochs.isdigit():
+            messages.error(request, f"Epochs must be a positive whole number, not {epochs[:20]!r}.")
+            return _back(project.pk)
+        params["epochs"] = int(epochs)
     try:
-        run = training_run_start(project=project, user=request.user)
+        run = training_run_start(project=project, user=request.user, params=params)
         messages.success(request, f"Training run #{run.pk} queued ({run.architecture}, "
                                   f"{len(run.snapshot.train_image_ids)} training images).")
     except ValidationError as exc:

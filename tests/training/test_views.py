@@ -143,3 +143,19 @@ def test_weights_that_do_not_load_are_refused_and_change_nothing(client, weights
 def test_only_managers_see_the_upload_form(client, project):
     client.force_login(add_member(project, Role.REVIEWER))
     assert b'id="weights-upload"' not in client.get(reverse("training:project_models", args=[project.pk])).content
+
+
+def test_the_project_page_sets_the_epochs_and_refuses_bad_ones(client, project, django_capture_on_commit_callbacks):
+    url = reverse("training:training_start", args=[project.pk])
+    client.force_login(add_member(project, Role.MANAGER))
+    page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
+    assert 'id="first-model"' in page and 'name="epochs"' in page  # no model yet: it says what training from scratch takes
+    for bad, said in [("ten", "positive whole number"), ("-3", "positive whole number"), ("0", "positive whole number"),
+                      ("5000", "at most 1000")]:
+        answer = client.post(url, {"epochs": bad}, follow=True)
+        assert said in answer.content.decode() and not TrainingRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(url, {"epochs": "3"})
+    assert TrainingRun.objects.get().params["epochs"] == 3
+    add_model_version(project)
+    assert 'id="first-model"' not in client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
