@@ -154,13 +154,21 @@ def class_names_follow_rename(sender, *, project_id: int, old_name: str, new_nam
     without this a renamed class would silently drop out of every prediction of the models made before.
     A name the model kept for a class deleted since is marked so, so that it cannot take the new name too.
     """
+    def renamed(per_class: dict) -> dict:  # a version's scores per class, under the names it shows
+        return {new_name if name == old_name else name: value for name, value in per_class.items()}
+
     for version in ModelVersion.objects.select_for_update().filter(project_id=project_id).order_by("pk"):
         if old_name not in version.class_names:
             continue
         version.class_names = [
             new_name if name == old_name else f"{name} (deleted)" if name == new_name else name
             for name in version.class_names]
-        version.save(update_fields=["class_names"])
+        metrics = version.metrics
+        if isinstance(metrics.get("per_class"), dict):
+            metrics["per_class"] = renamed(metrics["per_class"])
+        if isinstance(metrics.get("operating_point"), dict) and isinstance(metrics["operating_point"].get("per_class"), dict):
+            metrics["operating_point"]["per_class"] = renamed(metrics["operating_point"]["per_class"])
+        version.save(update_fields=["class_names", "metrics"])
 
 
 def predictions_of_images_delete(sender, *, images: QuerySet[Image], **kwargs) -> None:

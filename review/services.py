@@ -172,6 +172,8 @@ def label_class_create(*, project: Project, name: str, colour: str | None = None
 @transaction.atomic
 def label_class_update(*, label_class: LabelClass, name: str | None = None, colour: str | None = None) -> LabelClass:
     """Rename or recolour a class. Its index (the model's class id) never changes."""
+    # The stored name, not the instance's: a form (the admin's) may have set the new one on it already.
+    old_name = LabelClass.objects.filter(pk=label_class.pk).values_list("name", flat=True).get()
     if name is not None:
         name = name.strip()
         if not name:
@@ -179,7 +181,7 @@ def label_class_update(*, label_class: LabelClass, name: str | None = None, colo
         clash = LabelClass.objects.filter(project_id=label_class.project_id, name=name).exclude(pk=label_class.pk)
         if clash.exists():
             raise ValidationError({"name": f"A label class named {name!r} already exists in this project."})
-        old_name, label_class.name = label_class.name, name
+        label_class.name = name
     if colour is not None:
         label_class.colour = colour
     label_class.full_clean()

@@ -315,8 +315,13 @@ def test_a_renamed_class_keeps_the_models_predictions_of_it(project, django_capt
     before = predicted_classes()
     circle = project.label_classes.get(name="circle")
     assert circle.pk in before
+    ModelVersion.objects.update(metrics={"map": 0.5, "per_class": {"circle": 0.4, "square": 0.6},
+                                         "operating_point": {"threshold": 0.3, "per_class": {"circle": {"f1": 0.7}}}})
     label_class_update(label_class=circle, name="disc")
-    assert ModelVersion.objects.get(project=project).class_names == ["disc", "square", "triangle"]
+    version = ModelVersion.objects.get(project=project)
+    assert version.class_names == ["disc", "square", "triangle"]
+    assert version.metrics == {"map": 0.5, "per_class": {"disc": 0.4, "square": 0.6},
+                               "operating_point": {"threshold": 0.3, "per_class": {"disc": {"f1": 0.7}}}}
     assert predicted_classes() == before
 
 

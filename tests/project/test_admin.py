@@ -331,10 +331,13 @@ def test_label_classes_change_through_the_services(staff, project):
     assert staff.post(add, {"project": project.pk, "name": "star", "colour": ""}).status_code == 302
     star = LabelClass.objects.get(name="star")
     assert star.index == 3 and star.colour
+    version = add_model_version(project)
     assert _posted_back(staff, reverse("admin:review_labelclass_change", args=[star.pk]), name="pentagon",
                         index=0).status_code == 302
     star.refresh_from_db()
     assert (star.name, star.index) == ("pentagon", 3)
+    version.refresh_from_db()
+    assert version.class_names[-1] == "pentagon"  # the model follows the rename (it knows classes by name)
     circle = project.label_classes.get(name="circle")  # the reviewed images hold circles
     delete = reverse("admin:review_labelclass_delete", args=[circle.pk])
     assert b"relabel or delete them first" in staff.get(delete).content
