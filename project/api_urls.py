@@ -35,6 +35,7 @@ urlpatterns = [
     path("projects/<id:project_id>/team/", review_api.TeamActivity.as_view(), name="team_activity"),
     path("images/<id:image_id>/", review_api.ImageDetail.as_view(), name="image_detail"),
     path("images/<id:image_id>/file/", review_api.ImageFile.as_view(), name="image_file"),
+    path("images/<id:image_id>/thumbnail/", review_api.ImageThumbnail.as_view(), name="image_thumbnail"),
     path("images/<id:image_id>/boxes/", review_api.ImageBoxesSave.as_view(), name="image_boxes"),
     path("images/<id:image_id>/status/", review_api.ImageStatusSet.as_view(), name="image_status"),
     path("images/<id:image_id>/comments/", review_api.ImageComments.as_view(), name="image_comments"),

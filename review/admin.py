@@ -250,9 +250,9 @@ class ImageAdmin(DeleteRefusals, admin.ModelAdmin):
     # keep the review record. Here: the name shown, and a hold an admin may clear.
     raw_id_fields = ["held_by"]
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
-    exclude = ["file"]
-    readonly_fields = ["stored_file"] + [field.name for field in Image._meta.fields
-                                         if field.name not in ("id", "file", "original_name", "held_by", "held_until")]
+    exclude = ["file", "thumbnail"]
+    readonly_fields = ["stored_file"] + [field.name for field in Image._meta.fields if field.name not in (
+        "id", "file", "thumbnail", "original_name", "held_by", "held_until")]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
     actions = ["run_inference", "approve_reviewed", "send_back"]
 

@@ -141,11 +141,20 @@ def image_upload_path(image: Image, filename: str) -> str:
     return f"projects/{image.project_id}/images/{image.content_hash[:2]}/{image.content_hash}.{extension}"
 
 
+def image_thumbnail_path(image: Image, filename: str) -> str:
+    return f"projects/{image.project_id}/thumbnails/{image.content_hash[:2]}/{image.content_hash}.jpg"
+
+
 class Image(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(
         upload_to=image_upload_path, max_length=255,
         help_text="Stored upright (EXIF orientation applied) through Django's storage API.",
+    )
+    thumbnail = models.FileField(
+        upload_to=image_thumbnail_path, max_length=255, blank=True,
+        help_text="A small JPEG for the pages that show many images (review/thumbnails.py), made the first time "
+        "one is asked for; empty until then, and for an image small enough to be its own thumbnail.",
     )
     original_name = models.CharField(max_length=255, help_text="File name as uploaded; shown, never used as a path.")
     width = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation is applied.")

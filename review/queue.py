@@ -209,7 +209,7 @@ def url_with_id_slot(name: str) -> str:
 def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
     # One reverse() per kind of link, the image id filled in per card: the ids are the only difference.
     editor_url = url_with_id_slot("review:image_editor")
-    file_url = url_with_id_slot("review:image_file")
+    file_url = url_with_id_slot("review:image_thumbnail")
     return [QueueCard(
         id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "

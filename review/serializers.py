@@ -111,6 +111,7 @@ class LabelClassUpdateSerializer(serializers.Serializer):
 
 class ImageSerializer(serializers.ModelSerializer):
     file_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField(help_text="A small JPEG of it (384 pixels on the longer side).")
     box_count = serializers.IntegerField(read_only=True)
     prediction_count = serializers.IntegerField(
         read_only=True, help_text="Boxes the active model proposed at or above the project's review threshold.")
@@ -125,11 +126,14 @@ class ImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
-                  "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "box_count",
+                  "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "thumbnail_url", "box_count",
                   "prediction_count", "correction_count", "comment_count", "open_by", "assigned_to"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("api:image_file", args=[image.pk])  # token or session: scripts fetch the pixels too
+
+    def get_thumbnail_url(self, image: Image) -> str:
+        return reverse("api:image_thumbnail", args=[image.pk])
 
 
 # The boxes of an image detail go out on every editor load and every save (50 to 2,000 of them).

@@ -327,7 +327,7 @@ def images_delete(*, images: QuerySet[Image]) -> int:
     # First wait for an inference batch or a box save that is writing rows on them (project/row_locks.py).
     ids = update_lock(images)
     locked = Image.objects.filter(pk__in=ids)
-    files = list(locked.values_list("file", flat=True))
+    files = [name for names in locked.values_list("file", "thumbnail") for name in names]
     images_deleting.send(sender=Image, images=locked)
     locked.delete()
     transaction.on_commit(lambda: _storage_files_delete(files))

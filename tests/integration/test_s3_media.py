@@ -14,8 +14,10 @@ from inference.models import InferenceRun, Prediction
 from project.jobs import JobStatus
 from review.models import Image, ProjectDeletion, Role
 from tests.datasets.helpers import coco_doc, scene_png, zip_of
+from review.services import image_create
 from tests.factories import add_images, add_model_version, api_client, make_project
 from tests.integration.conftest import finished, wait_for
+from tests.review.test_thumbnails import camera_frame
 from tests.training.test_services import review_with_truth
 from training.models import TrainingRun
 
@@ -71,6 +73,12 @@ def test_every_job_keeps_its_files_in_the_bucket(s3_media, start_worker, broker,
     browser.force_login(project.memberships.get(role=Role.MANAGER).user)
     page = browser.get(f"/images/{imported.pk}/file")
     assert page.status_code == 200 and b"".join(page.streaming_content) == scene_png(100)
+    # A large one's thumbnail is made from the bucket, into the bucket (and leaves with the project below).
+    large = image_create(project=project, data=camera_frame(), filename="gate-cam.jpg")
+    thumbnail = browser.get(f"/images/{large.pk}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail["Content-Type"] == "image/jpeg"
+    large.refresh_from_db()
+    assert large.thumbnail and any(key.endswith(large.thumbnail.name) for key in s3_media.keys())
 
     keys = s3_media.keys()
     assert keys and all(key.startswith("media/") for key in keys), keys

@@ -65,6 +65,7 @@ def test_pages_and_api_of_the_review_loop_run_without_torch(tmp_path, media_root
         ("get", f"/projects/{p}/queue/", None),
         ("get", f"/images/{i}/edit", None),
         ("get", f"/images/{i}/file", None),
+        ("get", f"/images/{i}/thumbnail", None),
         ("get", f"/model-versions/{second.pk}/errors/", None),
         ("get", f"/projects/{p}/second-look/", None),
         ("get", f"/projects/{p}/models/", None),

@@ -53,6 +53,7 @@ REQUIRED_ROLE = {
     ("image_detail", "GET"): A,
     ("image_detail", "DELETE"): M,
     ("image_file", "GET"): A,
+    ("image_thumbnail", "GET"): A,
     ("image_boxes", "PUT"): A,
     ("image_status", "POST"): R,
     ("image_comments", "GET"): A,

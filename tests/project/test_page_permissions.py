@@ -40,6 +40,7 @@ PAGE_RULES = {
     ("review:image_upload", "POST"): A,
     ("review:inference_start", "POST"): R,
     ("review:image_file", "GET"): A,
+    ("review:image_thumbnail", "GET"): A,
     ("review:image_remove", "POST"): M,
     ("review:account", "GET"): ANYONE,
     ("review:account", "POST"): ANYONE,

@@ -188,7 +188,7 @@ def test_queue_cards_say_what_the_thumbnail_shows(client, project):
     cards = re.findall(r'<li class="thumb" data-image-id="(\d+)">\s*<a href="([^"]+)"><img src="([^"]+)"[^>]*></a>'
                        r'.*?<span class="meta">([^<]*)</span>\s*<span class="meta">([^<]*)</span>', page, re.S)
     assert cards[0] == (str(first.pk), reverse("review:image_editor", args=[first.pk]),
-                        reverse("review:image_file", args=[first.pk]), "Unreviewed · 1 box · 0 predicted",
+                        reverse("review:image_thumbnail", args=[first.pk]), "Unreviewed · 1 box · 0 predicted",
                         "priority 0.90 · uncertainty 0.46 · disagreement 0.50 · unusual count 0.25 · 1 correction")
     assert cards[1][3:] == ("Unreviewed · 2 boxes · 0 predicted", "priority 0.50")
     assert cards[2][0] == str(third.pk)
