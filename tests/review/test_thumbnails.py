@@ -16,9 +16,9 @@ from tests.factories import add_images, add_member, api_client, make_project
 pytestmark = pytest.mark.django_db
 
 
-def camera_frame(width: int = 1600, height: int = 900) -> bytes:
+def camera_frame(width: int = 1600, height: int = 900, seed: int = 0) -> bytes:
     """A noisy JPEG, as a real camera's frame compresses (poorly)."""
-    pixels = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
     out = io.BytesIO()
     PIL.Image.fromarray(pixels).save(out, "JPEG", quality=90)
     return out.getvalue()
