@@ -23,7 +23,7 @@ from inference.pipeline import predict_stream
 from inference.services import inference_run_create, model_version_activate, model_version_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from project.storage import storage_reader
-from review.models import Image, ReviewStatus
+from review.models import Image, LabelClass, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate
 from training.models import TrainingRun, checkpoint_storage_name
@@ -58,7 +58,16 @@ def training_run_execute(*, run_id: int) -> None:
             default_storage.delete(checkpoint_name(run))
 
 
-def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth], dict[int, str]]:
+def _class_names_now(run: TrainingRun, categories: list[dict]) -> list[str]:
+    """The snapshot's classes under the names they have now. Models know classes by name, so a class
+    renamed since the snapshot was frozen (or while the run trained) must reach the new version by its
+    new name, as it reached the older versions; a class keeps its index for life. Snapshots frozen
+    before categories carried the index keep their names."""
+    now = dict(LabelClass.objects.filter(project_id=run.project_id).values_list("index", "name"))
+    return [now.get(category.get("index"), category["name"]) for category in categories]
+
+
+def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth], dict[int, str], list[dict]]:
     with run.snapshot.file.open("rb") as handle:
         coco = json.load(handle)
     boxes: dict[int, list] = {}
@@ -74,7 +83,7 @@ def _snapshot_data(run: TrainingRun) -> tuple[list[TrainSample], list[ImageTruth
             samples.append(TrainSample(storage_reader(image["file_name"]), xyxy, labels))
         else:
             truths.append(ImageTruth(image["id"], image["width"], image["height"], xyxy, labels))
-    return samples, truths, files
+    return samples, truths, files, coco["categories"]
 
 
 def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: dict[int, str],
@@ -109,9 +118,8 @@ def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: di
 
 
 def _execute(run: TrainingRun) -> None:
-    snapshot = run.snapshot
-    class_names = list(snapshot.class_names)
-    samples, truths, files = _snapshot_data(run)
+    samples, truths, files, categories = _snapshot_data(run)
+    class_names = _class_names_now(run, categories)
     config = TrainConfig(**run.params)
     device = detector.default_device()
     TrainingRun.objects.filter(pk=run.pk).update(device=str(device))
@@ -176,7 +184,7 @@ def _execute(run: TrainingRun) -> None:
                                                       num_classes=len(base.class_names), device=device,
                                                       score_threshold=EVAL_SCORE_THRESHOLD)
         base_result = evaluate_model(base_model, truths, files, class_names, model_class_names=list(base.class_names))
-    _register(run, model, class_names, new_result, base_result)
+    _register(run, model, _class_names_now(run, categories), new_result, base_result)
 
 
 def _predict_holdout(run: TrainingRun, version) -> None:

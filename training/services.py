@@ -33,7 +33,8 @@ def snapshot_coco(project: Project) -> dict:
                    .values_list("image_id", "label_class_id", "x", "y", "w", "h"))
     return {
         "info": {"description": f"Reviewed labels of project {project.pk}"},
-        "categories": [{"id": category_of[c.pk], "name": c.name} for c in classes],
+        # "index": the class's for life (LabelClass.index), so a run finds a class renamed since by it
+        "categories": [{"id": category_of[c.pk], "name": c.name, "index": c.index} for c in classes],
         "images": [{"id": i["id"], "file_name": i["file"], "original_name": i["original_name"],
                     "width": i["width"], "height": i["height"], "split": i["split"]} for i in images],
         "annotations": [

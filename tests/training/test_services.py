@@ -8,7 +8,7 @@ from inference.models import InferenceRun, ModelVersion
 from project.jobs import JobStatus
 from review.demo_images import generate_scene
 from review.models import AnnotationSource, Image, Split
-from review.services import BoxIn, image_boxes_save, label_class_create
+from review.services import BoxIn, image_boxes_save, label_class_create, label_class_update
 from tests.factories import add_images, add_model_version, make_project
 from training.evaluation import EvalResult
 from training.execution import _register, training_run_execute
@@ -247,3 +247,28 @@ def test_a_fine_tune_after_a_class_was_added_is_still_judged_against_the_active_
     assert run.result_version.class_names == ["circle", "square", "triangle", "star"]
     assert run.comparison["active"]["version"] == base.number
     assert f"v{base.number} does not know star" in run.comparison["reason"]
+
+
+def test_a_class_renamed_while_a_run_trains_reaches_the_new_version_by_its_new_name(
+        project, monkeypatch, django_capture_on_commit_callbacks):
+    """Models know their classes by name: the new version must call the class what the project calls it."""
+    from training import execution
+
+    add_model_version(project)
+    circle = project.label_classes.get(name="circle")
+    real_train = execution.train
+
+    def train_while_someone_renames(**kwargs):
+        label_class_update(label_class=circle, name="disc")  # in the settings page, as the worker trains
+        return real_train(**kwargs)
+
+    monkeypatch.setattr(execution, "train", train_while_someone_renames)
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    with django_capture_on_commit_callbacks(execute=False):
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    assert run.snapshot.class_names[0] == "circle"  # frozen as it was
+    assert run.result_version.class_names == ["disc", "square", "triangle"]
+    assert all("circle" not in names for names in ModelVersion.objects.values_list("class_names", flat=True))
