@@ -95,7 +95,7 @@ def training_start(request: HttpRequest, project_id: int) -> HttpResponseRedirec
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
     params = {}
     if epochs := request.POST.get("epochs", "").strip():
-        if not epochs.isdigit():
+        if not (epochs.isascii() and epochs.isdigit() and len(epochs) <= 6):  # "²" is a digit to str.isdigit
             messages.error(request, f"Epochs must be a positive whole number, not {epochs[:20]!r}.")
             return _back(project.pk)
         params["epochs"] = int(epochs)

@@ -151,6 +151,7 @@ def test_the_project_page_sets_the_epochs_and_refuses_bad_ones(client, project, 
     page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
     assert 'id="first-model"' in page and 'name="epochs"' in page  # no model yet: it says what training from scratch takes
     for bad, said in [("ten", "positive whole number"), ("-3", "positive whole number"), ("0", "positive whole number"),
+                      ("²", "positive whole number"), ("9" * 5000, "positive whole number"),
                       ("5000", "at most 1000")]:
         answer = client.post(url, {"epochs": bad}, follow=True)
         assert said in answer.content.decode() and not TrainingRun.objects.exists()
