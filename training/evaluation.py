@@ -10,10 +10,23 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from inference.matching import ImagePredictions, ImageTruth
+
+RECALL_STEPS = np.linspace(0.0, 1.0, 101)  # where COCO reads each precision-recall curve
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """One class's detections on every evaluated image, as pycocotools matched them, sorted by score:
+    what the mAP of any resample of the images is worked out from without matching boxes again."""
+    image: np.ndarray   # (D,) position of each detection's image
+    tp: np.ndarray      # (T, D) found a human box at each IoU threshold
+    fp: np.ndarray      # (T, D) found none (and is not ignored)
+    truths: np.ndarray  # (I,) human boxes of the class per image
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class EvalResult:
     per_class: dict[str, float] = field(default_factory=dict)  # AP@[.5:.95] per class name
     images: int = 0
     operating_point: dict | None = None  # best-F1 threshold (training/operating_points.py), when asked for
+    tables: tuple[ClassTable, ...] = field(default=(), repr=False, compare=False)  # for map_gain_interval
 
     def as_dict(self) -> dict:
         result = {"map": self.map, "ap50": self.ap50, "per_class": self.per_class, "images": self.images}
@@ -68,4 +82,70 @@ def coco_evaluate(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredi
         values = values[values > -1]
         if values.size:
             per_class[name] = float(values.mean())
-    return EvalResult(float(max(evaluator.stats[0], 0.0)), float(max(evaluator.stats[1], 0.0)), per_class, len(truths))
+    return EvalResult(float(max(evaluator.stats[0], 0.0)), float(max(evaluator.stats[1], 0.0)), per_class, len(truths),
+                      tables=_class_tables(evaluator, [t.image_id for t in truths]))
+
+
+def _class_tables(evaluator: COCOeval, image_ids: list[int]) -> tuple[ClassTable, ...]:
+    params = evaluator.params
+    images, areas = len(params.imgIds), len(params.areaRng)
+    position = {image_id: n for n, image_id in enumerate(image_ids)}
+    iou_count = len(params.iouThrs)
+    tables = []
+    for k in range(len(params.catIds)):
+        # evalImgs runs class by class, area range by area range (0: all), image by image, in imgIds order
+        entries = [e for e in evaluator.evalImgs[k * areas * images:k * areas * images + images] if e is not None]
+        truths = np.zeros(len(image_ids))
+        for e in entries:
+            truths[position[e["image_id"]]] = np.count_nonzero(np.asarray(e["gtIgnore"]) == 0)
+        if not entries or not any(len(e["dtScores"]) for e in entries):
+            empty = np.zeros((iou_count, 0), dtype=bool)
+            tables.append(ClassTable(np.zeros(0, dtype=np.int64), empty, empty, truths))
+            continue
+        scores = np.concatenate([e["dtScores"] for e in entries])
+        order = np.argsort(-scores, kind="mergesort")  # as COCOeval.accumulate sorts them
+        image = np.concatenate([np.full(len(e["dtScores"]), position[e["image_id"]]) for e in entries])[order]
+        matched = np.concatenate([e["dtMatches"] for e in entries], axis=1)[:, order] > 0
+        ignored = np.concatenate([e["dtIgnore"] for e in entries], axis=1)[:, order] > 0
+        tables.append(ClassTable(image, matched & ~ignored, ~matched & ~ignored, truths))
+    return tuple(tables)
+
+
+def map_of_resample(tables: Sequence[ClassTable], counts: np.ndarray) -> float:
+    """COCO mAP@[.5:.95] over the images drawn `counts` times each (all ones: the images as they are,
+    the same figure as pycocotools'). A class with no human box among them does not count, as in COCO."""
+    aps = []
+    for table in tables:
+        truths = float(np.dot(counts, table.truths))
+        if truths == 0:
+            continue
+        weight = counts[table.image]
+        tp = np.cumsum(table.tp * weight, axis=1)
+        fp = np.cumsum(table.fp * weight, axis=1)
+        recall = tp / truths
+        precision = tp / np.maximum(tp + fp, np.spacing(1))
+        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCO's precision envelope
+        sampled = np.zeros((precision.shape[0], len(RECALL_STEPS)))
+        for t in range(precision.shape[0]):
+            at = np.searchsorted(recall[t], RECALL_STEPS, side="left")
+            reached = at < precision.shape[1]
+            sampled[t, reached] = precision[t, at[reached]]
+        aps.append(sampled.mean())
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def map_gain_interval(new: EvalResult, old: EvalResult, *, resamples: int = 200, level: float = 0.9,
+                      seed: int = 0) -> tuple[float, float] | None:
+    """How sure a gain in holdout mAP is: the images are drawn again with replacement `resamples` times
+    (the same draw for both models: a paired bootstrap), and the central `level` share of the gains
+    is returned. A few dozen held-out images give a wide interval; one that holds 0 may be chance.
+    None when there is nothing to resample."""
+    if not new.images or new.images != old.images:
+        return None
+    rng = np.random.default_rng(seed)
+    gains = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, new.images, new.images), minlength=new.images).astype(float)
+        gains.append(map_of_resample(new.tables, counts) - map_of_resample(old.tables, counts))
+    low, high = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

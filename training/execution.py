@@ -25,7 +25,7 @@ from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, 
 from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
 from training.config import TrainConfig, steps_per_epoch
-from training.evaluation import EvalResult, coco_evaluate
+from training.evaluation import EvalResult, coco_evaluate, map_gain_interval
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
@@ -212,6 +212,11 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
               f"holdout mAP {new.map:.4f} {'>' if promoted else '<='} active {base.map:.4f}")
     if base is not None and run.base_version and (unknown := [n for n in class_names if n not in run.base_version.class_names]):
         reason += f" (v{run.base_version.number} does not know {', '.join(unknown)}: it finds none there)"
+    interval = base and map_gain_interval(new, base)
+    if interval:
+        low, high = interval
+        reason += (f"; gain {new.map - base.map:+.3f}, {low:+.3f} to {high:+.3f} in 90% of resamples of the "
+                   f"{new.images} held-out images" + (" (it may be chance)" if low <= 0 <= high else ""))
     metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
     with transaction.atomic():
         version = model_version_create(
@@ -222,6 +227,7 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
             "new": {"version": version.number, **new.as_dict()},
             "active": ({"version": run.base_version.number, **base.as_dict()} if base and run.base_version else None),
             "promoted": promoted, "reason": reason,
+            "gain_interval": interval and [round(interval[0], 4), round(interval[1], 4)],
         }
         TrainingRun.objects.filter(pk=run.pk).update(result_version=version, comparison=comparison)
         _predict_holdout(run, version)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from training.evaluation import coco_evaluate
+from training.evaluation import coco_evaluate, map_gain_interval, map_of_resample
 
 CLASSES = ["circle", "square"]
 
@@ -59,3 +59,53 @@ def test_matcher_gives_each_human_box_to_one_prediction():
     p = predicted(1, [[10, 10, 50, 50], [10, 10, 51, 51]], [1, 1], [0.6, 0.9])
     # The higher-scored box takes the human box; the other, same class and place, has nothing left.
     assert match_boxes(t, p).prediction_outcomes == ["fp", "tp"]
+
+
+def noisy_world(seed: int, images: int = 30, jitter: float = 2.0, misses: float = 0.2):
+    """Human boxes of three classes, and a model that finds them with `jitter` pixels of error, misses some,
+    mistakes some classes and adds boxes where nothing is."""
+    rng = np.random.default_rng(seed)
+    truths, preds = [], []
+    for image_id in range(1, images + 1):
+        count = int(rng.integers(0, 5))
+        xy = rng.uniform(0, 60, (count, 2))
+        boxes = np.hstack([xy, xy + rng.uniform(10, 40, (count, 2))])
+        labels = rng.integers(1, 4, count)
+        truths.append(ImageTruth(image_id, 100, 100, boxes.astype(np.float32), labels))
+        kept = rng.random(count) > misses
+        found = boxes[kept] + rng.normal(0, jitter, (int(kept.sum()), 4))
+        found_labels = np.where(rng.random(int(kept.sum())) < 0.1, rng.integers(1, 4, int(kept.sum())), labels[kept])
+        extra = int(rng.integers(0, 3))
+        ghost_xy = rng.uniform(0, 70, (extra, 2))
+        ghosts = np.hstack([ghost_xy, ghost_xy + 20])
+        preds.append(ImagePredictions(image_id, np.vstack([found, ghosts]).astype(np.float32),
+                                      np.concatenate([found_labels, rng.integers(1, 4, extra)]),
+                                      np.concatenate([rng.uniform(0.3, 1.0, len(found)),
+                                                      rng.uniform(0.05, 0.8, extra)]).astype(np.float32)))
+    return truths, preds
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_map_of_the_images_as_they_are_is_pycocotools_own(seed):
+    truths, preds = noisy_world(seed)
+    result = coco_evaluate(truths, preds, ["a", "b", "c"])
+    assert 0.05 < result.map < 0.95
+    assert map_of_resample(result.tables, np.ones(len(truths))) == pytest.approx(result.map, abs=1e-9)
+    # drawing an image twice is the same as evaluating a copy of it under another id
+    doubled = truths + [ImageTruth(t.image_id + 1000, t.width, t.height, t.boxes_xyxy, t.labels) for t in truths[:10]]
+    doubled_preds = preds + [ImagePredictions(p.image_id + 1000, p.boxes_xyxy, p.labels, p.scores) for p in preds[:10]]
+    counts = np.array([2.0] * 10 + [1.0] * (len(truths) - 10))
+    assert map_of_resample(result.tables, counts) == pytest.approx(
+        coco_evaluate(doubled, doubled_preds, ["a", "b", "c"]).map, abs=0.01)
+
+
+def test_the_gain_interval_says_how_sure_a_gain_is():
+    truths, sharp = noisy_world(0, images=60, jitter=1.0, misses=0.05)
+    _, blurry = noisy_world(0, images=60, jitter=8.0, misses=0.4)
+    better, worse = (coco_evaluate(truths, preds, ["a", "b", "c"]) for preds in (sharp, blurry))
+    low, high = map_gain_interval(better, worse)
+    assert 0 < low < better.map - worse.map < high  # clearly better: the whole interval above 0
+    assert map_gain_interval(better, better) == (0.0, 0.0)
+    few = truths[:6]
+    low_few, high_few = map_gain_interval(*(coco_evaluate(few, preds[:6], ["a", "b", "c"]) for preds in (sharp, blurry)))
+    assert high_few - low_few > high - low  # six images say less than sixty

@@ -126,6 +126,8 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     comparison = run.comparison
     assert comparison["active"]["version"] == base.number
     assert comparison["promoted"] == (comparison["new"]["map"] > comparison["active"]["map"])
+    low, high = comparison["gain_interval"]  # how sure the gain is, over resamples of the holdout images
+    assert low <= high and "resamples of the" in comparison["reason"]
     base.refresh_from_db()
     assert ModelVersion.objects.get(is_active=True) == (version if comparison["promoted"] else base)
 
