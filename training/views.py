@@ -62,8 +62,12 @@ def _gain_over_parent(version) -> str:
     new, old = comparison.get("new"), comparison.get("active")
     if not new or not old:
         return ""
-    return (f"{new['map'] - old['map']:+.3f} mAP over v{old['version']} ({old['map']:.3f} → {new['map']:.3f} on the "
+    gain = (f"{new['map'] - old['map']:+.3f} mAP over v{old['version']} ({old['map']:.3f} → {new['map']:.3f} on the "
             f"same {new.get('images', '?')} images)")
+    if interval := comparison.get("gain_interval"):  # runs since 2026-12 (training.evaluation.map_gain_interval)
+        low, high = interval
+        gain += f"; 90% of resamples: {low:+.3f} to {high:+.3f}" + (", may be chance" if low <= 0 <= high else "")
+    return gain
 
 
 def _back(project_id: int) -> HttpResponseRedirect:

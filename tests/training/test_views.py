@@ -76,7 +76,11 @@ def test_models_page_says_what_a_version_gained_over_its_parent_on_the_same_imag
                                          "active": {"version": parent.number, "map": 0.690}, "promoted": True})
     client.force_login(add_member(project, Role.ANNOTATOR))
     content = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
-    assert f"+0.148 mAP over v{parent.number} (0.690 → 0.838 on the same 26 images)" in content, run
+    assert f"+0.148 mAP over v{parent.number} (0.690 → 0.838 on the same 26 images)</td>" in content, run
+    run.comparison["gain_interval"] = [-0.012, 0.25]  # how sure (a paired bootstrap of the 26 images)
+    run.save()
+    content = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
+    assert "(0.690 → 0.838 on the same 26 images); 90% of resamples: -0.012 to +0.250, may be chance" in content
 
 
 def _snapshot(project):
