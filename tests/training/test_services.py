@@ -234,18 +234,24 @@ def test_a_run_whose_project_is_deleted_stops_and_leaves_no_checkpoint(project, 
     assert not default_storage.exists(execution.checkpoint_name(run))
 
 
+def fine_tune_here(project, capture_on_commit) -> TrainingRun:
+    """Start a tiny fine-tune and run it in this process to the end; it must succeed."""
+    with capture_on_commit(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    with capture_on_commit(execute=False):
+        training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.SUCCEEDED, run.error
+    return run
+
+
 def test_a_fine_tune_after_a_class_was_added_is_still_judged_against_the_active_model(
         project, django_capture_on_commit_callbacks):
     """The active model is scored on the classes it knows by name; before, a changed class list meant
     "no comparable active model" and the new version was promoted untested."""
     base = add_model_version(project)
     label_class_create(project=project, name="star")
-    with django_capture_on_commit_callbacks(execute=False):
-        run = training_run_start(project=project, user=None, params=TINY)
-    with django_capture_on_commit_callbacks(execute=False):
-        training_run_execute(run_id=run.pk)
-    run.refresh_from_db()
-    assert run.status == JobStatus.SUCCEEDED, run.error
+    run = fine_tune_here(project, django_capture_on_commit_callbacks)
     assert run.result_version.class_names == ["circle", "square", "triangle", "star"]
     assert run.comparison["active"]["version"] == base.number
     assert f"v{base.number} does not know star" in run.comparison["reason"]
@@ -265,12 +271,7 @@ def test_a_class_renamed_while_a_run_trains_reaches_the_new_version_by_its_new_n
         return real_train(**kwargs)
 
     monkeypatch.setattr(execution, "train", train_while_someone_renames)
-    with django_capture_on_commit_callbacks(execute=False):
-        run = training_run_start(project=project, user=None, params=TINY)
-    with django_capture_on_commit_callbacks(execute=False):
-        training_run_execute(run_id=run.pk)
-    run.refresh_from_db()
-    assert run.status == JobStatus.SUCCEEDED, run.error
+    run = fine_tune_here(project, django_capture_on_commit_callbacks)
     assert run.snapshot.class_names[0] == "circle"  # frozen as it was
     assert run.result_version.class_names == ["disc", "square", "triangle"]
     assert all("circle" not in names for names in ModelVersion.objects.values_list("class_names", flat=True))
