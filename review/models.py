@@ -41,6 +41,12 @@ class Project(models.Model):
     infer_on_upload = models.BooleanField(
         default=True, help_text="Run the active model on new images as soon as they are uploaded.",
     )
+    promote_only_clear_gains = models.BooleanField(
+        default=False, help_text="Make a fine-tuned model active only when its gain over the active one is clear: "
+        "its mAP higher in at least 95% of resamples of the held-out images (the 90% interval of the gain above "
+        "0), not merely higher once. For deployments that take each new active model at once; with few held-out "
+        "images, fewer fine-tunes pass.",
+    )
     score_threshold = models.FloatField(
         default=0.5,
         help_text="Predictions scored at least this are the model's answer: shown in the editor, judged in error "

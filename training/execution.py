@@ -207,9 +207,9 @@ def _predict_holdout(run: TrainingRun, version) -> None:
 def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], new: EvalResult,
               base: EvalResult | None) -> None:
     """Always register the new version; activate it only if it beats the active one on the same holdout."""
-    promoted = base is None or new.map > base.map
+    higher = base is None or new.map > base.map
     reason = ("no comparable active model" if base is None else
-              f"holdout mAP {new.map:.4f} {'>' if promoted else '<='} active {base.map:.4f}")
+              f"holdout mAP {new.map:.4f} {'>' if higher else '<='} active {base.map:.4f}")
     if base is not None and run.base_version and (unknown := [n for n in class_names if n not in run.base_version.class_names]):
         reason += f" (v{run.base_version.number} does not know {', '.join(unknown)}: it finds none there)"
     interval = base and map_gain_interval(new, base)
@@ -217,6 +217,10 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
         low, high = interval
         reason += (f"; gain {new.map - base.map:+.3f}, {low:+.3f} to {high:+.3f} in 90% of resamples of the "
                    f"{new.images} held-out images" + (" (it may be chance)" if low <= 0 <= high else ""))
+    promoted = higher
+    if higher and base is not None and run.project.promote_only_clear_gains and not (interval and interval[0] > 0):
+        promoted = False
+        reason += "; the project promotes only clear gains"
     metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
     with transaction.atomic():
         version = model_version_create(

@@ -275,3 +275,45 @@ def test_a_class_renamed_while_a_run_trains_reaches_the_new_version_by_its_new_n
     assert run.snapshot.class_names[0] == "circle"  # frozen as it was
     assert run.result_version.class_names == ["disc", "square", "triangle"]
     assert all("circle" not in names for names in ModelVersion.objects.values_list("class_names", flat=True))
+
+
+def test_a_project_that_promotes_only_clear_gains_keeps_a_gain_that_may_be_chance(
+        project, django_capture_on_commit_callbacks):
+    """Better on one held-out image only: higher mAP, but resamples without that image show no gain."""
+    from inference.detector import build_model
+    from inference.matching import ImagePredictions
+    from tests.training.test_evaluation import noisy_world
+    from training.evaluation import coco_evaluate
+
+    truths, preds = noisy_world(0, images=20)
+    first = next(n for n, p in enumerate(preds) if len(p.scores))
+    p = preds[first]
+    worse = list(preds)
+    worse[first] = ImagePredictions(p.image_id, p.boxes_xyxy[1:], p.labels[1:], p.scores[1:])  # one box less
+    new, old = (coco_evaluate(truths, each, ["circle", "square", "triangle"]) for each in (preds, worse))
+    clear_new, clear_old = (coco_evaluate(truths, noisy_world(0, images=20, jitter=j)[1], ["circle", "square", "triangle"])
+                            for j in (1.0, 8.0))
+    assert new.map > old.map and clear_new.map > clear_old.map
+    base = add_model_version(project)
+    model = build_model(base.architecture, 3)
+    project.promote_only_clear_gains = True
+    project.save()
+
+    def registered(better: EvalResult, active: EvalResult) -> TrainingRun:
+        with django_capture_on_commit_callbacks(execute=False):
+            run = training_run_start(project=project, user=None, params=TINY)
+            _register(run, model, ["circle", "square", "triangle"], better, active)
+        run.refresh_from_db()
+        return run
+
+    doubtful = registered(new, old)
+    assert not doubtful.comparison["promoted"] and doubtful.comparison["gain_interval"][0] <= 0
+    assert "(it may be chance); the project promotes only clear gains" in doubtful.comparison["reason"]
+    base.refresh_from_db()
+    assert base.is_active
+    clear = registered(clear_new, clear_old)
+    assert clear.comparison["promoted"] and clear.comparison["gain_interval"][0] > 0
+    assert clear.result_version.is_active
+    project.promote_only_clear_gains = False
+    project.save()
+    assert registered(new, old).comparison["promoted"]  # by default, higher is enough
