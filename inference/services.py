@@ -157,7 +157,8 @@ def class_names_follow_rename(sender, *, project_id: int, old_name: str, new_nam
     def renamed(per_class: dict) -> dict:  # a version's scores per class, under the names it shows
         return {new_name if name == old_name else name: value for name, value in per_class.items()}
 
-    for version in ModelVersion.objects.select_for_update().filter(project_id=project_id).order_by("pk"):
+    # NO KEY: inference batches hold their version FOR KEY SHARE (project/row_locks.py); this need not wait for them.
+    for version in ModelVersion.objects.select_for_update(no_key=True).filter(project_id=project_id).order_by("pk"):
         if old_name not in version.class_names:
             continue
         version.class_names = [
