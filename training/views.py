@@ -192,11 +192,22 @@ def model_version_thresholds(request: HttpRequest, version_id: int) -> HttpRespo
     result = model_version_operating_points(version=version, **rule)
     confusion = result["confusion"]
     chosen = result["curves"][0]["chosen"] if result["curves"] else None  # the pooled curve comes first
+    names, counts = _confusion_without_empty_classes(confusion) if confusion else ([], [])
     return render(request, "training/thresholds.html", {
         "project": version.project, "version": version, "result": result, "errors": errors,
         "can_manage": member_of(request.user, version.project_id).has_role(Role.MANAGER),
         "review_at": chosen["threshold"] if chosen and 0.01 <= chosen["threshold"] <= 0.99 else None,
         "choose": request.GET.get("choose", "f1"), "target": request.GET.get("target", ""),
-        "confusion_columns": [*confusion["classes"], "missed"] if confusion else [],
-        "confusion_rows": list(zip([*confusion["classes"], "nothing there"], confusion["counts"])) if confusion else [],
+        "confusion_columns": [*names, "missed"] if confusion else [],
+        "confusion_rows": list(zip([*names, "nothing there"], counts)),
+        "confusion_left_out": len(confusion["classes"]) - len(names) if confusion else 0,
     })
+
+
+def _confusion_without_empty_classes(confusion: dict) -> tuple[list[str], list[list[int]]]:
+    """The page's matrix without the classes no human box and no kept box has (an 80-class project's
+    holdout rarely holds them all): rows and columns lose the same ones, so the diagonal stays the diagonal."""
+    classes, counts = confusion["classes"], confusion["counts"]  # rows: classes + nothing there; columns: + missed
+    kept = [k for k in range(len(classes)) if any(counts[k]) or any(row[k] for row in counts)]
+    return ([classes[k] for k in kept],
+            [[row[k] for k in kept] + [row[-1]] for row in [counts[k] for k in kept] + [counts[-1]]])

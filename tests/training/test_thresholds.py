@@ -114,3 +114,18 @@ def test_a_version_with_nothing_to_judge_says_why(client):
     outsider = add_member(make_project(), Role.MANAGER)
     client.force_login(outsider)
     assert client.get(reverse("training:thresholds", args=[version.pk])).status_code == 404
+
+
+def test_the_page_s_matrix_leaves_out_classes_with_no_box_either_way():
+    from training.views import _confusion_without_empty_classes
+
+    # rows: human a, b, c, nothing there; columns: kept as a, b, c, missed. b: no human box, never kept.
+    confusion = {"classes": ["a", "b", "c"], "counts": [[5, 0, 1, 2],
+                                                       [0, 0, 0, 0],
+                                                       [0, 0, 3, 1],
+                                                       [2, 0, 0, 0]]}
+    names, counts = _confusion_without_empty_classes(confusion)
+    assert names == ["a", "c"]
+    assert counts == [[5, 1, 2], [0, 3, 1], [2, 0, 0]]  # a and c still on the diagonal
+    confusion["counts"][3][1] = 4  # b kept on empty ground: it stays, as a column and as its (empty) row
+    assert _confusion_without_empty_classes(confusion)[0] == ["a", "b", "c"]
