@@ -232,7 +232,8 @@
     if (!shown.length) {  // say what to do rather than show an empty panel
       const li = document.createElement("li");
       li.className = "empty muted";
-      li.textContent = "No boxes: drag on the image to draw one (1-9 choose its class). Saved with none, the image says it holds no objects.";
+      li.textContent = `No boxes: drag on the image to draw one (1-9${classSearch ? " or /" : ""} choose its class). ` +
+        "Saved with none, the image says it holds no objects.";
       itemList.replaceChildren(li);
       return;
     }

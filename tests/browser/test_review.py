@@ -215,6 +215,9 @@ def test_a_class_past_the_ninth_is_chosen_by_typing_its_name(page):
     page.keyboard.press("Escape")  # changes nothing either
     assert page.locator("#class-matches").is_hidden()
     assert [i["cls"] for i in editor_items(page)] == [by_name["fire truck"].pk]
+    page.keyboard.press("d")
+    assert "(1-9 or / choose its class)" in page.text_content("#item-list")  # the empty list says how
+    page.keyboard.press("Control+z")
     page.keyboard.press("/")
     page.keyboard.type("RAIL")
     page.keyboard.press("Enter")
