@@ -42,7 +42,10 @@ def image_thumbnail_name(image: Image) -> str | None:
     if max(image.width, image.height) <= THUMBNAIL_SIDE:
         return None
     if image.thumbnail:
-        return image.thumbnail.name
+        if default_storage.exists(image.thumbnail.name):
+            return image.thumbnail.name
+        # Deleted from the storage by hand (thumbnails are only a cache): forget it and make it again.
+        Image.objects.filter(pk=image.pk, thumbnail=image.thumbnail.name).update(thumbnail="")
     try:
         data = thumbnail_bytes(storage_read(image.file.name))
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:

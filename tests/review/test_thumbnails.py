@@ -100,3 +100,14 @@ def test_the_api_gives_each_image_a_thumbnail_url(project):
     with PIL.Image.open(io.BytesIO(b"".join(response.streaming_content))) as thumbnail:
         assert max(thumbnail.size) == THUMBNAIL_SIDE
     assert api_client(add_member(make_project(), Role.MANAGER)).get(listed["thumbnail_url"]).status_code == 404
+
+
+def test_a_thumbnail_deleted_from_the_storage_is_made_again(project):
+    image = image_create(project=project, data=camera_frame(), filename="gate-cam.jpg")
+    name = image_thumbnail_name(image)
+    default_storage.delete(name)  # an operator cleared the cache
+    image.refresh_from_db()
+    again = image_thumbnail_name(image)
+    assert again and default_storage.exists(again)
+    image.refresh_from_db()
+    assert image.thumbnail.name == again
