@@ -12,6 +12,7 @@ import io
 import logging
 
 import PIL.Image
+from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
@@ -42,10 +43,7 @@ def image_thumbnail_name(image: Image) -> str | None:
     if max(image.width, image.height) <= THUMBNAIL_SIDE:
         return None
     if image.thumbnail:
-        if default_storage.exists(image.thumbnail.name):
-            return image.thumbnail.name
-        # Deleted from the storage by hand (thumbnails are only a cache): forget it and make it again.
-        Image.objects.filter(pk=image.pk, thumbnail=image.thumbnail.name).update(thumbnail="")
+        return image.thumbnail.name
     try:
         data = thumbnail_bytes(storage_read(image.file.name))
     except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:
@@ -53,7 +51,23 @@ def image_thumbnail_name(image: Image) -> str | None:
         return None
     name = default_storage.save(image_thumbnail_path(image, "thumbnail.jpg"), ContentFile(data))
     if Image.objects.filter(pk=image.pk, thumbnail="").update(thumbnail=name):
+        image.thumbnail = name
         return name
     # Another request made one first, or the image was deleted meanwhile: keep theirs, drop ours.
     default_storage.delete(name)
     return Image.objects.filter(pk=image.pk).values_list("thumbnail", flat=True).first() or None
+
+
+def image_thumbnail_open(image: Image) -> File | None:
+    """`image`'s thumbnail opened for reading, made first if need be; None: show the stored image."""
+    name = image_thumbnail_name(image)
+    if name is None:
+        return None
+    try:
+        return default_storage.open(name, "rb")  # a missing file raises here, on disk and in a bucket
+    except FileNotFoundError:
+        # Deleted from the storage by hand (thumbnails are only a cache): forget it and make it again.
+        Image.objects.filter(pk=image.pk, thumbnail=name).update(thumbnail="")
+        image.thumbnail = ""
+        name = image_thumbnail_name(image)
+        return default_storage.open(name, "rb") if name else None

@@ -172,7 +172,8 @@ def _execute(run: TrainingRun) -> None:
         pace["last"] = None
 
     model = train(architecture=run.architecture, class_names=class_names, samples=samples, config=config,
-                  initial_state=initial_state, initial_class_names=base and list(base.class_names), resume=resume, on_step=on_step, on_epoch=on_epoch, device=device)
+                  initial_state=initial_state, initial_class_names=base and list(base.class_names), resume=resume,
+                  on_step=on_step, on_epoch=on_epoch, device=device)
     progress.flush()
 
     new_result = evaluate_model(detector.Detector(model, device=device, score_threshold=EVAL_SCORE_THRESHOLD),
