@@ -187,7 +187,8 @@ def label_class_update(*, label_class: LabelClass, name: str | None = None, colo
     label_class.full_clean()
     label_class.save()
     if name is not None and name != old_name:
-        label_class_renamed.send(sender=LabelClass, project_id=label_class.project_id, old_name=old_name, new_name=name)
+        label_class_renamed.send(sender=LabelClass, project_id=label_class.project_id, label_class=label_class,
+                                 old_name=old_name, new_name=name)
     return label_class
 
 

@@ -11,6 +11,6 @@ members_mentioned = Signal()
 # project's 800,000 predictions took most of its 40 s delete on PostgreSQL).
 images_deleting = Signal()
 
-# A label class was renamed, in the renaming transaction. kwargs: project_id, old_name, new_name.
+# A label class was renamed, in the renaming transaction. kwargs: project_id, label_class, old_name, new_name.
 # Models know their classes by name (inference's ModelVersion.class_names), so they follow it.
 label_class_renamed = Signal()

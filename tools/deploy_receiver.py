@@ -1,18 +1,19 @@
-"""Keep a deployment's model current: a webhook receiver for `model_version.activated`.
+"""Keep a deployment's model current: a webhook receiver for `model_version.activated` (and `label_class.renamed`).
 
 Run it beside your detector (Python 3.9+, standard library only, no Django):
 
     python tools/deploy_receiver.py --app https://labels.example --token=API_TOKEN \
         --secret WEBHOOK_SECRET --out /srv/detector/models --port 9000
 
-and add a webhook to http://<this host>:9000/ with the event `model_version.activated` on the
-project's Webhooks page (the page shows the secret; the token is a manager's, from /account/token/).
+and add a webhook to http://<this host>:9000/ with the events `model_version.activated` and
+`label_class.renamed` on the project's Webhooks page (the page shows the secret; the token is a manager's, from /account/token/).
 Each time the app promotes a better model (or someone rolls back), this checks the signature,
 downloads the version's weights (safetensors, architecture and class names in its metadata) into
 `--out` as `v<number>.safetensors`, and then replaces `current.json`, which names the file, the
 architecture, the class names, the holdout metrics and `score_threshold`: keep boxes scored at or
 above it (the best F1 on the holdout when the version was trained; null for an uploaded version, which
-the app never measured). Your detector reloads when current.json changes. A delivery seen before (X-Webhook-Delivery) is answered 200 and not downloaded again.
+the app never measured). When a class is renamed, current.json takes the installed version's class
+names (and per-class metrics) anew from the app. Your detector reloads when current.json changes. A delivery seen before (X-Webhook-Delivery) is answered 200 and not downloaded again.
 """
 from __future__ import annotations
 
@@ -61,6 +62,22 @@ def model_install(data: dict, *, app: str, token: str, out: Path) -> Path:
     return weights
 
 
+def names_refresh(*, app: str, token: str, out: Path) -> bool:
+    """A class was renamed: the installed version's class names and metrics as the app now has them.
+    False when no model is installed yet (the next activation brings the names)."""
+    path = out / "current.json"
+    if not path.exists():
+        return False
+    current = json.loads(path.read_text())
+    request = urllib.request.Request(f"{app.rstrip('/')}/api/v1/model-versions/{current['id']}/",
+                                     headers={"Authorization": f"Token {token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        version = json.load(response)
+    current.update(class_names=version["class_names"], metrics=version["metrics"])
+    write_atomically(path, lambda file: file.write(json.dumps(current, indent=2).encode()))
+    return True
+
+
 def _copy(source, target) -> None:
     while chunk := source.read(1024 * 1024):
         target.write(chunk)
@@ -79,8 +96,15 @@ def handler_for(*, app: str, token: str, secret: str, out: Path):
                 return self._answer(401, "bad signature")
             delivery = self.headers.get("X-Webhook-Delivery", "")
             event = json.loads(body)
-            if delivery in seen or event.get("event") != "model_version.activated":
+            if delivery in seen or event.get("event") not in ("model_version.activated", "label_class.renamed"):
                 return self._answer(200, "nothing to do")
+            if event["event"] == "label_class.renamed":
+                try:
+                    refreshed = names_refresh(app=app, token=token, out=out)
+                except Exception as exc:
+                    return self._answer(502, f"could not read the class names: {exc}")
+                seen.add(delivery)
+                return self._answer(200, "class names refreshed" if refreshed else "no model installed yet")
             try:
                 weights = model_install(event["data"], app=app, token=token, out=out)
             except Exception as exc:  # the app retries a failed delivery later

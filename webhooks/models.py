@@ -21,6 +21,7 @@ class Event(models.TextChoices):
     INFERENCE_RUN_FINISHED = "inference_run.finished", "An inference run finished"
     DATASET_IMPORT_FINISHED = "dataset_import.finished", "A dataset import finished"
     DATASET_EXPORT_FINISHED = "dataset_export.finished", "A dataset export finished (ready to download)"
+    LABEL_CLASS_RENAMED = "label_class.renamed", "A label class was renamed: the models name it anew too"
     COMMENT_MENTION = "comment.mention", "Members were named in a comment (@username): tell them in your chat"
 
 

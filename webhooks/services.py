@@ -176,6 +176,15 @@ def job_finished_send(sender, *, run, **kwargs) -> None:
 MENTION_IMAGES_LISTED = 100
 
 
+def label_class_renamed_send(sender, *, project_id: int, label_class, old_name: str, new_name: str,
+                             **kwargs) -> None:
+    """review.signals.label_class_renamed's receiver: a deployment that shows the model's class names
+    (ModelVersion.class_names, which follow the rename) learns the new one without polling."""
+    webhook_event_send(project_id=project_id, event=Event.LABEL_CLASS_RENAMED, data={
+        "id": label_class.pk, "old_name": old_name, "new_name": new_name,
+        "api": f"/api/v1/label-classes/{label_class.pk}/"})
+
+
 def members_mentioned_send(sender, *, project_id: int, author, text: str, user_ids: list[int], image_ids: list[int],
                            **kwargs) -> None:
     """review.signals.members_mentioned's receiver: who was named, by whom, where (the editor's paths)."""

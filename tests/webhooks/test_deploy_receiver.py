@@ -38,7 +38,7 @@ def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
         pytest.fail(f"the receiver exited ({process.returncode}) before listening: {process.stderr.read()[-3000:]}")
     port = int(line.split()[2].rsplit(":", 1)[1].rstrip(";"))
     hook = webhook_create(project=project, user=None, url=f"http://127.0.0.1:{port}/",
-                          events=["model_version.activated"])
+                          events=["model_version.activated", "label_class.renamed"])
     hook.secret = "s" * 64
     hook.save()
     yield project, hook, out
@@ -48,6 +48,14 @@ def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
 
 def _deliver(project) -> None:
     row = project.webhooks.get().deliveries.first()
+    _attempt(row)
+
+
+def _deliver_newest(project) -> None:
+    _attempt(project.webhooks.get().deliveries.order_by("-pk").first())
+
+
+def _attempt(row) -> None:
     delivery_attempt(delivery_id=row.pk)
     row.refresh_from_db()
     assert row.status == DeliveryStatus.SUCCEEDED, row.error
@@ -74,6 +82,25 @@ def test_a_promoted_model_is_installed_and_going_back_reinstalls_the_old_one(dep
     current = json.loads((out / "current.json").read_text())
     assert current["number"] == first.number and current["score_threshold"] is None  # uploaded: never measured
     assert sorted(path.name for path in out.iterdir()) == ["current.json", "v1.safetensors", "v2.safetensors"]
+
+
+def test_a_renamed_class_reaches_the_installed_model_s_names(deploy_receiver):
+    from review.models import LabelClass
+    from review.services import label_class_update
+
+    project, hook, out = deploy_receiver
+    circle = LabelClass.objects.get(project=project, name="circle")
+    label_class_update(label_class=circle, name="disc")  # before any model: nothing to refresh, answered 200
+    _deliver(project)
+    assert list(out.iterdir()) == []
+    version = add_model_version(project)
+    _deliver_newest(project)
+    label_class_update(label_class=LabelClass.objects.get(pk=circle.pk), name="ring")
+    _deliver_newest(project)
+    current = json.loads((out / "current.json").read_text())
+    version.refresh_from_db()
+    assert "ring" in version.class_names and current["class_names"] == version.class_names
+    assert current["number"] == version.number and (out / current["weights"]).exists()
 
 
 def test_a_forged_delivery_is_refused_and_changes_nothing(deploy_receiver):

@@ -206,6 +206,24 @@ def test_a_mention_is_an_event_once_per_comment_or_send_back():
     assert events[0]["images"] == [{"id": first.pk, "editor": f"/images/{first.pk}/edit"}]
 
 
+def test_a_rename_is_an_event_a_recolour_or_a_failed_rename_is_not():
+    from review.models import LabelClass
+    from review.services import label_class_create, label_class_update
+
+    project = make_project()
+    _hook(project, events=["label_class.renamed"])
+    van = label_class_create(project=project, name="van")
+    label_class_create(project=project, name="bus")
+    label_class_update(label_class=LabelClass.objects.get(pk=van.pk), colour="#123456")
+    with pytest.raises(ValidationError):
+        label_class_update(label_class=LabelClass.objects.get(pk=van.pk), name="bus")
+    label_class_update(label_class=LabelClass.objects.get(pk=van.pk), name="minibus")
+    [row] = WebhookDelivery.objects.all()
+    assert row.event == "label_class.renamed"
+    assert row.payload["data"] == {"id": van.pk, "old_name": "van", "new_name": "minibus",
+                                   "api": f"/api/v1/label-classes/{van.pk}/"}
+
+
 def test_the_sweep_sends_again_only_deliveries_whose_task_was_lost(django_capture_on_commit_callbacks):
     from datetime import timedelta
 
