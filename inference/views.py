@@ -2,6 +2,8 @@
 and the buttons that rank the queue again at the review threshold or stop that."""
 from __future__ import annotations
 
+import math
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -122,19 +124,29 @@ def model_version_deletion_cancel_view(request: HttpRequest, version_deletion_id
     return HttpResponseRedirect(reverse("training:project_models", args=[deletion.project_id]))
 
 
+def patch_region(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The whole pixels a patch shows of a box (x, y, w, h) in a width x height image: the box and some
+    context around it, inside the image. Left, top, right, bottom."""
+    margin = max(16.0, 0.5 * max(w, h))
+    left = min(max(0, math.floor(x - margin)), width - 1)
+    top = min(max(0, math.floor(y - margin)), height - 1)
+    right = max(left + 1, min(width, math.ceil(x + w + margin)))
+    bottom = max(top + 1, min(height, math.ceil(y + h + margin)))
+    return left, top, right, bottom
+
+
 def _patch(outcome: BoxOutcome | SuspectedError, version: ModelVersion) -> dict:
-    """The box with some context around it, scaled into a square tile with CSS (no server-side cropping)."""
+    """The box with some context around it: that region of the image, cut out by the server
+    (review:image_region, a few kB), fitted into a square tile with CSS."""
     image = outcome.image
-    margin = max(16.0, 0.5 * max(outcome.w, outcome.h))
-    left, top = max(0.0, outcome.x - margin), max(0.0, outcome.y - margin)
-    right, bottom = min(image.width, outcome.x + outcome.w + margin), min(image.height, outcome.y + outcome.h + margin)
-    scale = TILE_PX / max(right - left, bottom - top, 1.0)
+    left, top, right, bottom = patch_region(outcome.x, outcome.y, outcome.w, outcome.h, image.width, image.height)
+    scale = TILE_PX / max(right - left, bottom - top)
     focus = f"{outcome.x:.1f},{outcome.y:.1f},{outcome.w:.1f},{outcome.h:.1f}"
     return {
         "outcome": outcome,
-        "image_url": reverse("review:image_file", args=[image.pk]),
+        "image_url": f"{reverse('review:image_region', args=[image.pk])}?region={left},{top},{right},{bottom}",
         "editor_url": f"{reverse('review:image_editor', args=[image.pk])}?model_version={version.pk}&focus={focus}",
-        "background": {"w": image.width * scale, "h": image.height * scale, "x": -left * scale, "y": -top * scale},
+        "background": {"w": (right - left) * scale, "h": (bottom - top) * scale, "x": 0, "y": 0},
         "box": {"x": (outcome.x - left) * scale, "y": (outcome.y - top) * scale, "w": outcome.w * scale,
                 "h": outcome.h * scale},
         "truth_class": outcome.annotation.label_class if getattr(outcome, "annotation_id", None) else None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import mimetypes
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 
+from project.storage import storage_read
 from review.models import Image
-from review.thumbnails import image_thumbnail_open
+from review.thumbnails import image_thumbnail_open, region_bytes
 
 
 def image_file_response(image: Image) -> FileResponse:
@@ -25,7 +26,12 @@ def image_thumbnail_response(image: Image) -> FileResponse:
     return _private(FileResponse(thumbnail, content_type="image/jpeg"))
 
 
-def _private(response: FileResponse) -> FileResponse:
+def image_region_response(image: Image, region: tuple[int, int, int, int]) -> HttpResponse:
+    """A small JPEG of a region of the image (left, top, right, bottom, checked to lie inside it)."""
+    return _private(HttpResponse(region_bytes(storage_read(image.file.name), region), content_type="image/jpeg"))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     return response

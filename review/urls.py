@@ -19,6 +19,7 @@ urlpatterns = [
     path("projects/<id:project_id>/inference", views.inference_start, name="inference_start"),
     path("images/<id:image_id>/file", views.image_file, name="image_file"),
     path("images/<id:image_id>/thumbnail", views.image_thumbnail, name="image_thumbnail"),
+    path("images/<id:image_id>/region", views.image_region, name="image_region"),
     path("images/<id:image_id>/delete", views.image_remove, name="image_remove"),
     path("account/", views.account, name="account"),
     path("account/token/", views.api_token, name="api_token"),

@@ -35,6 +35,9 @@ def test_errors_page_shows_each_error_as_a_patch_linking_to_the_editor(client, j
     assert page.count('class="patch ') == 2  # the false positive and the miss; the correct box is not an error
     assert f"{reverse('review:image_editor', args=[image.pk])}?model_version={version.pk}&amp;focus=50.0,60.0,30.0,30.0" in page
     assert "<img src=x onerror" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    # Each tile loads its region (the miss at 50,60 30x30 with 16 pixels around it), not the whole image.
+    assert f"{reverse('review:image_region', args=[image.pk])}?region=34,44,96,96" in page
+    assert reverse("review:image_file", args=[image.pk]) not in page
     only_missed = client.get(reverse("inference:model_version_errors", args=[version.pk]), {"kind": "missed"})
     assert only_missed.content.decode().count('class="patch ') == 1
 

@@ -41,6 +41,7 @@ PAGE_RULES = {
     ("review:inference_start", "POST"): R,
     ("review:image_file", "GET"): A,
     ("review:image_thumbnail", "GET"): A,
+    ("review:image_region", "GET"): A,
     ("review:image_remove", "POST"): M,
     ("review:account", "GET"): ANYONE,
     ("review:account", "POST"): ANYONE,

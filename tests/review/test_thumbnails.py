@@ -112,3 +112,42 @@ def test_a_thumbnail_deleted_from_the_storage_is_made_again(project):
     assert again and default_storage.exists(again)
     image.refresh_from_db()
     assert image.thumbnail.name == again
+
+
+def test_a_region_is_cut_out_small_and_matches_the_image_there(client, project):
+    """Error review's patches: the box's surroundings, not the whole frame."""
+    pixels = np.random.default_rng(1).integers(0, 255, (1500, 2000, 3), dtype=np.uint8)
+    pixels[600:700, 900:1100] = (250, 20, 20)  # a red car in a noisy frame
+    out = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(out, "JPEG", quality=90)
+    image = image_create(project=project, data=out.getvalue(), filename="gate-cam.jpg")
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    url = reverse("review:image_region", args=[image.pk])
+
+    response = client.get(url, {"region": "850,550,1150,750"})  # the car and 50 pixels around it
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert len(response.content) * 10 < image.file.size
+    with PIL.Image.open(io.BytesIO(response.content)) as region:
+        assert region.size == (300, 200)  # smaller than 320: as it is
+        car = np.asarray(region.convert("RGB"))[60:140, 60:240].astype(int)
+    assert np.abs(car - (250, 20, 20)).mean() < 12
+
+    with PIL.Image.open(io.BytesIO(client.get(url, {"region": "0,0,2000,1500"}).content)) as whole:
+        assert whole.size == (320, 240)  # shrunk to fit, proportions kept (decoded at a smaller scale)
+        car = np.asarray(whole.convert("RGB"))[98:110, 147:173].astype(int)  # the car at 0.16 scale
+    assert np.abs(car - (250, 20, 20)).mean() < 30
+
+
+@pytest.mark.parametrize("region", ["", "1,2,3", "0,0,10,x", "0,0,-5,10", "0,0,2001,10", "10,10,10,20",
+                                    "0,0,١٠,10", "0,0,10,10,10", "0,0,0000001,1"])
+def test_a_region_outside_the_image_or_not_whole_pixels_is_refused(client, project, region):
+    [image] = add_images(project, 1, size=128)
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    response = client.get(reverse("review:image_region", args=[image.pk]), {"region": region})
+    assert response.status_code == 400 and b"region" in response.content
+
+
+def test_a_region_is_for_members_only(client, project):
+    [image] = add_images(project, 1, size=128)
+    client.force_login(add_member(make_project(name="Other"), Role.MANAGER))
+    assert client.get(reverse("review:image_region", args=[image.pk]), {"region": "0,0,10,10"}).status_code == 404
