@@ -39,7 +39,7 @@ from review.models import (
     Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
 )
 from review.project_deletion import deletions_visible_to, project_deletion_cancel, project_deletion_start
-from review.media import image_file_response, image_thumbnail_response
+from review.media import image_file_response, image_thumbnail_response, images_for_media
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, project_list_for_user
 from inference.suspects import has_open_suspects, suspects_resolve
@@ -353,7 +353,7 @@ class ImageFile(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
                    summary="The image as stored: upright, metadata stripped (members)")
     def get(self, request: Request, image_id: int) -> FileResponse:
-        return image_file_response(member_object(request, Image.objects.only("id", "project_id", "file"), image_id))
+        return image_file_response(member_object(request, images_for_media(), image_id))
 
 
 class ImageThumbnail(APIView):
@@ -363,8 +363,7 @@ class ImageThumbnail(APIView):
     @extend_schema(responses={(200, "image/*"): OpenApiTypes.BINARY},
                    summary="A small JPEG of the image, for a page of many (members)")
     def get(self, request: Request, image_id: int) -> FileResponse:
-        images = Image.objects.only("id", "project_id", "file", "thumbnail", "width", "height", "content_hash")
-        return image_thumbnail_response(member_object(request, images, image_id))
+        return image_thumbnail_response(member_object(request, images_for_media(), image_id))
 
 
 class ImageDetail(APIView):

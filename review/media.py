@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import mimetypes
 
+from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
 
 from project.storage import storage_read
 from review.models import Image
 from review.thumbnails import image_thumbnail_open, region_bytes
+
+
+def images_for_media() -> QuerySet[Image]:
+    """Images with only the columns these responses read (a row's other columns can be large)."""
+    return Image.objects.only("id", "project_id", "file", "thumbnail", "width", "height", "content_hash")
 
 
 def image_file_response(image: Image) -> FileResponse:

@@ -26,7 +26,7 @@ from review import notifications, project_deletion, selectors, services
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.access import member_of, object_for_member, project_for_member
 from review.api import image_detail_data
-from review.media import image_file_response, image_region_response, image_thumbnail_response
+from review.media import image_file_response, image_region_response, image_thumbnail_response, images_for_media
 from review.forms import AccountForm, refusal_reported
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
@@ -402,15 +402,14 @@ def inference_start(request: HttpRequest, project_id: int) -> HttpResponseRedire
 @require_GET
 def image_file(request: HttpRequest, image_id: int) -> FileResponse:
     """Stream an image to members of its project only: media has no public URL."""
-    return image_file_response(object_for_member(request.user, Image.objects.only("id", "project_id", "file"), image_id))
+    return image_file_response(object_for_member(request.user, images_for_media(), image_id))
 
 
 @login_required
 @require_GET
 def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
     """A small JPEG of an image, for the pages that show many, to members of its project only."""
-    images = Image.objects.only("id", "project_id", "file", "thumbnail", "width", "height", "content_hash")
-    return image_thumbnail_response(object_for_member(request.user, images, image_id))
+    return image_thumbnail_response(object_for_member(request.user, images_for_media(), image_id))
 
 
 @login_required
@@ -418,7 +417,7 @@ def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
 def image_region(request: HttpRequest, image_id: int) -> HttpResponse:
     """A small JPEG of `?region=left,top,right,bottom` (whole pixels) of an image, to members of its project
     only: error review's patches."""
-    image = object_for_member(request.user, Image.objects.only("id", "project_id", "file", "width", "height"), image_id)
+    image = object_for_member(request.user, images_for_media(), image_id)
     parts = request.GET.get("region", "").split(",")
     if len(parts) != 4 or not all(part.isascii() and part.isdigit() and len(part) <= 6 for part in parts):
         return HttpResponse("Give region=left,top,right,bottom in whole pixels.", status=400, content_type="text/plain")
