@@ -122,6 +122,19 @@ class ModelVersionPromote(APIView):
         return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data)
 
 
+class ModelVersionFromCoco(APIView):
+    @extend_schema(request=s.ModelVersionFromCocoSerializer, responses={201: s.ModelVersionSerializer},
+                   summary="Add a version from torchvision's COCO weights (manager)",
+                   description="It finds the project's classes that COCO names (any case) straight away, and is "
+                   "a better start for a fine-tune than random weights. Its `note` says which classes it knows.")
+    def post(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id, Role.MANAGER)
+        data = validated(s.ModelVersionFromCocoSerializer, request.data)
+        version = services.model_version_from_coco(project=project, architecture=data["architecture"],
+                                                   user=request.user, activate=data["activate"])
+        return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data, status=status.HTTP_201_CREATED)
+
+
 class ModelVersionRollback(APIView):
     @extend_schema(request=None, responses=s.ModelVersionSerializer,
                    summary="Make the active version's parent active again (manager)")

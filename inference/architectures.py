@@ -17,17 +17,19 @@ from pathlib import Path
 class Architecture:
     image_size: int          # shorter side the model resizes to (its default input size)
     batch_size: int          # a sensible default for inference on a GPU
+    coco_file: str           # torchvision's COCO weights for it: the name torch.hub caches them under
     cpu_friendly: bool = False
 
 
 # Keys are torchvision.models.detection builder names.
 ARCHITECTURES: dict[str, Architecture] = {
-    "fasterrcnn_mobilenet_v3_large_fpn": Architecture(800, 16),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(320, 32),
-    "fasterrcnn_resnet50_fpn_v2": Architecture(800, 8),
-    "retinanet_resnet50_fpn_v2": Architecture(800, 8),
-    "fcos_resnet50_fpn": Architecture(800, 8),
-    "ssdlite320_mobilenet_v3_large": Architecture(320, 32, cpu_friendly=True),
+    "fasterrcnn_mobilenet_v3_large_fpn": Architecture(800, 16, "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth"),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": Architecture(320, 32, "fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth"),
+    "fasterrcnn_resnet50_fpn_v2": Architecture(800, 8, "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth"),
+    "retinanet_resnet50_fpn_v2": Architecture(800, 8, "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth"),
+    "fcos_resnet50_fpn": Architecture(800, 8, "fcos_resnet50_fpn_coco-99b0c9b7.pth"),
+    "ssdlite320_mobilenet_v3_large": Architecture(320, 32, "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
+                                                  cpu_friendly=True),
 }
 # The input sizes training takes and a weights file may name (smaller finds nothing; larger runs out of memory).
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 4096
@@ -44,6 +46,11 @@ class WeightsError(ValueError):
 def machine_default_architecture() -> str:
     """The default for a model trained on this machine: Faster R-CNN with an NVIDIA GPU, SSDlite on a CPU."""
     return DEFAULT_GPU_ARCHITECTURE if NVIDIA_DRIVER_FILE.exists() else DEFAULT_CPU_ARCHITECTURE
+
+
+def coco_weights_found(folder: Path) -> dict[str, Path]:
+    """The architectures whose torchvision COCO weights lie in `folder` (settings.COCO_WEIGHTS_DIR), and where."""
+    return {name: folder / spec.coco_file for name, spec in ARCHITECTURES.items() if (folder / spec.coco_file).is_file()}
 
 
 def weights_metadata(data: bytes) -> dict[str, str]:

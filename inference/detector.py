@@ -19,7 +19,7 @@ import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
-from torchvision.models import detection
+from torchvision.models import detection, get_model_weights
 
 from inference.architectures import (  # noqa: F401 (re-exported: the torch side's one import)
     ARCHITECTURES,
@@ -298,6 +298,36 @@ def state_for_classes(state: dict[str, torch.Tensor], state_class_names: Sequenc
                 new[:, j] = old[:, i]
         fitted[name] = new.reshape(own[name].shape)
     return fitted
+
+
+def coco_class_names(architecture: str) -> list[str]:
+    """The 90 class ids of torchvision's COCO weights for `architecture`, in id order (1..90); its
+    unused ids are named "N/A"."""
+    return list(get_model_weights(architecture).COCO_V1.meta["categories"][1:])
+
+
+def coco_state_for_classes(data: bytes, *, architecture: str,
+                           class_names: Sequence[str]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A whole state dict for `architecture` with `class_names`, from torchvision's COCO weights in
+    `data`: everything but the class heads as COCO trained it, and in the class heads the rows of each
+    class COCO names too (any case: "Car" is COCO's "car"). Returns it and those classes' names.
+
+    Raises WeightsError when the file is not those weights (the backbone must load whole).
+    """
+    state = state_dict_from_bytes(data)
+    coco = {name.lower(): index for index, name in enumerate(coco_class_names(architecture)) if name != "N/A"}
+    known = [name for name in class_names if name.lower() in coco]
+    # COCO's ids under the project's names where they match; placeholders (never a class name) elsewhere.
+    ours = {coco[name.lower()]: name for name in known}
+    state_names = [ours.get(index, f"\0coco {index}") for index in range(len(coco_class_names(architecture)))]
+    own = build_model(architecture, len(class_names)).state_dict()
+    fitted = state_for_classes(state, state_names, own=own, class_names=class_names, architecture=architecture)
+    # FrozenBatchNorm2d, which torchvision trains these backbones with, keeps no num_batches_tracked.
+    missing = [name for name in own if name not in fitted and not name.endswith("num_batches_tracked")]
+    if missing:
+        raise WeightsError(f"This is not torchvision's COCO weights file for {architecture}: {len(missing)} of its "
+                           f"tensors are missing or have another shape (for example {missing[0]}).")
+    return {**own, **fitted}, known
 
 
 def weights_architecture(data: bytes) -> str:

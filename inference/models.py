@@ -14,6 +14,7 @@ class ModelSource(models.TextChoices):
     UPLOADED = "uploaded", "Uploaded base weights"
     TRAINED = "trained", "Fine-tuned here"
     EXTERNAL = "external", "External (imported predictions only)"
+    COCO = "coco", "torchvision's COCO weights"
 
 
 def weights_upload_path(version: ModelVersion, filename: str) -> str:

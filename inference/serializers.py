@@ -46,6 +46,13 @@ class ModelVersionUploadSerializer(serializers.Serializer):
     activate = serializers.BooleanField(default=False, help_text="Make it the active model straight away.")
 
 
+class ModelVersionFromCocoSerializer(serializers.Serializer):
+    architecture = serializers.ChoiceField(
+        choices=list(ARCHITECTURES), help_text="Whose torchvision COCO weights; the server must have that file "
+                                               "(COCO_WEIGHTS_DIR).")
+    activate = serializers.BooleanField(default=False, help_text="Make it the active model straight away.")
+
+
 class PredictionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Prediction

@@ -44,6 +44,8 @@ urlpatterns = [
     # Models and what they predicted
     path("projects/<id:project_id>/model-versions/", inference_api.ModelVersionListCreate.as_view(),
          name="model_version_list"),
+    path("projects/<id:project_id>/model-versions/coco/", inference_api.ModelVersionFromCoco.as_view(),
+         name="model_version_from_coco"),
     path("projects/<id:project_id>/model-versions/rollback/", inference_api.ModelVersionRollback.as_view(),
          name="model_version_rollback"),
     path("projects/<id:project_id>/model-versions/compare/", training_api.ModelVersionCompare.as_view(),

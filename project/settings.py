@@ -11,6 +11,8 @@ MEDIA_STORAGE      s3://bucket[/prefix] to store media in an S3-compatible bucke
 VAR_DIR            where the embedded defaults live (default ./var)
 IMPORT_BUCKETS     s3://bucket/prefix URLs (comma-separated) that imports may read, for frames a deployment
                    drops into a bucket
+COCO_WEIGHTS_DIR   where torchvision's COCO weights files lie, for a project's first model (default
+                   torch.hub's cache: $TORCH_HOME/hub/checkpoints, else ~/.cache/torch/hub/checkpoints)
 EMAIL_HOST         an SMTP server: members are e-mailed about mentions, send-backs and assignments
                    (EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, DEFAULT_FROM_EMAIL; SITE_URL for links)
 """
@@ -258,6 +260,11 @@ INFERENCE_GPU_DECODE = os.environ.get("INFERENCE_GPU_DECODE", "1") == "1"
 # active model's). Empty: Faster R-CNN where this machine has an NVIDIA GPU, SSDlite on a CPU. Set it
 # where the web servers that start training runs have no GPU but the workers that train do.
 DEFAULT_ARCHITECTURE = os.environ.get("DEFAULT_ARCHITECTURE", "")
+# torchvision's COCO weights, where a project's first model can start from (docs/training.md). Never
+# downloaded by the app: the folder torchvision itself downloads them to, or where an operator put them.
+COCO_WEIGHTS_DIR = Path(os.environ.get("COCO_WEIGHTS_DIR") or Path(
+    os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch")
+    / "hub" / "checkpoints")
 # Webhooks may POST to private, loopback and link-local addresses (your own network) only when this
 # is on; off, a manager's webhook cannot make the workers call internal services. On by default
 # for a local install (DEBUG), off in production unless set.

@@ -1,10 +1,10 @@
-"""The form that brings a model trained elsewhere into a project (the models page)."""
+"""The forms that bring a model trained elsewhere into a project (the models page)."""
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 
-from inference.architectures import ARCHITECTURES
+from inference.architectures import ARCHITECTURES, coco_weights_found
 
 
 class WeightsUploadForm(forms.Form):
@@ -27,3 +27,14 @@ class WeightsUploadForm(forms.Form):
     def clean_class_names(self) -> list[str] | None:
         names = [name.strip() for name in self.cleaned_data["class_names"].split(",") if name.strip()]
         return names or None
+
+
+class CocoStartForm(forms.Form):
+    """A version from torchvision's COCO weights: the architectures whose file this server has."""
+    architecture = forms.ChoiceField(choices=[])
+    activate = forms.BooleanField(required=False, label="Make it the active model")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        found = coco_weights_found(settings.COCO_WEIGHTS_DIR)
+        self.fields["architecture"].choices = [(name, name) for name in ARCHITECTURES if name in found]

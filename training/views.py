@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -13,11 +14,13 @@ from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
 from inference.models import ModelVersion, ModelVersionDeletion
-from inference.services import model_version_activate, model_version_create, project_settings_update
+from inference.services import (
+    model_version_activate, model_version_create, model_version_from_coco, project_settings_update,
+)
 from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
 from review.models import Image, Role
-from training.forms import WeightsUploadForm
+from training.forms import CocoStartForm, WeightsUploadForm
 from training.models import TrainingRun
 from training.selectors import model_version_operating_points, model_versions_compare
 from training.serializers import OperatingPointsQuerySerializer
@@ -45,6 +48,8 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
         "runs": runs,
         "can_manage": membership.has_role(Role.MANAGER),
         "upload_form": WeightsUploadForm(),
+        "coco_form": CocoStartForm(initial={"activate": not any(v.is_active for v in versions)}),
+        "coco_dir": settings.COCO_WEIGHTS_DIR,
         "versions_data": [{"number": v.number, "map": v.metrics.get("map"), "ap50": v.metrics.get("ap50")}
                           for v in reversed(versions) if v.metrics],
         "training_data": [{"id": r.pk, "loss_history": r.loss_history} for r in runs],
@@ -89,6 +94,23 @@ def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseR
         messages.error(request, f"The weights were not added: {' '.join(exc.messages)}")
     else:
         messages.success(request, f"Added {version} with classes {', '.join(version.class_names)}." + (
+            " It is now the active model: run inference from the project page." if data["activate"] else ""))
+    return HttpResponseRedirect(reverse("training:project_models", args=[project.pk]))
+
+
+@login_required
+@require_POST
+def model_version_from_coco_view(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
+    """Start a project's models from torchvision's COCO weights (those this server has)."""
+    project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    try:
+        data = cleaned_or_refused(CocoStartForm(request.POST))
+        version = model_version_from_coco(project=project, architecture=data["architecture"], user=request.user,
+                                          activate=data["activate"])
+    except ValidationError as exc:
+        messages.error(request, f"No version was added: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"Added {version}: {version.note}" + (
             " It is now the active model: run inference from the project page." if data["activate"] else ""))
     return HttpResponseRedirect(reverse("training:project_models", args=[project.pk]))
 

@@ -63,6 +63,7 @@ REQUIRED_ROLE = {
     ("comment_detail", "PATCH"): AUTHOR,
     ("model_version_list", "GET"): A,
     ("model_version_list", "POST"): M,
+    ("model_version_from_coco", "POST"): M,
     ("model_version_rollback", "POST"): M,
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,

@@ -71,6 +71,7 @@ PAGE_RULES = {
     ("training:review_threshold_use", "POST"): M,
     ("training:training_start", "POST"): M,
     ("training:model_version_upload", "POST"): M,
+    ("training:model_version_from_coco", "POST"): M,
     ("training:training_cancel", "POST"): M,
     ("training:model_version_promote", "POST"): M,
     ("datasets:project_data", "GET"): M,
