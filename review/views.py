@@ -415,10 +415,10 @@ def image_thumbnail(request: HttpRequest, image_id: int) -> FileResponse:
 @login_required
 @require_GET
 def image_region(request: HttpRequest, image_id: int) -> HttpResponse:
-    """A small JPEG of `?region=left,top,right,bottom` (whole pixels) of an image, to members of its project
-    only: error review's patches."""
+    """A small JPEG of `?region=left,top,right,bottom` (whole pixels; without it, the whole image) of an
+    image, to members of its project only: error review's patches."""
     image = object_for_member(request.user, images_for_media(), image_id)
-    parts = request.GET.get("region", "").split(",")
+    parts = request.GET.get("region", f"0,0,{image.width},{image.height}").split(",")
     if len(parts) != 4 or not all(part.isascii() and part.isdigit() and len(part) <= 6 for part in parts):
         return HttpResponse("Give region=left,top,right,bottom in whole pixels.", status=400, content_type="text/plain")
     left, top, right, bottom = map(int, parts)
