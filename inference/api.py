@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inference import selectors, services
+from inference.architectures import ARCHITECTURES, coco_weights_found
 from inference import serializers as s
 from inference.models import (
     BoxOutcome, InferenceRun, ModelVersion, ModelVersionDeletion, OutcomeKind, Prediction, RerankRun, SuspectedError,
@@ -120,6 +121,16 @@ class ModelVersionPromote(APIView):
         version = member_object(request, _versions(), version_id, Role.MANAGER)
         services.model_version_activate(version=version)
         return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data)
+
+
+class ArchitectureList(APIView):
+    @extend_schema(responses=s.ArchitectureSerializer(many=True),
+                   summary="The detector architectures models can have, and which have COCO weights on this server")
+    def get(self, request: Request) -> Response:
+        found = coco_weights_found(settings.COCO_WEIGHTS_DIR)
+        return Response(s.ArchitectureSerializer([
+            {"name": name, "image_size": spec.image_size, "cpu_friendly": spec.cpu_friendly, "coco_weights": name in found}
+            for name, spec in ARCHITECTURES.items()], many=True).data)
 
 
 class ModelVersionFromCoco(APIView):

@@ -46,6 +46,14 @@ class ModelVersionUploadSerializer(serializers.Serializer):
     activate = serializers.BooleanField(default=False, help_text="Make it the active model straight away.")
 
 
+class ArchitectureSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The torchvision builder: what `architecture` takes everywhere.")
+    image_size = serializers.IntegerField(help_text="Its default input size (the shorter side; SSD's square).")
+    cpu_friendly = serializers.BooleanField(help_text="Trains from scratch in minutes on a CPU (the demo's).")
+    coco_weights = serializers.BooleanField(
+        help_text="This server has torchvision's COCO weights for it: POST .../model-versions/coco/ takes it.")
+
+
 class ModelVersionFromCocoSerializer(serializers.Serializer):
     architecture = serializers.ChoiceField(
         choices=list(ARCHITECTURES), help_text="Whose torchvision COCO weights; the server must have that file "

@@ -129,6 +129,6 @@ class ApiRoot(APIView):
             return request.build_absolute_uri(reverse(name))
         return Response({
             "schema": url("api:schema"), "docs": url("api:docs"), "redoc": url("api:redoc"),
-            "projects": url("api:project_list"),
+            "projects": url("api:project_list"), "architectures": url("api:architecture_list"),
             "token": f"Send 'Authorization: Token <key>'; each user makes their key at {url('review:api_token')}.",
         })

@@ -42,6 +42,7 @@ urlpatterns = [
     path("images/<id:image_id>/history/", review_api.ImageBoxHistory.as_view(), name="image_box_history"),
     path("comments/<id:comment_id>/", review_api.CommentDetail.as_view(), name="comment_detail"),
     # Models and what they predicted
+    path("architectures/", inference_api.ArchitectureList.as_view(), name="architecture_list"),
     path("projects/<id:project_id>/model-versions/", inference_api.ModelVersionListCreate.as_view(),
          name="model_version_list"),
     path("projects/<id:project_id>/model-versions/coco/", inference_api.ModelVersionFromCoco.as_view(),

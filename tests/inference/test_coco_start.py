@@ -132,3 +132,7 @@ def test_the_api_adds_one_for_managers_only(coco_dir):
     assert missing.status_code == 400 and "retinanet_resnet50_fpn_v2_coco-5905b1c5.pth" in str(missing.json())
     assert manager.post(url, {"architecture": "yolo"}, format="json").status_code == 400
     assert ModelVersion.objects.filter(project=project).count() == 2
+    listed = {row["name"]: row for row in manager.get("/api/v1/architectures/").json()}
+    assert list(listed) == list(ARCHITECTURES)
+    assert [name for name, row in listed.items() if row["coco_weights"]] == [TINY_ARCHITECTURE]
+    assert listed[TINY_ARCHITECTURE]["cpu_friendly"] and listed["fcos_resnet50_fpn"]["image_size"] == 800

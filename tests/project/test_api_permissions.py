@@ -64,6 +64,7 @@ REQUIRED_ROLE = {
     ("model_version_list", "GET"): A,
     ("model_version_list", "POST"): M,
     ("model_version_from_coco", "POST"): M,
+    ("architecture_list", "GET"): ANYONE,
     ("model_version_rollback", "POST"): M,
     ("model_version_compare", "GET"): A,
     ("model_version_detail", "GET"): A,
