@@ -31,8 +31,7 @@ def main() -> None:
     parser.add_argument("--base-epochs", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=10, help="of each fine-tune (the app's default)")
     parser.add_argument("--variants", default="",
-                        help="comma-separated learning_rate:warmup_steps[:frozen] (frozen: BatchNorm kept as the "
-                             "base has it); empty: the app's default and a few lower")
+                        help="comma-separated learning_rate:warmup_steps; empty: the app's default and a few lower")
     args = parser.parse_args()
     setup()
     from inference import detector
@@ -73,10 +72,9 @@ def main() -> None:
         return coco_evaluate(truths, predictions, names).map
 
     default = default_config(architecture)
-    variants = ([(float(v.split(":")[0]), float(v.split(":")[1]), v.endswith(":frozen")) for v in args.variants.split(",")]
-                if args.variants else
-                [(default.learning_rate, default.warmup_steps, False), (default.learning_rate / 3, default.warmup_steps, False),
-                 (default.learning_rate / 10, default.warmup_steps, False)])
+    variants = ([tuple(float(x) for x in v.split(":")) for v in args.variants.split(",")] if args.variants else
+                [(default.learning_rate, default.warmup_steps), (default.learning_rate / 3, default.warmup_steps),
+                 (default.learning_rate / 10, default.warmup_steps)])
     started = time.perf_counter()
     base = train(architecture=architecture, class_names=names, samples=base_samples,
                  config=default_config(architecture, epochs=args.base_epochs, learning_rate=0.002, image_size=224))
@@ -85,26 +83,26 @@ def main() -> None:
           f"daylight mAP {base_scores['daylight']:.3f}, night mAP {base_scores['night']:.3f}", flush=True)
     state = {k: v.detach().clone() for k, v in base.state_dict().items()}
     rows = {}
-    for learning_rate, warmup, frozen in variants:
+    for learning_rate, warmup in variants:
         scores: list[dict[str, float]] = []
 
         def on_epoch(epoch, model, checkpoint, scores=scores):
             scores.append({domain: holdout_map(model, domain) for domain in holdouts})
-            print(f"  lr {learning_rate:g} warmup {warmup:g}{' BatchNorm frozen' if frozen else ''}, epoch {epoch}: daylight {scores[-1]['daylight']:.3f}, "
+            print(f"  lr {learning_rate:g} warmup {warmup:g}, epoch {epoch}: daylight {scores[-1]['daylight']:.3f}, "
                   f"night {scores[-1]['night']:.3f}", flush=True)
 
         started = time.perf_counter()
         train(architecture=architecture, class_names=names, samples=reviewed, initial_state=state,
               initial_class_names=names, on_epoch=on_epoch,
               config=default_config(architecture, epochs=args.epochs, learning_rate=learning_rate,
-                                    warmup_steps=int(warmup), image_size=224, freeze_batchnorm=frozen))
-        rows[(learning_rate, warmup, frozen)] = scores
+                                    warmup_steps=int(warmup), image_size=224))
+        rows[(learning_rate, warmup)] = scores
         print(f"  {time.perf_counter() - started:.0f} s", flush=True)
     print(f"\n{len(reviewed)} reviewed images ({args.night} night), {args.epochs} epochs; holdout mAP daylight / night "
           f"(base {base_scores['daylight']:.3f} / {base_scores['night']:.3f})")
-    print("learning rate  warmup  BatchNorm  " + "  ".join(f"epoch {e + 1:<2d}     " for e in range(args.epochs)))
-    for (learning_rate, warmup, frozen), scores in rows.items():
-        print(f"{learning_rate:13g}  {warmup:6g}  {'frozen' if frozen else 'learns':9}  " + "  ".join(f"{s['daylight']:.3f} / {s['night']:.3f}" for s in scores))
+    print("learning rate  warmup  " + "  ".join(f"epoch {e + 1:<2d}     " for e in range(args.epochs)))
+    for (learning_rate, warmup), scores in rows.items():
+        print(f"{learning_rate:13g}  {warmup:6g}  " + "  ".join(f"{s['daylight']:.3f} / {s['night']:.3f}" for s in scores))
     first = rows[variants[0]]
     print(f"daylight_dip: {min(s['daylight'] for s in first) / max(base_scores['daylight'], 1e-9):.2f}")
 

@@ -23,7 +23,6 @@ class TrainConfig:
     grad_clip: float = 10.0
     image_size: int = 320
     seed: int = 0
-    freeze_batchnorm: bool = False  # keep BatchNorm's statistics and scales as the starting weights have them
 
     def as_dict(self) -> dict:
         return asdict(self)

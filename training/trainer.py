@@ -105,10 +105,6 @@ def _initial_weights(model: nn.Module, state: dict | None, *, architecture: str,
     return len(fitting)
 
 
-def _batchnorms(model: nn.Module) -> list[nn.Module]:
-    return [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
-
-
 def train(
     *,
     architecture: str,
@@ -132,9 +128,6 @@ def train(
     model = build_model(architecture, len(class_names), image_size=config.image_size).to(device)
     _initial_weights(model, initial_state, architecture=architecture, class_names=class_names,
                      state_class_names=initial_class_names)
-    if config.freeze_batchnorm:
-        for module in _batchnorms(model):
-            module.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     slices = batch_slices(len(samples), config.batch_size)
@@ -163,9 +156,6 @@ def train(
     step = start_epoch * len(slices)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        if config.freeze_batchnorm:
-            for module in _batchnorms(model):
-                module.eval()  # normalise with the running statistics, and leave them be
         order = torch.randperm(len(samples), generator=generator).tolist()
         for first, last in slices:
             batch_images, targets = [], []
