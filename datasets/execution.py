@@ -10,9 +10,10 @@ from django.core.files import File
 
 from datasets.bucket_source import BucketSource
 from datasets.exports import ExportCancelled, ExportSpec, export_write
-from datasets.formats import FormatError
 from datasets.imports import ImportCancelled, ImportSource, dataset_import
 from datasets.models import DatasetExport, DatasetImport
+from datasets.formats import FormatError, is_video_name
+from datasets.video_source import VideoSource
 from inference.services import inference_run_after_upload
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from review.archives import ArchiveRejected
@@ -38,6 +39,9 @@ def _import(job: DatasetImport, progress: JobProgress) -> None:
         with contextlib.ExitStack() as stack:
             if job.source_url:
                 source = BucketSource(job.source_url, project=job.project)
+            elif is_video_name(job.file.name):
+                source = VideoSource(stack.enter_context(job.file.open("rb")), name=job.original_name,
+                                     every=job.frame_every)
             else:
                 source = ImportSource(stack.enter_context(job.file.open("rb")), name=job.file.name)
             stack.callback(source.close)

@@ -8,13 +8,19 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from datasets.formats import is_video_name
 from inference.models import ModelVersion
 from project.jobs import JobRun
 from review.models import Project
 from training.models import DatasetSnapshot
+
+
+# Seconds between the frames an import takes from a video: every frame of a 100 fps one, to one a day.
+MIN_FRAME_EVERY, MAX_FRAME_EVERY = 0.01, 86_400.0
 
 
 class ImportFormat(models.TextChoices):
@@ -39,7 +45,9 @@ class ExportSource(models.TextChoices):
 
 def import_upload_path(job: DatasetImport, filename: str) -> str:
     # The user's file name never becomes a path: a random name keeps it inside the folder.
-    extension = "json" if filename.lower().endswith(".json") else "zip"
+    lowered = filename.lower()
+    extension = ("json" if lowered.endswith(".json") else lowered.rsplit(".", 1)[1] if is_video_name(lowered)
+                 else "zip")
     return f"projects/{job.project_id}/imports/{uuid.uuid4().hex}.{extension}"
 
 
@@ -48,8 +56,9 @@ def export_upload_path(job: DatasetExport, filename: str) -> str:
 
 
 class DatasetImport(JobRun):
-    """A zip (images, optionally with COCO, YOLO or VOC labels), a COCO file, or the objects under a bucket
-    prefix (datasets/bucket_source.py) brought into a project."""
+    """A zip (images, optionally with COCO, YOLO or VOC labels), a COCO file, a video's frames
+    (datasets/video_source.py) or the objects under a bucket prefix (datasets/bucket_source.py) brought
+    into a project."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     file = models.FileField(
@@ -70,6 +79,9 @@ class DatasetImport(JobRun):
         max_length=200, blank=True,
         help_text="For detections with scores: the name of the external model they become predictions of.",
     )
+    frame_every = models.FloatField(
+        default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
+        help_text="For a video: seconds between the frames taken from it.")
     report = models.JSONField(default=dict, blank=True, help_text="What was added, skipped and refused, per file.")
 
     class Meta(JobRun.Meta):

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from datasets.models import BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat
+from datasets.models import (
+    MAX_FRAME_EVERY, MIN_FRAME_EVERY, BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat,
+)
 from project.converters import MAX_ID
 
 MAX_EXPORT_IDS = 1_000_000
@@ -18,18 +20,22 @@ class DatasetImportSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetImport
         fields = JOB_FIELDS + ["original_name", "source_url", "format", "detected_format", "partial", "model_name",
-                               "report"]
+                               "frame_every", "report"]
 
 
 class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A .zip of images (optionally with COCO, YOLO or VOC "
-                                                           "labels), or a COCO .json for images already in the project.")
+                                                           "labels), a COCO .json for images already in the project, or "
+                                                           "a video (.mp4, .mov, .m4v, .mkv, .avi, .webm) whose frames "
+                                                           "become images.")
     source_url = serializers.CharField(max_length=1024, required=False, default="", allow_blank=True,
                                        help_text="Instead of a file: s3://bucket/prefix/, the objects under a prefix "
                                                  "the installation imports from (IMPORT_BUCKETS). Importing it again "
                                                  "adds only the new images.")
     format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
     partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
+    frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
+                                         help_text="For a video: seconds between the frames taken from it.")
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
                                        help_text="Name of the external model whose detections (boxes with scores) "
                                                  "these are.")

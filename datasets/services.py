@@ -8,7 +8,8 @@ from django.db import transaction
 
 from datasets.bucket_source import bucket_url_allowed
 from datasets.exports import ExportSpec, export_spec_check
-from datasets.models import DatasetExport, DatasetImport, ImportFormat
+from datasets.formats import VIDEO_SUFFIXES
+from datasets.models import MAX_FRAME_EVERY, MIN_FRAME_EVERY, DatasetExport, DatasetImport, ImportFormat
 from project.jobs import JobRun, job_cancel_request, job_queue_on_commit
 from review.models import Image, Project
 from review.project_deletion import project_deletion_guard
@@ -21,21 +22,26 @@ EXPORT_TASK = "datasets.tasks.dataset_export_execute"
 @transaction.atomic
 def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
                          source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
-                         model_name: str = "", queue: bool = True) -> DatasetImport:
-    """Store the uploaded zip or COCO file, or check the bucket prefix (`source_url`, s3://bucket/prefix/),
-    and queue the import (or leave it for the caller to run: queue=False)."""
+                         model_name: str = "", frame_every: float = 1.0, queue: bool = True) -> DatasetImport:
+    """Store the uploaded zip, COCO file or video, or check the bucket prefix (`source_url`,
+    s3://bucket/prefix/), and queue the import (or leave it for the caller to run: queue=False).
+    A video gives one frame every `frame_every` seconds."""
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
+    if not (isinstance(frame_every, (int, float)) and MIN_FRAME_EVERY <= frame_every <= MAX_FRAME_EVERY):
+        raise ValidationError({"frame_every": f"Take a video's frames every {MIN_FRAME_EVERY:g} to "
+                                              f"{MAX_FRAME_EVERY:g} seconds."})
     if (file is None) == (not source_url):
         raise ValidationError({"file": "Upload a file or name a bucket prefix (source_url), one of the two."})
     if source_url:
         bucket, prefix = bucket_url_allowed(source_url)
         source_url = f"s3://{bucket}/{prefix}"
-    elif not name.lower().endswith((".zip", ".json")):
-        raise ValidationError({"file": "Upload a .zip archive (images, optionally with labels) or a COCO .json file."})
+    elif not name.lower().endswith((".zip", ".json", *VIDEO_SUFFIXES)):
+        raise ValidationError({"file": "Upload a .zip archive (images, optionally with labels), a COCO .json file "
+                                       f"or a video ({', '.join(VIDEO_SUFFIXES)})."})
     job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
                         original_name=source_url[:255] or display_name(name, fallback="upload"),
-                        source_url=source_url, model_name=model_name.strip()[:200])
+                        source_url=source_url, model_name=model_name.strip()[:200], frame_every=frame_every)
     with transaction.atomic():
         project_deletion_guard(project)
         if file is not None:

@@ -51,13 +51,18 @@ def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     upload = request.FILES.get("file")
     source_url = request.POST.get("source_url", "").strip()
     if upload is None and not source_url:
-        messages.error(request, "Choose a .zip or a COCO .json file to import, or name a bucket prefix.")
+        messages.error(request, "Choose a .zip, a COCO .json file or a video to import, or name a bucket prefix.")
         return _back(project.pk)
+    try:
+        frame_every = float(request.POST.get("frame_every") or 1)
+    except ValueError:
+        frame_every = -1.0  # refused by the service, with the range
     try:
         job = services.dataset_import_start(
             project=project, user=request.user, file=upload, name=upload.name if upload else "",
             source_url=source_url, format=request.POST.get("format", "auto"),
-            partial=request.POST.get("partial") == "on", model_name=request.POST.get("model_name", ""))
+            partial=request.POST.get("partial") == "on", model_name=request.POST.get("model_name", ""),
+            frame_every=frame_every)
         messages.success(request, f"Import #{job.pk} of {job.original_name} queued.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

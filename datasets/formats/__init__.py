@@ -82,3 +82,11 @@ def stem(path: str) -> str:
 
 def is_image_name(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+# A video upload imports its frames (datasets/video_source.py).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm")
+
+
+def is_video_name(path: str) -> bool:
+    return path.lower().endswith(VIDEO_SUFFIXES)

@@ -46,7 +46,7 @@ def test_import_refusal_is_a_command_error_and_changes_nothing(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["import_dataset", "999", "x.zip"], "No single project"),
     (["import_dataset", "{project}", "/nonexistent.zip"], "no such file"),
-    (["import_dataset", "{project}", "/tmp"], "a folder; give the .zip or COCO .json file"),
+    (["import_dataset", "{project}", "/tmp"], "a folder; give the .zip, COCO .json or video file"),
     (["export_dataset", "{project}", "/tmp/x.zip", "--source", "predictions"], "model version"),
     (["export_dataset", "{project}", "/nonexistent/x.zip"], "no such folder"),
     (["export_dataset", "{project}", "/tmp"], "is a folder: name the zip to write"),

@@ -16,29 +16,33 @@ from project.cli import ProgressPrinter, project_from_arg
 
 
 class Command(BaseCommand):
-    help = "Import a zip of images (optionally with COCO, YOLO or VOC labels) or a COCO .json into a project."
+    help = ("Import a zip of images (optionally with COCO, YOLO or VOC labels), a COCO .json or a video's frames "
+            "into a project.")
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="Project id or exact name.")
-        parser.add_argument("path", help="A .zip archive, a COCO .json file, or s3://bucket/prefix/ (IMPORT_BUCKETS).")
+        parser.add_argument("path", help="A .zip archive, a COCO .json file, a video (.mp4, .mov, .mkv, ...), or "
+                                         "s3://bucket/prefix/ (IMPORT_BUCKETS).")
         parser.add_argument("--format", default="auto", choices=ImportFormat.values)
         parser.add_argument("--partial", action="store_true", help="Keep the valid images when some are refused.")
         parser.add_argument("--model-name", default="", help="Name of the external model for detections with scores.")
         parser.add_argument("--user", help="Username recorded as the importer.")
+        parser.add_argument("--frame-every", type=float, default=1.0,
+                            help="For a video: seconds between the frames taken from it (default 1).")
 
-    def handle(self, *args, project, path, format, partial, model_name, user, **options):
+    def handle(self, *args, project, path, format, partial, model_name, user, frame_every, **options):
         project = project_from_arg(project)
         importer = get_user_model().objects.filter(username=user).first() if user else None
         if user and importer is None:
             raise CommandError(f"No user {user!r}.")
         common = {"project": project, "user": importer, "format": format, "partial": partial,
-                  "model_name": model_name, "queue": False}
+                  "model_name": model_name, "frame_every": frame_every, "queue": False}
         file = Path(path)
         try:
             if path.startswith("s3://"):
                 job = dataset_import_start(source_url=path, **common)
             elif not file.is_file():
-                raise CommandError(f"{path}: " + ("a folder; give the .zip or COCO .json file." if file.is_dir()
+                raise CommandError(f"{path}: " + ("a folder; give the .zip, COCO .json or video file." if file.is_dir()
                                                   else "no such file."))
             else:
                 with file.open("rb") as handle:

@@ -1,0 +1,125 @@
+"""A camera's video imported as its frames, one every so many seconds (datasets/video_source.py)."""
+import io
+
+import av
+import numpy as np
+import PIL.Image
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from datasets.execution import dataset_import_execute
+from datasets.models import DatasetImport
+from datasets.video_source import VideoSource
+from project.jobs import JobStatus
+from review.models import Image, Role
+from tests.factories import api_client, make_project
+
+pytestmark = pytest.mark.django_db
+
+COLOURS = [(230, 30, 30), (30, 230, 30), (30, 30, 230)]  # one per second: red, green, blue
+
+
+def clip(seconds: int = 3, fps: int = 10, size=(64, 48), still: bool = False, container: str = "mp4") -> bytes:
+    """A video made here with FFmpeg's own MPEG-4 encoder: each second its own colour, and unless
+    `still`, a black bar that grows frame by frame so that no two frames are alike."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as video:
+        stream = video.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for n in range(seconds * fps):
+            pixels = np.full((size[1], size[0], 3), COLOURS[(n // fps) % len(COLOURS)], np.uint8)
+            if not still:
+                pixels[:, : n % fps + 1] = 0
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                video.mux(packet)
+        for packet in stream.encode():
+            video.mux(packet)
+    return out.getvalue()
+
+
+def _import(project, data: bytes, name: str = "gate-cam.mp4", **fields):
+    client = api_client(project.memberships.get(role=Role.MANAGER).user)
+    response = client.post(f"/api/v1/projects/{project.pk}/imports/",
+                           {"file": SimpleUploadedFile(name, data), **fields}, format="multipart")
+    assert response.status_code == 202, response.data
+    return dataset_import_execute(job_id=response.data["id"], progress_interval=0)
+
+
+def _colour(image: Image) -> np.ndarray:
+    with PIL.Image.open(image.file.open("rb")) as picture:
+        return np.asarray(picture.convert("RGB"))[:, 20:].reshape(-1, 3).mean(0)  # right of the bar
+
+
+def test_one_frame_a_second_becomes_an_image_each_shown_at_its_time():
+    project = make_project()
+    job = _import(project, clip(), frame_every="1")
+    assert job.status == JobStatus.SUCCEEDED and job.report["images_added"] == 3 and job.frame_every == 1.0
+    images = list(Image.objects.filter(project=project).order_by("original_name"))
+    assert [image.original_name for image in images] == ["gate-cam_0.00s.jpg", "gate-cam_1.00s.jpg", "gate-cam_2.00s.jpg"]
+    for image, colour in zip(images, COLOURS):
+        assert (image.width, image.height) == (64, 48)
+        assert np.abs(_colour(image) - colour).max() < 12
+    assert not DatasetImport.objects.get(pk=job.pk).file  # the video is deleted once recorded
+
+
+def test_a_still_camera_s_identical_frames_are_added_once():
+    project = make_project()
+    job = _import(project, clip(still=True, container="matroska"), name="still.mkv", frame_every="0.5")
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.report["images_added"] == 3 and len(job.report["duplicates"]) == 3  # 0.5 s, 1.5 s and 2.5 s
+
+
+def test_frames_are_read_in_any_order():
+    source = VideoSource(io.BytesIO(clip()), name="c.mp4", every=0.25)
+    assert len(source.names) == 12
+    bars = {}
+    for name in reversed(source.names):  # backwards: every read seeks back to a keyframe
+        with PIL.Image.open(io.BytesIO(source.read(name))) as frame:
+            bars[name] = int((np.asarray(frame.convert("L"))[0, :12] < 60).sum())
+    assert [bars[name] for name in source.names[:5]] == [1, 3, 6, 8, 1]  # frames 0, 2, 5, 7, 10: bar n % 10 + 1
+    source.close()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\x00\x00\x00\x18ftypmp42 but nothing after", "not a video FFmpeg can read"),
+    (b"hello", "not a video FFmpeg can read"),
+])
+def test_a_file_that_is_no_video_fails_the_import_clearly(data, message):
+    project = make_project()
+    job = _import(project, data)
+    assert job.status == JobStatus.FAILED and message in job.error and "Nothing was imported" in job.error
+    assert not Image.objects.exists()
+
+
+def test_too_many_frames_are_refused_before_any_is_read(settings):
+    settings.MAX_ARCHIVE_ENTRIES = 2
+    job = _import(make_project(), clip(), frame_every="1")
+    assert job.status == JobStatus.FAILED and "is 3 images; the limit is 2. Take frames less often." in job.error
+    assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize("every", ["0", "-1", "x", "1e9", "nan"])
+def test_a_bad_interval_is_refused_and_queues_nothing(client, every):
+    project = make_project()
+    response = api_client(project.memberships.get(role=Role.MANAGER).user).post(
+        f"/api/v1/projects/{project.pk}/imports/", {"file": SimpleUploadedFile("a.mp4", b"x"), "frame_every": every},
+        format="multipart")
+    assert response.status_code == 400 and "frame_every" in str(response.data)
+    client.force_login(project.memberships.get(role=Role.MANAGER).user)
+    page = client.post(reverse("datasets:import_start", args=[project.pk]),
+                       {"file": SimpleUploadedFile("a.mp4", b"x"), "frame_every": every}, follow=True)
+    assert "Take a video&#x27;s frames every 0.01 to 86400 seconds." in page.content.decode()
+    assert not DatasetImport.objects.exists()
+
+
+def test_the_command_imports_a_video_file(tmp_path):
+    from django.core.management import call_command
+
+    project = make_project(name="Gate")
+    (tmp_path / "gate.mov").write_bytes(clip(container="mov"))
+    out = io.StringIO()
+    call_command("import_dataset", "Gate", str(tmp_path / "gate.mov"), "--frame-every", "1.5", stdout=out)
+    assert "2 images added" in out.getvalue()
+    assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == [
+        "gate_0.00s.jpg", "gate_1.50s.jpg"]
