@@ -123,3 +123,10 @@ def test_the_command_imports_a_video_file(tmp_path):
     assert "2 images added" in out.getvalue()
     assert sorted(Image.objects.filter(project=project).values_list("original_name", flat=True)) == [
         "gate_0.00s.jpg", "gate_1.50s.jpg"]
+
+
+def test_a_video_uploaded_to_a_bucket_is_read_from_there(s3_media):
+    project = make_project()
+    job = _import(project, clip(), frame_every="2")
+    assert job.status == JobStatus.SUCCEEDED and job.report["images_added"] == 2
+    assert not DatasetImport.objects.get(pk=job.pk).file
