@@ -2,7 +2,10 @@
 `images/{id}/file/` answer the same way. Media has no public URL (docs/security.md)."""
 from __future__ import annotations
 
+import logging
 import mimetypes
+
+import PIL.Image
 
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
@@ -10,6 +13,8 @@ from django.http import FileResponse, HttpResponse
 from project.storage import storage_read
 from review.models import Image
 from review.thumbnails import image_thumbnail_open, region_bytes
+
+logger = logging.getLogger(__name__)
 
 
 def images_for_media() -> QuerySet[Image]:
@@ -34,7 +39,12 @@ def image_thumbnail_response(image: Image) -> FileResponse:
 
 def image_region_response(image: Image, region: tuple[int, int, int, int]) -> HttpResponse:
     """A small JPEG of a region of the image (left, top, right, bottom, checked to lie inside it)."""
-    return _private(HttpResponse(region_bytes(storage_read(image.file.name), region), content_type="image/jpeg"))
+    try:
+        data = region_bytes(storage_read(image.file.name), region)
+    except (OSError, ValueError, PIL.Image.DecompressionBombError) as exc:  # changed in the storage since its upload
+        logger.warning("no region of image %s: %s", image.pk, exc)
+        return HttpResponse("The stored image cannot be read.", status=404, content_type="text/plain")
+    return _private(HttpResponse(data, content_type="image/jpeg"))
 
 
 def _private(response: HttpResponse) -> HttpResponse:

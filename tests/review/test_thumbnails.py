@@ -151,3 +151,12 @@ def test_a_region_is_for_members_only(client, project):
     [image] = add_images(project, 1, size=128)
     client.force_login(add_member(make_project(name="Other"), Role.MANAGER))
     assert client.get(reverse("review:image_region", args=[image.pk]), {"region": "0,0,10,10"}).status_code == 404
+
+
+def test_a_region_of_an_unreadable_stored_image_says_so(client, project, caplog):
+    image = image_create(project=project, data=camera_frame(), filename="gate-cam.jpg")
+    with default_storage.open(image.file.name, "wb") as handle:
+        handle.write(b"not an image any more")
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    response = client.get(reverse("review:image_region", args=[image.pk]), {"region": "0,0,10,10"})
+    assert response.status_code == 404 and b"cannot be read" in response.content and "no region of image" in caplog.text
