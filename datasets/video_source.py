@@ -20,6 +20,7 @@ from django.conf import settings
 from review.archives import ArchiveRejected
 
 FRAME_QUALITY = 92  # the stored frame is the only copy: well above a thumbnail's 85
+SEEK_AHEAD_SECONDS = 3.0
 
 
 class VideoSource:
@@ -68,7 +69,9 @@ class VideoSource:
         """The frame shown at the entry's time, as a JPEG: the first one at or after it (the last one
         when the video ends sooner than its header said)."""
         when = self._times[name]
-        if when < self._position:  # the first read, or one out of order: start again from a keyframe before it
+        # The first read, one out of order, or one far ahead: start again from the keyframe before it
+        # rather than decode every frame up to it (a camera sends a keyframe every 1 to 4 s).
+        if when < self._position or when - self._position > SEEK_AHEAD_SECONDS:
             self._container.seek(int(when / float(self._stream.time_base)) if self._stream.time_base else 0,
                                  stream=self._stream, backward=True, any_frame=False)
             self._frames, self._last = self._container.decode(self._stream), None

@@ -81,6 +81,16 @@ def test_frames_are_read_in_any_order():
     source.close()
 
 
+def test_frames_far_apart_are_found_by_seeking_ahead():
+    source = VideoSource(io.BytesIO(clip(seconds=9)), name="c.mp4", every=4)  # 4 s apart: each read seeks
+    frames = [np.asarray(PIL.Image.open(io.BytesIO(source.read(name))).convert("RGB")) for name in source.names]
+    assert source.names == ["c_0.00s.jpg", "c_4.00s.jpg", "c_8.00s.jpg"]
+    for frame, colour in zip(frames, [COLOURS[0], COLOURS[1], COLOURS[2]]):  # seconds 0, 4 and 8
+        assert np.abs(frame[:, 20:].reshape(-1, 3).mean(0) - colour).max() < 12
+        assert int((frame[0, :12].mean(1) < 60).sum()) == 1  # the first frame of its second
+    source.close()
+
+
 @pytest.mark.parametrize(("data", "message"), [
     (b"\x00\x00\x00\x18ftypmp42 but nothing after", "not a video FFmpeg can read"),
     (b"hello", "not a video FFmpeg can read"),
