@@ -41,6 +41,14 @@ def test_import_then_export_through_a_worker(start_worker):
     # Imports and exports run no model: a worker of the default queue does them without torch.
     assert not worker.torch_loaded()
 
+    from tests.datasets.test_video_import import clip
+    response = client.post(f"/api/v1/projects/{project.pk}/imports/",
+                           {"file": SimpleUploadedFile("gate.mp4", clip()), "frame_every": "1"}, format="multipart")
+    job = wait_for(lambda: finished(DatasetImport, response.data["id"]), message="the video import")
+    assert job.status == "succeeded", job.error
+    assert sorted(Image.objects.filter(project=project, original_name__startswith="gate_")
+                  .values_list("original_name", flat=True)) == ["gate_0.00s.jpg", "gate_1.00s.jpg", "gate_2.00s.jpg"]
+
 
 def test_run_inference_command_follows_the_worker(start_worker, broker):
     if broker["url"].startswith("redis"):
