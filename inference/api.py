@@ -142,7 +142,7 @@ class ModelVersionFromCoco(APIView):
         project = member_project(request, project_id, Role.MANAGER)
         data = validated(s.ModelVersionFromCocoSerializer, request.data)
         version = services.model_version_from_coco(project=project, architecture=data["architecture"],
-                                                   user=request.user, activate=data["activate"])
+                                                   user=request.user, activate=data["activate"], classes=data["classes"])
         return Response(s.ModelVersionSerializer(_versions().get(pk=version.pk)).data, status=status.HTTP_201_CREATED)
 
 

@@ -31,6 +31,27 @@ ARCHITECTURES: dict[str, Architecture] = {
     "ssdlite320_mobilenet_v3_large": Architecture(320, 32, "ssdlite320_mobilenet_v3_large_coco-a79551df.pth",
                                                   cpu_friendly=True),
 }
+# The class ids 1..90 of torchvision's COCO weights, the same for every architecture above (a test
+# checks them against torchvision); "N/A" marks the ids COCO does not use.
+COCO_CLASS_NAMES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "N/A", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag", "tie",
+    "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork", "knife", "spoon",
+    "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake",
+    "chair", "couch", "potted plant", "bed", "N/A", "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop",
+    "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+COCO_CLASSES = sorted(name for name in COCO_CLASS_NAMES if name != "N/A")
+
+
+def coco_class_for(name: str) -> str:
+    """The COCO class a project's class is by default: the one of the same name in any case, else ""."""
+    return name.lower() if name.lower() in COCO_CLASSES else ""
+
+
 # The input sizes training takes and a weights file may name (smaller finds nothing; larger runs out of memory).
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 4096
 DEFAULT_GPU_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_fpn"

@@ -19,10 +19,11 @@ import numpy as np
 import safetensors.torch
 import torch
 from torch import nn
-from torchvision.models import detection, get_model_weights
+from torchvision.models import detection
 
 from inference.architectures import (  # noqa: F401 (re-exported: the torch side's one import)
     ARCHITECTURES,
+    COCO_CLASS_NAMES,
     DEFAULT_CPU_ARCHITECTURE,
     DEFAULT_GPU_ARCHITECTURE,
     MAX_IMAGE_SIZE,
@@ -300,26 +301,19 @@ def state_for_classes(state: dict[str, torch.Tensor], state_class_names: Sequenc
     return fitted
 
 
-def coco_class_names(architecture: str) -> list[str]:
-    """The 90 class ids of torchvision's COCO weights for `architecture`, in id order (1..90); its
-    unused ids are named "N/A"."""
-    return list(get_model_weights(architecture).COCO_V1.meta["categories"][1:])
-
-
-def coco_state_for_classes(data: bytes, *, architecture: str,
-                           class_names: Sequence[str]) -> tuple[dict[str, torch.Tensor], list[str]]:
+def coco_state_for_classes(data: bytes, *, architecture: str, class_names: Sequence[str],
+                           coco_names: Sequence[str]) -> dict[str, torch.Tensor]:
     """A whole state dict for `architecture` with `class_names`, from torchvision's COCO weights in
-    `data`: everything but the class heads as COCO trained it, and in the class heads the rows of each
-    class COCO names too (any case: "Car" is COCO's "car"). Returns it and those classes' names.
+    `data`: everything but the class heads as COCO trained it, and in the class heads, for each class,
+    the rows of the COCO class `coco_names` gives for it (inference.architectures.COCO_CLASS_NAMES;
+    "" for none: its rows start fresh).
 
     Raises WeightsError when the file is not those weights (the backbone must load whole).
     """
     state = state_dict_from_bytes(data)
-    coco = {name.lower(): index for index, name in enumerate(coco_class_names(architecture)) if name != "N/A"}
-    known = [name for name in class_names if name.lower() in coco]
-    # COCO's ids under the project's names where they match; placeholders (never a class name) elsewhere.
-    ours = {coco[name.lower()]: name for name in known}
-    state_names = [ours.get(index, f"\0coco {index}") for index in range(len(coco_class_names(architecture)))]
+    ours = {COCO_CLASS_NAMES.index(coco): name for name, coco in zip(class_names, coco_names) if coco}
+    # COCO's ids under the names of the project's classes they become; placeholders (never a class name) elsewhere.
+    state_names = [ours.get(index, f"\0coco {index}") for index in range(len(COCO_CLASS_NAMES))]
     own = build_model(architecture, len(class_names)).state_dict()
     fitted = state_for_classes(state, state_names, own=own, class_names=class_names, architecture=architecture)
     # FrozenBatchNorm2d, which torchvision trains these backbones with, keeps no num_batches_tracked.
@@ -327,7 +321,7 @@ def coco_state_for_classes(data: bytes, *, architecture: str,
     if missing:
         raise WeightsError(f"This is not torchvision's COCO weights file for {architecture}: {len(missing)} of its "
                            f"tensors are missing or have another shape (for example {missing[0]}).")
-    return {**own, **fitted}, known
+    return {**own, **fitted}
 
 
 def weights_architecture(data: bytes) -> str:

@@ -59,6 +59,10 @@ class ModelVersionFromCocoSerializer(serializers.Serializer):
         choices=list(ARCHITECTURES), help_text="Whose torchvision COCO weights; the server must have that file "
                                                "(COCO_WEIGHTS_DIR).")
     activate = serializers.BooleanField(default=False, help_text="Make it the active model straight away.")
+    classes = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=100), required=False, default=dict,
+        help_text="Project class name -> COCO class name ({\"pedestrian\": \"person\"}), or \"\" for none; a class "
+                  "not named here is the COCO class of its own name (any case), if there is one.")
 
 
 class PredictionSerializer(serializers.ModelSerializer):

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 
-from inference.architectures import ARCHITECTURES, WeightsError, weights_metadata
+from inference.architectures import ARCHITECTURES, COCO_CLASSES, WeightsError, coco_class_for, weights_metadata
 from inference.models import (
     BoxOutcome, InferenceChunk, InferenceRun, InferenceScope, ModelSource, ModelVersion, Prediction, RerankRun,
     version_being_deleted,
@@ -94,11 +94,14 @@ def model_version_create(*, project: Project, architecture: str | None, weights:
 
 
 def model_version_from_coco(*, project: Project, architecture: str, user: AbstractBaseUser | None,
-                            activate: bool = False) -> ModelVersion:
+                            activate: bool = False, classes: dict[str, str] | None = None) -> ModelVersion:
     """The project's next version from torchvision's COCO weights (settings.COCO_WEIGHTS_DIR): a first
-    model that already finds the classes COCO knows by name (person, car, bicycle, ...) and whose
-    backbone has seen COCO's 118,000 images, a far better start for a fine-tune than random weights.
-    The project's other classes start fresh: it finds none of them until it is fine-tuned."""
+    model that already finds the classes COCO knows (person, car, bicycle, ...) and whose backbone has
+    seen COCO's 118,000 images, a far better start for a fine-tune than random weights.
+
+    Each project class is the COCO class of its name (any case) unless `classes` maps its name to
+    another ("pedestrian": "person") or to "" (none); a class without one starts fresh and is found
+    only once the model is fine-tuned."""
     from inference import detector  # torch: see model_version_create
 
     if architecture not in ARCHITECTURES:
@@ -111,21 +114,41 @@ def model_version_from_coco(*, project: Project, architecture: str, user: Abstra
     class_names = list(LabelClass.objects.filter(project=project).order_by("index").values_list("name", flat=True))
     if not class_names:
         raise ValidationError("This project has no label classes yet: add the classes it looks for first.")
+    coco_for = _coco_classes_of(class_names, classes or {})
     try:
-        state, known = detector.coco_state_for_classes(path.read_bytes(), architecture=architecture,
-                                                       class_names=class_names)
+        state = detector.coco_state_for_classes(path.read_bytes(), architecture=architecture, class_names=class_names,
+                                                coco_names=[coco_for[name] for name in class_names])
     except WeightsError as exc:
         raise ValidationError({"architecture": str(exc)}) from None
     weights = detector.state_to_bytes(state, architecture=architecture, class_names=class_names,
                                       image_size=ARCHITECTURES[architecture].image_size)
+    known = [name if coco_for[name] == name.lower() else f"{name} (as {coco_for[name]})"
+             for name in class_names if coco_for[name]]
     note = (f"torchvision's COCO weights; it knows {', '.join(known)}" if known else
             "torchvision's COCO weights; it knows none of this project's classes yet")
-    new = [name for name in class_names if name not in known]
+    new = [name for name in class_names if not coco_for[name]]
     if known and new:
         note += f", not {', '.join(new)}"
     return model_version_create(project=project, architecture=architecture, weights=weights, class_names=class_names,
                                 user=user, source=ModelSource.COCO, activate=activate,
                                 note=note + " (fine-tune to learn them)." if new else note + ".")
+
+
+def _coco_classes_of(class_names: list[str], chosen: dict[str, str]) -> dict[str, str]:
+    """Each project class's COCO class ("" for none): the one of its name, or as `chosen` says."""
+    if unknown := [name for name in chosen if name not in class_names]:
+        raise ValidationError({"classes": f"Not classes of this project: {', '.join(map(repr, unknown[:10]))}."})
+    if wrong := [coco for coco in chosen.values() if coco and str(coco).lower() not in COCO_CLASSES]:
+        raise ValidationError({"classes": f"Not COCO classes: {', '.join(map(repr, wrong[:10]))}; COCO's are "
+                                          f"{', '.join(COCO_CLASSES)}."})
+    coco_for = {name: str(chosen[name]).lower() if name in chosen else coco_class_for(name) for name in class_names}
+    taken: dict[str, str] = {}
+    for name, coco in coco_for.items():
+        if coco and coco in taken:
+            raise ValidationError({"classes": f"COCO's {coco!r} is given to both {taken[coco]!r} and {name!r}: "
+                                              "give it to one of them."})
+        taken[coco] = name
+    return coco_for
 
 
 def _next_number(project: Project) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from inference.architectures import ARCHITECTURES, coco_weights_found
+from inference.architectures import ARCHITECTURES, COCO_CLASSES, coco_class_for, coco_weights_found
 
 
 class WeightsUploadForm(forms.Form):
@@ -30,11 +30,23 @@ class WeightsUploadForm(forms.Form):
 
 
 class CocoStartForm(forms.Form):
-    """A version from torchvision's COCO weights: the architectures whose file this server has."""
+    """A version from torchvision's COCO weights: the architectures whose file this server has, and which
+    COCO class each of the project's classes is (its own name's by default)."""
     architecture = forms.ChoiceField(choices=[])
     activate = forms.BooleanField(required=False, label="Make it the active model")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, class_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         found = coco_weights_found(settings.COCO_WEIGHTS_DIR)
         self.fields["architecture"].choices = [(name, name) for name in ARCHITECTURES if name in found]
+        choices = [("", "none: learn it from reviews")] + [(name, name) for name in COCO_CLASSES]
+        self.class_fields = []
+        for number, name in enumerate(class_names):
+            key = f"class_{number}"
+            self.fields[key] = forms.ChoiceField(choices=choices, required=False, label=name,
+                                                 initial=coco_class_for(name))
+            self.class_fields.append((name, key))
+
+    def classes(self) -> dict[str, str]:
+        """Project class name -> the COCO class chosen for it ("" for none)."""
+        return {name: self.cleaned_data.get(key) or "" for name, key in self.class_fields}

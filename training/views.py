@@ -48,12 +48,17 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
         "runs": runs,
         "can_manage": membership.has_role(Role.MANAGER),
         "upload_form": WeightsUploadForm(),
-        "coco_form": CocoStartForm(initial={"activate": not any(v.is_active for v in versions)}),
+        "coco_form": CocoStartForm(initial={"activate": not any(v.is_active for v in versions)},
+                                   class_names=_class_names(project)),
         "coco_dir": settings.COCO_WEIGHTS_DIR,
         "versions_data": [{"number": v.number, "map": v.metrics.get("map"), "ap50": v.metrics.get("ap50")}
                           for v in reversed(versions) if v.metrics],
         "training_data": [{"id": r.pk, "loss_history": r.loss_history} for r in runs],
     })
+
+
+def _class_names(project) -> list[str]:
+    return list(project.label_classes.order_by("index").values_list("name", flat=True))
 
 
 def _gain_over_parent(version) -> str:
@@ -103,10 +108,11 @@ def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseR
 def model_version_from_coco_view(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     """Start a project's models from torchvision's COCO weights (those this server has)."""
     project = project_for_member(request.user, project_id, role=Role.MANAGER)
+    form = CocoStartForm(request.POST, class_names=_class_names(project))
     try:
-        data = cleaned_or_refused(CocoStartForm(request.POST))
+        data = cleaned_or_refused(form)
         version = model_version_from_coco(project=project, architecture=data["architecture"], user=request.user,
-                                          activate=data["activate"])
+                                          activate=data["activate"], classes=form.classes())
     except ValidationError as exc:
         messages.error(request, f"No version was added: {' '.join(exc.messages)}")
     else:
