@@ -15,12 +15,26 @@ import posixpath
 from typing import BinaryIO
 
 import av
+import PIL.Image
 from django.conf import settings
 
 from review.archives import ArchiveRejected
 
 FRAME_QUALITY = 92  # the stored frame is the only copy: well above a thumbnail's 85
 SEEK_AHEAD_SECONDS = 3.0
+
+
+# A phone filming upright stores sideways frames and a display rotation, as a camera's JPEG has its
+# EXIF orientation; images are stored upright (review.services.image_prepare), so frames are too.
+_TURNS = {90: PIL.Image.Transpose.ROTATE_90, 180: PIL.Image.Transpose.ROTATE_180,
+          270: PIL.Image.Transpose.ROTATE_270}
+
+
+def upright(frame: av.VideoFrame) -> PIL.Image.Image:
+    """The frame as a player shows it: turned by its display rotation (counterclockwise, in degrees)."""
+    picture = frame.to_image()
+    turn = _TURNS.get(round(frame.rotation or 0) % 360)
+    return picture.transpose(turn) if turn is not None else picture
 
 
 class VideoSource:
@@ -88,7 +102,7 @@ class VideoSource:
             raise ArchiveRejected(f"The video has no frame at {when:.2f} s.")
         self._position = when
         out = io.BytesIO()
-        self._last.to_image().save(out, "JPEG", quality=FRAME_QUALITY)
+        upright(self._last).save(out, "JPEG", quality=FRAME_QUALITY)
         return out.getvalue()
 
     def close(self) -> None:

@@ -91,6 +91,28 @@ def test_frames_far_apart_are_found_by_seeking_ahead():
     source.close()
 
 
+def test_a_phone_s_sideways_frames_are_stored_upright():
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as video:  # as a phone held upright stores them
+        stream = video.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(-90)  # shown turned a quarter clockwise
+        pixels = np.zeros((48, 64, 3), np.uint8)
+        pixels[:24], pixels[24:] = COLOURS[0], COLOURS[2]  # red above blue, as stored
+        for _ in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                video.mux(packet)
+        for packet in stream.encode():
+            video.mux(packet)
+    source = VideoSource(io.BytesIO(out.getvalue()), name="phone.mp4", every=1)
+    with PIL.Image.open(io.BytesIO(source.read(source.names[0]))) as frame:
+        pixels = np.asarray(frame.convert("RGB")).astype(int)
+    assert pixels.shape == (64, 48, 3)  # portrait
+    assert np.abs(pixels[:, 30:].reshape(-1, 3).mean(0) - COLOURS[0]).max() < 15  # what was above is on the right
+    assert np.abs(pixels[:, :18].reshape(-1, 3).mean(0) - COLOURS[2]).max() < 15
+    source.close()
+
+
 @pytest.mark.parametrize(("data", "message"), [
     (b"\x00\x00\x00\x18ftypmp42 but nothing after", "not a video FFmpeg can read"),
     (b"hello", "not a video FFmpeg can read"),
