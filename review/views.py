@@ -18,6 +18,8 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
+from datasets.formats import is_video_name
+from datasets.services import dataset_import_start
 from inference import selectors as inference_selectors
 from inference import services as inference_services
 from inference.ranking import WEIGHTS as RANKING_WEIGHTS
@@ -355,13 +357,18 @@ def _ranking_parts(image: Image) -> list[tuple[str, float, float]] | None:
 @login_required
 @require_POST
 def image_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
-    """Store each uploaded file that passes the checks, report each one refused, then predict the new ones."""
-    project = project_for_member(request.user, project_id, role=Role.ANNOTATOR)
+    """Store each uploaded file that passes the checks, report each one refused, then predict the new ones.
+    A video becomes an import of its frames, one a second (managers: imports are theirs)."""
+    membership = member_of(request.user, project_id, role=Role.ANNOTATOR)
+    project = membership.project
     files = request.FILES.getlist("files")
     if not files:
         messages.error(request, "Choose at least one image to upload.")
     added = []
     for upload in files:
+        if is_video_name(upload.name):
+            _video_import(request, membership, upload)
+            continue
         try:
             added.append(services.image_create(project=project, data=upload.read(), filename=upload.name))
         except ValidationError as exc:
@@ -373,6 +380,20 @@ def image_upload(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
         if run:
             messages.info(request, f"Predicting the new images with {run.model_version} (run #{run.pk}).")
     return HttpResponseRedirect(reverse("review:project_detail", args=[project.pk]))
+
+
+def _video_import(request: HttpRequest, membership, upload) -> None:
+    name = services.display_name(upload.name)
+    if not membership.has_role(Role.MANAGER):
+        messages.error(request, f"{name} is a video: a manager imports its frames on Import & export.")
+        return
+    try:
+        job = dataset_import_start(project=membership.project, user=request.user, file=upload, name=upload.name)
+    except ValidationError as exc:
+        messages.error(request, f"{name}: {' '.join(exc.messages)}")
+        return
+    messages.info(request, f"{name} is a video: its frames, one a second, are being imported (import #{job.pk} on "
+                           "Import & export, where another interval can be chosen).")
 
 
 @login_required

@@ -162,3 +162,23 @@ def test_a_video_uploaded_to_a_bucket_is_read_from_there(s3_media):
     job = _import(project, clip(), frame_every="2")
     assert job.status == JobStatus.SUCCEEDED and job.report["images_added"] == 2
     assert not DatasetImport.objects.get(pk=job.pk).file
+
+
+def test_a_video_dropped_on_the_upload_box_is_imported_for_managers_only(client, django_capture_on_commit_callbacks):
+    from tests.factories import add_member
+
+    project = make_project()
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    page = client.post(reverse("review:image_upload", args=[project.pk]),
+                       {"files": [SimpleUploadedFile("gate.mp4", clip())]}, follow=True).content.decode()
+    assert "gate.mp4 is a video: a manager imports its frames on Import &amp; export." in page
+    assert not DatasetImport.objects.exists()
+    client.force_login(project.memberships.get(role=Role.MANAGER).user)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        page = client.post(reverse("review:image_upload", args=[project.pk]),
+                           {"files": [SimpleUploadedFile("gate.mp4", clip()), SimpleUploadedFile("a.png", b"nope")]},
+                           follow=True).content.decode()
+    job = DatasetImport.objects.get()
+    assert f"its frames, one a second, are being imported (import #{job.pk}" in page and len(queued) == 1
+    assert "a.png:" in page  # the other files are uploaded (or refused) as before
+    assert dataset_import_execute(job_id=job.pk, progress_interval=0).report["images_added"] == 3
