@@ -52,6 +52,11 @@ class VideoSource:
         except StopIteration:
             self._container.close()
             raise ArchiveRejected("The file holds no video stream.") from None
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        if width * height > settings.MAX_IMAGE_PIXELS:  # refused before a frame that size is decoded
+            self._container.close()
+            raise ArchiveRejected(f"The video's frames are {width}x{height} pixels; the limit is "
+                                  f"{settings.MAX_IMAGE_PIXELS:,} pixels an image.")
         duration = self._duration()
         if duration is None:
             self._container.close()

@@ -124,10 +124,13 @@ def test_a_file_that_is_no_video_fails_the_import_clearly(data, message):
     assert not Image.objects.exists()
 
 
-def test_too_many_frames_are_refused_before_any_is_read(settings):
+def test_too_many_frames_or_pixels_are_refused_before_any_is_read(settings):
     settings.MAX_ARCHIVE_ENTRIES = 2
     job = _import(make_project(), clip(), frame_every="1")
     assert job.status == JobStatus.FAILED and "is 3 images; the limit is 2. Take frames less often." in job.error
+    settings.MAX_ARCHIVE_ENTRIES, settings.MAX_IMAGE_PIXELS = 100, 64 * 47
+    job = _import(make_project(name="Other"), clip(), frame_every="1")
+    assert job.status == JobStatus.FAILED and "frames are 64x48 pixels; the limit is 3,008 pixels" in job.error
     assert not Image.objects.exists()
 
 
