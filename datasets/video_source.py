@@ -67,8 +67,8 @@ class VideoSource:
             raise ArchiveRejected(f"One frame every {every:g} s of this {duration:.0f} s video is {count} images; the "
                                   f"limit is {settings.MAX_ARCHIVE_ENTRIES}. Take frames less often.")
         stem = posixpath.splitext(posixpath.basename(name.replace("\\", "/")))[0] or "video"
-        width = len(f"{duration:.2f}")
-        self._times = {f"{stem}_{n * every:0{width}.2f}s.jpg": n * every for n in range(count)}
+        digits = len(f"{duration:.2f}")  # names sort in time order
+        self._times = {f"{stem}_{n * every:0{digits}.2f}s.jpg": n * every for n in range(count)}
         self.names = list(self._times)
         self._frames = None    # the decoder, going forward
         self._last = None      # the last frame it gave
