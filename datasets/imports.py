@@ -25,7 +25,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from datasets.formats import Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, stem, voc, yolo
+from datasets.formats import (
+    Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, is_video_name, stem, voc, yolo,
+)
 from inference.models import ModelVersion, Prediction
 from inference.outcomes import box_outcomes_refresh
 from inference.ranking import image_uncertainty, review_priority
@@ -169,7 +171,8 @@ def plan_import(source: ImportSource, *, project: Project, format: str = "auto")
     else:
         raise FormatError(f"Unknown format {format!r}; choose auto, coco, yolo, voc or images.")
     used = {item.entry for item in plan.items} | {name for name, _ in plan.skipped + plan.refused}
-    plan.skipped += [(name, "not an image or a label file of this format") for name in source.names
+    plan.skipped += [(name, "a video: import it on its own, as a file, to take its frames" if is_video_name(name)
+                      else "not an image or a label file of this format") for name in source.names
                      if name not in used and not _is_label_file(name, format)]
     return plan
 

@@ -98,10 +98,13 @@ def test_bad_objects_are_refused_like_bad_archive_entries(cameras, settings):
     cameras.put("site-a/big.png", scene_png(1, size=256))
     cameras.put("site-a/broken.png", b"\x89PNG not really")
     cameras.put("site-a/ok.png", scene_png(2, size=32))
+    cameras.put("site-a/clip.mp4", b"a camera's clip")
     project = make_project()
     job = _import(project, f"s3://{cameras.name}/site-a/", partial=True)
     refused = {row["file"]: row["error"] for row in job.report["rejected"]}
     assert job.status == "succeeded" and set(refused) == {"big.png", "broken.png"}
+    assert job.report["skipped"] == [{"file": "clip.mp4",
+                                      "reason": "a video: import it on its own, as a file, to take its frames"}]
     assert "larger than" in refused["big.png"]
     assert list(Image.objects.values_list("original_name", flat=True)) == ["ok.png"]
     whole = _import(make_project(name="Other"), f"s3://{cameras.name}/site-a/")
