@@ -46,8 +46,12 @@ class ExportSource(models.TextChoices):
 def import_upload_path(job: DatasetImport, filename: str) -> str:
     # The user's file name never becomes a path: a random name keeps it inside the folder.
     lowered = filename.lower()
-    extension = ("json" if lowered.endswith(".json") else lowered.rsplit(".", 1)[1] if is_video_name(lowered)
-                 else "zip")
+    if lowered.endswith(".json"):
+        extension = "json"
+    elif is_video_name(lowered):
+        extension = lowered.rsplit(".", 1)[1]  # the video's own: the worker opens it as a video by it
+    else:
+        extension = "zip"
     return f"projects/{job.project_id}/imports/{uuid.uuid4().hex}.{extension}"
 
 

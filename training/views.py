@@ -57,6 +57,10 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     })
 
 
+def _now_active(activated: bool) -> str:
+    return " It is now the active model: run inference from the project page." if activated else ""
+
+
 def _class_names(project) -> list[str]:
     return list(project.label_classes.order_by("index").values_list("name", flat=True))
 
@@ -98,8 +102,8 @@ def model_version_upload(request: HttpRequest, project_id: int) -> HttpResponseR
     except ValidationError as exc:
         messages.error(request, f"The weights were not added: {' '.join(exc.messages)}")
     else:
-        messages.success(request, f"Added {version} with classes {', '.join(version.class_names)}." + (
-            " It is now the active model: run inference from the project page." if data["activate"] else ""))
+        messages.success(request, f"Added {version} with classes {', '.join(version.class_names)}."
+                                  + _now_active(data["activate"]))
     return HttpResponseRedirect(reverse("training:project_models", args=[project.pk]))
 
 
@@ -116,8 +120,7 @@ def model_version_from_coco_view(request: HttpRequest, project_id: int) -> HttpR
     except ValidationError as exc:
         messages.error(request, f"No version was added: {' '.join(exc.messages)}")
     else:
-        messages.success(request, f"Added {version}: {version.note}" + (
-            " It is now the active model: run inference from the project page." if data["activate"] else ""))
+        messages.success(request, f"Added {version}: {version.note}" + _now_active(data["activate"]))
     return HttpResponseRedirect(reverse("training:project_models", args=[project.pk]))
 
 
