@@ -38,7 +38,7 @@ def _import(job: DatasetImport, progress: JobProgress) -> None:
     try:
         with contextlib.ExitStack() as stack:
             if job.source_url:
-                source = BucketSource(job.source_url, project=job.project)
+                source = BucketSource(job.source_url, project=job.project, frame_every=job.frame_every)
             elif is_video_name(job.file.name):
                 source = VideoSource(stack.enter_context(job.file.open("rb")), name=job.original_name,
                                      every=job.frame_every)

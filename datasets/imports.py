@@ -78,6 +78,8 @@ class ImportSource:
     """The files of an import: the entries of a checked zip, or a single COCO JSON file. (The objects
     under a bucket prefix come the same way through datasets/bucket_source.py.)"""
 
+    refused: tuple[tuple[str, str], ...] = ()  # (file, why): what a source refuses before the plan (a bucket's videos)
+
     def __init__(self, file: BinaryIO, *, name: str) -> None:
         self._archive = None
         self._single: tuple[str, bytes] | None = None
@@ -170,8 +172,10 @@ def plan_import(source: ImportSource, *, project: Project, format: str = "auto")
         plan = Plan("images", [], [Planned(name, entry=name) for name in images])
     else:
         raise FormatError(f"Unknown format {format!r}; choose auto, coco, yolo, voc or images.")
+    plan.refused += source.refused
     used = {item.entry for item in plan.items} | {name for name, _ in plan.skipped + plan.refused}
-    plan.skipped += [(name, "a video: import it on its own, as a file, to take its frames" if is_video_name(name)
+    plan.skipped += [(name, "a video in a zip: import it on its own, or from a bucket, to take its frames"
+                      if is_video_name(name)
                       else "not an image or a label file of this format") for name in source.names
                      if name not in used and not _is_label_file(name, format)]
     return plan

@@ -173,6 +173,9 @@ class BucketWatch(models.Model):
     source_url = models.CharField(max_length=1024, help_text="s3://bucket/prefix/ under IMPORT_BUCKETS.")
     format = models.CharField(max_length=8, choices=ImportFormat.choices, default=ImportFormat.AUTO)
     every_minutes = models.PositiveIntegerField(default=60)
+    frame_every = models.FloatField(
+        default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
+        help_text="For the videos under the prefix: seconds between the frames taken from each.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     next_run_at = models.DateTimeField(default=timezone.now)

@@ -35,7 +35,8 @@ class ImportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
     partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
     frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
-                                         help_text="For a video: seconds between the frames taken from it.")
+                                         help_text="For a video (a file, or each one under a prefix): seconds "
+                                                   "between the frames taken from it.")
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
                                        help_text="Name of the external model whose detections (boxes with scores) "
                                                  "these are.")
@@ -71,11 +72,14 @@ class ExportCreateSerializer(serializers.Serializer):
 class BucketWatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = BucketWatch
-        fields = ["id", "source_url", "format", "every_minutes", "next_run_at", "last_import", "last_error",
-                  "created_at"]
+        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "next_run_at", "last_import",
+                  "last_error", "created_at"]
 
 
 class BucketWatchCreateSerializer(serializers.Serializer):
     source_url = serializers.CharField(max_length=1024, help_text="s3://bucket/prefix/ under IMPORT_BUCKETS.")
     every_minutes = serializers.IntegerField(default=60, help_text="5 to 10080 (a week).")
     format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
+    frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
+                                         help_text="For each video under the prefix: seconds between the frames "
+                                                   "taken from it.")

@@ -41,11 +41,12 @@ class VideoSource:
     """The frames of a video file, one every `every` seconds from its start, as an import's entries."""
 
     is_archive = False
+    refused = ()
 
     def __init__(self, file: BinaryIO, *, name: str, every: float) -> None:
         try:
             self._container = av.open(file, mode="r")
-        except (av.FFmpegError, ValueError) as exc:
+        except (av.FFmpegError, OSError, ValueError) as exc:  # OSError: the file's own read failed (a bucket's)
             raise ArchiveRejected(f"This is not a video FFmpeg can read ({exc}).") from None
         try:
             self._stream = next(iter(self._container.streams.video))
@@ -90,18 +91,18 @@ class VideoSource:
         when = self._times[name]
         # The first read, one out of order, or one far ahead: start again from the keyframe before it
         # rather than decode every frame up to it (a camera sends a keyframe every 1 to 4 s).
-        if when < self._position or when - self._position > SEEK_AHEAD_SECONDS:
-            self._container.seek(int(when / float(self._stream.time_base)) if self._stream.time_base else 0,
-                                 stream=self._stream, backward=True, any_frame=False)
-            self._frames, self._last = self._container.decode(self._stream), None
         half_frame = 0.5 / float(self._stream.average_rate or 30)
-        shown = self._last is not None and (self._last.time is None or self._last.time >= when - half_frame)
         try:
+            if when < self._position or when - self._position > SEEK_AHEAD_SECONDS:
+                self._container.seek(int(when / float(self._stream.time_base)) if self._stream.time_base else 0,
+                                     stream=self._stream, backward=True, any_frame=False)
+                self._frames, self._last = self._container.decode(self._stream), None
+            shown = self._last is not None and (self._last.time is None or self._last.time >= when - half_frame)
             for frame in () if shown else self._frames:  # frames taken more often than the video has them: the same one
                 self._last = frame
                 if frame.time is None or frame.time >= when - half_frame:
                     break
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, OSError) as exc:
             raise ArchiveRejected(f"The video could not be decoded at {when:.2f} s ({exc}).") from None
         if self._last is None:
             raise ArchiveRejected(f"The video has no frame at {when:.2f} s.")

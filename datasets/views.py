@@ -40,6 +40,13 @@ def project_data(request: HttpRequest, project_id: int) -> HttpResponse:
     })
 
 
+def _frame_every(request: HttpRequest) -> float:
+    try:
+        return float(request.POST.get("frame_every") or 1)
+    except ValueError:
+        return -1.0  # refused by the service, with the range
+
+
 def _back(project_id: int) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("datasets:project_data", args=[project_id]))
 
@@ -53,10 +60,7 @@ def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
     if upload is None and not source_url:
         messages.error(request, "Choose a .zip, a COCO .json file or a video to import, or name a bucket prefix.")
         return _back(project.pk)
-    try:
-        frame_every = float(request.POST.get("frame_every") or 1)
-    except ValueError:
-        frame_every = -1.0  # refused by the service, with the range
+    frame_every = _frame_every(request)
     try:
         job = services.dataset_import_start(
             project=project, user=request.user, file=upload, name=upload.name if upload else "",
@@ -122,7 +126,8 @@ def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedir
     with refusal_reported(request, "Not watched"):
         watch = watches.bucket_watch_create(project=project, user=request.user, every_minutes=every,
                                             source_url=request.POST.get("source_url", ""),
-                                            format=request.POST.get("format", "auto"))
+                                            format=request.POST.get("format", "auto"),
+                                            frame_every=_frame_every(request))
         started = watches.bucket_watches_run(watch_ids=[watch.pk])
         messages.success(request, f"Watching {watch.source_url}: its new objects are imported every "
                                   f"{watch.every_minutes} minutes" + (f", the first time now (import #{started[0]})."

@@ -5,6 +5,10 @@ import io
 import json
 import zipfile
 
+import av
+import numpy as np
+import PIL.Image
+
 from datasets.imports import ImportSource
 from review.demo_images import generate_scene
 
@@ -45,3 +49,29 @@ def coco_doc(images: list[tuple[str, int, int]], boxes: list[tuple[int, str, lis
         "categories": [{"id": i, "name": n} for n, i in category.items()],
         "annotations": annotations,
     }
+
+
+COLOURS = [(230, 30, 30), (30, 230, 30), (30, 30, 230)]  # one per second: red, green, blue
+
+
+def clip(seconds: int = 3, fps: int = 10, size=(64, 48), still: bool = False, container: str = "mp4") -> bytes:
+    """A video made here with FFmpeg's own MPEG-4 encoder: each second its own colour, and unless
+    `still`, a black bar that grows frame by frame so that no two frames are alike."""
+    out = io.BytesIO()
+    with av.open(out, mode="w", format=container) as video:
+        stream = video.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for n in range(seconds * fps):
+            pixels = np.full((size[1], size[0], 3), COLOURS[(n // fps) % len(COLOURS)], np.uint8)
+            if not still:
+                pixels[:, : n % fps + 1] = 0
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                video.mux(packet)
+        for packet in stream.encode():
+            video.mux(packet)
+    return out.getvalue()
+
+
+def frame_colour(image) -> np.ndarray:
+    with PIL.Image.open(image.file.open("rb")) as picture:
+        return np.asarray(picture.convert("RGB"))[:, 20:].reshape(-1, 3).mean(0)  # right of the bar

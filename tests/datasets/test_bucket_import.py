@@ -17,7 +17,7 @@ from datasets.services import dataset_import_start
 from datasets.watches import bucket_watch_create, bucket_watches_run
 from review.archives import ArchiveRejected
 from review.models import Annotation, Image, ReviewStatus, Role
-from tests.datasets.helpers import coco_doc, scene_png
+from tests.datasets.helpers import COLOURS, clip, coco_doc, frame_colour, scene_png
 from tests.factories import add_member, api_client, make_project
 
 pytestmark = pytest.mark.django_db
@@ -99,16 +99,97 @@ def test_bad_objects_are_refused_like_bad_archive_entries(cameras, settings):
     cameras.put("site-a/broken.png", b"\x89PNG not really")
     cameras.put("site-a/ok.png", scene_png(2, size=32))
     cameras.put("site-a/clip.mp4", b"a camera's clip")
+    cameras.put("site-a/notes.txt", b"installed 2026-11-30")
     project = make_project()
     job = _import(project, f"s3://{cameras.name}/site-a/", partial=True)
     refused = {row["file"]: row["error"] for row in job.report["rejected"]}
-    assert job.status == "succeeded" and set(refused) == {"big.png", "broken.png"}
-    assert job.report["skipped"] == [{"file": "clip.mp4",
-                                      "reason": "a video: import it on its own, as a file, to take its frames"}]
-    assert "larger than" in refused["big.png"]
+    assert job.status == "succeeded" and set(refused) == {"big.png", "broken.png", "clip.mp4"}
+    assert job.report["skipped"] == [{"file": "notes.txt", "reason": "not an image or a label file of this format"}]
+    assert "larger than" in refused["big.png"] and "not a video FFmpeg can read" in refused["clip.mp4"]
     assert list(Image.objects.values_list("original_name", flat=True)) == ["ok.png"]
     whole = _import(make_project(name="Other"), f"s3://{cameras.name}/site-a/")
     assert whole.status == "failed" and not Image.objects.exclude(project=project).exists()
+
+
+def test_a_prefix_s_videos_give_their_frames_and_are_read_again_only_when_they_change(cameras):
+    project = make_project()
+    cameras.put("site-a/gate/0800.mp4", clip(seconds=3))
+    cameras.put("site-a/gate/snapshot.png", scene_png(1))
+    job = _import(project, f"s3://{cameras.name}/site-a/", frame_every=1)
+    assert job.status == "succeeded", job.error
+    assert (job.report["images_added"], job.report["rejected"], job.report["skipped"]) == (4, [], [])
+    frames = list(Image.objects.filter(project=project, original_name__startswith="0800_").order_by("original_name"))
+    assert [image.original_name for image in frames] == ["0800_0.00s.jpg", "0800_1.00s.jpg", "0800_2.00s.jpg"]
+    for image, colour in zip(frames, COLOURS):
+        assert abs(frame_colour(image) - colour).max() < 40  # the frame shown at its second
+
+    again = _import(project, f"s3://{cameras.name}/site-a/")
+    assert (again.report["images_added"], again.report["objects_unchanged"]) == (0, 2)
+    cameras.put("site-a/gate/0800.mp4", clip(seconds=3, still=True))  # the camera wrote over the clip
+    third = _import(project, f"s3://{cameras.name}/site-a/")
+    assert (third.report["images_added"], third.report["objects_unchanged"], third.report["duplicates"]) == (
+        3, 1, [])
+
+
+def test_a_video_that_gives_no_frames_is_refused_alone_and_too_many_frames_refuse_the_import(cameras, settings):
+    project = make_project()
+    cameras.put("site-a/ok.mp4", clip(seconds=2))
+    cameras.put("site-a/truncated.mp4", clip(seconds=2)[:300])
+    cameras.put("site-a/too-big.mp4", clip(seconds=2, size=(96, 96)))
+    settings.MAX_IMAGE_PIXELS = 64 * 48
+    job = _import(project, f"s3://{cameras.name}/site-a/", partial=True)
+    refused = {row["file"]: row["error"] for row in job.report["rejected"]}
+    assert job.status == "succeeded" and set(refused) == {"truncated.mp4", "too-big.mp4"}, refused
+    assert "96x96 pixels" in refused["too-big.mp4"]
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["ok_0.00s.jpg", "ok_1.00s.jpg"]
+    retried = _import(project, f"s3://{cameras.name}/site-a/", partial=True)  # refused ones are read again
+    assert retried.report["objects_unchanged"] == 1 and len(retried.report["rejected"]) == 2
+
+    settings.MAX_ARCHIVE_ENTRIES = 4  # each new video's frames are fewer; together they are more
+    cameras.put("site-b/x.png", scene_png(1))  # outside the prefix: counts for nothing
+    cameras.put("site-a/long.mp4", clip(seconds=3))
+    cameras.put("site-a/more.mp4", clip(seconds=2, still=True))
+    crowded = _import(project, f"s3://{cameras.name}/site-a/", partial=True)
+    assert crowded.status == "failed" and "give 5 images and label files (one frame every 1 s" in crowded.error
+    assert Image.objects.count() == 2
+
+
+def test_a_video_read_in_small_blocks_gives_the_frames_its_whole_bytes_give(cameras, monkeypatch):
+    import io
+
+    from datasets import bucket_source
+    from datasets.video_source import VideoSource
+
+    data = clip(seconds=6, size=(160, 120))
+    monkeypatch.setattr(bucket_source, "VIDEO_BLOCK_BYTES", 500)  # the clip spans many blocks, fetches and evictions
+    monkeypatch.setattr(bucket_source, "VIDEO_READ_AHEAD_BLOCKS", 4)
+    monkeypatch.setattr(bucket_source, "VIDEO_CACHE_BLOCKS", 6)
+    assert len(data) > 20 * 500
+    cameras.put("site-a/gate.mp4", data)
+    for every in (0.5, 4):  # every frame read on, and seeks ahead
+        whole = VideoSource(io.BytesIO(data), name="gate.mp4", every=every)
+        source = bucket_source.BucketSource(f"s3://{cameras.name}/site-a/", project=make_project(), frame_every=every)
+        try:
+            assert source.names == whole.names
+            assert [source.read(name) for name in source.names] == [whole.read(name) for name in whole.names]
+            assert source.read(source.names[0]) == whole.read(whole.names[0])  # and back to the start
+        finally:
+            source.close()
+            whole.close()
+
+
+def test_a_video_rewritten_while_its_frames_are_read_is_refused_not_mixed(cameras):
+    from datasets.bucket_source import BucketSource
+
+    cameras.put("site-a/gate.mp4", clip(seconds=3))
+    source = BucketSource(f"s3://{cameras.name}/site-a/", project=make_project(), frame_every=1)
+    try:
+        assert source.names == ["gate_0.00s.jpg", "gate_1.00s.jpg", "gate_2.00s.jpg"]
+        cameras.put("site-a/gate.mp4", clip(seconds=3, still=True))  # the camera's next upload, same name
+        with pytest.raises(ArchiveRejected, match="gate.mp4 could not be read from the bucket"):
+            source.read("gate_0.00s.jpg")
+    finally:
+        source.close()
 
 
 def test_an_object_deleted_between_the_listing_and_its_read_is_refused_alone(cameras):
@@ -211,7 +292,8 @@ def test_a_watched_prefix_is_imported_on_its_schedule_never_twice_at_once(camera
 def test_a_watch_is_checked_like_an_import_and_says_when_it_cannot_start(cameras, settings):
     project = make_project()
     for bad, field in [({"source_url": f"s3://{cameras.name}/site-b/"}, "not under a prefix"),
-                       ({"every_minutes": 1}, "5 minutes"), ({"format": "pdf"}, "Unknown format")]:
+                       ({"every_minutes": 1}, "5 minutes"), ({"format": "pdf"}, "Unknown format"),
+                       ({"frame_every": 0}, "frames every 0.01 to 86400 seconds")]:
         with pytest.raises(ValidationError, match=field):
             bucket_watch_create(project=project, user=None, **{"source_url": f"s3://{cameras.name}/site-a/", **bad})
     watch = bucket_watch_create(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/")
@@ -230,16 +312,17 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     manager = project.memberships.get(role=Role.MANAGER).user
     with django_capture_on_commit_callbacks(execute=False):
         response = api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
-                                            {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": 30},
-                                            format="json")
+                                            {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": 30,
+                                             "frame_every": 2.5}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["every_minutes"] == 30 and body["last_import"] is not None  # the first import started at once
+    assert body["frame_every"] == 2.5 and DatasetImport.objects.get(pk=body["last_import"]).frame_every == 2.5
     assert api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
                                     {"source_url": "s3://elsewhere/x/"}, format="json").status_code == 400
     client.force_login(manager)
     page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
-    assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page
+    assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page and "frames every 2.5 s" in page
     dataset_import_execute(job_id=body["last_import"])
     cameras.put("site-a/b.png", scene_png(2))
     dataset_import_execute(job_id=dataset_import_start(project=project, user=None, source_url=f"s3://{cameras.name}/site-a/",
@@ -252,3 +335,7 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
         client.post(reverse("datasets:bucket_watch_add", args=[project.pk]),
                     {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": "oops"})
     assert not BucketWatch.objects.exists()  # refused: said on the page
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("datasets:bucket_watch_add", args=[project.pk]),
+                    {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": "60", "frame_every": "10"})
+    assert BucketWatch.objects.get().frame_every == 10

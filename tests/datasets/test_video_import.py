@@ -13,30 +13,10 @@ from datasets.models import DatasetImport
 from datasets.video_source import VideoSource
 from project.jobs import JobStatus
 from review.models import Image, Role
+from tests.datasets.helpers import COLOURS, clip, frame_colour
 from tests.factories import api_client, make_project
 
 pytestmark = pytest.mark.django_db
-
-COLOURS = [(230, 30, 30), (30, 230, 30), (30, 30, 230)]  # one per second: red, green, blue
-
-
-def clip(seconds: int = 3, fps: int = 10, size=(64, 48), still: bool = False, container: str = "mp4") -> bytes:
-    """A video made here with FFmpeg's own MPEG-4 encoder: each second its own colour, and unless
-    `still`, a black bar that grows frame by frame so that no two frames are alike."""
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as video:
-        stream = video.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        for n in range(seconds * fps):
-            pixels = np.full((size[1], size[0], 3), COLOURS[(n // fps) % len(COLOURS)], np.uint8)
-            if not still:
-                pixels[:, : n % fps + 1] = 0
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                video.mux(packet)
-        for packet in stream.encode():
-            video.mux(packet)
-    return out.getvalue()
-
 
 def _import(project, data: bytes, name: str = "gate-cam.mp4", **fields):
     client = api_client(project.memberships.get(role=Role.MANAGER).user)
@@ -44,11 +24,6 @@ def _import(project, data: bytes, name: str = "gate-cam.mp4", **fields):
                            {"file": SimpleUploadedFile(name, data), **fields}, format="multipart")
     assert response.status_code == 202, response.data
     return dataset_import_execute(job_id=response.data["id"], progress_interval=0)
-
-
-def _colour(image: Image) -> np.ndarray:
-    with PIL.Image.open(image.file.open("rb")) as picture:
-        return np.asarray(picture.convert("RGB"))[:, 20:].reshape(-1, 3).mean(0)  # right of the bar
 
 
 def test_one_frame_a_second_becomes_an_image_each_shown_at_its_time():
@@ -59,7 +34,7 @@ def test_one_frame_a_second_becomes_an_image_each_shown_at_its_time():
     assert [image.original_name for image in images] == ["gate-cam_0.00s.jpg", "gate-cam_1.00s.jpg", "gate-cam_2.00s.jpg"]
     for image, colour in zip(images, COLOURS):
         assert (image.width, image.height) == (64, 48)
-        assert np.abs(_colour(image) - colour).max() < 12
+        assert np.abs(frame_colour(image) - colour).max() < 12
     assert not DatasetImport.objects.get(pk=job.pk).file  # the video is deleted once recorded
 
 

@@ -41,7 +41,7 @@ def test_import_then_export_through_a_worker(start_worker):
     # Imports and exports run no model: a worker of the default queue does them without torch.
     assert not worker.torch_loaded()
 
-    from tests.datasets.test_video_import import clip
+    from tests.datasets.helpers import clip
     response = client.post(f"/api/v1/projects/{project.pk}/imports/",
                            {"file": SimpleUploadedFile("gate.mp4", clip()), "frame_every": "1"}, format="multipart")
     job = wait_for(lambda: finished(DatasetImport, response.data["id"]), message="the video import")
