@@ -42,7 +42,8 @@ class ImportListCreate(generics.ListAPIView):
         job = services.dataset_import_start(project=project, user=request.user, file=upload,
                                             name=upload.name if upload else "", source_url=data["source_url"],
                                             format=data["format"], partial=data["partial"],
-                                            model_name=data["model_name"], frame_every=data["frame_every"])
+                                            model_name=data["model_name"], frame_every=data["frame_every"],
+                                            tags=data["tags"])
         return Response(s.DatasetImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -36,6 +36,7 @@ from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, AnnotationSource, Image, LabelClass, Project, ReviewStatus
 from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create
+from review.tags import image_tags_add
 
 
 class ImportCancelled(Exception):
@@ -353,7 +354,7 @@ def _checked_boxes(labels: ImageLabels | None, image: Image) -> tuple[list[Box] 
 # --- Phase 2: write -----------------------------------------------------------------------------
 
 def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: AbstractBaseUser | None,
-               detections: bool, model_name: str, report: ImportReport) -> None:
+               detections: bool, model_name: str, tags: list[str], report: ImportReport) -> None:
     used = [box.category for item in ready if item.boxes for box in item.boxes]
     wanted = plan.class_names + [name for name in dict.fromkeys(used) if name not in plan.class_names]
     class_ids = dict(LabelClass.objects.filter(project=project).values_list("name", "pk"))
@@ -404,6 +405,7 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
                                        updated_at=now) for b in item.boxes]
     Annotation.objects.bulk_create(annotations, batch_size=1000)
     Prediction.objects.bulk_create(predictions, batch_size=1000)
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=report.added_image_ids), names=tags)
     report.boxes_added, report.predictions_added = len(annotations), len(predictions)
     if version is not None:
         _rank_by_imported_scores(scored_images, version=version, threshold=project.score_threshold)
@@ -431,9 +433,10 @@ def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]], *, ve
 # --- The whole import -------------------------------------------------------------------------
 
 def dataset_import(*, project: Project, source: ImportSource, user: AbstractBaseUser | None, format: str = "auto",
-                   partial: bool = False, model_name: str = "", progress: JobProgress | None = None,
-                   on_plan=None) -> ImportReport:
-    """Import a dataset; raises FormatError or ArchiveRejected when nothing in it can be used.
+                   partial: bool = False, model_name: str = "", tags: list[str] = (),
+                   progress: JobProgress | None = None, on_plan=None) -> ImportReport:
+    """Import a dataset; raises FormatError or ArchiveRejected when nothing in it can be used. The images
+    it adds get the named `tags` (checked names: review.tags.tag_names_clean).
 
     `on_plan(count)` is told how many images there are before reading starts (for progress totals).
     """
@@ -454,7 +457,7 @@ def dataset_import(*, project: Project, source: ImportSource, user: AbstractBase
             raise _NothingKept
         with transaction.atomic():
             _write_all(plan, ready, project=project, user=user, detections=detections, model_name=model_name,
-                       report=report)
+                       tags=list(tags), report=report)
         report.committed = True
     except _NothingKept:
         _delete_new_files(ready)

@@ -86,6 +86,7 @@ class DatasetImport(JobRun):
     frame_every = models.FloatField(
         default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
         help_text="For a video: seconds between the frames taken from it.")
+    tags = models.JSONField(default=list, blank=True, help_text="Tag names the images it adds are given.")
     report = models.JSONField(default=dict, blank=True, help_text="What was added, skipped and refused, per file.")
 
     class Meta(JobRun.Meta):
@@ -176,6 +177,7 @@ class BucketWatch(models.Model):
     frame_every = models.FloatField(
         default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
         help_text="For the videos under the prefix: seconds between the frames taken from each.")
+    tags = models.JSONField(default=list, blank=True, help_text="Tag names the images its imports add are given.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     next_run_at = models.DateTimeField(default=timezone.now)

@@ -7,6 +7,7 @@ from datasets.models import (
     MAX_FRAME_EVERY, MIN_FRAME_EVERY, BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat,
 )
 from project.converters import MAX_ID
+from review.tags import MAX_TAGS
 
 MAX_EXPORT_IDS = 1_000_000
 
@@ -20,7 +21,7 @@ class DatasetImportSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetImport
         fields = JOB_FIELDS + ["original_name", "source_url", "format", "detected_format", "partial", "model_name",
-                               "frame_every", "report"]
+                               "frame_every", "tags", "report"]
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -37,6 +38,8 @@ class ImportCreateSerializer(serializers.Serializer):
     frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
                                          help_text="For a video (a file, or each one under a prefix): seconds "
                                                    "between the frames taken from it.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
+                                 default=list, max_length=MAX_TAGS, help_text="Tags the images it adds get (a camera's name, night): a list, or names separated by commas.")
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
                                        help_text="Name of the external model whose detections (boxes with scores) "
                                                  "these are.")
@@ -72,7 +75,7 @@ class ExportCreateSerializer(serializers.Serializer):
 class BucketWatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = BucketWatch
-        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "next_run_at", "last_import",
+        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "tags", "next_run_at", "last_import",
                   "last_error", "created_at"]
 
 
@@ -83,3 +86,5 @@ class BucketWatchCreateSerializer(serializers.Serializer):
     frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
                                          help_text="For each video under the prefix: seconds between the frames "
                                                    "taken from it.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
+                                 default=list, max_length=MAX_TAGS, help_text="Tags the images its imports add get (the camera's name, say).")

@@ -14,6 +14,7 @@ from project.jobs import JobRun, job_cancel_request, job_queue_on_commit
 from review.models import Image, Project
 from review.project_deletion import project_deletion_guard
 from review.services import display_name
+from review.tags import tag_names_clean
 
 IMPORT_TASK = "datasets.tasks.dataset_import_execute"
 EXPORT_TASK = "datasets.tasks.dataset_export_execute"
@@ -22,10 +23,12 @@ EXPORT_TASK = "datasets.tasks.dataset_export_execute"
 @transaction.atomic
 def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
                          source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
-                         model_name: str = "", frame_every: float = 1.0, queue: bool = True) -> DatasetImport:
+                         model_name: str = "", frame_every: float = 1.0, tags: list[str] | str | None = None,
+                         queue: bool = True) -> DatasetImport:
     """Store the uploaded zip, COCO file or video, or check the bucket prefix (`source_url`,
     s3://bucket/prefix/), and queue the import (or leave it for the caller to run: queue=False).
-    A video gives one frame every `frame_every` seconds."""
+    A video gives one frame every `frame_every` seconds; the images added get the named `tags`."""
+    tags = tag_names_clean(tags)
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
     if not (isinstance(frame_every, (int, float)) and MIN_FRAME_EVERY <= frame_every <= MAX_FRAME_EVERY):
@@ -41,7 +44,8 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
                                        f"or a video ({', '.join(VIDEO_SUFFIXES)})."})
     job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
                         original_name=source_url[:255] or display_name(name, fallback="upload"),
-                        source_url=source_url, model_name=model_name.strip()[:200], frame_every=frame_every)
+                        source_url=source_url, model_name=model_name.strip()[:200], frame_every=frame_every,
+                        tags=tags)
     with transaction.atomic():
         project_deletion_guard(project)
         if file is not None:

@@ -20,7 +20,7 @@ from project.admin_base import BoundedIdsAdmin, DeleteRefusals, JobRunAdmin, Vie
 from review.bulk_actions import bulk_apply
 from review.models import (
     Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
-    Project, ProjectDeletion, ReviewEvent, Role, StatusChange,
+    Project, ProjectDeletion, ReviewEvent, Role, StatusChange, Tag,
 )
 from review.project_deletion import project_deletion_cancel, project_deletion_start, project_is_being_deleted
 from review.services import (
@@ -197,6 +197,16 @@ class MembershipAdmin(admin.ModelAdmin):
             membership_remove(project=membership.project, user=membership.user)
 
 
+@admin.register(Tag)
+class TagAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Tags come with imports and the queue's bulk actions (review/tags.py); deleting one here takes it off
+    its images."""
+
+    list_display = ["name", "project", "created_at"]
+    list_select_related = ["project"]
+    search_fields = ["name", "project__name"]
+
+
 @admin.register(LabelClass)
 class LabelClassAdmin(admin.ModelAdmin):
     """Through the services, as on the settings page: see LabelClassFormSet."""
@@ -251,7 +261,7 @@ class ImageAdmin(DeleteRefusals, admin.ModelAdmin):
     raw_id_fields = ["held_by"]
     # Media has no public URL, so the file is shown as a link to the member-only view, not as a widget.
     exclude = ["file", "thumbnail"]
-    readonly_fields = ["stored_file"] + [field.name for field in Image._meta.fields if field.name not in (
+    readonly_fields = ["stored_file", "tags"] + [field.name for field in Image._meta.fields if field.name not in (
         "id", "file", "thumbnail", "original_name", "held_by", "held_until")]
     show_full_result_count = False  # COUNT(*) over 100k rows on every page load is not worth it
     actions = ["run_inference", "approve_reviewed", "send_back"]

@@ -229,7 +229,7 @@ class ImageListUpload(generics.ListAPIView):
 
 class ImageBulkAction(APIView):
     @extend_schema(request=s.BulkActionSerializer, responses=s.BulkResultSerializer,
-                   summary="Predict, assign, approve, send back, export or delete many images at once",
+                   summary="Predict, assign, approve, send back, tag, untag, export or delete many images at once",
                    description="The images by id, or every image matching the queue's filters (at most "
                                "10,000). Ids outside the project, unknown filters or too many images: 400, "
                                "nothing changes. Assign applies to unreviewed images, approve to reviewed ones, "
@@ -242,7 +242,7 @@ class ImageBulkAction(APIView):
         images = selected_images(project, image_ids=data.get("images"), filters=data.get("filter"))
         result = bulk_apply(project=project, user=request.user, action=data["action"], images=images,
                             comment=data["comment"], assignee=member_by_id(project, data.get("assignee")),
-                            export_format=data["format"])
+                            export_format=data["format"], tags=data["tags"])
         return Response(s.BulkResultSerializer(result).data)
 
 

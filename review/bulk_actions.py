@@ -1,5 +1,5 @@
 """Actions on many images at once, from the queue page and the images API: predict, assign, approve, send
-back, export, delete.
+back, tag, untag, export, delete.
 
 A web-facing module (top floor, like queue.py): it starts inference runs and exports, which review's
 services never do. The images are either named by id or are every image matching the queue's filters.
@@ -23,6 +23,7 @@ from project.converters import MAX_ID, as_id
 from review import services
 from review.models import REVIEWED_STATUSES, Image, Membership, Project, ReviewStatus, Role
 from review.queue import ImageFilter
+from review.tags import image_tags_add, image_tags_remove, tag_names_clean
 
 # What each action needs of the one who asks, and what it is called in messages.
 ACTIONS = {
@@ -30,6 +31,8 @@ ACTIONS = {
     "assign": (Role.REVIEWER, "Assign"),
     "approve": (Role.REVIEWER, "Approve"),
     "send_back": (Role.REVIEWER, "Send back"),
+    "tag": (Role.REVIEWER, "Tag"),
+    "untag": (Role.REVIEWER, "Untag"),
     "export": (Role.MANAGER, "Export"),
     "delete": (Role.MANAGER, "Delete"),
 }
@@ -47,12 +50,14 @@ class BulkResult:
     skipped: int              # selected images it does not apply to (approving an unreviewed one, say)
     inference_run_id: int | None = None
     assignee: str = ""        # with assign: who was given them ("" for nobody)
+    tags: tuple[str, ...] = ()  # with tag and untag: the tags given or taken off
     export_id: int | None = None
 
     def message(self) -> str:
         done = {"predict": "Queued for prediction", "approve": "Approved", "send_back": "Sent back",
                 "delete": "Deleted", "assign": f"Assigned to {self.assignee or 'nobody'}",
-                "export": f"Export #{self.export_id} queued"}[self.action]
+                "export": f"Export #{self.export_id} queued", "tag": f"Tagged {', '.join(self.tags)}",
+                "untag": f"Took {', '.join(self.tags)} off"}[self.action]
         text = f"{done}: {_images(self.changed)}" + (f" (run #{self.inference_run_id})" if self.inference_run_id else "")
         if self.skipped:
             text += f"; {_images(self.skipped)} left as they were ({_why_skipped.get(self.action, 'gone meanwhile')})"
@@ -62,7 +67,8 @@ class BulkResult:
 _why_skipped = {"approve": "only reviewed images can be approved",
                 "assign": "only unreviewed images are assigned",
                 "export": "only reviewed and approved images have labels to export",
-                "send_back": "only reviewed or approved images can be sent back"}
+                "send_back": "only reviewed or approved images can be sent back",
+                "tag": "they had the tags already", "untag": "they did not have them"}
 
 
 def _images(count: int) -> str:
@@ -121,16 +127,20 @@ def selected_images(project: Project, *, image_ids: Sequence[int] | None = None,
 @transaction.atomic
 def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images: QuerySet[Image],
                comment: str = "", assignee: AbstractBaseUser | None = None,
-               export_format: str = "coco") -> BulkResult:
+               export_format: str = "coco", tags: list[str] | str | None = None) -> BulkResult:
     """Run `action` on `images` (from selected_images) as `user`, whose role the caller has checked.
 
     `assignee`: with assign, the member who gets the images (None: nobody, back to everyone).
     `export_format`: with export, coco, yolo or voc; the export holds the reviewed labels of the
     reviewed and approved images among them, and runs as a background job (the Import & export page).
+    `tags`: with tag and untag, the tag names (a list, or separated by commas).
 
     All or nothing: a refusal (too many images, no active model) changes nothing.
     """
     required_role(action)
+    names = tag_names_clean(tags) if action in ("tag", "untag") else []
+    if action in ("tag", "untag") and not names:
+        raise ValidationError({"tags": "Name the tags (a camera's name, night ...)."})
     ids = list(images.order_by("pk").values_list("pk", flat=True))
     if not ids:
         raise ValidationError({"images": "No images match; nothing was changed."})
@@ -153,6 +163,10 @@ def bulk_apply(*, project: Project, user: AbstractBaseUser, action: str, images:
         job = dataset_export_start(project=project, user=user, spec=ExportSpec(
             format=export_format, source=ExportSource.REVIEWED, image_ids=tuple(labelled)))
         return BulkResult(action, len(ids), len(labelled), len(ids) - len(labelled), export_id=job.pk)
+    if action in ("tag", "untag"):
+        change = image_tags_add if action == "tag" else image_tags_remove
+        changed = change(project=project, images=selection, names=names)
+        return BulkResult(action, len(ids), changed, len(ids) - changed, tags=tuple(names))
     if action == "delete":
         deleted = sum(services.images_delete(images=selection.filter(pk__in=ids[start:start + DELETE_BATCH]))
                       for start in range(0, len(ids), DELETE_BATCH))

@@ -151,6 +151,23 @@ def image_thumbnail_path(image: Image, filename: str) -> str:
     return f"projects/{image.project_id}/thumbnails/{image.content_hash[:2]}/{image.content_hash}.jpg"
 
 
+class Tag(models.Model):
+    """A name for a slice of a project's images: the camera or site they come from, night, rain, a week's
+    batch. Images get tags from their import (or watch) and from the queue's bulk actions; the queue filters
+    by them and a comparison of two model versions is broken down by them (review/tags.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=50)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Image(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
     file = models.FileField(
@@ -226,6 +243,8 @@ class Image(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The member who should review it; other members' next image passes it over.",
     )
+    tags = models.ManyToManyField(Tag, related_name="images", blank=True,
+                                  help_text="Slices it belongs to (a camera, night): the project's own tags only.")
 
     class Meta:
         ordering = ["-priority", "id"]

@@ -73,6 +73,7 @@ class ImageFilter(filters.FilterSet):
                                                          "and that they have not opened since.")
     # A choice, not a BooleanFilter: that one takes "maybe" as no filter at all instead of refusing it.
     assigned_to = AssigneeFilter(help_text="A user id: the images assigned to them; none: images assigned to nobody.")
+    tag = filters.CharFilter(method="with_tag", max_length=50, help_text="Images with this tag (its name).")
     has_comments = filters.ChoiceFilter(choices=[("true", "with comments"), ("false", "without comments")],
                                         method="with_comments", help_text="true: images someone commented on; "
                                                                           "false: images without comments.")
@@ -88,6 +89,9 @@ class ImageFilter(filters.FilterSet):
         predicted = Prediction.objects.filter(label_class_id=value, model_version__is_active=True,
                                               score__gte=F("model_version__project__score_threshold"))
         return images.filter(pk__in=drawn) | images.filter(pk__in=predicted.values("image_id"))
+
+    def with_tag(self, images: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
+        return images.filter(tags__name=value)  # one tag of a name per project: no duplicate rows
 
     def saved_by_user(self, images: QuerySet[Image], name: str, value: int) -> QuerySet[Image]:
         return images.filter(pk__in=ReviewEvent.objects.filter(user_id=value).values("image_id"))
@@ -126,7 +130,7 @@ def images_with_counts(images: QuerySet[Image], active: ModelVersion | None) -> 
     predictions = (Prediction.objects.filter(image=OuterRef("pk"), model_version=active,
                                              score__gte=OuterRef("project__score_threshold"))
                    .values("image").annotate(n=Count("id")).values("n"))
-    return images.select_related("held_by", "assigned_to").annotate(
+    return images.select_related("held_by", "assigned_to").prefetch_related("tags").annotate(
         box_count=Coalesce(Subquery(boxes, output_field=IntegerField()), 0),
         prediction_count=(Coalesce(Subquery(predictions, output_field=IntegerField()), 0) if active
                           else Value(0, output_field=IntegerField())),
@@ -214,7 +218,8 @@ def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
         id=image.id, name=image.original_name, editor_url=editor_url.format(image.id), file_url=file_url.format(image.id),
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
                 f"{image.prediction_count} predicted" + (f" · open by {holder}" if (holder := image.open_by) else "")
-                + (f" · assigned to {image.assigned_to.username}" if image.assigned_to_id else "")),
+                + (f" · assigned to {image.assigned_to.username}" if image.assigned_to_id else "")
+                + "".join(f" · {tag.name}" for tag in image.tags.all())),
         scores=" · ".join(_scores(image)),
     ) for image in images]
 

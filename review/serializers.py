@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from project.converters import MAX_ID
 from review.bulk_actions import ACTIONS, MAX_IMAGES
+from review.tags import MAX_TAGS
 from review.models import (
     Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
 )
@@ -123,12 +124,15 @@ class ImageSerializer(serializers.ModelSerializer):
     assigned_to = serializers.CharField(source="assigned_to.username", read_only=True, default=None,
                                         help_text="The member it is assigned to (their next-image offers it, "
                                                   "nobody else's does), or null.")
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name",
+                                        help_text="Its tags (a camera's name, night): set by the bulk actions "
+                                                  "tag and untag, or by the import that brought it.")
 
     class Meta:
         model = Image
         fields = ["id", "original_name", "width", "height", "status", "split", "version", "priority", "uncertainty",
                   "disagreement", "count_anomaly", "created_at", "reviewed_at", "file_url", "thumbnail_url", "box_count",
-                  "prediction_count", "correction_count", "comment_count", "open_by", "assigned_to"]
+                  "prediction_count", "correction_count", "comment_count", "open_by", "assigned_to", "tags"]
 
     def get_file_url(self, image: Image) -> str:
         return reverse("api:image_file", args=[image.pk])  # token or session: scripts fetch the pixels too
@@ -241,7 +245,7 @@ class ImageStatusSerializer(serializers.Serializer):
 
 class BulkActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=list(ACTIONS), help_text="predict (reviewer): a run of the active model; "
-                                     "assign, approve, send_back (reviewer); export, delete (manager).")
+                                     "assign, approve, send_back, tag, untag (reviewer); export, delete (manager).")
     images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
                                    max_length=MAX_IMAGES, help_text="The images, by id.")
     filter = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False,
@@ -254,6 +258,9 @@ class BulkActionSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                         help_text="With assign: the member (user id) who gets the unreviewed "
                                                   "images, or null to give them back to everyone.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
+                                 default=list, max_length=MAX_TAGS,
+                                 help_text="With tag and untag: the tag names (a camera's name, night).")
 
     def validate(self, data: dict) -> dict:
         if ("images" in data) == ("filter" in data):

@@ -34,6 +34,7 @@ from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role
 from review.api_tokens import api_token_create, api_token_revoke
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
 from review.project_deletion import deletions_on_project_list, deletions_visible_to
+from review.tags import project_tags
 from review.queue import (
     ImageCursorPagination, ImageFilter, images_with_counts, queue_cards, queue_cards_html, url_with_id_slot,
 )
@@ -153,6 +154,7 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         "label_classes": project.label_classes.all(),
         "model_versions": inference_selectors.model_versions(project=project),
         "members": project.memberships.select_related("user").order_by("user__username"),
+        "tags": project_tags(project),
         "active_model": active,
         # The filters alone (no ordering or cursor): "every image matching" re-applies them.
         "filter_fields": _filter_fields(query),
@@ -200,7 +202,7 @@ def queue_bulk(request: HttpRequest, project_id: int) -> HttpResponse:
         result = bulk_apply(project=project, user=request.user, action=action, images=images,
                             comment=request.POST.get("comment", ""),
                             assignee=member_by_id(project, request.POST.get("assignee")) if action == "assign" else None,
-                            export_format=request.POST.get("format", "coco"))
+                            export_format=request.POST.get("format", "coco"), tags=request.POST.get("tags", ""))
         messages.success(request, result.message())
         if result.export_id:  # its progress and its download are on the Import & export page
             return HttpResponseRedirect(reverse("datasets:project_data", args=[project.pk]))

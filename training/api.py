@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from inference.models import ModelVersion
 from project.api import PagePagination, member_object, member_project, validated
 from project.converters import as_id
-from review.models import Role
+from review.models import Role, Tag
 from training import selectors, services
 from training import serializers as s
 from training.models import DatasetSnapshot, TrainingRun
@@ -79,7 +79,8 @@ class ModelVersionCompare(APIView):
         parameters=[OpenApiParameter("first", OpenApiTypes.INT, required=True, description="Older version id"),
                     OpenApiParameter("second", OpenApiTypes.INT, required=True, description="Newer version id"),
                     OpenApiParameter("score_threshold", OpenApiTypes.FLOAT,
-                                     description="Predictions counted as errors from this score (default: the project's review threshold)")],
+                                     description="Predictions counted as errors from this score (default: the project's review threshold)"),
+                    OpenApiParameter("tag", OpenApiTypes.STR, description="Only the images with this tag (a camera, night)")],
         responses=s.ComparisonSerializer,
         summary="Two versions on the same reviewed holdout images: mAP, per-class AP, images fixed and broken")
     def get(self, request: Request, project_id: int) -> Response:
@@ -91,8 +92,11 @@ class ModelVersionCompare(APIView):
             threshold = -1.0
         if not 0 <= threshold <= 1:
             raise BadRequest({"score_threshold": ["Give a number between 0 and 1."]})
+        tag = request.query_params.get("tag") or None
+        if tag is not None and not Tag.objects.filter(project=project, name=tag).exists():
+            raise BadRequest({"tag": [f"{project.name} has no tag {tag[:60]!r}."]})
         return Response(selectors.model_versions_compare(first=versions[0], second=versions[1],
-                                                         score_threshold=threshold))
+                                                         score_threshold=threshold, tag=tag))
 
     @staticmethod
     def _version(request: Request, project, name: str) -> ModelVersion:

@@ -14,38 +14,55 @@ from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
 
+MAX_SLICES = 20  # tags a comparison is broken down by, those with most images first
+
+
 def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[TrainingRun]:
     return (TrainingRun.objects.filter(project=project).select_related("base_version", "result_version", "snapshot")
             .order_by("-created_at")[:limit])
 
 
 def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_threshold: float,
-                           image_limit: int = 50) -> dict:
-    """Two versions judged on the same images: the reviewed holdout images both have predictions for.
+                           image_limit: int = 50, tag: str | None = None) -> dict:
+    """Two versions judged on the same images: the reviewed holdout images both have predictions for
+    (only those tagged `tag`, when given).
 
     Gives COCO mAP/AP50 and per-class AP of each from their stored predictions, and per image the
     number of errors (false positives, wrong classes, poor localisations, misses) of each among
     predictions scoring at least `score_threshold`, so the caller can list what the second version
-    fixed and what it broke.
+    fixed and what it broke. `tags` breaks the scores down by the images' tags (a camera, night): a
+    version better overall may still be worse on one camera.
     """
     classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
+    names = [c.name for c in classes]
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
-    images = list(Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
-                  .filter(pk__in=Prediction.objects.filter(model_version=first).values("image_id"))
-                  .filter(pk__in=Prediction.objects.filter(model_version=second).values("image_id"))
-                  .order_by("id").values("id", "width", "height"))
+    rows = (Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
+            .filter(pk__in=Prediction.objects.filter(model_version=first).values("image_id"))
+            .filter(pk__in=Prediction.objects.filter(model_version=second).values("image_id")))
+    if tag is not None:
+        rows = rows.filter(tags__name=tag)
+    images = list(rows.order_by("id").values("id", "width", "height"))
     image_ids = [i["id"] for i in images]
     truths = _truths(images, category_of)
-    result = {"images": len(images), "score_threshold": score_threshold, "versions": []}
-    errors_by_version = []
+    result = {"images": len(images), "score_threshold": score_threshold, "tag": tag, "versions": [], "tags": []}
+    errors_by_version, predictions_by_version = [], []
     for version in (first, second):
         predictions = _predictions(version, image_ids, category_of)
-        scores = coco_evaluate(truths, predictions, [c.name for c in classes])
+        scores = coco_evaluate(truths, predictions, names)
         errors = {t.image_id: _error_count(match_boxes(t, confident(p, score_threshold)))
                   for t, p in zip(truths, predictions)}
         errors_by_version.append(errors)
+        predictions_by_version.append(predictions)
         result["versions"].append({"id": version.pk, "number": version.number, **scores.as_dict(),
                                    "errors": sum(errors.values())})
+    for name, tagged in _tag_slices(image_ids):
+        chosen = [n for n, truth in enumerate(truths) if truth.image_id in tagged]
+        sliced = [truths[n] for n in chosen]
+        result["tags"].append({"tag": name, "images": len(chosen), "versions": [
+            {"number": version.number,
+             "map": coco_evaluate(sliced, [predictions[n] for n in chosen], names).map,
+             "errors": sum(errors[t.image_id] for t in sliced)}
+            for version, predictions, errors in zip((first, second), predictions_by_version, errors_by_version)]})
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]
     result["fixed"] = [{"image": i, "errors_before": a, "errors_after": b}
@@ -53,6 +70,15 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     result["broke"] = [{"image": i, "errors_before": a, "errors_after": b}
                        for i, a, b in sorted(changed, key=lambda row: row[1] - row[2]) if b > a][:image_limit]
     return result
+
+
+def _tag_slices(image_ids: list[int]) -> list[tuple[str, set[int]]]:
+    """The tags of these images, the MAX_SLICES with most images first, each with its images among them."""
+    tagged: dict[str, set[int]] = defaultdict(set)
+    for name, image_id in (Image.tags.through.objects.filter(image_id__in=image_ids)
+                           .values_list("tag__name", "image_id")):
+        tagged[name].add(image_id)
+    return sorted(tagged.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_SLICES]
 
 
 def model_version_operating_points(*, version: ModelVersion, choose: str = "f1", target: float | None = None) -> dict:

@@ -62,10 +62,26 @@ class ImageChangeSerializer(serializers.Serializer):
     errors_after = serializers.IntegerField()
 
 
+class SliceScoresSerializer(serializers.Serializer):
+    number = serializers.IntegerField()
+    map = serializers.FloatField()
+    errors = serializers.IntegerField()
+
+
+class TagSliceSerializer(serializers.Serializer):
+    tag = serializers.CharField()
+    images = serializers.IntegerField(help_text="Of the compared images, those with this tag.")
+    versions = SliceScoresSerializer(many=True, help_text="Each version's mAP and errors on them.")
+
+
 class ComparisonSerializer(serializers.Serializer):
-    images = serializers.IntegerField(help_text="Reviewed holdout images both versions predicted.")
+    images = serializers.IntegerField(help_text="Reviewed holdout images both versions predicted (with `tag`, "
+                                                "those tagged so).")
     score_threshold = serializers.FloatField()
+    tag = serializers.CharField(allow_null=True, help_text="The tag the images were limited to, or null.")
     versions = VersionScoresSerializer(many=True)
+    tags = TagSliceSerializer(many=True, help_text="The scores broken down by the images' tags (a camera, night), "
+                                                   "the 20 tags with most images first.")
     fixed = ImageChangeSerializer(many=True, help_text="Images where the second version makes fewer errors.")
     broke = ImageChangeSerializer(many=True, help_text="Images where the second version makes more errors.")
 

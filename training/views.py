@@ -20,6 +20,7 @@ from inference.services import (
 from review.access import member_of, object_for_member, project_for_member
 from review.forms import cleaned_or_refused
 from review.models import Image, Role
+from review.tags import project_tags
 from training.forms import CocoStartForm, WeightsUploadForm
 from training.models import TrainingRun
 from training.selectors import model_version_operating_points, model_versions_compare
@@ -197,9 +198,11 @@ def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpRe
         versions[0] if versions else None)
     first = by_id.get(request.GET.get("first", "")) or (second.parent if second and second.parent else None) or next(
         (v for v in versions if second and v.number < second.number), None)
-    comparison = None
+    comparison, tags = None, project_tags(project)
+    tag = request.GET.get("tag") if request.GET.get("tag") in tags else None
     if first and second and first != second:
-        comparison = model_versions_compare(first=first, second=second, score_threshold=project.score_threshold)
+        comparison = model_versions_compare(first=first, second=second, score_threshold=project.score_threshold,
+                                            tag=tag)
         images = Image.objects.in_bulk([row["image"] for row in comparison["fixed"] + comparison["broke"]])
         for row in comparison["fixed"] + comparison["broke"]:
             row["name"] = images[row["image"]].original_name
@@ -208,6 +211,7 @@ def model_versions_compare_page(request: HttpRequest, project_id: int) -> HttpRe
                                    for name in classes]
     return render(request, "training/compare.html", {
         "project": project, "versions": versions, "first": first, "second": second, "comparison": comparison,
+        "tags": tags, "tag": tag,
     })
 
 

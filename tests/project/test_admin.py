@@ -43,7 +43,7 @@ def _one_of_every_row(project) -> None:
     """At least one row of each model our admin shows, so that every change page is loaded."""
     from datasets.models import BucketObject, BucketWatch, DatasetExport, DatasetImport
     from inference.models import BoxOutcome, InferenceChunk, ModelVersionDeletion, SuspectedError
-    from review.models import ApiToken, Comment, Mention, NotificationSettings, PasswordResetRequest
+    from review.models import ApiToken, Comment, Mention, NotificationSettings, PasswordResetRequest, Tag
     from training.models import DatasetSnapshot
     from webhooks.models import Webhook, WebhookDelivery
 
@@ -66,6 +66,7 @@ def _one_of_every_row(project) -> None:
     DatasetExport.objects.create(project=project)
     BucketObject.objects.create(project=project, url="s3://bucket/a.jpg", etag="e")
     BucketWatch.objects.create(project=project, source_url="s3://bucket/")
+    image.tags.add(Tag.objects.create(project=project, name="gate-cam"))
     StatusChange.objects.create(image=image, user=user, status="approved", reviewed_by=user)
     comment = Comment.objects.create(image=image, author=user, text=f"@{user.username} look")
     Mention.objects.create(comment=comment, image=image, user=user)
@@ -96,7 +97,7 @@ BY_HAND = {
         "inference.BoxOutcome", "inference.SuspectedError", "inference.InferenceRun", "inference.InferenceChunk",
         "inference.RerankRun", "inference.ModelVersionDeletion", "training.DatasetSnapshot", "training.TrainingRun",
         "datasets.DatasetImport", "datasets.DatasetExport", "datasets.BucketObject", "datasets.BucketWatch",
-        "webhooks.WebhookDelivery")},
+        "webhooks.WebhookDelivery", "review.Tag")},
 }
 
 

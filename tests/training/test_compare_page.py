@@ -4,12 +4,14 @@ from django.urls import reverse
 
 from inference.models import Prediction
 from review.models import Annotation, Image, Role
-from tests.factories import add_images, add_member, add_model_version, make_project, review_with_truth
+from review.tags import image_tags_add
+from tests.factories import add_images, add_member, add_model_version, api_client, make_project, review_with_truth
 
 pytestmark = pytest.mark.django_db
 
 
-def test_compare_page_lists_fixed_and_broken_images(client):
+def _two_versions():
+    """Two versions on the holdout: the newer fixes one image and breaks another; right on the rest."""
     project = make_project(holdout_fraction=0.9)
     images = add_images(project, 6, size=96)
     for seed, image in enumerate(images):
@@ -30,6 +32,11 @@ def test_compare_page_lists_fixed_and_broken_images(client):
             Prediction.objects.bulk_create(rows or [Prediction(image=image, model_version=version,
                                                                label_class_id=truth[0].label_class_id, x=0, y=0,
                                                                w=1, h=1, score=0.01)])
+    return project, holdout, old, new, fixed_image, broken_image
+
+
+def test_compare_page_lists_fixed_and_broken_images(client):
+    project, holdout, old, new, fixed_image, broken_image = _two_versions()
     client.force_login(add_member(project, Role.ANNOTATOR))
     default = client.get(reverse("training:compare", args=[project.pk])).content.decode()
     page = client.get(reverse("training:compare", args=[project.pk]), {"first": old.pk, "second": new.pk}).content.decode()
@@ -39,3 +46,37 @@ def test_compare_page_lists_fixed_and_broken_images(client):
     assert fixed_image.original_name in fixed and broken_image.original_name not in fixed
     assert broken_image.original_name in broke
     assert f"same {len(holdout)} reviewed holdout images" in page
+
+
+def test_a_comparison_is_broken_down_by_tag_and_limited_to_one(client):
+    """The newer version is better at the gate and worse in the yard: the tags say so, and each slice alone."""
+    project, holdout, old, new, fixed_image, broken_image = _two_versions()
+    others = [image for image in holdout if image not in (fixed_image, broken_image)]
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[fixed_image.pk, *[i.pk for i in others]]),
+                   names=["gate"])
+    image_tags_add(project=project, images=Image.objects.filter(pk=broken_image.pk), names=["yard"])
+    reader = add_member(project, Role.ANNOTATOR)
+    url = reverse("api:model_version_compare", args=[project.pk])
+    body = api_client(reader).get(url, {"first": old.pk, "second": new.pk}).json()
+    slices = {row["tag"]: row for row in body["tags"]}
+    assert [row["tag"] for row in body["tags"]] == ["gate", "yard"]  # most images first
+    assert (slices["gate"]["images"], slices["yard"]["images"]) == (len(holdout) - 1, 1)
+    gate_old, gate_new = slices["gate"]["versions"]
+    yard_old, yard_new = slices["yard"]["versions"]
+    assert gate_new["map"] > gate_old["map"] and gate_new["errors"] < gate_old["errors"]
+    assert yard_new["map"] < yard_old["map"] and yard_new["errors"] > yard_old["errors"]
+
+    yard = api_client(reader).get(url, {"first": old.pk, "second": new.pk, "tag": "yard"}).json()
+    assert yard["images"] == 1 and yard["tag"] == "yard"
+    assert [row["image"] for row in yard["broke"]] == [broken_image.pk] and yard["fixed"] == []
+    assert [v["map"] for v in yard["versions"]] == [yard_old["map"], yard_new["map"]]
+    missing = api_client(reader).get(url, {"first": old.pk, "second": new.pk, "tag": "dock"})
+    assert missing.status_code == 400 and "no tag 'dock'" in str(missing.json())
+
+    client.force_login(reader)
+    page = client.get(reverse("training:compare", args=[project.pk]), {"first": old.pk, "second": new.pk}).content.decode()
+    assert 'data-tag="gate"' in page and 'data-tag="yard"' in page
+    one = client.get(reverse("training:compare", args=[project.pk]),
+                     {"first": old.pk, "second": new.pk, "tag": "yard"}).content.decode()
+    assert "same 1 reviewed holdout image" in one and "tagged <strong>yard</strong>" in one
+    assert broken_image.original_name in one.split('id="broke"')[1]

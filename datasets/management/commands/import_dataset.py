@@ -29,14 +29,16 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="Username recorded as the importer.")
         parser.add_argument("--frame-every", type=float, default=1.0,
                             help="For a video: seconds between the frames taken from it (default 1).")
+        parser.add_argument("--tags", default="", help="Tags the images it adds get, separated by commas "
+                                                       "(a camera's name, night).")
 
-    def handle(self, *args, project, path, format, partial, model_name, user, frame_every, **options):
+    def handle(self, *args, project, path, format, partial, model_name, user, frame_every, tags, **options):
         project = project_from_arg(project)
         importer = get_user_model().objects.filter(username=user).first() if user else None
         if user and importer is None:
             raise CommandError(f"No user {user!r}.")
         common = {"project": project, "user": importer, "format": format, "partial": partial,
-                  "model_name": model_name, "frame_every": frame_every, "queue": False}
+                  "model_name": model_name, "frame_every": frame_every, "tags": tags, "queue": False}
         file = Path(path)
         try:
             if path.startswith("s3://"):

@@ -1,0 +1,80 @@
+"""Tags: names for slices of a project's images (a camera, a site, night, rain), so that a reviewer can
+work one slice and a manager can see how each model version does on each (training/selectors.py).
+
+Images get tags when they come in (an import's or a bucket watch's `tags`) and from the queue's bulk
+actions (tag, untag). A tag belongs to one project; it is made the first time an image gets it and
+goes when its last image loses it.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import QuerySet
+
+from review.models import Image, Project, Tag
+
+MAX_TAGS = 20  # named in one request, or given to one import
+# Letters, digits and a few separators a camera's or a site's name uses ("gate-2", "site a/north"):
+# nothing that needs quoting in a URL's query or a file name.
+TAG_NAME = re.compile(r"[\w][\w .:/+-]{0,49}")
+
+
+def tag_names_clean(value: str | Iterable[str] | None, *, field: str = "tags") -> list[str]:
+    """The tag names in `value` (a list, or one string separated by commas), stripped and without repeats;
+    a ValidationError naming `field` for a name that is not one."""
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else list(value)
+    if bad := next((name for name in names if not isinstance(name, str)), None):
+        raise ValidationError({field: f"A tag is a name, not {bad!r}."})
+    cleaned = []
+    for name in (part for name in names for part in name.split(",")):  # "gate, night" is two
+        name = " ".join(name.split())
+        if not name:
+            continue
+        if not TAG_NAME.fullmatch(name):
+            raise ValidationError({field: f"{name[:60]!r} is not a tag: up to 50 letters, digits, spaces and "
+                                          "- _ . : / +, starting with a letter or digit."})
+        if name not in cleaned:
+            cleaned.append(name)
+    if len(cleaned) > MAX_TAGS:
+        raise ValidationError({field: f"At most {MAX_TAGS} tags at once (got {len(cleaned)})."})
+    return cleaned
+
+
+@transaction.atomic
+def image_tags_add(*, project: Project, images: QuerySet[Image], names: list[str]) -> int:
+    """Give these images of `project` the named tags (made if new); returns how many images gained one."""
+    if not names:
+        return 0
+    for name in names:
+        Tag.objects.get_or_create(project=project, name=name)
+    tags = list(Tag.objects.filter(project=project, name__in=names).values_list("pk", flat=True))
+    image_ids = list(images.filter(project=project).values_list("pk", flat=True))
+    through = Image.tags.through
+    had = set(through.objects.filter(image_id__in=image_ids, tag_id__in=tags).values_list("image_id", "tag_id"))
+    rows = [through(image_id=image_id, tag_id=tag_id) for image_id in image_ids for tag_id in tags
+            if (image_id, tag_id) not in had]
+    through.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)  # a tag given meanwhile: the same
+    return len({row.image_id for row in rows})
+
+
+@transaction.atomic
+def image_tags_remove(*, project: Project, images: QuerySet[Image], names: list[str]) -> int:
+    """Take the named tags off these images of `project`; a tag left on no image goes. Returns how many
+    images lost one."""
+    tags = Tag.objects.filter(project=project, name__in=names)
+    through = Image.tags.through
+    rows = through.objects.filter(tag__in=tags, image__in=images.filter(project=project))
+    changed = rows.values("image_id").distinct().count()
+    rows.delete()
+    tags.filter(images__isnull=True).delete()
+    return changed
+
+
+def project_tags(project: Project) -> list[str]:
+    """The names of the project's tags, in order."""
+    return list(Tag.objects.filter(project=project).order_by("name").values_list("name", flat=True))
