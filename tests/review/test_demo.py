@@ -46,3 +46,8 @@ def test_demo_setup_builds_the_day_and_night_project_once(settings, tmp_path):
     # The labels came with the data: nobody's review, so the team page starts empty rather than crediting
     # the admin with six saves of 0 seconds each.
     assert not ReviewEvent.objects.filter(user__isnull=False).exists()
+    # Tagged by source, so the queue and the comparison of two versions split them by camera.
+    tagged = {name: sorted(project.tags.get(name=name).images.values_list("original_name", flat=True))
+              for name in ("daylight", "night camera", "new lens")}
+    assert [len(tagged[name]) for name in tagged] == [7, 3, 2]
+    assert all(name.startswith("night-") for name in tagged["night camera"])

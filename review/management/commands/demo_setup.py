@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 
 from review.demo_images import CLASS_NAMES, SOURCE, generate_scene
-from review.models import AnnotationSource, LabelClass, Project, project_being_deleted
+from review.models import AnnotationSource, Image, LabelClass, Project, project_being_deleted
 from review.services import BoxIn, image_boxes_save, image_create, project_create
+from review.tags import image_tags_add
 # A command is a top-floor caller like a view: it may wire review to training (never the reverse).
 from training.services import training_run_start
 
@@ -85,11 +86,16 @@ class Command(BaseCommand):
         classes = {c.name: c.pk for c in LabelClass.objects.filter(project=project)}
         plan = [("labelled", "day", SOURCE, 0), ("daylight", "day-new", SOURCE, 5000),
                 ("night", "night", "night", 10_000), ("camera", "newlens", "camera", 20_000)]
+        # Tagged by where they come from, as a deployment tags its cameras: the queue filters by tag and the
+        # comparison of two versions is broken down by it (the night improved, daylight kept).
+        tags = {"labelled": "daylight", "daylight": "daylight", "night": "night camera", "camera": "new lens"}
         total, done = sum(counts.values()), 0
         for key, prefix, domain, first_seed in plan:
+            added = []
             for seed in range(first_seed, first_seed + counts[key]):
                 scene = generate_scene(seed, domain=domain)
                 image = image_create(project=project, data=scene.png_bytes(), filename=f"{prefix}-{seed:05d}.png")
+                added.append(image.pk)
                 if key == "labelled":
                     boxes = [BoxIn(classes[b.class_name], b.x, b.y, b.w, b.h) for b in scene.boxes]
                     # Ground truth brought in, not anyone's review: no member's save (the team page counts
@@ -98,4 +104,5 @@ class Command(BaseCommand):
                                      source=AnnotationSource.IMPORTED)
                 done += 1
                 self.stdout.write(f"\rGenerating images: {done}/{total}", ending="")
+            image_tags_add(project=project, images=Image.objects.filter(pk__in=added), names=[tags[key]])
         self.stdout.write("")
