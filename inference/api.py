@@ -274,12 +274,14 @@ class BoxOutcomeList(generics.ListAPIView):
             raise BadRequest({"kind": [f"Choose one of {', '.join(OutcomeKind.values)}, or leave it out for every "
                                        "kind of error."]})
         return selectors.box_outcomes(version=version, kind=kind,
-                                      label_class_id=query_id(self.request, "label_class"))
+                                      label_class_id=query_id(self.request, "label_class"),
+                                      tag=self.request.query_params.get("tag") or None)
 
     @extend_schema(parameters=[
         OpenApiParameter("kind", OpenApiTypes.STR, enum=OutcomeKind.values,
                          description="Default: every kind of error (fp, missed, wrong_class, poor_localisation)"),
-        OpenApiParameter("label_class", OpenApiTypes.INT)])
+        OpenApiParameter("label_class", OpenApiTypes.INT),
+        OpenApiParameter("tag", OpenApiTypes.STR, description="Only on images with this tag (a camera, night)")])
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 

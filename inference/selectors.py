@@ -22,13 +22,14 @@ def model_versions(*, project: Project) -> QuerySet[ModelVersion]:
 ERROR_KINDS = [OutcomeKind.FALSE_POSITIVE, OutcomeKind.MISSED, OutcomeKind.WRONG_CLASS, OutcomeKind.POOR_LOCALISATION]
 
 
-def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_id: int | None = None
-                 ) -> QuerySet[BoxOutcome]:
-    """A version's judged boxes on reviewed images; `kind=None` means every kind of error (not the correct ones).
+def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_id: int | None = None,
+                 tag: str | None = None) -> QuerySet[BoxOutcome]:
+    """A version's judged boxes on reviewed images (tagged `tag`, when given); `kind=None` means every kind
+    of error (not the correct ones).
 
     Most confident errors first: a confident mistake is the one worth a look.
     """
-    outcomes = BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED_STATUSES)
+    outcomes = _judged(version, tag)
     outcomes = outcomes.filter(kind=kind) if kind else outcomes.filter(kind__in=ERROR_KINDS)
     if label_class_id is not None:
         outcomes = outcomes.filter(label_class_id=label_class_id)
@@ -36,9 +37,9 @@ def box_outcomes(*, version: ModelVersion, kind: str | None = None, label_class_
         F("score").desc(nulls_last=True), "id")
 
 
-def box_outcome_counts(*, version: ModelVersion) -> dict:
+def box_outcome_counts(*, version: ModelVersion, tag: str | None = None) -> dict:
     """Counts by kind, overall and per class: {"total": {kind: n}, "by_class": {class name: {kind: n}}}."""
-    rows = (BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED_STATUSES).order_by()
+    rows = (_judged(version, tag).order_by()
             .values_list("label_class__name", "kind").annotate(n=Count("id")))
     total = {kind: 0 for kind in OutcomeKind.values}
     by_class: dict[str, dict[str, int]] = {}
@@ -46,3 +47,8 @@ def box_outcome_counts(*, version: ModelVersion) -> dict:
         total[kind] += n
         by_class.setdefault(name, {k: 0 for k in OutcomeKind.values})[kind] = n
     return {"total": total, "by_class": dict(sorted(by_class.items()))}
+
+
+def _judged(version: ModelVersion, tag: str | None) -> QuerySet[BoxOutcome]:
+    outcomes = BoxOutcome.objects.filter(model_version=version, image__status__in=REVIEWED_STATUSES)
+    return outcomes if tag is None else outcomes.filter(image__tags__name=tag)

@@ -3,6 +3,7 @@ and the buttons that rank the queue again at the review threshold or stop that."
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +26,7 @@ from project.converters import as_id
 from review.access import object_for_member, project_for_member
 from review.forms import refusal_reported
 from review.models import Role
+from review.tags import project_tags
 
 PATCHES_PER_PAGE = 60
 TILE_PX = 160
@@ -38,13 +40,27 @@ def model_version_errors(request: HttpRequest, version_id: int) -> HttpResponse:
     project = version.project
     kind = request.GET.get("kind") if request.GET.get("kind") in OutcomeKind.values else None
     class_id = as_id(request.GET.get("class"))
-    page = Paginator(selectors.box_outcomes(version=version, kind=kind, label_class_id=class_id),
+    tags = project_tags(project)
+    tag = request.GET.get("tag") if request.GET.get("tag") in tags else None
+    page = Paginator(selectors.box_outcomes(version=version, kind=kind, label_class_id=class_id, tag=tag),
                      PATCHES_PER_PAGE).get_page(request.GET.get("page"))
+    chosen = {"kind": kind, "class": class_id, "tag": tag}
+
+    def link(**change) -> str:
+        """This page's query with `change` made (None drops a filter); back to page 1 unless one is named."""
+        return "?" + urlencode({k: v for k, v in {**chosen, **change}.items() if v is not None})
+
+    kinds = [(value, label) for value, label in OutcomeKind.choices if value != OutcomeKind.TRUE_POSITIVE]
+    classes = project.label_classes.order_by("index")
     return render(request, "inference/errors.html", {
-        "project": project, "version": version, "kind": kind, "class_id": class_id, "page": page,
-        "kinds": [(value, label) for value, label in OutcomeKind.choices if value != OutcomeKind.TRUE_POSITIVE],
-        "classes": project.label_classes.order_by("index"),
-        "counts": selectors.box_outcome_counts(version=version),
+        "project": project, "version": version, "kind": kind, "class_id": class_id, "tag": tag, "page": page,
+        "kinds": kinds, "counts": selectors.box_outcome_counts(version=version, tag=tag),
+        "kind_links": [(None, "All errors", link(kind=None))] + [(v, label, link(kind=v)) for v, label in kinds],
+        "class_links": [(None, "every class", link(**{"class": None}))]
+                       + [(c.id, c.name, link(**{"class": c.id})) for c in classes],
+        "tag_links": [(None, "every tag", link(tag=None))] + [(t, t, link(tag=t)) for t in tags] if tags else [],
+        "previous_url": link(page=page.previous_page_number()) if page.has_previous() else None,
+        "next_url": link(page=page.next_page_number()) if page.has_next() else None,
         "patches": [_patch(outcome, version) for outcome in page],
     })
 

@@ -42,6 +42,7 @@ from review.project_deletion import deletions_visible_to, project_deletion_cance
 from review.media import image_file_response, image_thumbnail_response, images_for_media
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, project_list_for_user
+from review.tags import image_tags_add, tag_names_clean
 from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
 
@@ -222,9 +223,10 @@ class ImageListUpload(generics.ListAPIView):
     def post(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.ANNOTATOR)
         data = validated(s.UploadSerializer, request.data)
+        tags = tag_names_clean(data["tags"])  # a bad name refuses the upload before anything is stored
         files = [services.UploadFile(name=upload.name, read=upload.read) for upload in data["files"]]
         report = services.images_create_many(project=project, files=files, partial=data["partial"])
-        return _upload_response(request, project, report)
+        return _upload_response(request, project, report, tags)
 
 
 class ImageBulkAction(APIView):
@@ -254,6 +256,7 @@ class ImageZipUpload(APIView):
     def post(self, request: Request, project_id: int) -> Response:
         project = member_project(request, project_id, Role.ANNOTATOR)
         data = validated(s.ZipUploadSerializer, request.data)
+        tags = tag_names_clean(data["tags"])
         try:
             with SafeArchive(data["archive"], max_entries=settings.MAX_ARCHIVE_ENTRIES,
                              max_total_bytes=settings.MAX_ARCHIVE_BYTES) as archive:
@@ -269,10 +272,13 @@ class ImageZipUpload(APIView):
         except ArchiveRejected as exc:
             raise BadRequest({"archive": [str(exc)]}) from None
         report.ignored = ignored
-        return _upload_response(request, project, report)
+        return _upload_response(request, project, report, tags)
 
 
-def _upload_response(request: Request, project: Project, report: services.UploadReport) -> Response:
+def _upload_response(request: Request, project: Project, report: services.UploadReport,
+                     tags: list[str]) -> Response:
+    if report.committed:
+        image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in report.added]), names=tags)
     run = inference_run_after_upload(project=project, image_ids=[i.pk for i in report.added], user=request.user)
     body = {
         "committed": report.committed,

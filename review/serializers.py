@@ -339,11 +339,19 @@ class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
                                   help_text="One or more image files (repeat the field).")
     partial = serializers.BooleanField(default=False, help_text="Keep the valid files when some are refused.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
+                                 default=list, max_length=MAX_TAGS,
+                                 help_text="Tags the images added get (a camera's name, night): repeat the field, "
+                                           "or separate names by commas.")
 
 
 class ZipUploadSerializer(serializers.Serializer):
     archive = serializers.FileField(help_text="A .zip of images; folders are allowed, other files are ignored.")
     partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
+    tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
+                                 default=list, max_length=MAX_TAGS,
+                                 help_text="Tags the images added get (a camera's name, night): repeat the field, "
+                                           "or separate names by commas.")
 
 
 class UploadReportSerializer(serializers.Serializer):

@@ -42,6 +42,30 @@ def test_errors_page_shows_each_error_as_a_patch_linking_to_the_editor(client, j
     assert only_missed.content.decode().count('class="patch ') == 1
 
 
+def test_errors_page_and_api_keep_to_one_tag_and_its_links_keep_every_filter(client, judged):
+    from review.models import Image
+    from review.tags import image_tags_add
+
+    project, image, version = judged
+    [other] = add_images(project, 1, size=96, first_seed=7)  # a second reviewed image, untagged: a miss and an fp
+    car = LabelClass.objects.get(project=project, name="car")
+    Prediction.objects.create(image=other, model_version=version, label_class=car, x=60, y=60, w=20, h=20, score=0.9)
+    image_boxes_save(image=other, user=None, version=other.version, boxes=[BoxIn(car.pk, 5, 5, 30, 30)])
+    from inference.outcomes import box_outcomes_refresh
+    box_outcomes_refresh(image_ids=[other.pk])
+    image_tags_add(project=project, images=Image.objects.filter(pk=image.pk), names=["gate cam"])
+    client.force_login(add_member(project, Role.ANNOTATOR))
+    url = reverse("inference:model_version_errors", args=[version.pk])
+    assert client.get(url).content.decode().count('class="patch ') == 4
+    page = client.get(url, {"tag": "gate cam", "kind": "missed"}).content.decode()
+    assert page.count('class="patch ') == 1 and "focus=50.0,60.0" in page  # the tagged image's miss only
+    assert 'href="?kind=fp&amp;tag=gate+cam"' in page  # another kind, the same tag
+    assert 'href="?kind=missed"' in page  # every tag, the same kind
+    assert client.get(url, {"tag": "nobody's"}).content.decode().count('class="patch ') == 4  # unknown: ignored
+    api = client.get(f"/api/v1/model-versions/{version.pk}/outcomes/", {"tag": "gate cam"}).json()
+    assert sorted(o["kind"] for o in api["results"]) == ["fp", "missed"]
+
+
 def test_errors_page_and_api_need_membership(client, judged):
     project, image, version = judged
     client.force_login(UserFactory())
