@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from review.models import Image, Project, Tag
 
 MAX_TAGS = 20  # named in one request, or given to one import
+MAX_SLICES = 20  # tags a model's scores are broken down by, those with most images first
 # Letters, digits and a few separators a camera's or a site's name uses ("gate-2", "site a/north"):
 # nothing that needs quoting in a URL's query or a file name.
 TAG_NAME = re.compile(r"[\w][\w .:/+-]{0,49}")

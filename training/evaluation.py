@@ -134,6 +134,17 @@ def map_of_resample(tables: Sequence[ClassTable], counts: np.ndarray) -> float:
     return float(np.mean(aps)) if aps else 0.0
 
 
+def map_of_groups(result: EvalResult, groups: dict[str, Sequence[int]]) -> dict[str, float]:
+    """COCO mAP@[.5:.95] of each group of the evaluated images (their positions in the evaluation's
+    order), from the matches already made: no box is matched again."""
+    scores = {}
+    for name, positions in groups.items():
+        counts = np.zeros(result.images)
+        counts[list(positions)] = 1.0
+        scores[name] = map_of_resample(result.tables, counts)
+    return scores
+
+
 def map_gain_interval(new: EvalResult, old: EvalResult, *, resamples: int = 200, level: float = 0.9,
                       seed: int = 0) -> tuple[float, float] | None:
     """How sure a gain in holdout mAP is: the images are drawn again with replacement `resamples` times

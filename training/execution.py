@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -24,8 +25,9 @@ from inference.services import inference_run_create, model_version_activate, mod
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
+from review.tags import MAX_SLICES
 from training.config import TrainConfig, steps_per_epoch
-from training.evaluation import EvalResult, coco_evaluate, map_gain_interval
+from training.evaluation import EvalResult, coco_evaluate, map_gain_interval, map_of_groups
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
@@ -185,7 +187,24 @@ def _execute(run: TrainingRun) -> None:
                                                       num_classes=len(base.class_names), device=device,
                                                       score_threshold=EVAL_SCORE_THRESHOLD)
         base_result = evaluate_model(base_model, truths, files, class_names, model_class_names=list(base.class_names))
-    _register(run, model, _class_names_now(run, categories), new_result, base_result)
+    _register(run, model, _class_names_now(run, categories), new_result, base_result,
+              by_tag=_scores_by_tag([t.image_id for t in truths], new_result, base_result))
+
+
+def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:
+    """Each version's holdout mAP on the images of each tag (a camera, night): the MAX_SLICES tags with most
+    held-out images. A gain overall can hide a loss on one camera; this shows it."""
+    position = {image_id: n for n, image_id in enumerate(image_ids)}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for name, image_id in Image.tags.through.objects.filter(image_id__in=image_ids).values_list("tag__name",
+                                                                                                 "image_id"):
+        groups[name].append(position[image_id])
+    groups = dict(sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_SLICES])
+    new_scores = map_of_groups(new, groups)
+    base_scores = map_of_groups(base, groups) if base is not None else {}
+    return [{"tag": name, "images": len(positions), "new": round(new_scores[name], 4),
+             "active": round(base_scores[name], 4) if name in base_scores else None}
+            for name, positions in groups.items()]
 
 
 def _predict_holdout(run: TrainingRun, version) -> None:
@@ -206,8 +225,9 @@ def _predict_holdout(run: TrainingRun, version) -> None:
 
 
 def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], new: EvalResult,
-              base: EvalResult | None) -> None:
-    """Always register the new version; activate it only if it beats the active one on the same holdout."""
+              base: EvalResult | None, by_tag: list[dict] = ()) -> None:
+    """Always register the new version; activate it only if it beats the active one on the same holdout.
+    `by_tag` (each version's mAP per tag) is shown with the result, and a tag it does worse on is named."""
     higher = base is None or new.map > base.map
     reason = ("no comparable active model" if base is None else
               f"holdout mAP {new.map:.4f} {'>' if higher else '<='} active {base.map:.4f}")
@@ -218,6 +238,8 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
         low, high = interval
         reason += (f"; gain {new.map - base.map:+.3f}, {low:+.3f} to {high:+.3f} in 90% of resamples of the "
                    f"{new.images} held-out images" + (" (it may be chance)" if low <= 0 <= high else ""))
+    if lower := [row for row in by_tag if row["active"] is not None and row["new"] < row["active"]]:
+        reason += "; lower on " + ", ".join(f"{row['tag']} ({row['active']:.3f} to {row['new']:.3f})" for row in lower)
     promoted = higher
     if higher and base is not None and run.project.promote_only_clear_gains and not (interval and interval[0] > 0):
         promoted = False
@@ -233,6 +255,7 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
             "active": ({"version": run.base_version.number, **base.as_dict()} if base and run.base_version else None),
             "promoted": promoted, "reason": reason,
             "gain_interval": interval and [round(interval[0], 4), round(interval[1], 4)],
+            "by_tag": list(by_tag),
         }
         TrainingRun.objects.filter(pk=run.pk).update(result_version=version, comparison=comparison)
         _predict_holdout(run, version)

@@ -8,13 +8,11 @@ from django.db.models import QuerySet
 
 from inference.models import ModelVersion, Prediction
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
+from review.tags import MAX_SLICES
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
 from training.evaluation import coco_evaluate
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
-
-
-MAX_SLICES = 20  # tags a comparison is broken down by, those with most images first
 
 
 def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[TrainingRun]:

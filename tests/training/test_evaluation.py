@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from training.evaluation import coco_evaluate, map_gain_interval, map_of_resample
+from training.evaluation import coco_evaluate, map_gain_interval, map_of_groups, map_of_resample
 
 CLASSES = ["circle", "square"]
 
@@ -109,3 +109,15 @@ def test_the_gain_interval_says_how_sure_a_gain_is():
     few = truths[:6]
     low_few, high_few = map_gain_interval(*(coco_evaluate(few, preds[:6], ["a", "b", "c"]) for preds in (sharp, blurry)))
     assert high_few - low_few > high - low  # six images say less than sixty
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_map_of_a_group_of_images_is_pycocotools_own_on_those_images(seed):
+    truths, preds = noisy_world(seed)
+    result = coco_evaluate(truths, preds, ["a", "b", "c"])
+    groups = {"gate": range(0, 12), "yard": [3, 15, 16, 29]}
+    scores = map_of_groups(result, groups)
+    for name, positions in groups.items():
+        alone = coco_evaluate([truths[n] for n in positions], [preds[n] for n in positions], ["a", "b", "c"])
+        assert scores[name] == pytest.approx(alone.map, abs=1e-9), name
+    assert scores["gate"] != scores["yard"]

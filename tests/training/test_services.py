@@ -106,9 +106,15 @@ def test_a_second_concurrent_run_is_refused(project, django_capture_on_commit_ca
 
 
 def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_commit_callbacks):
+    from review.models import Image
+    from review.tags import image_tags_add
+
     base = add_model_version(project)
     with django_capture_on_commit_callbacks(execute=False):
         run = training_run_start(project=project, user=None, params={"epochs": 2, "batch_size": 4})
+    holdout = sorted(run.snapshot.holdout_image_ids)
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=holdout), names=["gate"])
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=holdout[:1]), names=["night"])
     assert run.base_version == base and run.progress_total > 0
     with django_capture_on_commit_callbacks(execute=False):
         training_run_execute(run_id=run.pk)
@@ -127,6 +133,10 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     assert comparison["active"]["version"] == base.number
     assert comparison["promoted"] == (comparison["new"]["map"] > comparison["active"]["map"])
     low, high = comparison["gain_interval"]  # how sure the gain is, over resamples of the holdout images
+    gate, night = comparison["by_tag"]  # each version's holdout mAP per tag, most images first
+    assert (gate["tag"], gate["images"], night["tag"], night["images"]) == ("gate", len(holdout), "night", 1)
+    assert gate["new"] == pytest.approx(comparison["new"]["map"], abs=1e-4)  # every held-out image is tagged gate
+    assert gate["active"] == pytest.approx(comparison["active"]["map"], abs=1e-4)
     assert low <= high and "resamples of the" in comparison["reason"]
     base.refresh_from_db()
     assert ModelVersion.objects.get(is_active=True) == (version if comparison["promoted"] else base)
@@ -149,9 +159,13 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
     base_2 = run.result_version
     with django_capture_on_commit_callbacks(execute=False):
         second = training_run_start(project=project, user=None, params=TINY)
-        _register(second, model, ["circle", "square", "triangle"], EvalResult(0.5, 0.7), EvalResult(0.3, 0.5))
+        _register(second, model, ["circle", "square", "triangle"], EvalResult(0.5, 0.7), EvalResult(0.3, 0.5),
+                  by_tag=[{"tag": "day", "images": 9, "new": 0.6, "active": 0.3},
+                          {"tag": "night", "images": 3, "new": 0.1, "active": 0.3}])
     second.refresh_from_db()
     assert second.result_version.is_active and second.comparison["promoted"] is True
+    assert second.comparison["reason"].endswith("; lower on night (0.300 to 0.100)")  # better overall, worse there
+    assert [row["tag"] for row in second.comparison["by_tag"]] == ["day", "night"]
     assert not ModelVersion.objects.filter(pk__in=[base.pk, base_2.pk], is_active=True).exists()
     # unreviewed images are predicted again by the new version
     again = InferenceRun.objects.filter(scope="unreviewed")
