@@ -88,6 +88,11 @@ def export_write(*, project: Project, spec: ExportSpec, out: BinaryIO, progress:
     rows = {row["id"]: row for start in range(0, len(image_ids), CHUNK)  # SQLite: at most 32,766 parameters
             for row in Image.objects.filter(pk__in=image_ids[start:start + CHUNK]).values("id", "original_name", "file")}
     summary.missing_images = len(image_ids) - len(rows)
+    tags: dict[int, list[str]] = defaultdict(list)  # COCO keeps them (a field of each image), so a re-import does
+    for start in range(0, len(image_ids), CHUNK):
+        for image_id, name in (Image.tags.through.objects.filter(image_id__in=image_ids[start:start + CHUNK])
+                               .order_by("tag__name").values_list("image_id", "tag__name")):
+            tags[image_id].append(name)
     names = archive_names(list(rows.values()))
     writer = _WRITERS[spec.format](class_names)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -95,7 +100,7 @@ def export_write(*, project: Project, spec: ExportSpec, out: BinaryIO, progress:
             if progress is not None and progress.cancelled():
                 raise ExportCancelled
             labels = ImageLabels(file_name=names[image.pk], boxes=boxes, width=image.width, height=image.height,
-                                 split=image.split)
+                                 split=image.split, tags=tuple(tags.get(image.pk, ())))
             writer.add(archive, labels)
             if spec.include_images:
                 # Stored, not deflated: images are compressed already.

@@ -36,7 +36,7 @@ from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, AnnotationSource, Image, LabelClass, Project, ReviewStatus
 from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create
-from review.tags import image_tags_add
+from review.tags import image_tags_add, tag_names_clean
 
 
 class ImportCancelled(Exception):
@@ -281,6 +281,7 @@ class Ready:
     is_new: bool
     boxes: list[Box] | None       # None: no labels for this image
     duplicate_of: str | None = None
+    tags: list[str] = field(default_factory=list)  # its own, from the label file (a COCO export of ours)
 
 
 def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections: bool, report: ImportReport,
@@ -327,12 +328,16 @@ def _read_one(item: Planned, source: ImportSource, *, project: Project, detectio
     if not problems and item.labels and not detections and not is_new and image.status != ReviewStatus.UNREVIEWED:
         report.skip(item.name, "already reviewed in the project; its boxes are kept")
         return None
+    try:
+        tags = tag_names_clean(item.labels.tags if item.labels else [])
+    except ValidationError as exc:
+        problems.append(" ".join(exc.messages))
     if problems:
         if is_new:
             image.file.delete(save=False)
         report.refuse(item.name, "; ".join(problems))
         return None
-    outcome = Ready(item.name, image, is_new, boxes)
+    outcome = Ready(item.name, image, is_new, boxes, tags=tags)
     if is_new:
         by_hash[image.content_hash] = outcome
     return outcome
@@ -406,6 +411,13 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
     Annotation.objects.bulk_create(annotations, batch_size=1000)
     Prediction.objects.bulk_create(predictions, batch_size=1000)
     image_tags_add(project=project, images=Image.objects.filter(pk__in=report.added_image_ids), names=tags)
+    by_tag: dict[str, list[int]] = defaultdict(list)  # each image's own tags, as its label file gives them
+    for item in ready:
+        if item.image.pk and (item.is_new or item.boxes is not None):
+            for name in item.tags:
+                by_tag[name].append(item.image.pk)
+    for name, image_ids in by_tag.items():
+        image_tags_add(project=project, images=Image.objects.filter(pk__in=image_ids), names=[name])
     report.boxes_added, report.predictions_added = len(annotations), len(predictions)
     if version is not None:
         _rank_by_imported_scores(scored_images, version=version, threshold=project.score_threshold)

@@ -27,6 +27,8 @@ urlpatterns = [
     path("projects/<id:project_id>/label-classes/", review_api.LabelClassListCreate.as_view(),
          name="label_class_list"),
     path("label-classes/<id:class_id>/", review_api.LabelClassDetail.as_view(), name="label_class_detail"),
+    path("projects/<id:project_id>/tags/", review_api.TagList.as_view(), name="tag_list"),
+    path("tags/<id:tag_id>/", review_api.TagDetail.as_view(), name="tag_detail"),
     # Images and the human boxes on them
     path("projects/<id:project_id>/images/", review_api.ImageListUpload.as_view(), name="image_list"),
     path("projects/<id:project_id>/images/bulk/", review_api.ImageBulkAction.as_view(), name="image_bulk"),

@@ -36,13 +36,13 @@ from review.bulk_actions import bulk_apply, member_by_id, required_role, selecte
 from review.activity import DEFAULT_WINDOW, WINDOWS, team_activity, window_start
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import (
-    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
+    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role, Tag,
 )
 from review.project_deletion import deletions_visible_to, project_deletion_cancel, project_deletion_start
 from review.media import image_file_response, image_thumbnail_response, images_for_media
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, project_list_for_user
-from review.tags import image_tags_add, tag_names_clean
+from review.tags import image_tags_add, tag_delete, tag_names_clean, tag_rename, tags_with_counts
 from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
 
@@ -193,6 +193,27 @@ class LabelClassDetail(APIView):
     def delete(self, request: Request, class_id: int) -> Response:
         label_class = member_object(request, LabelClass.objects.all(), class_id, Role.MANAGER)
         services.label_class_delete(label_class=label_class)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TagList(APIView):
+    @extend_schema(responses=s.TagSerializer(many=True), summary="The project's tags, each with its image count")
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(s.TagSerializer(tags_with_counts(member_project(request, project_id)), many=True).data)
+
+
+class TagDetail(APIView):
+    @extend_schema(request=s.TagRenameSerializer, responses=s.TagSerializer,
+                   summary="Rename a tag; to another tag's name, the two become one (manager)")
+    def patch(self, request: Request, tag_id: int) -> Response:
+        tag = member_object(request, Tag.objects.select_related("project"), tag_id, Role.MANAGER)
+        data = validated(s.TagRenameSerializer, request.data)
+        now = tag_rename(tag=tag, name=data["name"])
+        return Response(s.TagSerializer(tags_with_counts(tag.project).get(pk=now.pk)).data)
+
+    @extend_schema(responses={204: None}, summary="Take a tag off every image (manager)")
+    def delete(self, request: Request, tag_id: int) -> Response:
+        tag_delete(tag=member_object(request, Tag.objects.all(), tag_id, Role.MANAGER))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,7 +12,7 @@ from project.converters import MAX_ID
 from review.bulk_actions import ACTIONS, MAX_IMAGES
 from review.tags import MAX_TAGS
 from review.models import (
-    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role,
+    Annotation, Comment, Image, LabelClass, Membership, Project, ProjectDeletion, ReviewStatus, Role, Tag,
 )
 
 MAX_BOXES_PER_IMAGE = 2000
@@ -333,6 +333,18 @@ class NextImageSerializer(serializers.Serializer):
         help_text="unreviewed: the most urgent image to review; reviewed: the longest-waiting one to approve (reviewer).")
     skip = serializers.ListField(child=serializers.IntegerField(min_value=1), default=list, max_length=1000,
                                  help_text="Image ids to pass over: the ones you skipped, or just saved.")
+
+
+class TagSerializer(serializers.ModelSerializer):
+    image_count = serializers.IntegerField(read_only=True, help_text="Images with this tag.")
+
+    class Meta:
+        model = Tag
+        fields = ["id", "name", "image_count", "created_at"]
+
+
+class TagRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=1000, help_text="The new name; another tag's name merges the two.")
 
 
 class UploadSerializer(serializers.Serializer):

@@ -23,8 +23,9 @@ from review.forms import (
     LabelClassForm, MemberForm, ProjectCreateForm, ProjectDeleteForm, ProjectSettingsForm, cleaned_or_refused,
     refusal_reported,
 )
-from review.models import LabelClass, Membership, Project, Role
+from review.models import LabelClass, Membership, Project, Role, Tag
 from review.project_deletion import project_deletion_start
+from review.tags import tag_delete, tag_rename, tags_with_counts
 
 SETTINGS_FIELDS = list(ProjectSettingsForm.base_fields)
 RERANK_NOTE = (" The queue's ranking and error review are being worked out again at the new threshold, ≥ {:.4g}: "
@@ -75,6 +76,7 @@ def _settings_page(request: HttpRequest, project: Project, form: ProjectSettings
         "next_colour": services.PALETTE[next_index % len(services.PALETTE)],  # what label_class_create would pick
         "delete_form": ProjectDeleteForm(project=project),
         "webhook_count": project.webhooks.count(),  # webhooks/ has their own page
+        "tags": tags_with_counts(project),
     }, status=status)
 
 
@@ -102,6 +104,29 @@ def label_class_edit(request: HttpRequest, class_id: int) -> HttpResponseRedirec
         messages.success(request, f"Saved the class {old_name}" + (
             f", now {label_class.name}." if label_class.name != old_name else "."))
     return _back_to_settings(label_class.project_id)
+
+
+@login_required
+@require_POST
+def tag_edit(request: HttpRequest, tag_id: int) -> HttpResponseRedirect:
+    tag = object_for_member(request.user, Tag.objects.select_related("project"), tag_id, role=Role.MANAGER)
+    with refusal_reported(request, "The tag was not renamed"):
+        old_name = tag.name
+        now = tag_rename(tag=tag, name=request.POST.get("name", ""))
+        if now.pk != tag.pk:
+            messages.success(request, f"The images tagged {old_name} are now tagged {now.name}, with the others.")
+        elif now.name != old_name:
+            messages.success(request, f"Renamed the tag {old_name} to {now.name}.")
+    return _back_to_settings(tag.project_id)
+
+
+@login_required
+@require_POST
+def tag_remove(request: HttpRequest, tag_id: int) -> HttpResponseRedirect:
+    tag = object_for_member(request.user, Tag.objects.all(), tag_id, role=Role.MANAGER)
+    tag_delete(tag=tag)
+    messages.success(request, f"Took the tag {tag.name} off its images.")
+    return _back_to_settings(tag.project_id)
 
 
 @login_required

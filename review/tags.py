@@ -1,9 +1,10 @@
 """Tags: names for slices of a project's images (a camera, a site, night, rain), so that a reviewer can
 work one slice and a manager can see how each model version does on each (training/selectors.py).
 
-Images get tags when they come in (an import's or a bucket watch's `tags`) and from the queue's bulk
-actions (tag, untag). A tag belongs to one project; it is made the first time an image gets it and
-goes when its last image loses it.
+Images get tags when they come in (an upload's, an import's or a bucket watch's `tags`) and from the
+queue's bulk actions (tag, untag). A tag belongs to one project; it is made the first time an image gets
+it and goes when its last image loses it. Managers rename one (onto another's name: the two become one,
+a typo mended) or delete it (off every image) on the project's settings page or through the API.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from review.models import Image, Project, Tag
 
@@ -74,6 +75,36 @@ def image_tags_remove(*, project: Project, images: QuerySet[Image], names: list[
     rows.delete()
     tags.filter(images__isnull=True).delete()
     return changed
+
+
+@transaction.atomic
+def tag_rename(*, tag: Tag, name: str) -> Tag:
+    """Give the tag another name; to the name of another tag of the project, its images join that one and
+    this one goes ("nite" into "night"). Returns the tag the images now have."""
+    names = tag_names_clean([name], field="name")
+    if len(names) != 1:
+        raise ValidationError({"name": "Give one tag name (no commas)."})
+    [name] = names
+    if name == tag.name:
+        return tag
+    other = Tag.objects.filter(project_id=tag.project_id, name=name).first()
+    if other is None:
+        tag.name = name
+        tag.save(update_fields=["name"])
+        return tag
+    image_tags_add(project=tag.project, images=tag.images.all(), names=[name])
+    tag.delete()
+    return other
+
+
+def tag_delete(*, tag: Tag) -> None:
+    """Take the tag off every image; the images stay."""
+    tag.delete()
+
+
+def tags_with_counts(project: Project) -> QuerySet[Tag]:
+    """The project's tags by name, each with `image_count`."""
+    return Tag.objects.filter(project=project).annotate(image_count=Count("images")).order_by("name")
 
 
 def project_tags(project: Project) -> list[str]:

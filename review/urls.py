@@ -30,6 +30,8 @@ urlpatterns = [
     path("projects/<id:project_id>/classes", settings_views.label_class_add, name="label_class_add"),
     path("label-classes/<id:class_id>/edit", settings_views.label_class_edit, name="label_class_edit"),
     path("label-classes/<id:class_id>/delete", settings_views.label_class_remove, name="label_class_remove"),
+    path("tags/<id:tag_id>/edit", settings_views.tag_edit, name="tag_edit"),
+    path("tags/<id:tag_id>/delete", settings_views.tag_remove, name="tag_remove"),
     path("projects/<id:project_id>/members", settings_views.member_set, name="member_set"),
     path("projects/<id:project_id>/members/<id:user_id>/remove", settings_views.member_remove,
          name="member_remove"),

@@ -40,6 +40,7 @@ class ImageLabels:
     height: int | None = None
     normalised: bool = False        # YOLO: coordinates are fractions of the image size
     split: str | None = None        # "train" or "holdout" when the export says
+    tags: tuple[str, ...] = ()      # the image's tags (a camera, night) when a COCO file of ours says
     problems: list[str] = field(default_factory=list)  # why this image's labels cannot be used
 
     def in_pixels(self, width: int, height: int) -> list[Box]:

@@ -63,7 +63,11 @@ def _images(raw: list, file_name: str) -> dict[int, ImageLabels]:
         if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
             raise FormatError(f"{file_name}: image {image['file_name']!r} needs a positive integer width and height.")
         split = image.get("split") if image.get("split") in ("train", "holdout") else None
-        images[image["id"]] = ImageLabels(file_name=image["file_name"], width=width, height=height, split=split)
+        tags = image.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise FormatError(f"{file_name}: image {image['file_name']!r}: 'tags' must be a list of names.")
+        images[image["id"]] = ImageLabels(file_name=image["file_name"], width=width, height=height, split=split,
+                                          tags=tuple(tags))
     return images
 
 
@@ -110,6 +114,8 @@ def dump(class_names: list[str], images: Iterable[ImageLabels], *, description: 
         entry = {"id": image_id, "file_name": image.file_name, "width": image.width, "height": image.height}
         if image.split:
             entry["split"] = image.split
+        if image.tags:
+            entry["tags"] = list(image.tags)
         doc_images.append(entry)
         for box in image.boxes:
             annotation = {

@@ -15,6 +15,7 @@ from datasets.imports import ImportSource, dataset_import
 from inference.models import Prediction
 from review.models import Annotation, Image, LabelClass
 from review.services import BoxIn, image_boxes_save
+from tests.datasets.helpers import source_of
 from tests.factories import add_images, add_model_version, make_project, review_with_truth
 from training.services import snapshot_freeze
 
@@ -71,6 +72,31 @@ def test_round_trip_gives_back_the_same_images_classes_and_boxes(format, toleran
         for mine, theirs in zip(boxes, copied[name][2]):
             assert mine[0] == theirs[0]
             assert all(math.isclose(a, b, abs_tol=tolerance) for a, b in zip(mine[1:], theirs[1:])), (mine, theirs)
+
+
+def test_a_coco_export_keeps_each_image_s_tags_and_an_import_gives_them_back():
+    from review.tags import image_tags_add
+
+    project = _reviewed_project(3)
+    first, second, third = Image.objects.filter(project=project).order_by("pk")
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[first.pk, second.pk]), names=["gate"])
+    image_tags_add(project=project, images=Image.objects.filter(pk=first.pk), names=["night"])
+    doc = json.loads(_export(project, format="coco").read("annotations.json"))
+    assert sorted(image.get("tags", []) for image in doc["images"]) == [[], ["gate"], ["gate", "night"]]
+    target = make_project(name="Copy", class_names=[])
+    report = dataset_import(project=target, source=ImportSource(_export_bytes(project, format="coco"),
+                                                                name="export.zip"), user=None, tags=["site-a"])
+    assert report.committed and report.images_added == 3
+    copied = {image.original_name: sorted(image.tags.values_list("name", flat=True))
+              for image in Image.objects.filter(project=target)}
+    assert copied == {first.original_name: ["gate", "night", "site-a"], second.original_name: ["gate", "site-a"],
+                      third.original_name: ["site-a"]}
+    doc["images"][0]["tags"] = ["<bad>"]
+    export = _export(project, format="coco")
+    files = {name: export.read(name) for name in export.namelist()} | {"annotations.json": json.dumps(doc).encode()}
+    bad = dataset_import(project=make_project(name="Third", class_names=[]), source=source_of(files), user=None)
+    assert not bad.committed and [row["file"] for row in bad.rejected] == [f"images/{doc['images'][0]['file_name']}"]
+    assert "'<bad>' is not a tag" in bad.rejected[0]["error"]
 
 
 def test_reimporting_an_export_into_its_own_project_finds_every_image_a_duplicate():

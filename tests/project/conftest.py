@@ -6,7 +6,7 @@ from django.utils import timezone
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import ModelVersionDeletion, RerankRun, SuspectedError
 from project.jobs import JobStatus
-from review.models import ProjectDeletion, Role
+from review.models import ProjectDeletion, Role, Tag
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
 from training.models import DatasetSnapshot, TrainingRun
 from webhooks.services import webhook_create, webhook_ping
@@ -25,6 +25,8 @@ def world():
     image = add_images(project, 1, size=64)[0]
     image.original_name = f"{XSS}.png"
     image.save()
+    tag = Tag.objects.create(project=project, name=f"night {XSS}")  # a name made without the checks
+    image.tags.add(tag)
     version = add_model_version(project)
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64)
     snapshot.file.save("s.json", ContentFile(b"{}"))
@@ -43,6 +45,7 @@ def world():
         "version_deletion_id": ModelVersionDeletion.objects.create(
             project=project, model_version=version, version_number=version.number, status=JobStatus.CANCELLED).pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
+        "tag_id": tag.pk,
         "uidb64": "MQ", "token": "not-a-token",
     }
     DatasetImport.objects.create(project=project, original_name="a.zip")

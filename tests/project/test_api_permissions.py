@@ -13,7 +13,7 @@ from datasets.models import BucketWatch, DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersion, ModelVersionDeletion, RerankRun, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
-from review.models import ProjectDeletion, Role
+from review.models import ProjectDeletion, Role, Tag
 from review.services import comment_add
 from tests.factories import UserFactory, add_images, add_member, make_project
 from training.models import DatasetSnapshot, TrainingRun
@@ -44,6 +44,9 @@ REQUIRED_ROLE = {
     ("label_class_list", "POST"): M,
     ("label_class_detail", "PATCH"): M,
     ("label_class_detail", "DELETE"): M,
+    ("tag_list", "GET"): A,
+    ("tag_detail", "PATCH"): M,
+    ("tag_detail", "DELETE"): M,
     ("image_list", "GET"): A,
     ("image_list", "POST"): A,
     ("image_zip_upload", "POST"): A,
@@ -173,6 +176,7 @@ def world():
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
         "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,
+        "tag_id": Tag.objects.create(project=project, name="gate").pk,
         "webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
         "suspect_id": SuspectedError.objects.create(image=image, model_version=version, kind="class_swap",
                                                     label_class=project.label_classes.first(), x=1, y=1, w=2, h=2).pk,

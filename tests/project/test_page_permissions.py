@@ -54,6 +54,8 @@ PAGE_RULES = {
     ("review:label_class_add", "POST"): M,
     ("review:label_class_edit", "POST"): M,
     ("review:label_class_remove", "POST"): M,
+    ("review:tag_edit", "POST"): M,
+    ("review:tag_remove", "POST"): M,
     ("review:member_set", "POST"): M,
     ("review:member_remove", "POST"): M,
     ("review:project_remove", "POST"): M,

@@ -118,3 +118,30 @@ def test_an_import_tags_the_images_it_adds_and_refuses_bad_tags_before_it_is_que
     job = dataset_import_execute(job_id=response.json()["id"])
     assert job.status == "succeeded" and job.report["images_added"] == 2
     assert _tags(Image.objects.filter(project=project).values_list("pk", flat=True)) == [["gate-cam", "night"]] * 2
+
+
+def test_managers_rename_merge_and_delete_tags_on_the_settings_page_and_through_the_api(client):
+    project = make_project()
+    ids = [image.pk for image in add_images(project, 3, size=64)]
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=ids[:2]), names=["nite"])
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=ids[1:]), names=["night"])
+    manager = project.memberships.get(role=Role.MANAGER).user
+    client.force_login(manager)
+    settings_page = client.get(reverse("review:project_settings", args=[project.pk])).content.decode()
+    nite = Tag.objects.get(name="nite")
+    assert f'data-tag-id="{nite.pk}"' in settings_page and "tag=nite" in settings_page
+
+    answer = client.post(reverse("review:tag_edit", args=[nite.pk]), {"name": "night"}, follow=True)
+    assert "The images tagged nite are now tagged night" in answer.content.decode()
+    assert _tags(ids) == [["night"]] * 3 and list(Tag.objects.values_list("name", flat=True)) == ["night"]
+
+    night = Tag.objects.get()
+    api = api_client(manager)
+    refused = api.patch(reverse("api:tag_detail", args=[night.pk]), {"name": "a,b"}, format="json")
+    assert refused.status_code == 400 and "one tag name" in str(refused.json())
+    renamed = api.patch(reverse("api:tag_detail", args=[night.pk]), {"name": "night camera"}, format="json")
+    assert renamed.status_code == 200 and renamed.json()["name"] == "night camera"
+    listed = api_client(add_member(project, Role.ANNOTATOR)).get(reverse("api:tag_list", args=[project.pk])).json()
+    assert [(row["name"], row["image_count"]) for row in listed] == [("night camera", 3)]
+    assert api.delete(reverse("api:tag_detail", args=[night.pk])).status_code == 204
+    assert _tags(ids) == [[]] * 3 and Image.objects.count() == 3
