@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import time
 import uuid
 
-from _django import setup
+from _s3 import local_bucket
 
 
 def main() -> None:
@@ -28,20 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL_S3=f"http://{host}:{port}")
-    bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    os.environ["IMPORT_BUCKETS"] = f"s3://{bucket}/frames"
-    setup()
-    import logging
-
-    import boto3
-
+    server, bucket, client = local_bucket("frames", latency_ms=args.latency_ms)
     from django.contrib.auth import get_user_model
 
     from datasets.bucket_source import PREFETCH, BucketSource
@@ -49,14 +35,7 @@ def main() -> None:
     from review.demo_images import generate_scene
     from review.services import project_create
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    boto3.setup_default_session()
-    if args.latency_ms:
-        boto3.DEFAULT_SESSION.events.register(
-            "before-send.s3.GetObject", lambda **kwargs: time.sleep(args.latency_ms / 1000))
     owner = get_user_model().objects.create_user(f"bench-{uuid.uuid4().hex[:6]}")
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
     total = 0
     for seed in range(args.images):
         out = io.BytesIO()

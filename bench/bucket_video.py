@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import time
 import uuid
 
-from _django import setup
+from _s3 import local_bucket
 from video_import import encode_clip
 
 
@@ -31,18 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1",
-                      AWS_ENDPOINT_URL_S3=f"http://{host}:{port}")
-    bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    os.environ["IMPORT_BUCKETS"] = f"s3://{bucket}/cams"
-    setup()
-    import logging
-
+    server, bucket, client = local_bucket("cams", latency_ms=args.latency_ms)
     import boto3
     from django.contrib.auth import get_user_model
 
@@ -50,8 +38,6 @@ def main() -> None:
     from datasets.video_source import VideoSource
     from review.services import project_create
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    boto3.setup_default_session()
     fetched = {"bytes": 0, "gets": 0}
 
     def count(parsed, **kwargs) -> None:
@@ -59,12 +45,8 @@ def main() -> None:
         fetched["gets"] += 1
 
     boto3.DEFAULT_SESSION.events.register("after-call.s3.GetObject", count)
-    if args.latency_ms:
-        boto3.DEFAULT_SESSION.events.register(
-            "before-send.s3.GetObject", lambda **kwargs: time.sleep(args.latency_ms / 1000))
+    client = boto3.client("s3")  # one made after the hook: a client copies the session's hooks when it is made
     data = encode_clip(args.seconds, width, height, fps=25, gop=50)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
     client.put_object(Bucket=bucket, Key="cams/gate/0800.mp4", Body=data)
     print(f"a {args.seconds} s {width}x{height} H.264 clip in the bucket: {len(data) / 1e6:.1f} MB; "
           f"blocks of {VIDEO_BLOCK_BYTES // 1024} KiB, up to {VIDEO_READ_AHEAD_BLOCKS} a GET; "
