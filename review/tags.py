@@ -19,8 +19,8 @@ from review.models import Image, Project, Tag
 
 MAX_TAGS = 20  # named in one request, or given to one import
 MAX_SLICES = 20  # tags a model's scores are broken down by, those with most images first
-# Letters, digits and a few separators a camera's or a site's name uses ("gate-2", "site a/north"):
-# nothing that needs quoting in a URL's query or a file name.
+# Letters, digits and the few separators a camera's or a site's name uses ("gate-2", "site a/north"):
+# no quotes, brackets or commas (a comma separates names), nothing a page or a shell could misread.
 TAG_NAME = re.compile(r"[\w][\w .:/+-]{0,49}")
 
 
@@ -30,7 +30,8 @@ def tag_names_clean(value: str | Iterable[str] | None, *, field: str = "tags") -
     if value is None:
         return []
     names = [value] if isinstance(value, str) else list(value)
-    if bad := next((name for name in names if not isinstance(name, str)), None):
+    if not all(isinstance(name, str) for name in names):
+        bad = next(name for name in names if not isinstance(name, str))
         raise ValidationError({field: f"A tag is a name, not {bad!r}."})
     cleaned = []
     for name in (part for name in names for part in name.split(",")):  # "gate, night" is two
@@ -50,12 +51,12 @@ def tag_names_clean(value: str | Iterable[str] | None, *, field: str = "tags") -
 @transaction.atomic
 def image_tags_add(*, project: Project, images: QuerySet[Image], names: list[str]) -> int:
     """Give these images of `project` the named tags (made if new); returns how many images gained one."""
-    if not names:
-        return 0
+    image_ids = list(images.filter(project=project).values_list("pk", flat=True))
+    if not names or not image_ids:
+        return 0  # no tag is made without an image
     for name in names:
         Tag.objects.get_or_create(project=project, name=name)
     tags = list(Tag.objects.filter(project=project, name__in=names).values_list("pk", flat=True))
-    image_ids = list(images.filter(project=project).values_list("pk", flat=True))
     through = Image.tags.through
     had = set(through.objects.filter(image_id__in=image_ids, tag_id__in=tags).values_list("image_id", "tag_id"))
     rows = [through(image_id=image_id, tag_id=tag_id) for image_id in image_ids for tag_id in tags

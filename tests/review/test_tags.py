@@ -35,6 +35,7 @@ def test_tag_names_are_cleaned(value, names):
     ("-leading", "is not a tag"),
     ("x" * 51, "is not a tag"),
     ([3], "A tag is a name"),
+    (["ok", None], "A tag is a name, not None"),
     ([f"t{n}" for n in range(MAX_TAGS + 1)], f"At most {MAX_TAGS} tags"),
 ])
 def test_bad_tag_names_are_refused(value, message):
@@ -118,6 +119,9 @@ def test_an_import_tags_the_images_it_adds_and_refuses_bad_tags_before_it_is_que
     job = dataset_import_execute(job_id=response.json()["id"])
     assert job.status == "succeeded" and job.report["images_added"] == 2
     assert _tags(Image.objects.filter(project=project).values_list("pk", flat=True)) == [["gate-cam", "night"]] * 2
+    upload["file"].seek(0)
+    again = dataset_import_execute(job_id=manager.post(url, {**upload, "tags": "dusk"}, format="multipart").json()["id"])
+    assert again.report["images_added"] == 0 and not Tag.objects.filter(name="dusk").exists()  # no image, no tag
 
 
 def test_managers_rename_merge_and_delete_tags_on_the_settings_page_and_through_the_api(client):
