@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.db.models import Count, F, QuerySet
 
-from inference.models import BoxOutcome, InferenceRun, ModelVersion, OutcomeKind, RerankRun
-from review.models import REVIEWED_STATUSES, Project
+from inference.models import BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, OutcomeKind, Prediction, RerankRun
+from review.models import REVIEWED_STATUSES, Image, Project
 
 
 def inference_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[InferenceRun]:
@@ -13,6 +13,20 @@ def inference_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[Infer
 
 def rerank_runs_recent(*, project: Project, limit: int = 3) -> QuerySet[RerankRun]:
     return RerankRun.objects.filter(project=project).order_by("-created_at", "-id")[:limit]
+
+
+def images_predicted_by(*, version: ModelVersion, image_ids: list[int]) -> set[int]:
+    """Those of `image_ids` that `version` has predicted: with boxes of it stored, or read by a finished
+    chunk of one of its runs. A model that finds nothing on an image stores no row, yet it predicted the
+    image, and its misses there are what a comparison of two versions must count (a daylight model on
+    night frames). An image whose last inference could not read it is left out."""
+    wanted = set(image_ids)
+    with_boxes = set(Prediction.objects.filter(model_version=version, image_id__in=wanted).order_by()
+                     .values_list("image_id", flat=True).distinct())
+    read = {pk for ids in InferenceChunk.objects.filter(run__model_version=version, finished=True)
+            .values_list("image_ids", flat=True) for pk in ids if pk in wanted} - with_boxes
+    unreadable = set(Image.objects.filter(pk__in=read).exclude(inference_error="").values_list("pk", flat=True))
+    return with_boxes | (read - unreadable)
 
 
 def model_versions(*, project: Project) -> QuerySet[ModelVersion]:

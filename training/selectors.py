@@ -7,6 +7,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from inference.models import ModelVersion, Prediction
+from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.tags import MAX_SLICES
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
@@ -22,8 +23,8 @@ def training_runs_recent(*, project: Project, limit: int = 5) -> QuerySet[Traini
 
 def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_threshold: float,
                            image_limit: int = 50, tag: str | None = None) -> dict:
-    """Two versions judged on the same images: the reviewed holdout images both have predictions for
-    (only those tagged `tag`, when given).
+    """Two versions judged on the same images: the reviewed holdout images both predicted, boxes found or
+    not (only those tagged `tag`, when given).
 
     Gives COCO mAP/AP50 and per-class AP of each from their stored predictions, and per image the
     number of errors (false positives, wrong classes, poor localisations, misses) of each among
@@ -34,12 +35,13 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
     names = [c.name for c in classes]
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
-    rows = (Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
-            .filter(pk__in=Prediction.objects.filter(model_version=first).values("image_id"))
-            .filter(pk__in=Prediction.objects.filter(model_version=second).values("image_id")))
+    rows = Image.objects.filter(project_id=first.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
     if tag is not None:
         rows = rows.filter(tags__name=tag)
-    images = list(rows.order_by("id").values("id", "width", "height"))
+    holdout = list(rows.order_by("id").values("id", "width", "height"))
+    both = images_predicted_by(version=first, image_ids=[i["id"] for i in holdout]) & images_predicted_by(
+        version=second, image_ids=[i["id"] for i in holdout])
+    images = [i for i in holdout if i["id"] in both]
     image_ids = [i["id"] for i in images]
     truths = _truths(images, category_of)
     result = {"images": len(images), "score_threshold": score_threshold, "tag": tag, "versions": [], "tags": []}
@@ -88,8 +90,9 @@ def model_version_operating_points(*, version: ModelVersion, choose: str = "f1",
     classes = list(LabelClass.objects.filter(project_id=version.project_id).order_by("index", "id"))
     category_of = {c.pk: position + 1 for position, c in enumerate(classes)}
     reviewed = Image.objects.filter(project_id=version.project_id, split=Split.HOLDOUT, status__in=REVIEWED_STATUSES)
-    images = list(reviewed.filter(pk__in=Prediction.objects.filter(model_version=version).values("image_id"))
-                  .order_by("id").values("id", "width", "height"))
+    holdout = list(reviewed.order_by("id").values("id", "width", "height"))
+    predicted = images_predicted_by(version=version, image_ids=[i["id"] for i in holdout])
+    images = [i for i in holdout if i["id"] in predicted]
     truths = _truths(images, category_of)
     predictions = _predictions(version, [i["id"] for i in images], category_of)
     names = [c.name for c in classes]

@@ -80,3 +80,26 @@ def test_a_comparison_is_broken_down_by_tag_and_limited_to_one(client):
                      {"first": old.pk, "second": new.pk, "tag": "yard"}).content.decode()
     assert "same 1 reviewed holdout image" in one and "tagged <strong>yard</strong>" in one
     assert broken_image.original_name in one.split('id="broke"')[1]
+
+
+def test_an_image_a_version_predicted_with_no_box_counts_with_its_misses():
+    """A daylight model finds nothing at night: no prediction rows, yet it predicted those images, and a
+    comparison (or the thresholds page) that left them out would hide exactly where it fails."""
+    from inference.models import InferenceChunk, InferenceRun
+    from training.selectors import model_version_operating_points, model_versions_compare
+
+    project, holdout, old, new, fixed_image, broken_image = _two_versions()
+    blind = holdout[2]
+    Prediction.objects.filter(model_version=old, image=blind).delete()  # the old one found nothing there
+    never = holdout[3]
+    Prediction.objects.filter(model_version=old, image=never).delete()  # ... and never predicted this one
+    run = InferenceRun.objects.create(project=project, model_version=old, scope="ids")
+    InferenceChunk.objects.create(run=run, number=0, image_ids=[blind.pk], finished=True)
+    InferenceChunk.objects.create(run=run, number=1, image_ids=[never.pk], finished=False)  # not read yet
+    result = model_versions_compare(first=old, second=new, score_threshold=0.5)
+    assert result["images"] == len(holdout) - 1  # `never` is out; `blind` is in
+    assert blind.pk in [row["image"] for row in result["fixed"]]  # the new one finds its boxes
+    points = model_version_operating_points(version=old)
+    assert points["images"] == len(holdout) - 1
+    Image.objects.filter(pk=blind.pk).update(inference_error="cannot identify image file")
+    assert model_versions_compare(first=old, second=new, score_threshold=0.5)["images"] == len(holdout) - 2
