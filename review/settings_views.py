@@ -108,6 +108,16 @@ def label_class_edit(request: HttpRequest, class_id: int) -> HttpResponseRedirec
 
 @login_required
 @require_POST
+def label_class_remove(request: HttpRequest, class_id: int) -> HttpResponseRedirect:
+    label_class = object_for_member(request.user, LabelClass.objects.all(), class_id, role=Role.MANAGER)
+    with refusal_reported(request, "The class was not deleted"):
+        services.label_class_delete(label_class=label_class)
+        messages.success(request, f"Deleted the class {label_class.name}.")
+    return _back_to_settings(label_class.project_id)
+
+
+@login_required
+@require_POST
 def tag_edit(request: HttpRequest, tag_id: int) -> HttpResponseRedirect:
     tag = object_for_member(request.user, Tag.objects.select_related("project"), tag_id, role=Role.MANAGER)
     with refusal_reported(request, "The tag was not renamed"):
@@ -127,16 +137,6 @@ def tag_remove(request: HttpRequest, tag_id: int) -> HttpResponseRedirect:
     tag_delete(tag=tag)
     messages.success(request, f"Took the tag {tag.name} off its images.")
     return _back_to_settings(tag.project_id)
-
-
-@login_required
-@require_POST
-def label_class_remove(request: HttpRequest, class_id: int) -> HttpResponseRedirect:
-    label_class = object_for_member(request.user, LabelClass.objects.all(), class_id, role=Role.MANAGER)
-    with refusal_reported(request, "The class was not deleted"):
-        services.label_class_delete(label_class=label_class)
-        messages.success(request, f"Deleted the class {label_class.name}.")
-    return _back_to_settings(label_class.project_id)
 
 
 @login_required
