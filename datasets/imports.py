@@ -36,7 +36,7 @@ from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
 from review.models import Annotation, AnnotationSource, Image, LabelClass, Project, ReviewStatus
 from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create
-from review.tags import image_tags_add, tag_names_clean
+from review.tags import TAG_NAME, image_tags_add, tag_names_clean
 
 
 class ImportCancelled(Exception):
@@ -60,6 +60,7 @@ class ImportReport:
     skipped: list[dict] = field(default_factory=list)      # {"file", "reason"}
     added_image_ids: list[int] = field(default_factory=list)
     objects_unchanged: int = 0  # a bucket import: objects an earlier import read, not read again
+    folders_not_tags: list[str] = field(default_factory=list)  # with tag_folders: folder names no tag can have
 
     def as_dict(self) -> dict:
         data = asdict(self)
@@ -359,7 +360,7 @@ def _checked_boxes(labels: ImageLabels | None, image: Image) -> tuple[list[Box] 
 # --- Phase 2: write -----------------------------------------------------------------------------
 
 def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: AbstractBaseUser | None,
-               detections: bool, model_name: str, tags: list[str], report: ImportReport) -> None:
+               detections: bool, model_name: str, tags: list[str], tag_folders: bool, report: ImportReport) -> None:
     used = [box.category for item in ready if item.boxes for box in item.boxes]
     wanted = plan.class_names + [name for name in dict.fromkeys(used) if name not in plan.class_names]
     class_ids = dict(LabelClass.objects.filter(project=project).values_list("name", "pk"))
@@ -412,10 +413,17 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
     Prediction.objects.bulk_create(predictions, batch_size=1000)
     image_tags_add(project=project, images=Image.objects.filter(pk__in=report.added_image_ids), names=tags)
     by_tag: dict[str, list[int]] = defaultdict(list)  # each image's own tags, as its label file gives them
+    added = set(report.added_image_ids)
     for item in ready:
         if item.image.pk and (item.is_new or item.boxes is not None):
             for name in item.tags:
                 by_tag[name].append(item.image.pk)
+        if tag_folders and item.image.pk in added and "/" in item.name:
+            folder = item.name.split("/", 1)[0]
+            if TAG_NAME.fullmatch(" ".join(folder.split())):
+                by_tag[" ".join(folder.split())].append(item.image.pk)
+            elif folder not in report.folders_not_tags:
+                report.folders_not_tags.append(folder)
     for name, image_ids in by_tag.items():
         image_tags_add(project=project, images=Image.objects.filter(pk__in=image_ids), names=[name])
     report.boxes_added, report.predictions_added = len(annotations), len(predictions)
@@ -445,10 +453,11 @@ def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]], *, ve
 # --- The whole import -------------------------------------------------------------------------
 
 def dataset_import(*, project: Project, source: ImportSource, user: AbstractBaseUser | None, format: str = "auto",
-                   partial: bool = False, model_name: str = "", tags: list[str] = (),
+                   partial: bool = False, model_name: str = "", tags: list[str] = (), tag_folders: bool = False,
                    progress: JobProgress | None = None, on_plan=None) -> ImportReport:
     """Import a dataset; raises FormatError or ArchiveRejected when nothing in it can be used. The images
-    it adds get the named `tags` (checked names: review.tags.tag_names_clean).
+    it adds get the named `tags` (checked names: review.tags.tag_names_clean) and, with `tag_folders`,
+    their top folder's name ("gate" for gate/0800.jpg: a camera's, under a bucket prefix).
 
     `on_plan(count)` is told how many images there are before reading starts (for progress totals).
     """
@@ -469,7 +478,7 @@ def dataset_import(*, project: Project, source: ImportSource, user: AbstractBase
             raise _NothingKept
         with transaction.atomic():
             _write_all(plan, ready, project=project, user=user, detections=detections, model_name=model_name,
-                       tags=list(tags), report=report)
+                       tags=list(tags), tag_folders=tag_folders, report=report)
         report.committed = True
     except _NothingKept:
         _delete_new_files(ready)

@@ -87,6 +87,8 @@ class DatasetImport(JobRun):
         default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
         help_text="For a video: seconds between the frames taken from it.")
     tags = models.JSONField(default=list, blank=True, help_text="Tag names the images it adds are given.")
+    tag_folders = models.BooleanField(
+        default=False, help_text="Tag each image it adds with its top folder (a camera's, under a bucket prefix).")
     report = models.JSONField(default=dict, blank=True, help_text="What was added, skipped and refused, per file.")
 
     class Meta(JobRun.Meta):
@@ -178,6 +180,8 @@ class BucketWatch(models.Model):
         default=1.0, validators=[MinValueValidator(MIN_FRAME_EVERY), MaxValueValidator(MAX_FRAME_EVERY)],
         help_text="For the videos under the prefix: seconds between the frames taken from each.")
     tags = models.JSONField(default=list, blank=True, help_text="Tag names the images its imports add are given.")
+    tag_folders = models.BooleanField(
+        default=False, help_text="Tag each image its imports add with its top folder under the prefix (a camera's).")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     next_run_at = models.DateTimeField(default=timezone.now)

@@ -21,7 +21,7 @@ class DatasetImportSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetImport
         fields = JOB_FIELDS + ["original_name", "source_url", "format", "detected_format", "partial", "model_name",
-                               "frame_every", "tags", "report"]
+                               "frame_every", "tags", "tag_folders", "report"]
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -40,6 +40,8 @@ class ImportCreateSerializer(serializers.Serializer):
                                                    "between the frames taken from it.")
     tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
                                  default=list, max_length=MAX_TAGS, help_text="Tags the images it adds get (a camera's name, night): a list, or names separated by commas.")
+    tag_folders = serializers.BooleanField(default=False, help_text="Tag each image it adds with its top folder's "
+                                                                    "name (gate for gate/0800.jpg).")
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
                                        help_text="Name of the external model whose detections (boxes with scores) "
                                                  "these are.")
@@ -75,8 +77,8 @@ class ExportCreateSerializer(serializers.Serializer):
 class BucketWatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = BucketWatch
-        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "tags", "next_run_at", "last_import",
-                  "last_error", "created_at"]
+        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "tags", "tag_folders", "next_run_at",
+                  "last_import", "last_error", "created_at"]
 
 
 class BucketWatchCreateSerializer(serializers.Serializer):
@@ -88,3 +90,5 @@ class BucketWatchCreateSerializer(serializers.Serializer):
                                                    "taken from it.")
     tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
                                  default=list, max_length=MAX_TAGS, help_text="Tags the images its imports add get (the camera's name, say).")
+    tag_folders = serializers.BooleanField(default=False, help_text="Tag each image its imports add with its top "
+                                                                    "folder's name under the prefix (a camera's).")

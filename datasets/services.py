@@ -24,10 +24,11 @@ EXPORT_TASK = "datasets.tasks.dataset_export_execute"
 def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
                          source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
                          model_name: str = "", frame_every: float = 1.0, tags: list[str] | str | None = None,
-                         queue: bool = True) -> DatasetImport:
+                         tag_folders: bool = False, queue: bool = True) -> DatasetImport:
     """Store the uploaded zip, COCO file or video, or check the bucket prefix (`source_url`,
     s3://bucket/prefix/), and queue the import (or leave it for the caller to run: queue=False).
-    A video gives one frame every `frame_every` seconds; the images added get the named `tags`."""
+    A video gives one frame every `frame_every` seconds; the images added get the named `tags`, and with
+    `tag_folders` their top folder's name."""
     tags = tag_names_clean(tags)
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
@@ -45,7 +46,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
     job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
                         original_name=source_url[:255] or display_name(name, fallback="upload"),
                         source_url=source_url, model_name=model_name.strip()[:200], frame_every=frame_every,
-                        tags=tags)
+                        tags=tags, tag_folders=bool(tag_folders))
     with transaction.atomic():
         project_deletion_guard(project)
         if file is not None:

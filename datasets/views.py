@@ -66,7 +66,8 @@ def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
             project=project, user=request.user, file=upload, name=upload.name if upload else "",
             source_url=source_url, format=request.POST.get("format", "auto"),
             partial=request.POST.get("partial") == "on", model_name=request.POST.get("model_name", ""),
-            frame_every=frame_every, tags=request.POST.get("tags", ""))
+            frame_every=frame_every, tags=request.POST.get("tags", ""),
+            tag_folders=request.POST.get("tag_folders") == "on")
         messages.success(request, f"Import #{job.pk} of {job.original_name} queued.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -127,7 +128,8 @@ def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedir
         watch = watches.bucket_watch_create(project=project, user=request.user, every_minutes=every,
                                             source_url=request.POST.get("source_url", ""),
                                             format=request.POST.get("format", "auto"),
-                                            frame_every=_frame_every(request), tags=request.POST.get("tags", ""))
+                                            frame_every=_frame_every(request), tags=request.POST.get("tags", ""),
+                                            tag_folders=request.POST.get("tag_folders") == "on")
         started = watches.bucket_watches_run(watch_ids=[watch.pk])
         messages.success(request, f"Watching {watch.source_url}: its new objects are imported every "
                                   f"{watch.every_minutes} minutes" + (f", the first time now (import #{started[0]})."

@@ -115,11 +115,12 @@ def test_a_prefix_s_videos_give_their_frames_and_are_read_again_only_when_they_c
     project = make_project()
     cameras.put("site-a/gate/0800.mp4", clip(seconds=3))
     cameras.put("site-a/gate/snapshot.png", scene_png(1))
-    job = _import(project, f"s3://{cameras.name}/site-a/", frame_every=1)
+    job = _import(project, f"s3://{cameras.name}/site-a/", frame_every=1, tag_folders=True)
     assert job.status == "succeeded", job.error
     assert (job.report["images_added"], job.report["rejected"], job.report["skipped"]) == (4, [], [])
     frames = list(Image.objects.filter(project=project, original_name__startswith="0800_").order_by("original_name"))
     assert [image.original_name for image in frames] == ["0800_0.00s.jpg", "0800_1.00s.jpg", "0800_2.00s.jpg"]
+    assert Image.objects.filter(project=project, tags__name="gate").count() == 4  # the camera's folder
     for image, colour in zip(frames, COLOURS):
         assert abs(frame_colour(image) - colour).max() < 40  # the frame shown at its second
 
@@ -313,18 +314,20 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     with django_capture_on_commit_callbacks(execute=False):
         response = api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
                                             {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": 30,
-                                             "frame_every": 2.5, "tags": ["site-a"]}, format="json")
+                                             "frame_every": 2.5, "tags": ["site-a"], "tag_folders": True},
+                                            format="json")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["every_minutes"] == 30 and body["last_import"] is not None  # the first import started at once
     first = DatasetImport.objects.get(pk=body["last_import"])
     assert body["frame_every"] == 2.5 and first.frame_every == 2.5 and body["tags"] == first.tags == ["site-a"]
+    assert body["tag_folders"] is first.tag_folders is True
     assert api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
                                     {"source_url": "s3://elsewhere/x/"}, format="json").status_code == 400
     client.force_login(manager)
     page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
     assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page and "frames every 2.5 s" in page
-    assert "tagged site-a" in page
+    assert "tagged site-a, by folder" in page
     dataset_import_execute(job_id=body["last_import"])
     assert list(Image.objects.get(project=project).tags.values_list("name", flat=True)) == ["site-a"]
     cameras.put("site-a/b.png", scene_png(2))

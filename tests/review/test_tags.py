@@ -149,3 +149,21 @@ def test_managers_rename_merge_and_delete_tags_on_the_settings_page_and_through_
     assert [(row["name"], row["image_count"]) for row in listed] == [("night camera", 3)]
     assert api.delete(reverse("api:tag_detail", args=[night.pk])).status_code == 204
     assert _tags(ids) == [[]] * 3 and Image.objects.count() == 3
+
+
+def test_an_import_can_tag_each_image_with_its_top_folder():
+    project = make_project()
+    manager = api_client(project.memberships.get(role=Role.MANAGER).user)
+    archive = zip_of({"gate/2026-11-30/a.png": scene_png(1), "yard/b.png": scene_png(2), "c.png": scene_png(3),
+                      "cam#7/d.png": scene_png(4)})
+    response = manager.post(f"/api/v1/projects/{project.pk}/imports/",
+                            {"file": SimpleUploadedFile("site.zip", archive.getvalue()), "tag_folders": "true",
+                             "tags": "site-a"}, format="multipart")
+    assert response.status_code == 202 and response.json()["tag_folders"] is True
+    job = dataset_import_execute(job_id=response.json()["id"])
+    assert job.status == "succeeded" and job.report["images_added"] == 4
+    assert job.report["folders_not_tags"] == ["cam#7"]  # said, and its image came in with the other tags
+    tags = {image.original_name: sorted(image.tags.values_list("name", flat=True))
+            for image in Image.objects.filter(project=project)}
+    assert tags == {"a.png": ["gate", "site-a"], "b.png": ["site-a", "yard"], "c.png": ["site-a"],
+                    "d.png": ["site-a"]}

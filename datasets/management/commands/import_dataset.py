@@ -31,14 +31,18 @@ class Command(BaseCommand):
                             help="For a video: seconds between the frames taken from it (default 1).")
         parser.add_argument("--tags", default="", help="Tags the images it adds get, separated by commas "
                                                        "(a camera's name, night).")
+        parser.add_argument("--tag-folders", action="store_true",
+                            help="Tag each image it adds with its top folder's name (gate for gate/0800.jpg).")
 
-    def handle(self, *args, project, path, format, partial, model_name, user, frame_every, tags, **options):
+    def handle(self, *args, project, path, format, partial, model_name, user, frame_every, tags, tag_folders,
+               **options):
         project = project_from_arg(project)
         importer = get_user_model().objects.filter(username=user).first() if user else None
         if user and importer is None:
             raise CommandError(f"No user {user!r}.")
         common = {"project": project, "user": importer, "format": format, "partial": partial,
-                  "model_name": model_name, "frame_every": frame_every, "tags": tags, "queue": False}
+                  "model_name": model_name, "frame_every": frame_every, "tags": tags,
+                  "tag_folders": tag_folders, "queue": False}
         file = Path(path)
         try:
             if path.startswith("s3://"):
