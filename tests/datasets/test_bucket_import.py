@@ -343,5 +343,7 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     assert not BucketWatch.objects.exists()  # refused: said on the page
     with django_capture_on_commit_callbacks(execute=False):
         client.post(reverse("datasets:bucket_watch_add", args=[project.pk]),
-                    {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": "60", "frame_every": "10"})
-    assert BucketWatch.objects.get().frame_every == 10
+                    {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": "60", "frame_every": "10",
+                     "tag_folders": "on"})
+    watch = BucketWatch.objects.get()
+    assert watch.frame_every == 10 and watch.tag_folders
