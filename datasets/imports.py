@@ -419,9 +419,9 @@ def _write_all(plan: Plan, ready: list[Ready], *, project: Project, user: Abstra
             for name in item.tags:
                 by_tag[name].append(item.image.pk)
         if tag_folders and item.image.pk in added and "/" in item.name:
-            folder = item.name.split("/", 1)[0]
-            if TAG_NAME.fullmatch(" ".join(folder.split())):
-                by_tag[" ".join(folder.split())].append(item.image.pk)
+            folder = " ".join(item.name.split("/", 1)[0].split())
+            if TAG_NAME.fullmatch(folder):
+                by_tag[folder].append(item.image.pk)
             elif folder not in report.folders_not_tags:
                 report.folders_not_tags.append(folder)
     for name, image_ids in by_tag.items():

@@ -20,6 +20,13 @@ IMPORT_TASK = "datasets.tasks.dataset_import_execute"
 EXPORT_TASK = "datasets.tasks.dataset_export_execute"
 
 
+def frame_every_check(frame_every) -> None:
+    """A ValidationError unless `frame_every` is seconds between a video's frames that an import takes."""
+    if not (isinstance(frame_every, (int, float)) and MIN_FRAME_EVERY <= frame_every <= MAX_FRAME_EVERY):
+        raise ValidationError({"frame_every": f"Take a video's frames every {MIN_FRAME_EVERY:g} to "
+                                              f"{MAX_FRAME_EVERY:g} seconds."})
+
+
 @transaction.atomic
 def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
                          source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
@@ -32,9 +39,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
     tags = tag_names_clean(tags)
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
-    if not (isinstance(frame_every, (int, float)) and MIN_FRAME_EVERY <= frame_every <= MAX_FRAME_EVERY):
-        raise ValidationError({"frame_every": f"Take a video's frames every {MIN_FRAME_EVERY:g} to "
-                                              f"{MAX_FRAME_EVERY:g} seconds."})
+    frame_every_check(frame_every)
     if (file is None) == (not source_url):
         raise ValidationError({"file": "Upload a file or name a bucket prefix (source_url), one of the two."})
     if source_url:

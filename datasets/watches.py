@@ -18,8 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets.bucket_source import bucket_url_allowed
-from datasets.models import MAX_FRAME_EVERY, MIN_FRAME_EVERY, BucketWatch, ImportFormat
-from datasets.services import dataset_import_start
+from datasets.models import BucketWatch, ImportFormat
+from datasets.services import dataset_import_start, frame_every_check
 from review.models import Project, project_being_deleted
 from review.tags import tag_names_clean
 
@@ -40,9 +40,7 @@ def bucket_watch_create(*, project: Project, user: AbstractBaseUser | None, sour
     if not MIN_MINUTES <= every_minutes <= MAX_MINUTES:
         raise ValidationError({"every_minutes": f"Import every {MIN_MINUTES} minutes at the most often and once a "
                                                 f"week at the least (got {every_minutes})."})
-    if not (isinstance(frame_every, (int, float)) and MIN_FRAME_EVERY <= frame_every <= MAX_FRAME_EVERY):
-        raise ValidationError({"frame_every": f"Take a video's frames every {MIN_FRAME_EVERY:g} to "
-                                              f"{MAX_FRAME_EVERY:g} seconds."})
+    frame_every_check(frame_every)
     bucket, prefix = bucket_url_allowed(source_url)
     url = f"s3://{bucket}/{prefix}"
     if BucketWatch.objects.filter(project=project, source_url=url).exists():

@@ -9,6 +9,7 @@ a typo mended) or delete it (off every image) on the project's settings page or 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -106,6 +107,16 @@ def tag_delete(*, tag: Tag) -> None:
 def tags_with_counts(project: Project) -> QuerySet[Tag]:
     """The project's tags by name, each with `image_count`."""
     return Tag.objects.filter(project=project).annotate(image_count=Count("images")).order_by("name")
+
+
+def images_by_tag(image_ids: list[int]) -> dict[str, list[int]]:
+    """The tags of these images, the MAX_SLICES with most of them first, each with its images among them:
+    the slices a model's scores are broken down by."""
+    tagged: dict[str, list[int]] = defaultdict(list)
+    for name, image_id in Image.tags.through.objects.filter(image_id__in=image_ids).values_list("tag__name",
+                                                                                                 "image_id"):
+        tagged[name].append(image_id)
+    return dict(sorted(tagged.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_SLICES])
 
 
 def project_tags(project: Project) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from dataclasses import replace
 
 import numpy as np
@@ -25,7 +24,7 @@ from inference.services import inference_run_create, model_version_activate, mod
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_finish, job_heartbeat
 from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
-from review.tags import MAX_SLICES
+from review.tags import images_by_tag
 from training.config import TrainConfig, steps_per_epoch
 from training.evaluation import EvalResult, coco_evaluate, map_gain_interval, map_of_groups
 from training.models import TrainingRun, checkpoint_storage_name
@@ -195,11 +194,7 @@ def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | Non
     """Each version's holdout mAP on the images of each tag (a camera, night): the MAX_SLICES tags with most
     held-out images. A gain overall can hide a loss on one camera; this shows it."""
     position = {image_id: n for n, image_id in enumerate(image_ids)}
-    groups: dict[str, list[int]] = defaultdict(list)
-    for name, image_id in Image.tags.through.objects.filter(image_id__in=image_ids).values_list("tag__name",
-                                                                                                 "image_id"):
-        groups[name].append(position[image_id])
-    groups = dict(sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_SLICES])
+    groups = {name: [position[pk] for pk in tagged] for name, tagged in images_by_tag(image_ids).items()}
     new_scores = map_of_groups(new, groups)
     base_scores = map_of_groups(base, groups) if base is not None else {}
     return [{"tag": name, "images": len(positions), "new": round(new_scores[name], 4),

@@ -9,9 +9,9 @@ from django.db.models import QuerySet
 from inference.models import ModelVersion, Prediction
 from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
-from review.tags import MAX_SLICES
+from review.tags import images_by_tag
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.evaluation import coco_evaluate
+from training.evaluation import coco_evaluate, map_of_groups
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
@@ -45,24 +45,25 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     image_ids = [i["id"] for i in images]
     truths = _truths(images, category_of)
     result = {"images": len(images), "score_threshold": score_threshold, "tag": tag, "versions": [], "tags": []}
-    errors_by_version, predictions_by_version = [], []
+    errors_by_version, scores_by_version = [], []
     for version in (first, second):
         predictions = _predictions(version, image_ids, category_of)
         scores = coco_evaluate(truths, predictions, names)
         errors = {t.image_id: _error_count(match_boxes(t, confident(p, score_threshold)))
                   for t, p in zip(truths, predictions)}
         errors_by_version.append(errors)
-        predictions_by_version.append(predictions)
+        scores_by_version.append(scores)
         result["versions"].append({"id": version.pk, "number": version.number, **scores.as_dict(),
                                    "errors": sum(errors.values())})
-    for name, tagged in _tag_slices(image_ids):
-        chosen = [n for n, truth in enumerate(truths) if truth.image_id in tagged]
-        sliced = [truths[n] for n in chosen]
-        result["tags"].append({"tag": name, "images": len(chosen), "versions": [
-            {"number": version.number,
-             "map": coco_evaluate(sliced, [predictions[n] for n in chosen], names).map,
-             "errors": sum(errors[t.image_id] for t in sliced)}
-            for version, predictions, errors in zip((first, second), predictions_by_version, errors_by_version)]})
+    # Each tag's mAP from the matches just made (map_of_groups), not from another pycocotools run per tag.
+    tagged = images_by_tag(image_ids)
+    position = {image_id: n for n, image_id in enumerate(image_ids)}
+    groups = {name: [position[pk] for pk in pks] for name, pks in tagged.items()}
+    maps = [map_of_groups(scores, groups) for scores in scores_by_version]
+    result["tags"] = [{"tag": name, "images": len(pks), "versions": [
+        {"number": version.number, "map": map_by_tag[name], "errors": sum(errors[pk] for pk in pks)}
+        for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)]}
+        for name, pks in tagged.items()]
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]
     result["fixed"] = [{"image": i, "errors_before": a, "errors_after": b}
@@ -70,15 +71,6 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     result["broke"] = [{"image": i, "errors_before": a, "errors_after": b}
                        for i, a, b in sorted(changed, key=lambda row: row[1] - row[2]) if b > a][:image_limit]
     return result
-
-
-def _tag_slices(image_ids: list[int]) -> list[tuple[str, set[int]]]:
-    """The tags of these images, the MAX_SLICES with most images first, each with its images among them."""
-    tagged: dict[str, set[int]] = defaultdict(set)
-    for name, image_id in (Image.tags.through.objects.filter(image_id__in=image_ids)
-                           .values_list("tag__name", "image_id")):
-        tagged[name].add(image_id)
-    return sorted(tagged.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_SLICES]
 
 
 def model_version_operating_points(*, version: ModelVersion, choose: str = "f1", target: float | None = None) -> dict:
