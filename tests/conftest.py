@@ -4,6 +4,12 @@ import uuid
 import pytest
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked `long` first: with pytest-xdist (`make test` runs two processes) one then runs beside
+    the rest instead of alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)  # a stable sort keeps the rest in order
+
+
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Each test stores its files in its own folder."""

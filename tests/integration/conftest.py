@@ -19,10 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def redis_url() -> str:
-    """A Redis database of its own for the tests (15), on the host CELERY_BROKER_URL names."""
+    """A Redis database of its own for the tests, on the host CELERY_BROKER_URL names: 15, and one below it
+    for each further pytest-xdist process (gw1: 14), since a test empties its database first."""
     configured = os.environ.get("CELERY_BROKER_URL", "")
     host = configured.split("://", 1)[1].split("/", 1)[0] if configured.startswith("redis://") else "127.0.0.1:6379"
-    return f"redis://{host}/15"
+    process = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    return f"redis://{host}/{15 - process}"
 
 
 def redis_available(url: str) -> bool:

@@ -22,6 +22,7 @@ def free_port() -> int:
 
 # About 110-125 s on an idle 2-core machine: more than the suite's default 300 s limit allows for a
 # busy one (CI once took 2x as long throughout). The subprocess's own limit below is the one meant.
+@pytest.mark.long
 @pytest.mark.timeout(960)
 def test_one_round_of_corrections_makes_the_model_better_on_the_new_domain(tmp_path):
     rows_file = tmp_path / "rows.json"
