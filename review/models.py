@@ -47,6 +47,12 @@ class Project(models.Model):
         "0), not merely higher once. For deployments that take each new active model at once; with few held-out "
         "images, fewer fine-tunes pass.",
     )
+    refuse_clear_tag_losses = models.BooleanField(
+        default=False, help_text="Keep a fine-tuned model inactive when it is clearly worse on the held-out images "
+        "of a tag (a camera, night), even if better overall. Clearly: over paired resamples of that tag's images "
+        "(tags with at least 10), its mAP is lower beyond chance; the bar rises with the number of tags judged, so "
+        "that a model that changed nothing is refused by chance at most one time in 20.",
+    )
     score_threshold = models.FloatField(
         default=0.5,
         help_text="Predictions scored at least this are the model's answer: shown in the editor, judged in error "

@@ -26,7 +26,7 @@ from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
 from review.tags import images_by_tag
 from training.config import TrainConfig, steps_per_epoch
-from training.evaluation import EvalResult, coco_evaluate, map_gain_interval, map_of_groups
+from training.evaluation import EvalResult, coco_evaluate, map_gain_interval, map_of_groups, tag_changes
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
@@ -34,6 +34,7 @@ from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 logger = logging.getLogger(__name__)
 EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too
 LOSS_HISTORY_LIMIT = 5000
+TAG_GUARD_MIN_IMAGES = 10  # fewer held-out images of a tag say too little to call a change clear
 
 
 def checkpoint_name(run: TrainingRun) -> str:
@@ -192,14 +193,22 @@ def _execute(run: TrainingRun) -> None:
 
 def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:
     """Each version's holdout mAP on the images of each tag (a camera, night): the MAX_SLICES tags with most
-    held-out images. A gain overall can hide a loss on one camera; this shows it."""
+    held-out images. A gain overall can hide a loss on one camera; this shows it, and for tags with
+    TAG_GUARD_MIN_IMAGES or more, how sure the change is (`change_interval`) and whether it is a clear loss."""
     position = {image_id: n for n, image_id in enumerate(image_ids)}
     groups = {name: [position[pk] for pk in tagged] for name, tagged in images_by_tag(image_ids).items()}
     new_scores = map_of_groups(new, groups)
     base_scores = map_of_groups(base, groups) if base is not None else {}
-    return [{"tag": name, "images": len(positions), "new": round(new_scores[name], 4),
-             "active": round(base_scores[name], 4) if name in base_scores else None}
-            for name, positions in groups.items()]
+    changes = tag_changes(new, base, groups, min_images=TAG_GUARD_MIN_IMAGES) if base is not None else {}
+    rows = []
+    for name, positions in groups.items():
+        row = {"tag": name, "images": len(positions), "new": round(new_scores[name], 4),
+               "active": round(base_scores[name], 4) if name in base_scores else None}
+        if change := changes.get(name):
+            row.update(change_interval=[round(bound, 4) for bound in change["interval"]],
+                       clear_loss=change["clear_loss"])
+        rows.append(row)
+    return rows
 
 
 def _predict_holdout(run: TrainingRun, version) -> None:
@@ -234,11 +243,15 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
         reason += (f"; gain {new.map - base.map:+.3f}, {low:+.3f} to {high:+.3f} in 90% of resamples of the "
                    f"{new.images} held-out images" + (" (it may be chance)" if low <= 0 <= high else ""))
     if lower := [row for row in by_tag if row["active"] is not None and row["new"] < row["active"]]:
-        reason += "; lower on " + ", ".join(f"{row['tag']} ({row['active']:.3f} to {row['new']:.3f})" for row in lower)
+        reason += "; lower on " + ", ".join(f"{row['tag']} ({row['active']:.3f} to {row['new']:.3f}"
+                                            f"{', clearly' if row.get('clear_loss') else ''})" for row in lower)
     promoted = higher
     if higher and base is not None and run.project.promote_only_clear_gains and not (interval and interval[0] > 0):
         promoted = False
         reason += "; the project promotes only clear gains"
+    if promoted and run.project.refuse_clear_tag_losses and any(row.get("clear_loss") for row in by_tag):
+        promoted = False
+        reason += "; the project refuses clear losses on a tag"
     metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
     with transaction.atomic():
         version = model_version_create(

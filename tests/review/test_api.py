@@ -57,8 +57,10 @@ def test_project_create_list_update_delete(media_root, django_capture_on_commit_
     assert api_client(UserFactory()).get(reverse("api:project_list")).data == []
 
     changed = client.patch(reverse("api:project_detail", args=[project_id]),
-                           {"retrain_after_reviews": 10, "infer_on_upload": False}, format="json")
+                           {"retrain_after_reviews": 10, "infer_on_upload": False, "refuse_clear_tag_losses": True},
+                           format="json")
     assert changed.status_code == 200 and changed.data["retrain_after_reviews"] == 10
+    assert changed.data["refuse_clear_tag_losses"] is True and Project.objects.get(pk=project_id).refuse_clear_tag_losses
     bad = client.patch(reverse("api:project_detail", args=[project_id]), {"holdout_fraction": 2}, format="json")
     assert bad.status_code == 400 and bad.data["fields"]["holdout_fraction"]
     assert Project.objects.get(pk=project_id).holdout_fraction == 0.2

@@ -3,6 +3,8 @@
 Who may open each page is checked by tests/project/test_page_permissions.py; these check what the
 pages do, and that a refused change is said plainly and changes nothing.
 """
+import re
+
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
@@ -64,13 +66,17 @@ def test_only_managers_see_the_settings_link(client, project):
 def test_settings_are_saved(client, project, manager):
     response = client.post(reverse("review:project_settings", args=[project.pk]), {
         "name": "Parking lot west", "description": "Camera 4", "holdout_fraction": "0.3",
-        "retrain_after_reviews": "50", "infer_on_upload": "", "score_threshold": "0.5"}, follow=True)
+        "retrain_after_reviews": "50", "infer_on_upload": "", "refuse_clear_tag_losses": "on",
+        "score_threshold": "0.5"}, follow=True)
     assert "Settings saved." in _messages(response)
     project.refresh_from_db()
     assert (project.name, project.description, project.holdout_fraction, project.retrain_after_reviews,
-            project.infer_on_upload) == ("Parking lot west", "Camera 4", 0.3, 50, False)
+            project.infer_on_upload, project.refuse_clear_tag_losses) == ("Parking lot west", "Camera 4", 0.3, 50, False,
+                                                                          True)
     page = client.get(reverse("review:project_settings", args=[project.pk])).content.decode()
-    assert 'value="Parking lot west"' in page and 'name="infer_on_upload"' in page and "checked" not in page
+    boxes = dict(re.findall(r'<input type="checkbox" name="(\w+)"([^>]*)>', page))
+    assert 'value="Parking lot west"' in page and "checked" not in boxes["infer_on_upload"]
+    assert "checked" in boxes["refuse_clear_tag_losses"]
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from training.evaluation import coco_evaluate, map_gain_interval, map_of_groups, map_of_resample
+from training.evaluation import (coco_evaluate, map_gain_interval, map_gains, map_of_groups, map_of_resample,
+                                 map_of_resamples, tag_changes)
 
 CLASSES = ["circle", "square"]
 
@@ -121,3 +122,46 @@ def test_the_map_of_a_group_of_images_is_pycocotools_own_on_those_images(seed):
         alone = coco_evaluate([truths[n] for n in positions], [preds[n] for n in positions], ["a", "b", "c"])
         assert scores[name] == pytest.approx(alone.map, abs=1e-9), name
     assert scores["gate"] != scores["yard"]
+
+
+def test_resamples_worked_out_together_are_each_worked_out_alone():
+    truths, preds = noisy_world(3, images=25)
+    result = coco_evaluate(truths, preds, ["a", "b", "c"])
+    counts = np.random.default_rng(0).integers(0, 3, (40, 25)).astype(float)
+    counts[0] = 0.0  # a resample with no human box at all scores 0, as one alone does
+    together = map_of_resamples(result.tables, counts)
+    alone = [map_of_resample(result.tables, row) for row in counts]
+    assert together == pytest.approx(alone, abs=1e-12) and together[0] == 0.0
+    assert len(set(np.round(together, 9))) > 20  # the draws differ, and so do their scores
+
+
+def test_a_tag_s_resamples_draw_its_images_only():
+    truths, sharp = noisy_world(0, images=60, jitter=1.0, misses=0.05)
+    _, blurry = noisy_world(0, images=60, jitter=8.0, misses=0.4)
+    # the first 20 images sharper in the new model's eyes, the rest the same in both
+    new_preds = sharp[:20] + blurry[20:]
+    new, old = (coco_evaluate(truths, preds, ["a", "b", "c"]) for preds in (new_preds, blurry))
+    assert (map_gains(new, old, positions=range(20, 60)) == 0).all()  # the images where nothing changed
+    assert (map_gains(new, old, positions=range(20)) > 0).mean() > 0.95
+
+
+def test_a_clear_loss_on_a_tag_is_told_from_chance():
+    truths, sharp = noisy_world(0, images=60, jitter=1.0, misses=0.05)
+    _, blurry = noisy_world(0, images=60, jitter=8.0, misses=0.4)
+    new_preds = sharp[:40] + blurry[40:]  # better on 0-39, worse on 40-59 ("night")
+    new, old = (coco_evaluate(truths, preds, ["a", "b", "c"]) for preds in (new_preds, sharp[:40] + sharp[40:]))
+    groups = {"day": range(0, 40), "night": range(40, 60), "few": range(40, 45)}
+    changes = tag_changes(new, old, groups, min_images=10)
+    assert set(changes) == {"day", "night"}  # 5 images are too few to judge
+    assert changes["night"]["clear_loss"] and changes["night"]["interval"][1] < 0
+    assert not changes["day"]["clear_loss"] and changes["day"]["interval"] == (0.0, 0.0)
+    # a model compared with a near twin (one box less on one image) loses nothing clearly anywhere
+    twin = list(sharp)
+    first = next(n for n, p in enumerate(twin) if len(p.scores) > 1)
+    p = twin[first]
+    twin[first] = type(p)(p.image_id, p.boxes_xyxy[1:], p.labels[1:], p.scores[1:])
+    near = coco_evaluate(truths, twin, ["a", "b", "c"])
+    full = coco_evaluate(truths, sharp, ["a", "b", "c"])
+    groups = {f"tag {n}": range(n * 6, n * 6 + 12) for n in range(9)}
+    assert not any(change["clear_loss"] for change in tag_changes(near, full, groups, min_images=10).values())
+

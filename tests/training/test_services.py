@@ -8,7 +8,7 @@ from inference.models import InferenceRun, ModelVersion
 from project.jobs import JobStatus
 from review.demo_images import generate_scene
 from review.models import AnnotationSource, Image, Split
-from review.services import BoxIn, image_boxes_save, label_class_create, label_class_update
+from review.services import BoxIn, image_boxes_save, label_class_create, label_class_update, project_update
 from tests.factories import add_images, add_model_version, make_project
 from training.evaluation import EvalResult
 from training.execution import _register, training_run_execute
@@ -137,6 +137,11 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     assert (gate["tag"], gate["images"], night["tag"], night["images"]) == ("gate", len(holdout), "night", 1)
     assert gate["new"] == pytest.approx(comparison["new"]["map"], abs=1e-4)  # every held-out image is tagged gate
     assert gate["active"] == pytest.approx(comparison["active"]["map"], abs=1e-4)
+    # how sure each change is, for tags with enough held-out images (gate has them all, night one)
+    assert ("change_interval" in gate, "change_interval" in night) == (len(holdout) >= 10, False)
+    if len(holdout) >= 10:
+        low_tag, high_tag = gate["change_interval"]
+        assert low_tag <= gate["new"] - gate["active"] + 1e-4 and isinstance(gate["clear_loss"], bool)
     assert low <= high and "resamples of the" in comparison["reason"]
     base.refresh_from_db()
     assert ModelVersion.objects.get(is_active=True) == (version if comparison["promoted"] else base)
@@ -331,3 +336,31 @@ def test_a_project_that_promotes_only_clear_gains_keeps_a_gain_that_may_be_chanc
     project.promote_only_clear_gains = False
     project.save()
     assert registered(new, old).comparison["promoted"]  # by default, higher is enough
+
+
+def test_a_project_that_refuses_clear_tag_losses_keeps_a_gain_that_breaks_a_tag(
+        project, django_capture_on_commit_callbacks):
+    from inference.detector import build_model
+
+    base = add_model_version(project)
+    model = build_model(base.architecture, 3)
+    by_tag = [{"tag": "day", "images": 30, "new": 0.8, "active": 0.5, "change_interval": [0.2, 0.4], "clear_loss": False},
+              {"tag": "yard", "images": 12, "new": 0.2, "active": 0.6, "change_interval": [-0.5, -0.3], "clear_loss": True},
+              {"tag": "dusk", "images": 4, "new": 0.3, "active": 0.4}]
+
+    def registered(rows: list[dict]) -> TrainingRun:
+        with django_capture_on_commit_callbacks(execute=False):
+            run = training_run_start(project=project, user=None, params=TINY)
+            _register(run, model, ["circle", "square", "triangle"], EvalResult(0.6, 0.8), EvalResult(0.5, 0.7),
+                      by_tag=rows)
+        run.refresh_from_db()
+        return run
+
+    assert registered(by_tag).comparison["promoted"]  # by default a tag's loss is told, not acted on
+    project_update(project=project, refuse_clear_tag_losses=True)
+    kept = registered(by_tag)
+    assert not kept.comparison["promoted"] and not kept.result_version.is_active
+    assert kept.comparison["reason"].endswith(
+        "; lower on yard (0.600 to 0.200, clearly), dusk (0.400 to 0.300); the project refuses clear losses on a tag")
+    unclear = [row | {"clear_loss": False} if row["tag"] == "yard" else row for row in by_tag]
+    assert registered(unclear).comparison["promoted"]  # lower, but within what chance gives

@@ -82,11 +82,15 @@ def test_models_page_says_what_a_version_gained_over_its_parent_on_the_same_imag
     content = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
     assert "(0.690 → 0.838 on the same 26 images); 90% of resamples: -0.012 to +0.250, may be chance" in content
     run.comparison["by_tag"] = [{"tag": "gate", "images": 20, "new": 0.9, "active": 0.7},
-                                {"tag": "night <cam>", "images": 6, "new": 0.5, "active": 0.6}]
+                                {"tag": "night <cam>", "images": 6, "new": 0.5, "active": 0.6},
+                                {"tag": "yard", "images": 12, "new": 0.2, "active": 0.6,
+                                 "change_interval": [-0.55, -0.25], "clear_loss": True}]
     run.save()
     content = client.get(reverse("training:project_models", args=[project.pk])).content.decode()
     assert '<span data-tag="gate">gate (20) 0.700 → 0.900</span>' in content
-    assert "night &lt;cam&gt; (6) 0.600 → 0.500" in content
+    assert "night &lt;cam&gt; (6) 0.600 → 0.500</span>" in content  # a change not judged: too few images
+    assert ('<span data-tag="yard" title="change -0.550 to -0.250 in 90% of resamples of its images">yard (12) '
+            '0.600 → 0.200 <strong class="clear-loss">clearly lower</strong></span>') in content
 
 
 def _snapshot(project):
