@@ -18,6 +18,7 @@ from pycocotools.cocoeval import COCOeval
 from inference.matching import ImagePredictions, ImageTruth
 
 RECALL_STEPS = np.linspace(0.0, 1.0, 101)  # where COCO reads each precision-recall curve
+TAG_MIN_IMAGES = 10  # a tag with fewer evaluated images says too little to call its change clear
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def map_gain_interval(new: EvalResult, old: EvalResult, *, resamples: int = 200,
     return float(low), float(high)
 
 
-def tag_changes(new: EvalResult, old: EvalResult, groups: dict[str, Sequence[int]], *, min_images: int,
+def tag_changes(new: EvalResult, old: EvalResult, groups: dict[str, Sequence[int]], *, min_images: int = TAG_MIN_IMAGES,
                 resamples: int = 200, risk: float = 0.05) -> dict[str, dict]:
     """How sure each tag's change in mAP is, for the tags with at least `min_images` of the evaluated
     images (their positions in `groups`): the central 90% of the change over paired resamples of the

@@ -34,7 +34,6 @@ from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 logger = logging.getLogger(__name__)
 EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too
 LOSS_HISTORY_LIMIT = 5000
-TAG_GUARD_MIN_IMAGES = 10  # fewer held-out images of a tag say too little to call a change clear
 
 
 def checkpoint_name(run: TrainingRun) -> str:
@@ -194,12 +193,12 @@ def _execute(run: TrainingRun) -> None:
 def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:
     """Each version's holdout mAP on the images of each tag (a camera, night): the MAX_SLICES tags with most
     held-out images. A gain overall can hide a loss on one camera; this shows it, and for tags with
-    TAG_GUARD_MIN_IMAGES or more, how sure the change is (`change_interval`) and whether it is a clear loss."""
+    TAG_MIN_IMAGES or more, how sure the change is (`change_interval`) and whether it is a clear loss."""
     position = {image_id: n for n, image_id in enumerate(image_ids)}
     groups = {name: [position[pk] for pk in tagged] for name, tagged in images_by_tag(image_ids).items()}
     new_scores = map_of_groups(new, groups)
     base_scores = map_of_groups(base, groups) if base is not None else {}
-    changes = tag_changes(new, base, groups, min_images=TAG_GUARD_MIN_IMAGES) if base is not None else {}
+    changes = tag_changes(new, base, groups) if base is not None else {}
     rows = []
     for name, positions in groups.items():
         row = {"tag": name, "images": len(positions), "new": round(new_scores[name], 4),

@@ -11,7 +11,7 @@ from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.tags import images_by_tag
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.evaluation import coco_evaluate, map_of_groups
+from training.evaluation import coco_evaluate, map_of_groups, tag_changes
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
@@ -30,7 +30,8 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     number of errors (false positives, wrong classes, poor localisations, misses) of each among
     predictions scoring at least `score_threshold`, so the caller can list what the second version
     fixed and what it broke. `tags` breaks the scores down by the images' tags (a camera, night): a
-    version better overall may still be worse on one camera.
+    version better overall may still be worse on one camera, and tags with TAG_MIN_IMAGES images or more
+    say whether the second version's change there is clear or may be chance (evaluation.tag_changes).
     """
     classes = list(LabelClass.objects.filter(project_id=first.project_id).order_by("index", "id"))
     names = [c.name for c in classes]
@@ -60,9 +61,12 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     position = {image_id: n for n, image_id in enumerate(image_ids)}
     groups = {name: [position[pk] for pk in pks] for name, pks in tagged.items()}
     maps = [map_of_groups(scores, groups) for scores in scores_by_version]
+    changes = tag_changes(scores_by_version[1], scores_by_version[0], groups)  # how sure each tag's change is
     result["tags"] = [{"tag": name, "images": len(pks), "versions": [
         {"number": version.number, "map": map_by_tag[name], "errors": sum(errors[pk] for pk in pks)}
-        for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)]}
+        for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)],
+        "change_interval": (change := changes.get(name)) and [round(bound, 4) for bound in change["interval"]],
+        "clear_loss": bool(change and change["clear_loss"])}
         for name, pks in tagged.items()]
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]

@@ -72,6 +72,12 @@ class TagSliceSerializer(serializers.Serializer):
     tag = serializers.CharField()
     images = serializers.IntegerField(help_text="Of the compared images, those with this tag.")
     versions = SliceScoresSerializer(many=True, help_text="Each version's mAP and errors on them.")
+    change_interval = serializers.ListField(
+        child=serializers.FloatField(), allow_null=True,
+        help_text="The middle 90% of the second version's mAP change over 200 paired resamples of these images; null "
+                  "for a tag with fewer than 10 images.")
+    clear_loss = serializers.BooleanField(help_text="The second version is worse on these images beyond chance "
+                                                    "(docs/training.md: the bar rises with the number of tags judged).")
 
 
 class ComparisonSerializer(serializers.Serializer):

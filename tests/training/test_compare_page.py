@@ -103,3 +103,39 @@ def test_an_image_a_version_predicted_with_no_box_counts_with_its_misses():
     assert points["images"] == len(holdout) - 1
     Image.objects.filter(pk=blind.pk).update(inference_error="cannot identify image file")
     assert model_versions_compare(first=old, second=new, score_threshold=0.5)["images"] == len(holdout) - 2
+
+
+def test_a_tag_the_second_version_is_blind_on_is_called_clearly_lower(client):
+    """Right everywhere before; after, blind on the yard camera's images: its loss is clear, the gate's nil."""
+    project = make_project(holdout_fraction=0.9)
+    images = add_images(project, 26, size=96)
+    for seed, image in enumerate(images):
+        review_with_truth(image, seed=seed, size=96)
+    holdout = list(Image.objects.filter(project=project, split="holdout").order_by("id"))
+    gate, yard = holdout[:len(holdout) // 2], holdout[len(holdout) // 2:]
+    assert len(gate) >= 10 and len(yard) >= 10
+    old, new = add_model_version(project), add_model_version(project)
+    for version, blind_on in ((old, []), (new, yard)):
+        for image in holdout:
+            truth = Annotation.objects.filter(image=image)
+            Prediction.objects.bulk_create(
+                [Prediction(image=image, model_version=version, label_class_id=truth[0].label_class_id, x=0, y=0,
+                            w=1, h=1, score=0.01)] if image in blind_on else
+                [Prediction(image=image, model_version=version, label_class_id=a.label_class_id, x=a.x, y=a.y,
+                            w=a.w, h=a.h, score=0.9) for a in truth])
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in gate]), names=["gate"])
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in yard]), names=["yard"])
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in yard[:3]]), names=["dusk"])
+    reader = add_member(project, Role.ANNOTATOR)
+    body = api_client(reader).get(reverse("api:model_version_compare", args=[project.pk]),
+                                  {"first": old.pk, "second": new.pk}).json()
+    slices = {row["tag"]: row for row in body["tags"]}
+    assert slices["yard"]["clear_loss"] and slices["yard"]["change_interval"][1] < 0
+    assert not slices["gate"]["clear_loss"] and slices["gate"]["change_interval"] == [0.0, 0.0]
+    assert slices["dusk"]["change_interval"] is None and not slices["dusk"]["clear_loss"]  # 3 images: not judged
+    client.force_login(reader)
+    page = client.get(reverse("training:compare", args=[project.pk]), {"first": old.pk, "second": new.pk}).content.decode()
+    yard_row = page.split('<tr data-tag="yard">')[1].split("</tr>")[0]
+    low, high = slices["yard"]["change_interval"]
+    assert f"{low:.3f} to {high:.3f} <strong class=\"clear-loss\">clearly lower</strong>" in yard_row
+    assert "too few images" in page.split('<tr data-tag="dusk">')[1].split("</tr>")[0]
