@@ -90,7 +90,7 @@ def _report(request, label: str, action) -> None:
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "holdout_fraction", "retrain_after_reviews", "infer_on_upload", "promote_only_clear_gains",
-                    "refuse_clear_tag_losses", "score_threshold", "created_at"]
+                    "tag_loss_limit", "score_threshold", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline, LabelClassInline]
     actions = ["start_fine_tuning", "export_reviewed_labels"]

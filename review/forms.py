@@ -64,8 +64,10 @@ class ProjectSettingsForm(forms.Form):
                                          help_text=_help(Project, "infer_on_upload"))
     promote_only_clear_gains = forms.BooleanField(required=False, label="Promote only clear gains",
                                                   help_text=_help(Project, "promote_only_clear_gains"))
-    refuse_clear_tag_losses = forms.BooleanField(required=False, label="Refuse clear losses on a tag",
-                                                 help_text=_help(Project, "refuse_clear_tag_losses"))
+    tag_loss_limit = forms.FloatField(required=False, min_value=0.0, max_value=1.0,
+                                      label="Refuse a clear loss on a tag of more than",
+                                      widget=forms.NumberInput(attrs={"step": "0.01", "placeholder": "off"}),
+                                      help_text=_help(Project, "tag_loss_limit"))
     score_threshold = forms.FloatField(min_value=0.01, max_value=0.99, label="Review threshold",
                                        widget=forms.NumberInput(attrs={"step": "0.01"}),
                                        help_text=_help(Project, "score_threshold"))

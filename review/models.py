@@ -47,11 +47,12 @@ class Project(models.Model):
         "0), not merely higher once. For deployments that take each new active model at once; with few held-out "
         "images, fewer fine-tunes pass.",
     )
-    refuse_clear_tag_losses = models.BooleanField(
-        default=False, help_text="Keep a fine-tuned model inactive when it is clearly worse on the held-out images "
-        "of a tag (a camera, night), even if better overall. Clearly: over paired resamples of that tag's images "
-        "(tags with at least 10), its mAP is lower beyond chance; the bar rises with the number of tags judged, so "
-        "that a model that changed nothing is refused by chance at most one time in 20.",
+    tag_loss_limit = models.FloatField(
+        null=True, blank=True, help_text="Keep a fine-tuned model inactive when, on the held-out images of some tag "
+        "(a camera, night; tags with at least 10), its mAP is lower than the active model's by more than this, beyond "
+        "chance, even if it is better overall. 0 refuses any clear loss; empty: a tag's loss is told, not acted on. "
+        "Beyond chance: over paired resamples of the tag's images, with a bar that rises with the number of tags "
+        "judged, so that a model that changed nothing is refused by chance at most one time in 20.",
     )
     score_threshold = models.FloatField(
         default=0.5,
@@ -69,6 +70,11 @@ class Project(models.Model):
                 condition=Q(holdout_fraction__gte=0) & Q(holdout_fraction__lte=0.9),
                 name="project_holdout_fraction_range",
                 violation_error_message="The held-out fraction must be between 0 and 0.9.",
+            ),
+            models.CheckConstraint(
+                condition=Q(tag_loss_limit__isnull=True) | (Q(tag_loss_limit__gte=0) & Q(tag_loss_limit__lte=1)),
+                name="project_tag_loss_limit_range",
+                violation_error_message="The limit on a tag's loss must be between 0 and 1 (mAP), or empty.",
             ),
             models.CheckConstraint(
                 condition=Q(score_threshold__gte=0.01) & Q(score_threshold__lte=0.99),

@@ -47,7 +47,7 @@ class ProjectSerializer(serializers.ModelSerializer):
     class Meta:
         model = Project
         fields = ["id", "name", "description", "holdout_fraction", "retrain_after_reviews", "infer_on_upload",
-                  "promote_only_clear_gains", "refuse_clear_tag_losses", "score_threshold", "created_at", "role", "image_count", "unreviewed_count", "reviewed_count", "active_model"]
+                  "promote_only_clear_gains", "tag_loss_limit", "score_threshold", "created_at", "role", "image_count", "unreviewed_count", "reviewed_count", "active_model"]
         read_only_fields = ["created_at"]
 
     def get_active_model(self, project: Project) -> ActiveModelSerializer(allow_null=True):
@@ -72,7 +72,10 @@ class ProjectUpdateSerializer(serializers.Serializer):
     retrain_after_reviews = serializers.IntegerField(required=False, min_value=0)
     infer_on_upload = serializers.BooleanField(required=False)
     promote_only_clear_gains = serializers.BooleanField(required=False)
-    refuse_clear_tag_losses = serializers.BooleanField(required=False)
+    tag_loss_limit = serializers.FloatField(
+        required=False, allow_null=True, min_value=0.0, max_value=1.0,
+        help_text="Project.tag_loss_limit: a fine-tune clearly worse than the active model on some tag's held-out "
+                  "images by more than this (mAP) stays inactive; null turns it off.")
     score_threshold = serializers.FloatField(
         required=False, min_value=0.01, max_value=0.99,
         help_text="The review threshold (Project.score_threshold). A change ranks the queue and judges the reviewed "

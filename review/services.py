@@ -70,7 +70,7 @@ def project_update(*, project: Project, **changes) -> Project:
     """Change a project's settings; only the fields a manager may edit."""
     # score_threshold: through inference.services.project_settings_update, which also ranks the queue again.
     editable = {"name", "description", "holdout_fraction", "retrain_after_reviews", "infer_on_upload",
-                "promote_only_clear_gains", "refuse_clear_tag_losses", "score_threshold"}
+                "promote_only_clear_gains", "tag_loss_limit", "score_threshold"}
     if unknown := sorted(set(changes) - editable):
         raise ValidationError({unknown[0]: "This field cannot be changed."})
     for name, value in changes.items():

@@ -225,9 +225,10 @@ def tag_changes(new: EvalResult, old: EvalResult, groups: dict[str, Sequence[int
                 resamples: int = 200, risk: float = 0.05) -> dict[str, dict]:
     """How sure each tag's change in mAP is, for the tags with at least `min_images` of the evaluated
     images (their positions in `groups`): the central 90% of the change over paired resamples of the
-    tag's images, and whether it is a clear loss. Clear: the mean change lies more than z standard
-    deviations below 0, z chosen for `risk` shared among the tags judged (Bonferroni), so that a model
-    that changed nothing is called clearly worse on some tag at most `risk` of the time, however many."""
+    tag's images (`interval`), and `bound`, the mean change plus z standard deviations: the change is
+    below it beyond chance, z chosen for `risk` shared among the tags judged (Bonferroni). A bound below
+    0 is a clear loss: a model that changed nothing is called clearly worse on some tag at most `risk`
+    of the time, however many tags there are; below -0.05, clearly worse by more than 0.05."""
     judged = {name: positions for name, positions in groups.items() if len(positions) >= min_images}
     z = NormalDist().inv_cdf(1 - risk / max(len(judged), 1))
     changes = {}
@@ -236,6 +237,6 @@ def tag_changes(new: EvalResult, old: EvalResult, groups: dict[str, Sequence[int
         if gains is None:
             continue
         low, high = np.quantile(gains, [0.05, 0.95])
-        changes[name] = {"interval": (float(low), float(high)),
-                         "clear_loss": bool(gains.mean() + z * gains.std() < 0)}
+        bound = float(gains.mean() + z * gains.std())
+        changes[name] = {"interval": (float(low), float(high)), "bound": bound, "clear_loss": bound < 0}
     return changes

@@ -193,7 +193,8 @@ def _execute(run: TrainingRun) -> None:
 def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:
     """Each version's holdout mAP on the images of each tag (a camera, night): the MAX_SLICES tags with most
     held-out images. A gain overall can hide a loss on one camera; this shows it, and for tags with
-    TAG_MIN_IMAGES or more, how sure the change is (`change_interval`) and whether it is a clear loss."""
+    TAG_MIN_IMAGES or more, how sure the change is (`change_interval`), and `change_bound`: the change lies
+    below it beyond chance (below 0: `clear_loss`), which the project's tag_loss_limit is held against."""
     position = {image_id: n for n, image_id in enumerate(image_ids)}
     groups = {name: [position[pk] for pk in tagged] for name, tagged in images_by_tag(image_ids).items()}
     new_scores = map_of_groups(new, groups)
@@ -205,7 +206,7 @@ def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | Non
                "active": round(base_scores[name], 4) if name in base_scores else None}
         if change := changes.get(name):
             row.update(change_interval=[round(bound, 4) for bound in change["interval"]],
-                       clear_loss=change["clear_loss"])
+                       change_bound=round(change["bound"], 4), clear_loss=change["clear_loss"])
         rows.append(row)
     return rows
 
@@ -248,9 +249,11 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
     if higher and base is not None and run.project.promote_only_clear_gains and not (interval and interval[0] > 0):
         promoted = False
         reason += "; the project promotes only clear gains"
-    if promoted and run.project.refuse_clear_tag_losses and any(row.get("clear_loss") for row in by_tag):
+    limit = run.project.tag_loss_limit
+    if promoted and limit is not None and (beyond := [row["tag"] for row in by_tag
+                                                      if row.get("change_bound") is not None and row["change_bound"] < -limit]):
         promoted = False
-        reason += "; the project refuses clear losses on a tag"
+        reason += f"; the project refuses a clear loss of more than {limit:g} on a tag ({', '.join(beyond)})"
     metrics = {**new.as_dict(), "snapshot": run.snapshot.content_hash, "holdout_images": new.images}
     with transaction.atomic():
         version = model_version_create(

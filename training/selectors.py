@@ -66,7 +66,7 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
         {"number": version.number, "map": map_by_tag[name], "errors": sum(errors[pk] for pk in pks)}
         for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)],
         "change_interval": (change := changes.get(name)) and [round(bound, 4) for bound in change["interval"]],
-        "clear_loss": bool(change and change["clear_loss"])}
+        "change_bound": change and round(change["bound"], 4), "clear_loss": bool(change and change["clear_loss"])}
         for name, pks in tagged.items()]
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]

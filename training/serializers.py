@@ -76,6 +76,8 @@ class TagSliceSerializer(serializers.Serializer):
         child=serializers.FloatField(), allow_null=True,
         help_text="The middle 90% of the second version's mAP change over 200 paired resamples of these images; null "
                   "for a tag with fewer than 10 images.")
+    change_bound = serializers.FloatField(
+        allow_null=True, help_text="The second version's change here lies below this beyond chance (null: too few images).")
     clear_loss = serializers.BooleanField(help_text="The second version is worse on these images beyond chance "
                                                     "(docs/training.md: the bar rises with the number of tags judged).")
 

@@ -57,10 +57,12 @@ def test_project_create_list_update_delete(media_root, django_capture_on_commit_
     assert api_client(UserFactory()).get(reverse("api:project_list")).data == []
 
     changed = client.patch(reverse("api:project_detail", args=[project_id]),
-                           {"retrain_after_reviews": 10, "infer_on_upload": False, "refuse_clear_tag_losses": True},
+                           {"retrain_after_reviews": 10, "infer_on_upload": False, "tag_loss_limit": 0.03},
                            format="json")
     assert changed.status_code == 200 and changed.data["retrain_after_reviews"] == 10
-    assert changed.data["refuse_clear_tag_losses"] is True and Project.objects.get(pk=project_id).refuse_clear_tag_losses
+    assert changed.data["tag_loss_limit"] == 0.03 and Project.objects.get(pk=project_id).tag_loss_limit == 0.03
+    off = client.patch(reverse("api:project_detail", args=[project_id]), {"tag_loss_limit": None}, format="json")
+    assert off.status_code == 200 and off.data["tag_loss_limit"] is None
     bad = client.patch(reverse("api:project_detail", args=[project_id]), {"holdout_fraction": 2}, format="json")
     assert bad.status_code == 400 and bad.data["fields"]["holdout_fraction"]
     assert Project.objects.get(pk=project_id).holdout_fraction == 0.2

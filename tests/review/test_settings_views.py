@@ -66,17 +66,15 @@ def test_only_managers_see_the_settings_link(client, project):
 def test_settings_are_saved(client, project, manager):
     response = client.post(reverse("review:project_settings", args=[project.pk]), {
         "name": "Parking lot west", "description": "Camera 4", "holdout_fraction": "0.3",
-        "retrain_after_reviews": "50", "infer_on_upload": "", "refuse_clear_tag_losses": "on",
+        "retrain_after_reviews": "50", "infer_on_upload": "", "tag_loss_limit": "0.02",
         "score_threshold": "0.5"}, follow=True)
     assert "Settings saved." in _messages(response)
     project.refresh_from_db()
     assert (project.name, project.description, project.holdout_fraction, project.retrain_after_reviews,
-            project.infer_on_upload, project.refuse_clear_tag_losses) == ("Parking lot west", "Camera 4", 0.3, 50, False,
-                                                                          True)
+            project.infer_on_upload, project.tag_loss_limit) == ("Parking lot west", "Camera 4", 0.3, 50, False, 0.02)
     page = client.get(reverse("review:project_settings", args=[project.pk])).content.decode()
-    boxes = dict(re.findall(r'<input type="checkbox" name="(\w+)"([^>]*)>', page))
-    assert 'value="Parking lot west"' in page and "checked" not in boxes["infer_on_upload"]
-    assert "checked" in boxes["refuse_clear_tag_losses"]
+    assert 'value="Parking lot west"' in page and 'name="infer_on_upload"' in page and "checked" not in page
+    assert re.search(r'name="tag_loss_limit"[^>]*value="0.02"', page)
 
 
 @pytest.mark.parametrize(("field", "value", "said"), [
@@ -86,6 +84,8 @@ def test_settings_are_saved(client, project, manager):
     ("holdout_fraction", "lots", "Enter a number."),
     ("score_threshold", "0", "greater than or equal to 0.01"),
     ("score_threshold", "nan", "Enter a number."),
+    ("tag_loss_limit", "-0.1", "greater than or equal to 0"),
+    ("tag_loss_limit", "2", "less than or equal to 1"),
 ])
 def test_bad_settings_are_shown_on_the_form_and_change_nothing(client, project, manager, field, value, said):
     data = {"name": "Renamed", "description": "", "holdout_fraction": "0.2", "retrain_after_reviews": "0",

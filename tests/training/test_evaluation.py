@@ -154,7 +154,9 @@ def test_a_clear_loss_on_a_tag_is_told_from_chance():
     changes = tag_changes(new, old, groups, min_images=10)
     assert set(changes) == {"day", "night"}  # 5 images are too few to judge
     assert changes["night"]["clear_loss"] and changes["night"]["interval"][1] < 0
-    assert not changes["day"]["clear_loss"] and changes["day"]["interval"] == (0.0, 0.0)
+    night_loss = map_of_groups(new, groups)["night"] - map_of_groups(old, groups)["night"]
+    assert night_loss < changes["night"]["bound"] < 0  # worse beyond chance, by less than the mean loss
+    assert not changes["day"]["clear_loss"] and changes["day"]["interval"] == (0.0, 0.0) == (changes["day"]["bound"],) * 2
     # a model compared with a near twin (one box less on one image) loses nothing clearly anywhere
     twin = list(sharp)
     first = next(n for n, p in enumerate(twin) if len(p.scores) > 1)

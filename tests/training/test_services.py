@@ -338,14 +338,18 @@ def test_a_project_that_promotes_only_clear_gains_keeps_a_gain_that_may_be_chanc
     assert registered(new, old).comparison["promoted"]  # by default, higher is enough
 
 
-def test_a_project_that_refuses_clear_tag_losses_keeps_a_gain_that_breaks_a_tag(
+def test_a_project_with_a_limit_on_tag_losses_keeps_a_gain_that_clearly_breaks_a_tag(
         project, django_capture_on_commit_callbacks):
     from inference.detector import build_model
 
     base = add_model_version(project)
     model = build_model(base.architecture, 3)
-    by_tag = [{"tag": "day", "images": 30, "new": 0.8, "active": 0.5, "change_interval": [0.2, 0.4], "clear_loss": False},
-              {"tag": "yard", "images": 12, "new": 0.2, "active": 0.6, "change_interval": [-0.5, -0.3], "clear_loss": True},
+    by_tag = [{"tag": "day", "images": 30, "new": 0.8, "active": 0.5, "change_interval": [0.2, 0.4],
+               "change_bound": 0.38, "clear_loss": False},
+              {"tag": "yard", "images": 12, "new": 0.2, "active": 0.6, "change_interval": [-0.5, -0.3],
+               "change_bound": -0.31, "clear_loss": True},
+              {"tag": "gate", "images": 15, "new": 0.55, "active": 0.6, "change_interval": [-0.08, -0.02],
+               "change_bound": -0.025, "clear_loss": True},
               {"tag": "dusk", "images": 4, "new": 0.3, "active": 0.4}]
 
     def registered(rows: list[dict]) -> TrainingRun:
@@ -357,10 +361,17 @@ def test_a_project_that_refuses_clear_tag_losses_keeps_a_gain_that_breaks_a_tag(
         return run
 
     assert registered(by_tag).comparison["promoted"]  # by default a tag's loss is told, not acted on
-    project_update(project=project, refuse_clear_tag_losses=True)
+    project_update(project=project, tag_loss_limit=0.05)
     kept = registered(by_tag)
     assert not kept.comparison["promoted"] and not kept.result_version.is_active
     assert kept.comparison["reason"].endswith(
-        "; lower on yard (0.600 to 0.200, clearly), dusk (0.400 to 0.300); the project refuses clear losses on a tag")
-    unclear = [row | {"clear_loss": False} if row["tag"] == "yard" else row for row in by_tag]
-    assert registered(unclear).comparison["promoted"]  # lower, but within what chance gives
+        "; lower on yard (0.600 to 0.200, clearly), gate (0.600 to 0.550, clearly), dusk (0.400 to 0.300); "
+        "the project refuses a clear loss of more than 0.05 on a tag (yard)")  # gate's loss is within the limit
+    without_yard = [row for row in by_tag if row["tag"] != "yard"]
+    assert registered(without_yard).comparison["promoted"]
+    project_update(project=project, tag_loss_limit=0)  # any clear loss
+    assert "of more than 0 on a tag (gate)" in registered(without_yard).comparison["reason"]
+    with pytest.raises(ValidationError, match="between 0 and 1"):
+        project_update(project=project, tag_loss_limit=1.5)
+    project.refresh_from_db()
+    assert project.tag_loss_limit == 0
