@@ -1,7 +1,14 @@
+import os
 import sys
 import uuid
 
 import pytest
+
+# Two pytest processes share two cores (`make test`): torch's default of a thread per core in each, and in
+# every worker they start, would make four or more threads spin for two cores. One each, set before
+# anything imports torch; worker subprocesses inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(items):

@@ -240,3 +240,9 @@ def tag_changes(new: EvalResult, old: EvalResult, groups: dict[str, Sequence[int
         bound = float(gains.mean() + z * gains.std())
         changes[name] = {"interval": (float(low), float(high)), "bound": bound, "clear_loss": bound < 0}
     return changes
+
+
+def tag_change_fields(change: dict | None) -> dict:
+    """One tag's change (from tag_changes) as stored and served: nulls for a tag too small to judge."""
+    return {"change_interval": change and [round(bound, 4) for bound in change["interval"]],
+            "change_bound": change and round(change["bound"], 4), "clear_loss": bool(change and change["clear_loss"])}

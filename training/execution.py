@@ -26,7 +26,8 @@ from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
 from review.tags import images_by_tag
 from training.config import TrainConfig, steps_per_epoch
-from training.evaluation import EvalResult, coco_evaluate, map_gain_interval, map_of_groups, tag_changes
+from training.evaluation import (EvalResult, coco_evaluate, map_gain_interval, map_of_groups, tag_change_fields,
+                                 tag_changes)
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
@@ -200,15 +201,10 @@ def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | Non
     new_scores = map_of_groups(new, groups)
     base_scores = map_of_groups(base, groups) if base is not None else {}
     changes = tag_changes(new, base, groups) if base is not None else {}
-    rows = []
-    for name, positions in groups.items():
-        row = {"tag": name, "images": len(positions), "new": round(new_scores[name], 4),
-               "active": round(base_scores[name], 4) if name in base_scores else None}
-        if change := changes.get(name):
-            row.update(change_interval=[round(bound, 4) for bound in change["interval"]],
-                       change_bound=round(change["bound"], 4), clear_loss=change["clear_loss"])
-        rows.append(row)
-    return rows
+    return [{"tag": name, "images": len(positions), "new": round(new_scores[name], 4),
+             "active": round(base_scores[name], 4) if name in base_scores else None,
+             **tag_change_fields(changes.get(name))}
+            for name, positions in groups.items()]
 
 
 def _predict_holdout(run: TrainingRun, version) -> None:

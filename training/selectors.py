@@ -11,7 +11,7 @@ from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.tags import images_by_tag
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.evaluation import coco_evaluate, map_of_groups, tag_changes
+from training.evaluation import coco_evaluate, map_of_groups, tag_change_fields, tag_changes
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
@@ -65,9 +65,7 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     result["tags"] = [{"tag": name, "images": len(pks), "versions": [
         {"number": version.number, "map": map_by_tag[name], "errors": sum(errors[pk] for pk in pks)}
         for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)],
-        "change_interval": (change := changes.get(name)) and [round(bound, 4) for bound in change["interval"]],
-        "change_bound": change and round(change["bound"], 4), "clear_loss": bool(change and change["clear_loss"])}
-        for name, pks in tagged.items()]
+        **tag_change_fields(changes.get(name))} for name, pks in tagged.items()]
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]
     result["fixed"] = [{"image": i, "errors_before": a, "errors_after": b}

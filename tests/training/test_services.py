@@ -138,7 +138,8 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     assert gate["new"] == pytest.approx(comparison["new"]["map"], abs=1e-4)  # every held-out image is tagged gate
     assert gate["active"] == pytest.approx(comparison["active"]["map"], abs=1e-4)
     # how sure each change is, for tags with enough held-out images (gate has them all, night one)
-    assert ("change_interval" in gate, "change_interval" in night) == (len(holdout) >= 10, False)
+    assert (gate["change_interval"] is not None, night["change_interval"], night["clear_loss"]) == (
+        len(holdout) >= 10, None, False)
     if len(holdout) >= 10:
         low_tag, high_tag = gate["change_interval"]
         assert low_tag <= gate["new"] - gate["active"] + 1e-4 and isinstance(gate["clear_loss"], bool)
