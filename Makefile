@@ -32,8 +32,8 @@ demo: migrate
 	$(BIN)/python manage.py rundemo
 
 ## Run the test suite (embedded SQLite and filesystem broker unless DATABASE_URL / CELERY_BROKER_URL say otherwise).
-# Two pytest processes (pytest-xdist): a test waiting on its workers or browser leaves a core to the other
-# process (docs/benchmarks.md: 10:47 against 13:40 in one process). `make test PYTEST_ARGS=-n0` runs serially.
+# Two pytest processes (pytest-xdist), one torch thread each: a test waiting on its workers or browser leaves
+# a core to the other process (docs/benchmarks.md: 9:00 against 13:40 in one). `PYTEST_ARGS=-n0` runs serially.
 # pytest exits 5 when it collects nothing: said plainly, not mistaken for a test failure.
 PYTEST_ARGS ?= -n 2 --dist worksteal
 test: install browser
