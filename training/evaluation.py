@@ -19,6 +19,7 @@ from inference.matching import ImagePredictions, ImageTruth
 
 RECALL_STEPS = np.linspace(0.0, 1.0, 101)  # where COCO reads each precision-recall curve
 TAG_MIN_IMAGES = 10  # a tag with fewer evaluated images says too little to call its change clear
+RESAMPLE_CELLS = 4_000_000  # resamples x IoU thresholds x detections worked out at once: 32 MB per array
 
 
 @dataclass(frozen=True)
@@ -119,9 +120,6 @@ def map_of_resample(tables: Sequence[ClassTable], counts: np.ndarray) -> float:
     return float(map_of_resamples(tables, np.asarray(counts, dtype=float)[None, :])[0])
 
 
-RESAMPLE_CELLS = 4_000_000  # resamples x IoU thresholds x detections worked out at once: ~100 MB of float64s
-
-
 def map_of_resamples(tables: Sequence[ClassTable], counts: np.ndarray) -> np.ndarray:
     """map_of_resample for each row of `counts` (resamples x images), worked out together: thousands of
     resamples of a tag's images take a fraction of a second, not one Python loop each."""
@@ -168,12 +166,10 @@ def _average_precision(table: ClassTable, counts: np.ndarray, truths: np.ndarray
 def map_of_groups(result: EvalResult, groups: dict[str, Sequence[int]]) -> dict[str, float]:
     """COCO mAP@[.5:.95] of each group of the evaluated images (their positions in the evaluation's
     order), from the matches already made: no box is matched again."""
-    scores = {}
-    for name, positions in groups.items():
-        counts = np.zeros(result.images)
-        counts[list(positions)] = 1.0
-        scores[name] = map_of_resample(result.tables, counts)
-    return scores
+    counts = np.zeros((len(groups), result.images))
+    for row, positions in enumerate(groups.values()):
+        counts[row, list(positions)] = 1.0
+    return dict(zip(groups, map_of_resamples(result.tables, counts).tolist()))
 
 
 def map_gains(new: EvalResult, old: EvalResult, *, positions: Sequence[int] | None = None, resamples: int = 200,
@@ -199,13 +195,13 @@ def map_gains(new: EvalResult, old: EvalResult, *, positions: Sequence[int] | No
 def _tables_of(result: EvalResult, positions: Sequence[int]) -> tuple[ClassTable, ...]:
     """The class tables of some of the evaluated images, numbered 0.. in the order given: a resample of
     a few images then works on their detections only."""
+    positions = list(positions)
     index = np.full(result.images, -1)
-    index[list(positions)] = np.arange(len(positions))
+    index[positions] = np.arange(len(positions))
     tables = []
     for table in result.tables:
         keep = index[table.image] >= 0
-        tables.append(ClassTable(index[table.image[keep]], table.tp[:, keep], table.fp[:, keep],
-                                 table.truths[list(positions)]))
+        tables.append(ClassTable(index[table.image[keep]], table.tp[:, keep], table.fp[:, keep], table.truths[positions]))
     return tuple(tables)
 
 
