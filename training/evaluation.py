@@ -19,7 +19,7 @@ from inference.matching import ImagePredictions, ImageTruth
 
 RECALL_STEPS = np.linspace(0.0, 1.0, 101)  # where COCO reads each precision-recall curve
 TAG_MIN_IMAGES = 10  # a tag with fewer evaluated images says too little to call its change clear
-RESAMPLE_CELLS = 4_000_000  # resamples x IoU thresholds x detections worked out at once: 32 MB per array
+RESAMPLE_CELLS = 4_000_000  # resamples x detections worked out at once: 32 MB per array
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,24 @@ def coco_evaluate(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredi
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(detections)
         evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        # Only COCO's first area range ('all') is read: its small, medium and large ones would match every
+        # image's boxes three more times (4x the time, for figures nobody here shows).
+        evaluator.params.areaRng, evaluator.params.areaRngLbl = evaluator.params.areaRng[:1], ["all"]
         evaluator.evaluate()
         evaluator.accumulate()
-        evaluator.summarize()
-    precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
-    per_class = {}
-    for k, name in enumerate(class_names):
-        values = precision[:, :, k, 0, -1]
-        values = values[values > -1]
-        if values.size:
-            per_class[name] = float(values.mean())
-    return EvalResult(float(max(evaluator.stats[0], 0.0)), float(max(evaluator.stats[1], 0.0)), per_class, len(truths),
+    precision = evaluator.eval["precision"][..., 0, -1]  # [iou, recall, class] in 'all', at 100 detections
+    per_class = {name: _mean_known(precision[:, :, k]) for k, name in enumerate(class_names)}
+    overall, at_50 = _mean_known(precision), _mean_known(precision[:1])  # iouThrs[0] is 0.5
+    return EvalResult(overall or 0.0, at_50 or 0.0,
+                      {name: ap for name, ap in per_class.items() if ap is not None}, len(truths),
                       tables=_class_tables(evaluator, [t.image_id for t in truths]))
+
+
+def _mean_known(precision: np.ndarray) -> float | None:
+    """The mean of the precisions COCO could read (-1: a class with no human box), as COCOeval.summarize
+    takes it; None when there are none."""
+    known = precision[precision > -1]
+    return float(known.mean()) if known.size else None
 
 
 def _class_tables(evaluator: COCOeval, image_ids: list[int]) -> tuple[ClassTable, ...]:
@@ -131,7 +137,7 @@ def map_of_resamples(tables: Sequence[ClassTable], counts: np.ndarray) -> np.nda
         if counted.any():
             ap = np.zeros(resamples)
             if len(table.image):
-                step = max(1, RESAMPLE_CELLS // table.tp.size)
+                step = max(1, RESAMPLE_CELLS // len(table.image))
                 for first in range(0, resamples, step):
                     rows = slice(first, first + step)
                     ap[rows] = _average_precision(table, counts[rows], truths[rows])
@@ -142,25 +148,37 @@ def map_of_resamples(tables: Sequence[ClassTable], counts: np.ndarray) -> np.nda
 
 def _average_precision(table: ClassTable, counts: np.ndarray, truths: np.ndarray) -> np.ndarray:
     """One class's AP@[.5:.95] in each resample, read as COCOeval.accumulate reads it: precision (made
-    non-increasing) at the first detection whose recall reaches each of 101 steps, 0 past the last."""
-    weight = counts[:, table.image][:, None, :]                            # (R, 1, D)
-    tp = np.cumsum(table.tp[None] * weight, axis=2)                          # (R, T, D)
-    fp = np.cumsum(table.fp[None] * weight, axis=2)
-    recall = tp / np.maximum(truths, np.spacing(1))[:, None, None]
-    precision = tp / np.maximum(tp + fp, np.spacing(1))
-    precision = np.maximum.accumulate(precision[..., ::-1], axis=2)[..., ::-1]  # COCO's precision envelope
-    curves, detections = recall.shape[0] * recall.shape[1], recall.shape[2]
+    non-increasing) at the first detection whose recall reaches each of 101 steps, 0 past the last.
+
+    Only the true positives of each IoU threshold are looked at: recall first reaches a step at one of
+    them, and precision, which falls at every false positive, peaks at one of them, so the envelope at a
+    true positive is the largest precision among the true positives from there on. A real detector's
+    list is mostly false positives (low scores), so this reads a fraction of it per threshold."""
+    weight = counts[:, table.image]                                           # (R, D) copies of each detection
+    counted = table.tp | table.fp                                             # (T, D) not ignored
+    shared = bool((counted == counted[0]).all())  # no ignored detections: one running count for all thresholds
+    running = np.cumsum(weight * counted[0], axis=1) if shared else None
     steps = len(RECALL_STEPS)
-    # A searchsorted per curve, done for all at once: the detections whose recall is below each step,
-    # counted from each recall's first step above it (the same float comparisons as COCO's own).
-    first_above = np.searchsorted(RECALL_STEPS, recall.reshape(curves, detections), side="right")
-    below = np.bincount((np.arange(curves)[:, None] * (steps + 1) + first_above).ravel(),
-                        minlength=curves * (steps + 1)).reshape(curves, steps + 1)
-    at = np.cumsum(below, axis=1)[:, :steps]                                   # (curves, steps)
-    reached = at < detections
-    picked = precision.reshape(curves, detections)[np.arange(curves)[:, None], np.minimum(at, detections - 1)]
-    sampled = np.where(reached, picked, 0.0)
-    return sampled.reshape(counts.shape[0], -1).mean(axis=1)
+    ap = np.zeros(counts.shape[0])
+    for threshold in range(table.tp.shape[0]):
+        hits = np.flatnonzero(table.tp[threshold])
+        if not hits.size:
+            continue
+        kept = (running if shared else np.cumsum(weight * counted[threshold], axis=1))[:, hits]   # (R, K)
+        found = np.cumsum(weight[:, hits], axis=1)
+        precision = found / np.maximum(kept, np.spacing(1))
+        precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]  # COCO's precision envelope
+        recall = found / np.maximum(truths, np.spacing(1))[:, None]
+        rows, hit_count = recall.shape
+        # A searchsorted per row, done for all at once: the true positives whose recall is below each step,
+        # counted from each recall's first step above it (the same float comparisons as COCO's own).
+        first_above = np.searchsorted(RECALL_STEPS, recall, side="right")
+        below = np.bincount((np.arange(rows)[:, None] * (steps + 1) + first_above).ravel(),
+                            minlength=rows * (steps + 1)).reshape(rows, steps + 1)
+        at = np.cumsum(below, axis=1)[:, :steps]                               # (R, steps)
+        picked = precision[np.arange(rows)[:, None], np.minimum(at, hit_count - 1)]
+        ap += np.where(at < hit_count, picked, 0.0).mean(axis=1)
+    return ap / table.tp.shape[0]
 
 
 def map_of_groups(result: EvalResult, groups: dict[str, Sequence[int]]) -> dict[str, float]:

@@ -1,8 +1,13 @@
+import contextlib
+import io
+
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from inference.matching import ImagePredictions, ImageTruth, match_boxes
-from training.evaluation import (coco_evaluate, map_gain_interval, map_gains, map_of_groups, map_of_resample,
+from training.evaluation import (RECALL_STEPS, ClassTable, coco_evaluate, map_gain_interval, map_gains, map_of_groups, map_of_resample,
                                  map_of_resamples, tag_changes)
 
 CLASSES = ["circle", "square"]
@@ -86,6 +91,44 @@ def noisy_world(seed: int, images: int = 30, jitter: float = 2.0, misses: float 
     return truths, preds
 
 
+def pycocotools_as_shipped(truths, preds, classes) -> tuple[float, float, dict]:
+    """mAP, AP50 and per-class AP from COCOeval with its default parameters and its own summary (human box
+    ids from 1: COCOeval takes a match with id 0 for none)."""
+    gt = COCO()
+    gt.dataset = {"images": [{"id": t.image_id, "width": t.width, "height": t.height} for t in truths],
+                  "categories": [{"id": n + 1, "name": name} for n, name in enumerate(classes)],
+                  "annotations": [{"id": n + 1, "image_id": t.image_id, "category_id": int(label), "iscrowd": 0,
+                                   "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)}
+                                  for n, (t, (x1, y1, x2, y2), label) in enumerate(
+                                      (t, box, label) for t in truths for box, label in
+                                      zip(t.boxes_xyxy.tolist(), t.labels.tolist()))]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        evaluator = COCOeval(gt, gt.loadRes([
+            {"image_id": p.image_id, "category_id": int(label), "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)}
+            for p in preds for (x1, y1, x2, y2), label, score in zip(p.boxes_xyxy.tolist(), p.labels.tolist(),
+                                                                     p.scores.tolist())]), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    precision = evaluator.eval["precision"]
+    per_class = {name: precision[:, :, k, 0, -1][precision[:, :, k, 0, -1] > -1].mean()
+                 for k, name in enumerate(classes) if (precision[:, :, k, 0, -1] > -1).any()}
+    return evaluator.stats[0], evaluator.stats[1], per_class
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_figures_are_pycocotools_own_with_its_default_parameters(seed):
+    """coco_evaluate reads COCO's 'all' area range only; the figures are the ones COCOeval gives as shipped."""
+    truths, preds = noisy_world(seed, images=40)
+    classes = ["a", "b", "c", "never drawn"]
+    result = coco_evaluate(truths, preds, classes)
+    expected_map, expected_ap50, expected_per_class = pycocotools_as_shipped(truths, preds, classes)
+    assert 0.05 < result.map < 0.95
+    assert (result.map, result.ap50) == (pytest.approx(expected_map, abs=1e-12), pytest.approx(expected_ap50, abs=1e-12))
+    assert result.per_class == pytest.approx(expected_per_class, abs=1e-12) and "never drawn" not in result.per_class
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_map_of_the_images_as_they_are_is_pycocotools_own(seed):
     truths, preds = noisy_world(seed)
@@ -133,6 +176,39 @@ def test_resamples_worked_out_together_are_each_worked_out_alone():
     alone = [map_of_resample(result.tables, row) for row in counts]
     assert together == pytest.approx(alone, abs=1e-12) and together[0] == 0.0
     assert len(set(np.round(together, 9))) > 20  # the draws differ, and so do their scores
+
+
+def coco_accumulate_read(table: ClassTable, counts: np.ndarray) -> float:
+    """One class's AP@[.5:.95] read as COCOeval.accumulate reads it, on the detections written out as
+    many times as their image is drawn: the plain reading the fast one must equal."""
+    copies = counts[table.image].astype(int)
+    tp, fp = np.repeat(table.tp, copies, axis=1), np.repeat(table.fp, copies, axis=1)
+    truths = counts @ table.truths
+    aps = []
+    for t in range(tp.shape[0]):
+        found, wrong = np.cumsum(tp[t]).astype(float), np.cumsum(fp[t]).astype(float)
+        recall, precision = found / max(truths, np.spacing(1)), list(found / np.maximum(found + wrong, np.spacing(1)))
+        for i in range(len(precision) - 1, 0, -1):
+            precision[i - 1] = max(precision[i - 1], precision[i])
+        at = np.searchsorted(recall, RECALL_STEPS, side="left")
+        aps.append(np.mean([precision[i] if i < len(precision) else 0.0 for i in at]))
+    return float(np.mean(aps))
+
+
+def test_the_fast_reading_of_resamples_is_coco_s_reading_of_every_detection():
+    """Detections ignored at some IoU thresholds and not others, images drawn 0 to 2 times, more true
+    positives than human boxes: every case the true-positives-only reading must get right."""
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        images, detections = 12, int(rng.integers(0, 60))
+        tp = rng.random((10, detections)) < rng.random()
+        ignored = rng.random((10, detections)) < (0.2 if trial % 2 else 0.0)
+        tp &= ~ignored
+        table = ClassTable(rng.integers(0, images, detections), tp, ~tp & ~ignored,
+                           rng.integers(0, 4, images).astype(float))
+        counts = rng.integers(0, 3, (8, images)).astype(float)
+        expected = [coco_accumulate_read(table, row) if row @ table.truths > 0 else 0.0 for row in counts]
+        assert map_of_resamples([table], counts) == pytest.approx(expected, abs=1e-12), trial
 
 
 def test_a_tag_s_resamples_draw_its_images_only():
