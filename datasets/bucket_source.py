@@ -18,9 +18,7 @@ MEDIA_STORAGE.
 """
 from __future__ import annotations
 
-import contextlib
 import io
-import posixpath
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -29,7 +27,7 @@ from django.core.exceptions import ValidationError
 
 from datasets.formats import is_image_name, is_video_name
 from datasets.models import BucketObject
-from datasets.video_source import VideoSource
+from datasets.video_source import VideoFrames
 from project.env import BUCKET_NAME
 from review.archives import ArchiveRejected
 from review.models import Project
@@ -93,8 +91,7 @@ class BucketSource:
         self._sizes: dict[str, int] = {}        # new images and label files
         self._video_sizes: dict[str, int] = {}  # new videos
         self._etags: dict[str, str] = {}        # all new objects
-        self._frames: dict[str, tuple[str, str]] = {}  # frame entry -> (its video, VideoSource's name for it)
-        self._video: tuple[str, VideoSource] | None = None  # the video whose frames are being read
+        self._videos = VideoFrames(self._open_video, every=frame_every)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[str, Future] = {}  # objects fetched ahead, at most PREFETCH + 1
         self._taken: set[str] = set()
@@ -125,35 +122,21 @@ class BucketSource:
         if not listed:
             raise ArchiveRejected(f"No objects under {url}.")
         for video in sorted(self._video_sizes):
-            self._plan_frames(video)
-        self.names = sorted([*self._sizes, *self._frames])
+            if self._video_sizes[video] > settings.MAX_ARCHIVE_BYTES:
+                self.refused.append((video, f"A video larger than {settings.MAX_ARCHIVE_BYTES / 1e9:.1f} GB "
+                                            "(MAX_ARCHIVE_BYTES)."))
+            else:
+                self._videos.add(video, taken=self._sizes)
+        self.refused += self._videos.refused
+        self.names = sorted([*self._sizes, *self._videos.frames])
         if len(self.names) > settings.MAX_ARCHIVE_ENTRIES:
             raise ArchiveRejected(f"The new objects under {url} give {len(self.names)} images and label files (one "
                                   f"frame every {frame_every:g} s of each video); the limit is "
                                   f"{settings.MAX_ARCHIVE_ENTRIES}. Import a narrower prefix or take frames less often.")
 
-    def _plan_frames(self, video: str) -> None:
-        """Name the frames a video gives (its header read, no frame decoded), or refuse it with the reason."""
-        limit = settings.MAX_ARCHIVE_BYTES
-        if self._video_sizes[video] > limit:
-            self.refused.append((video, f"A video larger than {limit / 1e9:.1f} GB (MAX_ARCHIVE_BYTES)."))
-            return
-        try:
-            with contextlib.closing(self._open_video(video)) as source:
-                frames = {posixpath.join(posixpath.dirname(video), frame): (video, frame) for frame in source.names}
-        except ArchiveRejected as exc:
-            self.refused.append((video, str(exc)))
-            return
-        if taken := next((name for name in frames if name in self._sizes or name in self._frames), None):
-            self.refused.append((video, f"Its frames would be named like {taken}, a name another object or video's "
-                                        "frame has: rename one of them."))
-            return
-        self._frames.update(frames)
-
-    def _open_video(self, video: str) -> VideoSource:
-        reader = _ObjectFile(self._client, bucket=self.bucket, key=self.prefix + video,
-                             size=self._video_sizes[video], etag=self._etags[video])
-        return VideoSource(reader, name=video, every=self.frame_every)
+    def _open_video(self, video: str) -> _ObjectFile:
+        return _ObjectFile(self._client, bucket=self.bucket, key=self.prefix + video,
+                           size=self._video_sizes[video], etag=self._etags[video])
 
     def _url(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{name}"
@@ -161,7 +144,7 @@ class BucketSource:
     def remember(self, *, refused: set[str]) -> None:
         """After a committed import: the objects it read, bar the refused ones (and the videos with a refused
         frame), are not read again unchanged."""
-        refused = refused | {self._frames[name][0] for name in refused if name in self._frames}
+        refused = refused | {self._videos.video_of(name) for name in refused} - {None}
         rows = [BucketObject(project=self.project, url=self._url(name), etag=etag)
                 for name, etag in self._etags.items() if name not in refused]
         BucketObject.objects.bulk_create(rows, batch_size=1000, update_conflicts=True,
@@ -173,8 +156,8 @@ class BucketSource:
         self._position = {name: i for i, name in enumerate(self._order)}
 
     def read(self, name: str) -> bytes:
-        if name in self._frames:
-            return self._read_frame(name)
+        if name in self._videos.frames:
+            return self._videos.read(name)
         position = self._position.get(name)
         if position is None or name in self._taken:  # not announced (a label file), or read before
             return self._get(name)
@@ -185,19 +168,6 @@ class BucketSource:
                 self._pending[ahead] = self._pool.submit(self._get, ahead)
         self._taken.add(name)
         return self._pending.pop(name).result()  # its ArchiveRejected, if any, is raised here
-
-    def _read_frame(self, name: str) -> bytes:
-        """One video open at a time: the import reads frames in name order, so one video's frames in a row."""
-        video, frame = self._frames[name]
-        if self._video is None or self._video[0] != video:
-            self._close_video()
-            self._video = (video, self._open_video(video))
-        return self._video[1].read(frame)
-
-    def _close_video(self) -> None:
-        if self._video is not None:
-            self._video[1].close()
-            self._video = None
 
     def _get(self, name: str) -> bytes:
         limit = settings.MAX_IMAGE_BYTES if is_image_name(name) else settings.MAX_LABEL_FILE_BYTES
@@ -216,7 +186,7 @@ class BucketSource:
         return data
 
     def close(self) -> None:
-        self._close_video()
+        self._videos.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()

@@ -43,7 +43,8 @@ def _import(job: DatasetImport, progress: JobProgress) -> None:
                 source = VideoSource(stack.enter_context(job.file.open("rb")), name=job.original_name,
                                      every=job.frame_every)
             else:
-                source = ImportSource(stack.enter_context(job.file.open("rb")), name=job.file.name)
+                source = ImportSource(stack.enter_context(job.file.open("rb")), name=job.file.name,
+                                      frame_every=job.frame_every)
             stack.callback(source.close)
             report = dataset_import(
                 project=job.project, source=source, user=job.requested_by, format=job.format,

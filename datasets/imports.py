@@ -28,6 +28,7 @@ from django.utils import timezone
 from datasets.formats import (
     Box, FormatError, ImageLabels, box_problems, clipped, coco, is_image_name, is_video_name, stem, voc, yolo,
 )
+from datasets.video_source import VideoFrames
 from inference.models import ModelVersion, Prediction
 from inference.outcomes import box_outcomes_refresh
 from inference.ranking import image_uncertainty, review_priority
@@ -77,20 +78,32 @@ class ImportReport:
 # --- Where the files come from ----------------------------------------------------------------
 
 class ImportSource:
-    """The files of an import: the entries of a checked zip, or a single COCO JSON file. (The objects
-    under a bucket prefix come the same way through datasets/bucket_source.py.)"""
+    """The files of an import: the entries of a checked zip, or a single COCO JSON file. A video in the zip
+    gives one frame every `frame_every` seconds, as entries beside it (`cam1/clip_12.00s.jpg` for
+    `cam1/clip.mp4`, datasets/video_source.py). (The objects under a bucket prefix come the same way
+    through datasets/bucket_source.py.)"""
 
-    refused: tuple[tuple[str, str], ...] = ()  # (file, why): what a source refuses before the plan (a bucket's videos)
+    refused: tuple[tuple[str, str], ...] = ()  # (file, why): what a source refuses before the plan (its videos)
 
-    def __init__(self, file: BinaryIO, *, name: str) -> None:
+    def __init__(self, file: BinaryIO, *, name: str, frame_every: float = 1.0) -> None:
         self._archive = None
         self._single: tuple[str, bytes] | None = None
         if zipfile.is_zipfile(file):
             file.seek(0)
             self._archive = SafeArchive(file, max_entries=settings.MAX_ARCHIVE_ENTRIES,
                                         max_total_bytes=settings.MAX_ARCHIVE_BYTES)
-            self.names = [entry.name for entry in self._archive]
             self._entries = {entry.name: entry for entry in self._archive}
+            files = [entry.name for entry in self._archive if not is_video_name(entry.name)]
+            self._videos = VideoFrames(lambda video: self._archive.open(self._entries[video]), every=frame_every)
+            for video in sorted(entry.name for entry in self._archive if is_video_name(entry.name)):
+                self._videos.add(video, taken=set(files))
+            self.refused = tuple(self._videos.refused)
+            self.names = files + list(self._videos.frames)
+            if len(self.names) > settings.MAX_ARCHIVE_ENTRIES:
+                self.close()
+                raise ArchiveRejected(f"The archive gives {len(self.names)} images and label files (one frame every "
+                                      f"{frame_every:g} s of each video); the limit is "
+                                      f"{settings.MAX_ARCHIVE_ENTRIES}. Split it, or take frames less often.")
         elif name.lower().endswith(".json"):
             file.seek(0)
             data = file.read(settings.MAX_LABEL_FILE_BYTES + 1)
@@ -111,10 +124,13 @@ class ImportSource:
     def read(self, name: str) -> bytes:
         if self._single is not None:
             return self._single[1]
+        if name in self._videos.frames:
+            return self._videos.read(name)
         return self._archive.read(self._entries[name])
 
     def close(self) -> None:
         if self._archive is not None:
+            self._videos.close()
             self._archive.close()
 
 
@@ -176,9 +192,7 @@ def plan_import(source: ImportSource, *, project: Project, format: str = "auto")
         raise FormatError(f"Unknown format {format!r}; choose auto, coco, yolo, voc or images.")
     plan.refused += source.refused
     used = {item.entry for item in plan.items} | {name for name, _ in plan.skipped + plan.refused}
-    plan.skipped += [(name, "a video in a zip: import it on its own, or from a bucket, to take its frames"
-                      if is_video_name(name)
-                      else "not an image or a label file of this format") for name in source.names
+    plan.skipped += [(name, "not an image or a label file of this format") for name in source.names
                      if name not in used and not _is_label_file(name, format)]
     return plan
 

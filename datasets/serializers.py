@@ -26,9 +26,9 @@ class DatasetImportSerializer(serializers.ModelSerializer):
 
 class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, help_text="A .zip of images (optionally with COCO, YOLO or VOC "
-                                                           "labels), a COCO .json for images already in the project, or "
-                                                           "a video (.mp4, .mov, .m4v, .mkv, .avi, .webm) whose frames "
-                                                           "become images.")
+                                                           "labels, and videos whose frames become images), a COCO "
+                                                           ".json for images already in the project, or a video (.mp4, "
+                                                           ".mov, .m4v, .mkv, .avi, .webm) whose frames become images.")
     source_url = serializers.CharField(max_length=1024, required=False, default="", allow_blank=True,
                                        help_text="Instead of a file: s3://bucket/prefix/, the objects under a prefix "
                                                  "the installation imports from (IMPORT_BUCKETS). Importing it again "
@@ -36,8 +36,8 @@ class ImportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ImportFormat.choices, default=ImportFormat.AUTO)
     partial = serializers.BooleanField(default=False, help_text="Keep the valid images when some are refused.")
     frame_every = serializers.FloatField(default=1.0, min_value=MIN_FRAME_EVERY, max_value=MAX_FRAME_EVERY,
-                                         help_text="For a video (a file, or each one under a prefix): seconds "
-                                                   "between the frames taken from it.")
+                                         help_text="For a video (a file, each one in a zip or under a prefix): "
+                                                   "seconds between the frames taken from it.")
     tags = serializers.ListField(child=serializers.CharField(max_length=1000, allow_blank=True), required=False,
                                  default=list, max_length=MAX_TAGS, help_text="Tags the images it adds get (a camera's name, night): a list, or names separated by commas.")
     tag_folders = serializers.BooleanField(default=False, help_text="Tag each image it adds with its top folder's "

@@ -6,12 +6,17 @@ so nothing holds more than one frame in memory. The import then checks, stores a
 as it does any image: a frozen camera's identical frames are reported as duplicates, not added twice.
 Decoding is PyAV's (FFmpeg): whatever FFmpeg reads (H.264, H.265, VP9, MJPEG ... in MP4, MOV, MKV,
 AVI or WebM).
+
+The videos among other files (a zip's entries, the objects under a bucket prefix) give their frames
+as entries beside them through VideoFrames: `cam1/clip_12.00s.jpg` for `cam1/clip.mp4`.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import posixpath
+from collections.abc import Callable, Container
 from typing import BinaryIO
 
 import av
@@ -43,7 +48,8 @@ class VideoSource:
     is_archive = False
     refused = ()
 
-    def __init__(self, file: BinaryIO, *, name: str, every: float) -> None:
+    def __init__(self, file: BinaryIO, *, name: str, every: float, close_file: bool = False) -> None:
+        self._file = file if close_file else None  # closed with the source: a stream opened for it alone
         try:
             self._container = av.open(file, mode="r")
         except (av.FFmpegError, OSError, ValueError) as exc:  # OSError: the file's own read failed (a bucket's)
@@ -113,3 +119,59 @@ class VideoSource:
 
     def close(self) -> None:
         self._container.close()
+        if self._file is not None:
+            self._file.close()
+
+
+class VideoFrames:
+    """The frames of the videos among an import's files, as entries beside them: `cam1/clip_12.00s.jpg`
+    for `cam1/clip.mp4`, one every `every` seconds. Each video is opened (`open_file(name)`: a seekable
+    file) once to name its frames, its header read and no frame decoded, and again when the import reads
+    them; the import reads entries in name order, so one video's frames in a row, one video open at a time."""
+
+    def __init__(self, open_file: Callable[[str], BinaryIO], *, every: float) -> None:
+        self._open_file = open_file
+        self.every = every
+        self.frames: dict[str, tuple[str, str]] = {}  # frame entry -> (its video, VideoSource's name for it)
+        self.refused: list[tuple[str, str]] = []      # (video, why): videos that give no frames
+        self._open: tuple[str, VideoSource] | None = None  # the video whose frames are being read
+
+    def add(self, video: str, *, taken: Container[str]) -> None:
+        """Name `video`'s frames, or refuse it with the reason: unreadable, or a frame named like one of
+        the `taken` names (the other files) or another video's frame."""
+        try:
+            with contextlib.closing(self._source(video)) as source:
+                frames = {posixpath.join(posixpath.dirname(video), frame): (video, frame) for frame in source.names}
+        except ArchiveRejected as exc:
+            self.refused.append((video, str(exc)))
+            return
+        if clash := next((name for name in frames if name in taken or name in self.frames), None):
+            self.refused.append((video, f"Its frames would be named like {clash}, a name another file or video's "
+                                        "frame has: rename one of them."))
+            return
+        self.frames.update(frames)
+
+    def video_of(self, name: str) -> str | None:
+        """The video a frame entry comes from; None for any other name."""
+        return self.frames[name][0] if name in self.frames else None
+
+    def read(self, name: str) -> bytes:
+        video, frame = self.frames[name]
+        if self._open is None or self._open[0] != video:
+            self.close()
+            self._open = (video, self._source(video))
+        return self._open[1].read(frame)
+
+    def _source(self, video: str) -> VideoSource:
+        file = self._open_file(video)
+        try:
+            return VideoSource(file, name=video, every=self.every, close_file=True)
+        except BaseException:
+            file.close()
+            raise
+
+    def close(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets.formats import is_video_name
 from inference.models import ModelVersion, Prediction
 from inference.services import (
     active_model_version, active_model_version_id, box_outcomes_refresh_later, inference_run_after_upload,
@@ -286,7 +287,8 @@ class ImageZipUpload(APIView):
                     if posixpath.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                         images.append(entry)
                     else:
-                        ignored.append((entry.name, "not an image file"))
+                        ignored.append((entry.name, "a video: import the zip (POST .../imports/) to take its frames"
+                                        if is_video_name(entry.name) else "not an image file"))
                 files = [services.UploadFile(name=entry.name, read=lambda entry=entry: archive.read(entry))
                          for entry in images]
                 report = services.images_create_many(project=project, files=files, partial=data["partial"])

@@ -3,7 +3,8 @@
 Everything is checked from the central directory before a single entry is read: entries whose
 path escapes the archive (`../`, absolute paths, drive letters), symlinks, too many entries, a
 declared total size over the limit, suspicious compression ratios. Entries are read into memory, one
-at a time and never past their declared size, so nothing is ever written to disk from an archive.
+at a time and never past their declared size (a video's as a stream, in parts), so nothing is ever
+written to disk from an archive.
 """
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ class SafeArchive:
         if len(data) > entry.size:
             raise ArchiveRejected(f"{entry.name}: holds more data than the archive declares.")
         return data
+
+    def open(self, entry: ArchiveEntry) -> BinaryIO:
+        """The entry as a seekable stream, for a reader that wants parts of it rather than all its bytes
+        at once (a video's frames); it ends at the declared size, and its CRC is checked if read to the end."""
+        try:
+            return self._zip.open(self._infos[entry.name])
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as exc:
+            raise ArchiveRejected(f"{entry.name}: cannot be read from the archive ({exc}).") from None
 
     def __iter__(self) -> Iterator[ArchiveEntry]:
         return iter(self.entries)

@@ -13,7 +13,7 @@ from datasets.models import DatasetImport
 from datasets.video_source import VideoSource
 from project.jobs import JobStatus
 from review.models import Image, Role
-from tests.datasets.helpers import COLOURS, clip, frame_colour
+from tests.datasets.helpers import COLOURS, clip, frame_colour, scene_png, zip_of
 from tests.factories import api_client, make_project
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +160,39 @@ def test_a_video_dropped_on_the_upload_box_is_imported_for_managers_only(client,
     assert f"its frames, one a second, are being imported (import #{job.pk}" in page and len(queued) == 1
     assert "a.png:" in page  # the other files are uploaded (or refused) as before
     assert dataset_import_execute(job_id=job.pk, progress_interval=0).report["images_added"] == 3
+
+
+def test_the_videos_in_a_zip_give_their_frames_beside_its_images_tagged_by_folder():
+    project = make_project()
+    upload = zip_of({"gate/morning.mp4": clip(), "yard/night.mkv": clip(seconds=2, size=(80, 48), container="matroska"),
+                     "yard/still.png": scene_png(1), "notes.txt": b"hello"}).getvalue()
+    job = _import(project, upload, name="cameras.zip", frame_every="1", tag_folders="true")
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.report["rejected"] == [], job.report
+    assert job.report["images_added"] == 6, (job.report["duplicates"], job.report["skipped"])
+    assert job.report["skipped"] == [{"file": "notes.txt", "reason": "not an image or a label file of this format"}]
+    tagged = {image.original_name: [tag.name for tag in image.tags.all()]
+              for image in Image.objects.filter(project=project).prefetch_related("tags")}
+    assert tagged == {"morning_0.00s.jpg": ["gate"], "morning_1.00s.jpg": ["gate"], "morning_2.00s.jpg": ["gate"],
+                      "night_0.00s.jpg": ["yard"], "night_1.00s.jpg": ["yard"], "still.png": ["yard"]}
+    for name, colour in zip(["morning_0.00s.jpg", "morning_1.00s.jpg", "morning_2.00s.jpg"], COLOURS):
+        assert np.abs(frame_colour(Image.objects.get(original_name=name)) - colour).max() < 12
+
+
+def test_a_video_in_a_zip_that_gives_no_frames_is_refused_alone_as_a_corrupt_image_is(settings):
+    project = make_project()
+    upload = zip_of({"broken.mp4": b"hello", "a.png": scene_png(1), "clip.mp4": clip(),
+                     "clip_1.00s.jpg": scene_png(2)}).getvalue()  # named like one of clip.mp4's frames
+    job = _import(project, upload, name="mixed.zip", frame_every="1")
+    assert job.status == JobStatus.FAILED and "nothing was imported" in job.error and not Image.objects.exists()
+    rejected = {row["file"]: row["error"] for row in job.report["rejected"]}
+    assert set(rejected) == {"broken.mp4", "clip.mp4"}
+    assert "not a video FFmpeg can read" in rejected["broken.mp4"]
+    assert "named like clip_1.00s.jpg" in rejected["clip.mp4"] and "rename one of them" in rejected["clip.mp4"]
+    job = _import(project, upload, name="mixed.zip", frame_every="1", partial="true")
+    assert job.status == JobStatus.SUCCEEDED and job.report["images_added"] == 2  # a.png and clip_1.00s.jpg
+    settings.MAX_ARCHIVE_ENTRIES = 4
+    job = _import(make_project(name="Few"), zip_of({"gate/clip.mp4": clip(), "yard/clip.mp4": clip()}).getvalue(),
+                  name="long.zip", frame_every="1")  # each video's 3 frames within the limit, not the 6 of both
+    assert job.status == JobStatus.FAILED and "gives 6 images and label files" in job.error
+    assert "Split it, or take frames less often." in job.error

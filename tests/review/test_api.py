@@ -203,12 +203,14 @@ def _zip_bytes(entries: dict[str, bytes]) -> io.BytesIO:
 
 def test_zip_upload(project):
     client = api_client(add_member(project))
-    archive = _zip_bytes({"day/a.png": png(1), "day/b.png": png(2), "README.txt": b"hello"})
+    archive = _zip_bytes({"day/a.png": png(1), "day/b.png": png(2), "README.txt": b"hello", "gate.mp4": b"..."})
     response = client.post(reverse("api:image_zip_upload", args=[project.pk]), {"archive": archive},
                            format="multipart")
     assert response.status_code == 201, response.data
     assert sorted(i["name"] for i in response.data["added"]) == ["a.png", "b.png"]
-    assert response.data["ignored"] == [{"name": "README.txt", "reason": "not an image file"}]
+    assert response.data["ignored"] == [  # a video's frames come through an import, which a worker runs
+        {"name": "README.txt", "reason": "not an image file"},
+        {"name": "gate.mp4", "reason": "a video: import the zip (POST .../imports/) to take its frames"}]
 
 
 def test_zip_with_an_escaping_entry_stores_nothing(project, media_root, tmp_path):
