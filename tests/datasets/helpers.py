@@ -17,11 +17,12 @@ def scene_png(seed: int, size: int = 96) -> bytes:
     return generate_scene(seed, width=size, height=size).png_bytes()
 
 
-def zip_of(files: dict[str, bytes]) -> io.BytesIO:
+def zip_of(files: dict[str, bytes], *, deflated: set[str] = frozenset()) -> io.BytesIO:
+    """The files stored as they are, bar those named in `deflated` (compressed: read back by inflating)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in files.items():
-            archive.writestr(name, data)
+            archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name in deflated else None)
     buffer.seek(0)
     return buffer
 

@@ -165,7 +165,7 @@ def test_a_video_dropped_on_the_upload_box_is_imported_for_managers_only(client,
 def test_the_videos_in_a_zip_give_their_frames_beside_its_images_tagged_by_folder():
     project = make_project()
     upload = zip_of({"gate/morning.mp4": clip(), "yard/night.mkv": clip(seconds=2, size=(80, 48), container="matroska"),
-                     "yard/still.png": scene_png(1), "notes.txt": b"hello"}).getvalue()
+                     "yard/still.png": scene_png(1), "notes.txt": b"hello"}, deflated={"yard/night.mkv"}).getvalue()
     job = _import(project, upload, name="cameras.zip", frame_every="1", tag_folders="true")
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.report["rejected"] == [], job.report
