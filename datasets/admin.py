@@ -33,7 +33,7 @@ class DatasetExportAdmin(DatasetJobAdmin):
 class BucketObjectAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """The bucket objects each project's imports have read; delete rows to have the next import read them again."""
 
-    list_display = ["url", "project", "etag", "imported_at"]
+    list_display = ["url", "project", "etag", "frame_every", "imported_at"]
     list_filter = ["project"]
     search_fields = ["url"]
     show_full_result_count = False

@@ -97,8 +97,8 @@ class BucketSource:
         self._taken: set[str] = set()
         self._order: list[str] = []
         self._position: dict[str, int] = {}
-        seen = dict(BucketObject.objects.filter(project=project, url__startswith=self._url("")).values_list("url",
-                                                                                                              "etag"))
+        seen = {url: (etag, every) for url, etag, every in BucketObject.objects.filter(
+            project=project, url__startswith=self._url("")).values_list("url", "etag", "frame_every")}
         listed = 0
         pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
         try:
@@ -108,7 +108,7 @@ class BucketSource:
                     if not name or name.endswith("/"):
                         continue
                     listed += 1
-                    if seen.get(self._url(name)) == item["ETag"]:
+                    if self._unchanged(seen.get(self._url(name)), name=name, etag=item["ETag"]):
                         self.unchanged += 1
                         continue
                     sizes = self._video_sizes if is_video_name(name) else self._sizes
@@ -138,6 +138,13 @@ class BucketSource:
         return _ObjectFile(self._client, bucket=self.bucket, key=self.prefix + video,
                            size=self._video_sizes[video], etag=self._etags[video])
 
+    def _unchanged(self, read: tuple[str, float | None] | None, *, name: str, etag: str) -> bool:
+        """Whether an earlier import read this object as it is now: the same ETag, and for a video the same
+        interval between frames (one read at 5 s and imported again at 1 s has frames still to give)."""
+        if read is None or read[0] != etag:
+            return False
+        return not is_video_name(name) or read[1] is None or read[1] == self.frame_every
+
     def _url(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{name}"
 
@@ -145,10 +152,11 @@ class BucketSource:
         """After a committed import: the objects it read, bar the refused ones (and the videos with a refused
         frame), are not read again unchanged."""
         refused = refused | {self._videos.video_of(name) for name in refused} - {None}
-        rows = [BucketObject(project=self.project, url=self._url(name), etag=etag)
+        rows = [BucketObject(project=self.project, url=self._url(name), etag=etag,
+                             frame_every=self.frame_every if is_video_name(name) else None)
                 for name, etag in self._etags.items() if name not in refused]
-        BucketObject.objects.bulk_create(rows, batch_size=1000, update_conflicts=True,
-                                         unique_fields=["project", "url"], update_fields=["etag", "imported_at"])
+        BucketObject.objects.bulk_create(rows, batch_size=1000, update_conflicts=True, unique_fields=["project", "url"],
+                                         update_fields=["etag", "frame_every", "imported_at"])
 
     def will_read(self, names: list[str]) -> None:
         """The order the import will read objects in: read() then fetches the next ones ahead, in threads."""

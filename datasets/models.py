@@ -153,12 +153,16 @@ class DatasetExport(JobRun):
 class BucketObject(models.Model):
     """An object of a bucket prefix that an import of this project has read (added, or found already there).
 
-    The next import of the prefix skips it unless its ETag changed, so importing a growing prefix again
-    reads only the new objects instead of every one (datasets/bucket_source.py)."""
+    The next import of the prefix skips it unless its ETag changed (or, for a video, the import takes its
+    frames at another interval), so importing a growing prefix again reads only the new objects instead
+    of every one (datasets/bucket_source.py)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     url = models.CharField(max_length=1100, help_text="s3://bucket/key")
     etag = models.CharField(max_length=100)
+    frame_every = models.FloatField(
+        null=True, blank=True, help_text="For a video: seconds between the frames taken from it. An import at "
+                                         "another interval reads it again (empty: read before this was kept).")
     imported_at = models.DateTimeField(auto_now=True)
 
     class Meta:

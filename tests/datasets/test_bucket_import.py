@@ -126,6 +126,11 @@ def test_a_prefix_s_videos_give_their_frames_and_are_read_again_only_when_they_c
 
     again = _import(project, f"s3://{cameras.name}/site-a/")
     assert (again.report["images_added"], again.report["objects_unchanged"]) == (0, 2)
+    closer = _import(project, f"s3://{cameras.name}/site-a/", frame_every=0.5)  # the clip at another interval
+    assert (closer.report["images_added"], closer.report["objects_unchanged"]) == (3, 1)  # 0.5, 1.5 and 2.5 s
+    assert len(closer.report["duplicates"]) == 3  # the frames at 0, 1 and 2 s, already there
+    again = _import(project, f"s3://{cameras.name}/site-a/", frame_every=0.5)
+    assert (again.report["images_added"], again.report["objects_unchanged"]) == (0, 2)
     cameras.put("site-a/gate/0800.mp4", clip(seconds=3, still=True))  # the camera wrote over the clip
     third = _import(project, f"s3://{cameras.name}/site-a/")
     assert (third.report["images_added"], third.report["objects_unchanged"], third.report["duplicates"]) == (
