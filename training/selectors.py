@@ -11,7 +11,7 @@ from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.tags import images_by_tag
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.evaluation import coco_evaluate, map_of_groups, tag_change_fields, tag_changes
+from training.evaluation import TAG_MIN_IMAGES, coco_evaluate, map_of_groups, tag_change_fields, tag_changes
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
@@ -62,10 +62,12 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     groups = {name: [position[pk] for pk in pks] for name, pks in tagged.items()}
     maps = [map_of_groups(scores, groups) for scores in scores_by_version]
     changes = tag_changes(scores_by_version[1], scores_by_version[0], groups)  # how sure each tag's change is
+    waiting = _holdout_waiting_by_tag(first.project_id, [name for name, pks in tagged.items()
+                                                         if len(pks) < TAG_MIN_IMAGES])
     result["tags"] = [{"tag": name, "images": len(pks), "versions": [
         {"number": version.number, "map": map_by_tag[name], "errors": sum(errors[pk] for pk in pks)}
         for version, map_by_tag, errors in zip((first, second), maps, errors_by_version)],
-        **tag_change_fields(changes.get(name))} for name, pks in tagged.items()]
+        **tag_change_fields(changes.get(name)), "holdout_waiting": waiting.get(name)} for name, pks in tagged.items()]
     changed = [(image_id, errors_by_version[0][image_id], errors_by_version[1][image_id]) for image_id in image_ids
                if errors_by_version[0][image_id] != errors_by_version[1][image_id]]
     result["fixed"] = [{"image": i, "errors_before": a, "errors_after": b}
@@ -73,6 +75,20 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     result["broke"] = [{"image": i, "errors_before": a, "errors_after": b}
                        for i, a, b in sorted(changed, key=lambda row: row[1] - row[2]) if b > a][:image_limit]
     return result
+
+
+def _holdout_waiting_by_tag(project_id: int, names: list[str]) -> dict[str, int]:
+    """For tags too small to judge: their held-out images still waiting for review, which would judge them
+    once reviewed (an image's split is fixed when it is added: training on these never hides them)."""
+    if not names:
+        return {}
+    rows = (Image.tags.through.objects.filter(tag__project_id=project_id, tag__name__in=names,
+                                              image__split=Split.HOLDOUT)
+            .exclude(image__status__in=REVIEWED_STATUSES).values_list("tag__name", flat=True))
+    waiting = dict.fromkeys(names, 0)
+    for name in rows:
+        waiting[name] += 1
+    return waiting
 
 
 def model_version_operating_points(*, version: ModelVersion, choose: str = "f1", target: float | None = None) -> dict:

@@ -80,6 +80,9 @@ class TagSliceSerializer(serializers.Serializer):
         allow_null=True, help_text="The second version's change here lies below this beyond chance (null: too few images).")
     clear_loss = serializers.BooleanField(help_text="The second version is worse on these images beyond chance "
                                                     "(docs/training.md: the bar rises with the number of tags judged).")
+    holdout_waiting = serializers.IntegerField(
+        allow_null=True, help_text="For a tag with too few images to judge: its held-out images still waiting for "
+                                   "review (reviewed, they would count here); null for a tag judged.")
 
 
 class ComparisonSerializer(serializers.Serializer):

@@ -126,6 +126,10 @@ def test_a_tag_the_second_version_is_blind_on_is_called_clearly_lower(client):
     image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in gate]), names=["gate"])
     image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in yard]), names=["yard"])
     image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in yard[:3]]), names=["dusk"])
+    waiting = add_images(project, 12, first_seed=100, size=96)  # more dusk images, not reviewed yet: the held-out ones would judge it
+    image_tags_add(project=project, images=Image.objects.filter(pk__in=[i.pk for i in waiting]), names=["dusk"])
+    held_out = Image.objects.filter(pk__in=[i.pk for i in waiting], split="holdout").count()
+    assert 0 < held_out < 12  # the training ones would not count
     reader = add_member(project, Role.ANNOTATOR)
     body = api_client(reader).get(reverse("api:model_version_compare", args=[project.pk]),
                                   {"first": old.pk, "second": new.pk}).json()
@@ -133,9 +137,10 @@ def test_a_tag_the_second_version_is_blind_on_is_called_clearly_lower(client):
     assert slices["yard"]["clear_loss"] and slices["yard"]["change_interval"][1] < 0
     assert not slices["gate"]["clear_loss"] and slices["gate"]["change_interval"] == [0.0, 0.0]
     assert slices["dusk"]["change_interval"] is None and not slices["dusk"]["clear_loss"]  # 3 images: not judged
+    assert (slices["dusk"]["holdout_waiting"], slices["yard"]["holdout_waiting"]) == (held_out, None)
     client.force_login(reader)
     page = client.get(reverse("training:compare", args=[project.pk]), {"first": old.pk, "second": new.pk}).content.decode()
     yard_row = page.split('<tr data-tag="yard">')[1].split("</tr>")[0]
     low, high = slices["yard"]["change_interval"]
     assert f"{low:.3f} to {high:.3f} <strong class=\"clear-loss\">clearly lower</strong>" in yard_row
-    assert "too few images" in page.split('<tr data-tag="dusk">')[1].split("</tr>")[0]
+    assert f"too few images; {held_out} held-out image" in page.split('<tr data-tag="dusk">')[1].split("</tr>")[0]
