@@ -19,8 +19,8 @@ from project.admin_actions import cancel_runs
 from project.admin_base import BoundedIdsAdmin, DeleteRefusals, JobRunAdmin, ViewOnlyAdmin
 from review.bulk_actions import bulk_apply
 from review.models import (
-    Annotation, ApiToken, Comment, Image, LabelClass, Membership, Mention, NotificationSettings, PasswordResetRequest,
-    Project, ProjectDeletion, ReviewEvent, Role, StatusChange, Tag,
+    Annotation, ApiToken, Comment, Image, ImageLook, LabelClass, Membership, Mention, NotificationSettings,
+    PasswordResetRequest, Project, ProjectDeletion, ReviewEvent, Role, StatusChange, Tag,
 )
 from review.project_deletion import project_deletion_cancel, project_deletion_start, project_is_being_deleted
 from review.services import (
@@ -326,6 +326,20 @@ class ReviewEventAdmin(ViewOnlyAdmin, admin.ModelAdmin):
                     "seconds_spent", "created_at"]
     list_select_related = ["image", "user"]
     raw_id_fields = ["image", "user"]
+    show_full_result_count = False
+    deleted_with_parent = True
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ImageLook)
+class ImageLookAdmin(ViewOnlyAdmin, admin.ModelAdmin):
+    """Read-only: made from the image's file when it is added (review/look_alikes.py), gone with the image."""
+
+    list_display = ["image", "image__project"]
+    list_select_related = ["image__project"]
+    raw_id_fields = ["image"]
     show_full_result_count = False
     deleted_with_parent = True
 

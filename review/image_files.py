@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
+from review.look_alikes import look_cells
+
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
 
@@ -30,6 +32,7 @@ class NormalisedImage:
     width: int            # after EXIF orientation
     height: int
     content_hash: str     # SHA-256 of the uploaded bytes, the duplicate key
+    look: bytes = b""     # grey cells of the upright picture (review/look_alikes.py)
 
 
 def content_hash(data: bytes) -> str:
@@ -69,6 +72,7 @@ def normalise_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Normalis
         width=upright.width,
         height=upright.height,
         content_hash=content_hash(data),
+        look=look_cells(upright),
     )
 
 

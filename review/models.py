@@ -291,6 +291,18 @@ class Image(models.Model):
         return self.held_by.username
 
 
+class ImageLook(models.Model):
+    """What an image looks like, shrunk to 32 x 32 grey cells (review/look_alikes.py): how *Start reviewing*
+    tells a fixed camera's next, unchanged frame from a new scene. Kept apart from Image so that the
+    queue's rows stay small; images added before it was kept have none and never look alike."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, primary_key=True, related_name="look")
+    cells = models.BinaryField(help_text="LOOK_SIDE x LOOK_SIDE grey levels, row by row.")
+
+    def __str__(self) -> str:
+        return f"Look of image {self.image_id}"
+
+
 class AnnotationSource(models.TextChoices):
     DRAWN = "drawn", "Drawn by a person"
     ACCEPTED = "accepted_prediction", "Accepted prediction"

@@ -23,9 +23,10 @@ from django.utils import timezone
 from project.row_locks import update_lock, key_share_lock
 from review import notifications
 from review.image_files import ImageRejected, content_hash, normalise_image
+from review.look_alikes import Look, alike_to_any
 from review.models import (
-    CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, LabelClass, Membership,
-    Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
+    CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, ImageLook, LabelClass,
+    Membership, Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
 )
 from review.signals import images_deleting, label_class_renamed, members_mentioned
 
@@ -249,6 +250,7 @@ def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
         split=split_for_hash(normalised.content_hash, project.holdout_fraction),
     )
     image.file.save(f"upload.{normalised.extension}", ContentFile(normalised.content), save=False)
+    image.prepared_look = normalised.look  # saved beside the row by image_save_prepared
     return image
 
 
@@ -257,6 +259,8 @@ def image_save_prepared(image: Image) -> Image:
     try:
         with transaction.atomic():
             image.save()
+            if cells := getattr(image, "prepared_look", None):
+                ImageLook.objects.create(image=image, cells=cells)
     except IntegrityError:
         # A concurrent upload of the same bytes won the race; keep its row, drop our file.
         image.file.delete(save=False)
@@ -583,7 +587,9 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
     Unreviewed images: those assigned to `user` first, then those assigned to nobody, the most urgent
     first in each; images assigned to other members are theirs. Reviewed images (the approval pass):
     the longest-waiting first, whoever they were assigned to. Images held by other reviewers, and those
-    in `exclude` (skipped, or just saved), are passed over.
+    in `exclude` (skipped, or just saved), are passed over. So are unreviewed images that look like one
+    saved lately or open in another reviewer's editor (a fixed camera's next, unchanged frame:
+    review/look_alikes.py), among the next LOOK_SCAN of each pool, until only such images are left.
     """
     if status not in (ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED):
         raise ValidationError({"status": "The next image is an unreviewed one, or a reviewed one to approve."})
@@ -593,13 +599,48 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
     pools = ([candidates.filter(assigned_to=user), candidates.filter(assigned_to__isnull=True)]
              if status == ReviewStatus.UNREVIEWED else [candidates])
     exclude, image = list(exclude), None
+    pass_alikes = status == ReviewStatus.UNREVIEWED and settings.REVIEW_PASS_LOOK_ALIKES
     for _ in range(20):  # a lost race means another reviewer took that image just now: try the next one
         now = timezone.now()
-        image = next((found for pool in pools if (found := pool.filter(_free_for(user, now)).exclude(pk__in=exclude)
-                                                  .order_by(*order).only("id").first())), None)
+        queues = [pool.filter(_free_for(user, now)).exclude(pk__in=exclude).order_by(*order) for pool in pools]
+        seen = _looks_seen(project, user=user, now=now) if pass_alikes else []
+        image = next((found for queue in queues if (found := _first_unlike(queue, seen))), None) if seen else None
+        image = image or next((found for queue in queues if (found := queue.only("id").first())), None)
         if image is None or _hold(image.pk, user=user, project_id=project.pk, now=now, only_if=Q(status=status)):
             return image
     return image
+
+
+LOOK_SCAN = 200   # queued images looked at for one unlike those seen, in queue order
+LOOK_RECENT = 100  # the project's latest saves whose images count as seen
+
+
+def _looks_seen(project: Project, *, user: AbstractBaseUser, now) -> list[Look]:
+    """The looks of the images saved lately in the project and of those open in other reviewers' editors."""
+    saved = ReviewEvent.objects.filter(image__project=project).order_by("-created_at").values_list(
+        "image_id", flat=True)[:LOOK_RECENT]
+    open_elsewhere = Image.objects.filter(project=project, held_until__gt=now).exclude(held_by=user).values_list(
+        "pk", flat=True)
+    rows = ImageLook.objects.filter(Q(image_id__in=list(saved)) | Q(image_id__in=list(open_elsewhere)))
+    return [Look(width, height, bytes(cells), image_id) for image_id, width, height, cells in
+            rows.values_list("image_id", "image__width", "image__height", "cells")]
+
+
+def _first_unlike(queue: QuerySet[Image], seen: list[Look]) -> Image | None:
+    """The first image of `queue` that looks like none of `seen`, among its first LOOK_SCAN; images without a
+    look (added before looks were kept) look like nothing."""
+    start = 0
+    for size in (1, 24, LOOK_SCAN - 25):  # the first image usually does: one row read, then more at a time
+        rows = list(queue.only("id", "width", "height").annotate(cells=F("look__cells"))[start:start + size])
+        looks = [Look(row.width, row.height, bytes(row.cells), row.pk) for row in rows if row.cells is not None]
+        alike = iter(alike_to_any(looks, seen))
+        for row in rows:
+            if row.cells is None or not next(alike):
+                return row
+        if len(rows) < size:
+            return None
+        start += size
+    return None
 
 
 def display_name(filename: str, fallback: str = "image") -> str:

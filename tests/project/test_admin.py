@@ -97,7 +97,7 @@ BY_HAND = {
         "inference.BoxOutcome", "inference.SuspectedError", "inference.InferenceRun", "inference.InferenceChunk",
         "inference.RerankRun", "inference.ModelVersionDeletion", "training.DatasetSnapshot", "training.TrainingRun",
         "datasets.DatasetImport", "datasets.DatasetExport", "datasets.BucketObject", "datasets.BucketWatch",
-        "webhooks.WebhookDelivery", "review.Tag")},
+        "webhooks.WebhookDelivery", "review.Tag", "review.ImageLook")},
 }
 
 

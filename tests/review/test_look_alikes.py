@@ -1,0 +1,97 @@
+"""A fixed camera's unchanged frames: *Start reviewing* passes over the images that look like one saved
+lately or open in another reviewer's editor, until nothing else is left (review/look_alikes.py)."""
+import io
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from review.image_files import normalise_image
+from review.look_alikes import LOOK_TOLERANCE, Look, alike_to_any, look_cells
+from review.models import Image, ImageLook
+from review.services import image_boxes_save, image_create, image_next_for_review
+from tests.factories import add_member, make_project
+
+pytestmark = pytest.mark.django_db
+
+
+def frame(seed: int, *, noise: int, brighter: int = 0, box_at: int | None = None, size=(320, 240)) -> bytes:
+    """A camera's view (its background drawn from `seed`), a frame of it with sensor noise, optionally
+    brighter (auto-exposure) and with a 24-pixel object at (box_at, 100)."""
+    rng = np.random.default_rng(seed)
+    view = rng.integers(40, 200, (6, 8, 3)).astype(np.float32)
+    pixels = np.asarray(PIL.Image.fromarray(view.astype(np.uint8)).resize(size, PIL.Image.Resampling.BILINEAR),
+                        np.float32)
+    pixels = pixels + np.random.default_rng(noise).normal(0, 6, pixels.shape) + brighter
+    if box_at is not None:
+        pixels[100:124, box_at:box_at + 24] = 250
+    out = io.BytesIO()
+    PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
+def look(data: bytes, image_id=None) -> Look:
+    picture = PIL.Image.open(io.BytesIO(data))
+    return Look(picture.width, picture.height, look_cells(picture), image_id)
+
+
+def test_noise_and_exposure_look_alike_and_an_object_or_another_view_does_not():
+    first = look(frame(1, noise=1))
+    assert alike_to_any([look(frame(1, noise=2)), look(frame(1, noise=3, brighter=12))], [first]) == [True, True]
+    assert alike_to_any([look(frame(1, noise=3, brighter=-60))], [first]) == [False]  # dusk: another light
+    moved = [look(frame(1, noise=2, box_at=40)), look(frame(1, noise=2, box_at=200))]
+    assert alike_to_any(moved, [first]) == [False, False]  # an object appears: no longer the same scene
+    assert alike_to_any([moved[1]], [moved[0]]) == [False]  # the object moved
+    assert alike_to_any([look(frame(2, noise=2)), look(frame(1, noise=2, size=(240, 320)))], [first]) == [False, False]
+    assert alike_to_any([look(frame(1, noise=1), image_id=7)], [look(frame(1, noise=1), image_id=7)]) == [False]
+    # the tolerance is in grey levels of the 32 x 32 cells: the noise is far below it, the object far above
+    cells = [np.frombuffer(x.cells, np.uint8).astype(int) for x in (first, look(frame(1, noise=2)), moved[0])]
+    assert np.abs(cells[1] - cells[0]).max() < LOOK_TOLERANCE / 2 < 2 * LOOK_TOLERANCE < np.abs(cells[2] - cells[0]).max()
+
+
+def test_an_image_keeps_its_look_from_the_upright_picture():
+    image = image_create(project=make_project(), data=frame(1, noise=1), filename="gate-0001.png")
+    stored = bytes(ImageLook.objects.get(image=image).cells)
+    assert stored == normalise_image(frame(1, noise=1), max_bytes=10**8, max_pixels=10**8).look
+    assert len(stored) == 32 * 32
+
+
+@pytest.fixture
+def cameras():
+    """The gate camera's three unchanged frames, most urgent, then the yard's two, then a gate frame
+    with a car in it: the model is as unsure of each as of the others of its camera."""
+    project = make_project()
+    gate = [image_create(project=project, data=frame(1, noise=n), filename=f"gate-{n}.png") for n in range(3)]
+    yard = [image_create(project=project, data=frame(2, noise=n), filename=f"yard-{n}.png") for n in range(2)]
+    car = image_create(project=project, data=frame(1, noise=9, box_at=120), filename="gate-car.png")
+    for priority, image in zip([0.9, 0.89, 0.88, 0.5, 0.49, 0.3], gate + yard + [car]):
+        Image.objects.filter(pk=image.pk).update(priority=priority)
+    return {"project": project, "gate": gate, "yard": yard, "car": car,
+            "ann": add_member(project), "bob": add_member(project)}
+
+
+def _save(image, user):
+    image_boxes_save(image=Image.objects.get(pk=image.pk), user=user, boxes=[], version=1)
+
+
+def _next(cameras, who):
+    found = image_next_for_review(project=cameras["project"], user=cameras[who])
+    return found and found.pk
+
+
+def test_the_next_image_passes_over_unchanged_frames_of_one_just_saved_until_none_else_is_left(cameras):
+    gate, yard, car = cameras["gate"], cameras["yard"], cameras["car"]
+    assert _next(cameras, "ann") == gate[0].pk
+    _save(gate[0], cameras["ann"])
+    assert _next(cameras, "ann") == yard[0].pk  # gate's next frames are the scene just corrected
+    _save(yard[0], cameras["ann"])
+    assert _next(cameras, "ann") == car.pk  # the gate with a car in it is a new scene
+    _save(car, cameras["ann"])
+    assert _next(cameras, "ann") == gate[1].pk  # only look-alikes are left: in queue order again
+
+
+def test_a_frame_open_in_another_editor_counts_as_seen(cameras, settings):
+    assert _next(cameras, "ann") == cameras["gate"][0].pk  # held for Ann
+    assert _next(cameras, "bob") == cameras["yard"][0].pk  # not gate's second frame: Ann corrects that scene
+    settings.REVIEW_PASS_LOOK_ALIKES = False
+    assert _next(cameras, "bob") == cameras["gate"][1].pk  # switched off: the queue's order alone
