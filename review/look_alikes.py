@@ -19,6 +19,7 @@ import numpy as np
 import PIL.Image
 
 LOOK_SIDE = 32        # 1,024 cells: 1 KB an image
+LOOK_BYTES = LOOK_SIDE * LOOK_SIDE
 LOOK_TOLERANCE = 10   # grey levels (of 255) a cell may differ by, brightness matched, and still look alike
 LOOK_EXPOSURE = 16    # grey levels the whole picture may be brighter or darker by: more is dusk, not exposure
 
@@ -41,14 +42,15 @@ def alike_to_any(candidates: list[Look], references: list[Look]) -> list[bool]:
     """For each candidate, whether it looks like any of the references (other than itself)."""
     by_size: dict[tuple[int, int], list[Look]] = {}
     for reference in references:
-        by_size.setdefault((reference.width, reference.height), []).append(reference)
+        if len(reference.cells) == LOOK_BYTES:  # an image whose file could not be read has an empty look
+            by_size.setdefault((reference.width, reference.height), []).append(reference)
     stacks = {size: (np.stack([np.frombuffer(r.cells, np.uint8) for r in group]).astype(np.int16),
                      np.array([-1 if r.image_id is None else r.image_id for r in group]))
               for size, group in by_size.items()}
     found = []
     for candidate in candidates:
         cells, ids = stacks.get((candidate.width, candidate.height), (None, None))
-        if cells is None:
+        if cells is None or len(candidate.cells) != LOOK_BYTES:
             found.append(False)
             continue
         difference = cells - np.frombuffer(candidate.cells, np.uint8).astype(np.int16)   # (references, cells)

@@ -95,3 +95,24 @@ def test_a_frame_open_in_another_editor_counts_as_seen(cameras, settings):
     assert _next(cameras, "bob") == cameras["yard"][0].pk  # not gate's second frame: Ann corrects that scene
     settings.REVIEW_PASS_LOOK_ALIKES = False
     assert _next(cameras, "bob") == cameras["gate"][1].pk  # switched off: the queue's order alone
+
+
+def test_the_command_gives_older_images_their_look_and_an_unreadable_one_an_empty_one(cameras):
+    from django.core.management import call_command
+
+    gate, yard = cameras["gate"], cameras["yard"]
+    kept = {image.pk: bytes(image.look.cells) for image in gate + yard}
+    ImageLook.objects.filter(image_id__in=kept).delete()  # as if added before looks were kept
+    Image.objects.get(pk=yard[1].pk).file.delete(save=False)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("image_looks", stdout=out, stderr=err)
+    assert "5 images given a look, 1 of them unreadable" in out.getvalue() and f"image {yard[1].pk}" in err.getvalue()
+    assert {look.image_id: bytes(look.cells) for look in ImageLook.objects.filter(image_id__in=kept)} == {
+        **kept, yard[1].pk: b""}
+    assert _next(cameras, "ann") == gate[0].pk
+    _save(gate[0], cameras["ann"])
+    assert _next(cameras, "ann") == yard[0].pk  # the looks made by the command count
+    _save(yard[0], cameras["ann"])
+    assert _next(cameras, "ann") == yard[1].pk  # an empty look is like no other: not passed over
+    call_command("image_looks", stdout=out)
+    assert "0 images given a look" in out.getvalue()
