@@ -106,7 +106,9 @@ def test_a_second_message_for_a_chunk_at_work_is_left_to_the_first(start_worker,
         pytest.skip("the hold is in the database, whichever broker brought the message: once is enough")
 
     project = make_project()
-    images = add_images(project, 32, size=160)  # long enough for the other worker to take the second message
+    # Long enough for the other worker to take the second message while the first still works: 32 images
+    # were not on a faster machine, where the chunk was finished by then.
+    images = add_images(project, 96, size=160)
     add_model_version(project)
     workers = [start_worker(name=name, INFERENCE_CPU_BATCH_SIZE="1") for name in ("one", "two")]
     run = inference_run_create(project=project, user=None, scope="all")
@@ -117,7 +119,7 @@ def test_a_second_message_for_a_chunk_at_work_is_left_to_the_first(start_worker,
              message="the other worker to find the chunk held")
     run = wait_for(lambda: finished(run.pk), timeout=180, message="the run to finish")
     chunk.refresh_from_db()
-    assert (run.status, run.chunks_done, run.progress_done, chunk.attempts) == (JobStatus.SUCCEEDED, 1, 32, 1), run.error
+    assert (run.status, run.chunks_done, run.progress_done, chunk.attempts) == (JobStatus.SUCCEEDED, 1, 96, 1), run.error
     per_image = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
     assert per_image == expected_counts(images)
 
