@@ -9,7 +9,9 @@ Each camera sends `frames` frames a second apart (640x480, sensor noise): the fi
 last three with a car passing (three new scenes); the model is about as unsure of every frame of a
 camera, so a camera's frames sit together in the queue, the most uncertain camera first. A simulated
 reviewer opens the next image and saves it, `reviews` times, once with each setting. A scene is a
-camera's view with the car where it is (or none). Prints the scenes each reviewer corrected, the median
+camera's view with the car where it is (or none). Prints how many held-out frames look like a training
+frame (the splits by hash alone, and as stored: look-alikes join the split of the frame before), the
+scenes each reviewer corrected, the median
 time of a "next image" with each, and a last line `scenes_vs_queue_order: X.XX` (scenes corrected with
 look-alikes passed over, over scenes without: higher is better).
 """
@@ -52,8 +54,9 @@ def main() -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from review.models import Image, ReviewEvent, ReviewStatus
-    from review.services import image_boxes_save, image_create, image_next_for_review, project_create
+    from review.look_alikes import Look, alike_to_any
+    from review.models import Image, ImageLook, ReviewEvent, ReviewStatus
+    from review.services import image_boxes_save, image_create, image_next_for_review, project_create, split_for_hash
 
     owner = get_user_model().objects.create(username=f"bench-{time.time_ns()}")
     project = project_create(name="cameras", owner=owner, class_names=["car"])
@@ -68,6 +71,15 @@ def main() -> None:
     total_scenes = len(set(scenes.values()))
     print(f"{len(scenes)} frames of {args.cameras} cameras, {total_scenes} scenes, added in "
           f"{time.perf_counter() - started:.1f} s", flush=True)
+    looks = {pk: (Look(width, height, bytes(cells), pk), split, content_hash) for pk, width, height, cells, split, content_hash
+             in ImageLook.objects.filter(image__project=project).values_list(
+                 "image_id", "image__width", "image__height", "cells", "image__split", "image__content_hash")}
+    for name, split_of in (("by hash alone", lambda row: split_for_hash(row[2], project.holdout_fraction)),
+                           ("look-alikes joined", lambda row: row[1])):
+        train = [row[0] for row in looks.values() if split_of(row) == "train"]
+        held = [row[0] for row in looks.values() if split_of(row) == "holdout"]
+        leaked = sum(alike_to_any(held, train))
+        print(f"splits {name}: {len(held)} held-out frames, {leaked} of them looking like a training frame", flush=True)
 
     results = {}
     for passing in (False, True):

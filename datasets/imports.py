@@ -35,8 +35,9 @@ from inference.ranking import image_uncertainty, review_priority
 from inference.services import model_version_external_create
 from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
+from review.look_alikes import RecentLooks
 from review.models import Annotation, AnnotationSource, Image, LabelClass, Project, ReviewStatus
-from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create
+from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create, recent_looks
 from review.tags import TAG_NAME, image_tags_add, tag_names_clean
 
 
@@ -303,11 +304,13 @@ def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections:
               progress: JobProgress | None, ready: list[Ready]) -> None:
     """Fill `ready` as images pass (so a caller can delete their stored files if anything goes wrong)."""
     by_hash: dict[str, Ready] = {}
+    recent = recent_looks(project)  # a clip's frames one after another: each joins the split of the one before
     source.will_read([item.entry for item in plan.items if item.entry is not None])
     for item in plan.items:
         if progress is not None and progress.cancelled():
             raise ImportCancelled
-        outcome = _read_one(item, source, project=project, detections=detections, report=report, by_hash=by_hash)
+        outcome = _read_one(item, source, project=project, detections=detections, report=report, by_hash=by_hash,
+                            recent=recent)
         if outcome is not None:
             ready.append(outcome)
         if progress is not None:
@@ -315,11 +318,11 @@ def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections:
 
 
 def _read_one(item: Planned, source: ImportSource, *, project: Project, detections: bool, report: ImportReport,
-              by_hash: dict[str, Ready]) -> Ready | None:
+              by_hash: dict[str, Ready], recent: RecentLooks) -> Ready | None:
     is_new = False
     if item.entry is not None:
         try:
-            image = image_prepare(project=project, data=source.read(item.entry), filename=item.entry)
+            image = image_prepare(project=project, data=source.read(item.entry), filename=item.entry, recent=recent)
             is_new = True
         except DuplicateImage as exc:
             report.duplicates.append({"file": item.name, "existing_id": exc.existing.pk})

@@ -40,21 +40,47 @@ def look_cells(picture: PIL.Image.Image) -> bytes:
 
 def alike_to_any(candidates: list[Look], references: list[Look]) -> list[bool]:
     """For each candidate, whether it looks like any of the references (other than itself)."""
-    by_size: dict[tuple[int, int], list[Look]] = {}
-    for reference in references:
+    stacks = _stacks(references)
+    return [_alike(candidate, stacks).size > 0 for candidate in candidates]
+
+
+def _stacks(references: list[Look]) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The references by size: their cells stacked, their image ids and their positions in the list."""
+    by_size: dict[tuple[int, int], list[tuple[int, Look]]] = {}
+    for position, reference in enumerate(references):
         if len(reference.cells) == LOOK_BYTES:  # an image whose file could not be read has an empty look
-            by_size.setdefault((reference.width, reference.height), []).append(reference)
-    stacks = {size: (np.stack([np.frombuffer(r.cells, np.uint8) for r in group]).astype(np.int16),
-                     np.array([-1 if r.image_id is None else r.image_id for r in group]))
-              for size, group in by_size.items()}
-    found = []
-    for candidate in candidates:
-        cells, ids = stacks.get((candidate.width, candidate.height), (None, None))
-        if cells is None or len(candidate.cells) != LOOK_BYTES:
-            found.append(False)
-            continue
-        difference = cells - np.frombuffer(candidate.cells, np.uint8).astype(np.int16)   # (references, cells)
-        exposure = np.rint(difference.mean(axis=1, keepdims=True)).astype(np.int16)
-        alike = (np.abs(difference - exposure).max(axis=1) <= LOOK_TOLERANCE) & (np.abs(exposure[:, 0]) <= LOOK_EXPOSURE)
-        found.append(bool((alike & (ids != (candidate.image_id or -2))).any()))
-    return found
+            by_size.setdefault((reference.width, reference.height), []).append((position, reference))
+    return {size: (np.stack([np.frombuffer(r.cells, np.uint8) for _, r in group]).astype(np.int16),
+                   np.array([-1 if r.image_id is None else r.image_id for _, r in group]),
+                   np.array([position for position, _ in group]))
+            for size, group in by_size.items()}
+
+
+def _alike(candidate: Look, stacks) -> np.ndarray:
+    """The positions (in the reference list) of the references `candidate` looks like."""
+    cells, ids, positions = stacks.get((candidate.width, candidate.height), (None, None, None))
+    if cells is None or len(candidate.cells) != LOOK_BYTES:
+        return np.zeros(0, dtype=np.int64)
+    difference = cells - np.frombuffer(candidate.cells, np.uint8).astype(np.int16)   # (references, cells)
+    exposure = np.rint(difference.mean(axis=1, keepdims=True)).astype(np.int16)
+    alike = (np.abs(difference - exposure).max(axis=1) <= LOOK_TOLERANCE) & (np.abs(exposure[:, 0]) <= LOOK_EXPOSURE)
+    return positions[alike & (ids != (candidate.image_id or -2))]
+
+
+class RecentLooks:
+    """The images added last to a project, with their splits, and each one added since: a frame that looks
+    like one of them joins that image's split (the latest such), so that one scene of a fixed camera is not
+    trained on and held out at once. Held-out images that look like training ones would score a model on
+    what it learned, not on what it will meet: its holdout mAP would flatter it."""
+
+    def __init__(self, looks: list[tuple[Look, str]], *, keep: int) -> None:
+        self._looks = list(looks)[-keep:]
+        self._keep = keep
+
+    def split_of(self, look: Look) -> str | None:
+        """The split of the latest image `look` looks like; None when it looks like none of them."""
+        alike = _alike(look, _stacks([seen for seen, _ in self._looks]))
+        return self._looks[int(alike.max())][1] if alike.size else None
+
+    def add(self, look: Look, split: str) -> None:
+        self._looks = self._looks[-(self._keep - 1):] + [(look, split)]

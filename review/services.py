@@ -23,7 +23,7 @@ from django.utils import timezone
 from project.row_locks import update_lock, key_share_lock
 from review import notifications
 from review.image_files import ImageRejected, content_hash, normalise_image
-from review.look_alikes import Look, alike_to_any
+from review.look_alikes import Look, RecentLooks, alike_to_any
 from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, ImageLook, LabelClass,
     Membership, Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
@@ -227,9 +227,23 @@ def image_duplicate_of(project: Project, data: bytes) -> Image | None:
     return Image.objects.filter(Q(content_hash=digest) | Q(stored_hash=digest), project=project).first()
 
 
-def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
+LOOK_SPLIT_RECENT = 64  # images added last whose split a look-alike joins (review/look_alikes.py's RecentLooks)
+
+
+def recent_looks(project: Project) -> RecentLooks:
+    """The looks and splits of the project's images added last, for image_prepare: a caller adding many
+    images passes one to each, so that each sees the ones before it without reading them again."""
+    rows = (ImageLook.objects.filter(image__project=project).order_by("-image_id")
+            .values_list("image_id", "image__width", "image__height", "image__split", "cells")[:LOOK_SPLIT_RECENT])
+    return RecentLooks([(Look(width, height, bytes(cells), pk), split)
+                        for pk, width, height, split, cells in reversed(rows)], keep=LOOK_SPLIT_RECENT)
+
+
+def image_prepare(*, project: Project, data: bytes, filename: str, recent: RecentLooks | None = None) -> Image:
     """Validate, normalise and store one image's file; the row is returned unsaved (see image_create).
 
+    Its split comes from its hash, unless it looks like one of the images added just before (`recent`,
+    else the project's last ones): a fixed camera's next frame, which joins that image's split.
     Raises DuplicateImage or ValidationError, and then stores nothing. A caller that does not save the
     row must delete its file (`image.file.delete(save=False)`).
     """
@@ -240,6 +254,10 @@ def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
         normalised = normalise_image(data, max_bytes=settings.MAX_IMAGE_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS)
     except ImageRejected as exc:  # the caller names the file: reports list each under its name already
         raise ValidationError(str(exc), code="invalid_image") from None
+    look = Look(normalised.width, normalised.height, normalised.look)
+    recent = recent if recent is not None else recent_looks(project)
+    split = recent.split_of(look) or split_for_hash(normalised.content_hash, project.holdout_fraction)
+    recent.add(look, split)
     image = Image(
         project=project,
         original_name=display_name(filename),
@@ -247,7 +265,7 @@ def image_prepare(*, project: Project, data: bytes, filename: str) -> Image:
         height=normalised.height,
         content_hash=normalised.content_hash,
         stored_hash=content_hash(normalised.content),
-        split=split_for_hash(normalised.content_hash, project.holdout_fraction),
+        split=split,
     )
     image.file.save(f"upload.{normalised.extension}", ContentFile(normalised.content), save=False)
     image.prepared_look = normalised.look  # saved beside the row by image_save_prepared
@@ -268,9 +286,9 @@ def image_save_prepared(image: Image) -> Image:
     return image
 
 
-def image_create(*, project: Project, data: bytes, filename: str) -> Image:
+def image_create(*, project: Project, data: bytes, filename: str, recent: RecentLooks | None = None) -> Image:
     """Validate, normalise and store one uploaded image. Raises ValidationError; stores nothing then."""
-    return image_save_prepared(image_prepare(project=project, data=data, filename=filename))
+    return image_save_prepared(image_prepare(project=project, data=data, filename=filename, recent=recent))
 
 
 @dataclass
@@ -300,12 +318,13 @@ def images_create_many(*, project: Project, files: Iterable[UploadFile], partial
     Duplicates are skipped and reported, never an error. Files are stored as they come (no batch is
     held in memory) and deleted again if the batch is rolled back.
     """
-    report = UploadReport()
+    report, recent = UploadReport(), recent_looks(project)
     try:
         with transaction.atomic():
             for upload in files:
                 try:
-                    report.added.append(image_create(project=project, data=upload.read(), filename=upload.name))
+                    report.added.append(image_create(project=project, data=upload.read(), filename=upload.name,
+                                                     recent=recent))
                 except DuplicateImage as exc:
                     report.duplicates.append((display_name(upload.name), exc.existing))
                 except (ValidationError, ValueError) as exc:

@@ -116,3 +116,36 @@ def test_the_command_gives_older_images_their_look_and_an_unreadable_one_an_empt
     assert _next(cameras, "ann") == yard[1].pk  # an empty look is like no other: not passed over
     call_command("image_looks", stdout=out)
     assert "0 images given a look" in out.getvalue()
+
+
+def test_a_fixed_camera_s_frames_share_one_split_and_a_new_scene_draws_its_own():
+    """Frames of one scene on both sides would score a model on what it learned: each frame joins the
+    split of the latest image it looks like; one that looks like none takes its hash's."""
+    from review.services import split_for_hash
+
+    project = make_project(holdout_fraction=0.5)
+    frames = [image_create(project=project, data=frame(1, noise=n), filename=f"gate-{n}.png") for n in range(12)]
+    assert len({image.split for image in frames}) == 1  # by their hashes alone, about half would be held out
+    assert len({split_for_hash(image.content_hash, 0.5) for image in frames}) == 2
+    views = [image_create(project=project, data=frame(seed, noise=0), filename=f"view-{seed}.png")
+             for seed in range(3, 15)]
+    assert all(image.split == split_for_hash(image.content_hash, 0.5) for image in views)
+    assert {image.split for image in views} == {"train", "holdout"}
+
+
+def test_an_import_s_frames_and_a_zip_upload_s_join_the_split_of_the_frame_before():
+    from datasets.imports import dataset_import
+    from review.services import UploadFile, images_create_many
+    from tests.datasets.helpers import source_of
+
+    project = make_project(holdout_fraction=0.5)
+    report = dataset_import(project=project, user=None, source=source_of(
+        {f"gate/{n:03d}.png": frame(1, noise=n) for n in range(10)} |
+        {f"yard/{n:03d}.png": frame(2, noise=n) for n in range(10)}))
+    assert report.images_added == 20
+    splits = list(Image.objects.filter(project=project).order_by("pk").values_list("split", flat=True))
+    assert len(set(splits[:10])) == 1 and len(set(splits[10:])) == 1  # one split a camera, whatever the hashes say
+    uploaded = images_create_many(project=project, files=[
+        UploadFile(name=f"gate-late-{n}.png", read=lambda n=n: frame(1, noise=100 + n)) for n in range(6)])
+    assert {image.split for image in uploaded.added} == {Image.objects.filter(project=project).order_by("pk")
+                                                          .first().split}  # later frames of the gate join it too
