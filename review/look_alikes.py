@@ -5,7 +5,10 @@ all of them, and one corrected frame teaches a fine-tune what the others would. 
 `look` (ImageLook): its picture shrunk to LOOK_SIDE x LOOK_SIDE grey cells, each the mean of thousands
 of pixels. Two images look alike when they have the same size, their overall brightness differs by
 LOOK_EXPOSURE grey levels at most (a camera's auto-exposure; more is another light, dusk, which a
-detector sees differently) and, that difference taken out, no cell differs by more than LOOK_TOLERANCE. An object that appears, leaves or moves changes the cells it covers by far more (half a cell
+detector sees differently) and, that difference taken out, no cell differs by more than LOOK_TOLERANCE,
+nor by more than LOOK_CONTRAST_SHARE of the pictures' contrast. The last rule is for night and fog: a
+dark, flat frame's scenes differ by a few grey levels, no more than its noise does, so such frames
+never look alike (the demo's night scenes: 15 of 60 looked like another with the first two rules only). An object that appears, leaves or moves changes the cells it covers by far more (half a cell
 of a 1080p frame is about 1,000 pixels); sensor noise and JPEG artifacts average out within a cell.
 
 *Start reviewing* passes over the images that look like one saved lately or open in another
@@ -22,6 +25,7 @@ LOOK_SIDE = 32        # 1,024 cells: 1 KB an image
 LOOK_BYTES = LOOK_SIDE * LOOK_SIDE
 LOOK_TOLERANCE = 10   # grey levels (of 255) a cell may differ by, brightness matched, and still look alike
 LOOK_EXPOSURE = 16    # grey levels the whole picture may be brighter or darker by: more is dusk, not exposure
+LOOK_CONTRAST_SHARE = 0.25  # and no more than this share of the picture's own contrast (its cells' spread)
 
 
 @dataclass(frozen=True)
@@ -44,27 +48,32 @@ def alike_to_any(candidates: list[Look], references: list[Look]) -> list[bool]:
     return [_alike(candidate, stacks).size > 0 for candidate in candidates]
 
 
-def _stacks(references: list[Look]) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The references by size: their cells stacked, their image ids and their positions in the list."""
+def _stacks(references: list[Look]) -> dict[tuple[int, int], tuple[np.ndarray, ...]]:
+    """The references by size: their cells stacked, their image ids, their positions in the list and their
+    contrasts (the spread of their cells)."""
     by_size: dict[tuple[int, int], list[tuple[int, Look]]] = {}
     for position, reference in enumerate(references):
         if len(reference.cells) == LOOK_BYTES:  # an image whose file could not be read has an empty look
             by_size.setdefault((reference.width, reference.height), []).append((position, reference))
-    return {size: (np.stack([np.frombuffer(r.cells, np.uint8) for _, r in group]).astype(np.int16),
-                   np.array([-1 if r.image_id is None else r.image_id for _, r in group]),
-                   np.array([position for position, _ in group]))
-            for size, group in by_size.items()}
+    stacks = {}
+    for size, group in by_size.items():
+        cells = np.stack([np.frombuffer(r.cells, np.uint8) for _, r in group]).astype(np.int16)
+        stacks[size] = (cells, np.array([-1 if r.image_id is None else r.image_id for _, r in group]),
+                        np.array([position for position, _ in group]), cells.std(axis=1))
+    return stacks
 
 
 def _alike(candidate: Look, stacks) -> np.ndarray:
     """The positions (in the reference list) of the references `candidate` looks like."""
-    cells, ids, positions = stacks.get((candidate.width, candidate.height), (None, None, None))
+    cells, ids, positions, contrasts = stacks.get((candidate.width, candidate.height), (None, None, None, None))
     if cells is None or len(candidate.cells) != LOOK_BYTES:
         return np.zeros(0, dtype=np.int64)
-    difference = cells - np.frombuffer(candidate.cells, np.uint8).astype(np.int16)   # (references, cells)
+    own = np.frombuffer(candidate.cells, np.uint8).astype(np.int16)
+    difference = cells - own                                                          # (references, cells)
     exposure = np.rint(difference.mean(axis=1, keepdims=True)).astype(np.int16)
-    alike = (np.abs(difference - exposure).max(axis=1) <= LOOK_TOLERANCE) & (np.abs(exposure[:, 0]) <= LOOK_EXPOSURE)
-    return positions[alike & (ids != (candidate.image_id or -2))]
+    tolerance = np.minimum(LOOK_TOLERANCE, LOOK_CONTRAST_SHARE * np.minimum(contrasts, own.std()))
+    alike = (np.abs(difference - exposure).max(axis=1) <= tolerance) & (np.abs(exposure[:, 0]) <= LOOK_EXPOSURE)
+    return positions[alike & (ids != (-2 if candidate.image_id is None else candidate.image_id))]
 
 
 class RecentLooks:

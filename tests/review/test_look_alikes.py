@@ -149,3 +149,17 @@ def test_an_import_s_frames_and_a_zip_upload_s_join_the_split_of_the_frame_befor
         UploadFile(name=f"gate-late-{n}.png", read=lambda n=n: frame(1, noise=100 + n)) for n in range(6)])
     assert {image.split for image in uploaded.added} == {Image.objects.filter(project=project).order_by("pk")
                                                           .first().split}  # later frames of the gate join it too
+
+
+def test_dark_flat_frames_never_look_alike():
+    """The demo's night scenes differ by a few grey levels in their looks, no more than noise would: judged
+    by grey levels alone, 15 of 60 looked like another scene. Measured against their own contrast, none does."""
+    from review.demo_images import generate_scene
+
+    looks = []
+    for seed in range(10_000, 10_060):
+        picture = generate_scene(seed, domain="night").image
+        looks.append(Look(picture.width, picture.height, look_cells(picture), seed))
+    assert not any(alike_to_any(looks, looks))
+    dark = look(frame(1, noise=1, brighter=-150))  # nearly black: what little it shows is noise
+    assert alike_to_any([look(frame(1, noise=2, brighter=-150))], [dark]) == [False]
