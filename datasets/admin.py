@@ -44,7 +44,8 @@ class BucketWatchAdmin(ViewOnlyAdmin, admin.ModelAdmin):
     """Watched prefixes are added on the project's Import & export page or through the API (which check them
     against IMPORT_BUCKETS); here an operator sees them and stops one (delete)."""
 
-    list_display = ["source_url", "project", "every_minutes", "frame_every", "next_run_at", "last_import", "last_error"]
+    list_display = ["source_url", "project", "every_minutes", "frame_every", "skip_look_alikes", "next_run_at",
+                    "last_import", "last_error"]
     list_select_related = ["project", "last_import"]
     search_fields = ["source_url", "project__name"]
 

@@ -43,7 +43,8 @@ class ImportListCreate(generics.ListAPIView):
                                             name=upload.name if upload else "", source_url=data["source_url"],
                                             format=data["format"], partial=data["partial"],
                                             model_name=data["model_name"], frame_every=data["frame_every"],
-                                            tags=data["tags"], tag_folders=data["tag_folders"])
+                                            tags=data["tags"], tag_folders=data["tag_folders"],
+                                            skip_look_alikes=data["skip_look_alikes"])
         return Response(s.DatasetImportSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

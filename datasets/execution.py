@@ -49,7 +49,7 @@ def _import(job: DatasetImport, progress: JobProgress) -> None:
             report = dataset_import(
                 project=job.project, source=source, user=job.requested_by, format=job.format,
                 partial=job.partial, model_name=job.model_name or job.original_name, tags=job.tags,
-                tag_folders=job.tag_folders, progress=progress,
+                tag_folders=job.tag_folders, skip_look_alikes=job.skip_look_alikes, progress=progress,
                 on_plan=lambda count: _set_total(progress, count))
             if isinstance(source, BucketSource):
                 report.objects_unchanged = source.unchanged

@@ -37,7 +37,9 @@ from project.jobs import JobProgress
 from review.archives import ArchiveRejected, SafeArchive
 from review.look_alikes import RecentLooks
 from review.models import Annotation, AnnotationSource, Image, LabelClass, Project, ReviewStatus
-from review.services import DuplicateImage, image_prepare, image_save_prepared, label_class_create, recent_looks
+from review.services import (
+    DuplicateImage, LookAlike, image_prepare, image_save_prepared, label_class_create, recent_looks,
+)
 from review.tags import TAG_NAME, image_tags_add, tag_names_clean
 
 
@@ -62,6 +64,7 @@ class ImportReport:
     skipped: list[dict] = field(default_factory=list)      # {"file", "reason"}
     added_image_ids: list[int] = field(default_factory=list)
     objects_unchanged: int = 0  # a bucket import: objects an earlier import read, not read again
+    look_alikes: int = 0        # with skip_look_alikes: images left out as looking like one kept just before
     folders_not_tags: list[str] = field(default_factory=list)  # with tag_folders: folder names no tag can have
 
     def as_dict(self) -> dict:
@@ -301,7 +304,7 @@ class Ready:
 
 
 def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections: bool, report: ImportReport,
-              progress: JobProgress | None, ready: list[Ready]) -> None:
+              progress: JobProgress | None, ready: list[Ready], skip_look_alikes: bool = False) -> None:
     """Fill `ready` as images pass (so a caller can delete their stored files if anything goes wrong)."""
     by_hash: dict[str, Ready] = {}
     recent = recent_looks(project)  # a clip's frames one after another: each joins the split of the one before
@@ -310,7 +313,7 @@ def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections:
         if progress is not None and progress.cancelled():
             raise ImportCancelled
         outcome = _read_one(item, source, project=project, detections=detections, report=report, by_hash=by_hash,
-                            recent=recent)
+                            recent=recent, skip_look_alikes=skip_look_alikes)
         if outcome is not None:
             ready.append(outcome)
         if progress is not None:
@@ -318,12 +321,18 @@ def _read_all(plan: Plan, source: ImportSource, *, project: Project, detections:
 
 
 def _read_one(item: Planned, source: ImportSource, *, project: Project, detections: bool, report: ImportReport,
-              by_hash: dict[str, Ready], recent: RecentLooks) -> Ready | None:
+              by_hash: dict[str, Ready], recent: RecentLooks, skip_look_alikes: bool) -> Ready | None:
     is_new = False
     if item.entry is not None:
         try:
-            image = image_prepare(project=project, data=source.read(item.entry), filename=item.entry, recent=recent)
+            # A labelled image is always kept: its labels are someone's work.
+            image = image_prepare(project=project, data=source.read(item.entry), filename=item.entry, recent=recent,
+                                  refuse_look_alikes=skip_look_alikes and item.labels is None)
             is_new = True
+        except LookAlike as exc:
+            report.look_alikes += 1
+            report.skip(item.name, str(exc))
+            return None
         except DuplicateImage as exc:
             report.duplicates.append({"file": item.name, "existing_id": exc.existing.pk})
             if not (detections and item.labels):
@@ -471,10 +480,12 @@ def _rank_by_imported_scores(scored_images: list[tuple[int, list[float]]], *, ve
 
 def dataset_import(*, project: Project, source: ImportSource, user: AbstractBaseUser | None, format: str = "auto",
                    partial: bool = False, model_name: str = "", tags: list[str] = (), tag_folders: bool = False,
-                   progress: JobProgress | None = None, on_plan=None) -> ImportReport:
+                   skip_look_alikes: bool = False, progress: JobProgress | None = None, on_plan=None) -> ImportReport:
     """Import a dataset; raises FormatError or ArchiveRejected when nothing in it can be used. The images
     it adds get the named `tags` (checked names: review.tags.tag_names_clean) and, with `tag_folders`,
-    their top folder's name ("gate" for gate/0800.jpg: a camera's, under a bucket prefix).
+    their top folder's name ("gate" for gate/0800.jpg: a camera's, under a bucket prefix). With
+    `skip_look_alikes`, an unlabelled image that looks like one kept just before it (a fixed camera's
+    unchanged view: review/look_alikes.py) is skipped and reported, not added.
 
     `on_plan(count)` is told how many images there are before reading starts (for progress totals).
     """
@@ -490,7 +501,7 @@ def dataset_import(*, project: Project, source: ImportSource, user: AbstractBase
     ready: list[Ready] = []
     try:
         _read_all(plan, source, project=project, detections=detections, report=report, progress=progress,
-                  ready=ready)
+                  ready=ready, skip_look_alikes=skip_look_alikes)
         if report.rejected and not partial:
             raise _NothingKept
         with transaction.atomic():

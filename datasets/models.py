@@ -89,6 +89,9 @@ class DatasetImport(JobRun):
     tags = models.JSONField(default=list, blank=True, help_text="Tag names the images it adds are given.")
     tag_folders = models.BooleanField(
         default=False, help_text="Tag each image it adds with its top folder (a camera's, under a bucket prefix).")
+    skip_look_alikes = models.BooleanField(
+        default=False, help_text="Leave out unlabelled images that look like one kept just before (a fixed camera's "
+                                 "unchanged view: review/look_alikes.py).")
     report = models.JSONField(default=dict, blank=True, help_text="What was added, skipped and refused, per file.")
 
     class Meta(JobRun.Meta):
@@ -186,6 +189,8 @@ class BucketWatch(models.Model):
     tags = models.JSONField(default=list, blank=True, help_text="Tag names the images its imports add are given.")
     tag_folders = models.BooleanField(
         default=False, help_text="Tag each image its imports add with its top folder under the prefix (a camera's).")
+    skip_look_alikes = models.BooleanField(
+        default=False, help_text="Its imports leave out unlabelled images that look like one kept just before.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     next_run_at = models.DateTimeField(default=timezone.now)

@@ -15,13 +15,16 @@ JOB_FIELDS = ["id", "status", "percent", "progress_done", "progress_total", "att
               "created_at", "started_at", "finished_at"]
 
 
+SKIP_LOOK_ALIKES_HELP = ("Leave out unlabelled images that look like one kept just before: a fixed camera's unchanged "
+                         "view (same size, the same 32 x 32 grey cells within 10 levels). Each is reported, not added.")
+
 class DatasetImportSerializer(serializers.ModelSerializer):
     percent = serializers.FloatField(read_only=True)
 
     class Meta:
         model = DatasetImport
         fields = JOB_FIELDS + ["original_name", "source_url", "format", "detected_format", "partial", "model_name",
-                               "frame_every", "tags", "tag_folders", "report"]
+                               "frame_every", "tags", "tag_folders", "skip_look_alikes", "report"]
 
 
 class ImportCreateSerializer(serializers.Serializer):
@@ -42,6 +45,7 @@ class ImportCreateSerializer(serializers.Serializer):
                                  default=list, max_length=MAX_TAGS, help_text="Tags the images it adds get (a camera's name, night): a list, or names separated by commas.")
     tag_folders = serializers.BooleanField(default=False, help_text="Tag each image it adds with its top folder's "
                                                                     "name (gate for gate/0800.jpg).")
+    skip_look_alikes = serializers.BooleanField(default=False, help_text=SKIP_LOOK_ALIKES_HELP)
     model_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True,
                                        help_text="Name of the external model whose detections (boxes with scores) "
                                                  "these are.")
@@ -77,7 +81,8 @@ class ExportCreateSerializer(serializers.Serializer):
 class BucketWatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = BucketWatch
-        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "tags", "tag_folders", "next_run_at",
+        fields = ["id", "source_url", "format", "every_minutes", "frame_every", "tags", "tag_folders",
+                  "skip_look_alikes", "next_run_at",
                   "last_import", "last_error", "created_at"]
 
 
@@ -92,3 +97,4 @@ class BucketWatchCreateSerializer(serializers.Serializer):
                                  default=list, max_length=MAX_TAGS, help_text="Tags the images its imports add get (the camera's name, say).")
     tag_folders = serializers.BooleanField(default=False, help_text="Tag each image its imports add with its top "
                                                                     "folder's name under the prefix (a camera's).")
+    skip_look_alikes = serializers.BooleanField(default=False, help_text=SKIP_LOOK_ALIKES_HELP)

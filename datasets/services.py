@@ -31,11 +31,12 @@ def frame_every_check(frame_every) -> None:
 def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, file: File | None = None, name: str = "",
                          source_url: str = "", format: str = ImportFormat.AUTO, partial: bool = False,
                          model_name: str = "", frame_every: float = 1.0, tags: list[str] | str | None = None,
-                         tag_folders: bool = False, queue: bool = True) -> DatasetImport:
+                         tag_folders: bool = False, skip_look_alikes: bool = False, queue: bool = True) -> DatasetImport:
     """Store the uploaded zip, COCO file or video, or check the bucket prefix (`source_url`,
     s3://bucket/prefix/), and queue the import (or leave it for the caller to run: queue=False).
     A video gives one frame every `frame_every` seconds; the images added get the named `tags`, and with
-    `tag_folders` their top folder's name."""
+    `tag_folders` their top folder's name; with `skip_look_alikes`, unlabelled images that look like one kept
+    just before are left out."""
     tags = tag_names_clean(tags)
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
@@ -51,7 +52,7 @@ def dataset_import_start(*, project: Project, user: AbstractBaseUser | None, fil
     job = DatasetImport(project=project, requested_by=user, format=format, partial=partial,
                         original_name=source_url[:255] or display_name(name, fallback="upload"),
                         source_url=source_url, model_name=model_name.strip()[:200], frame_every=frame_every,
-                        tags=tags, tag_folders=bool(tag_folders))
+                        tags=tags, tag_folders=bool(tag_folders), skip_look_alikes=bool(skip_look_alikes))
     with transaction.atomic():
         project_deletion_guard(project)
         if file is not None:

@@ -67,7 +67,8 @@ def import_start(request: HttpRequest, project_id: int) -> HttpResponseRedirect:
             source_url=source_url, format=request.POST.get("format", "auto"),
             partial=request.POST.get("partial") == "on", model_name=request.POST.get("model_name", ""),
             frame_every=frame_every, tags=request.POST.get("tags", ""),
-            tag_folders=request.POST.get("tag_folders") == "on")
+            tag_folders=request.POST.get("tag_folders") == "on",
+            skip_look_alikes=request.POST.get("skip_look_alikes") == "on")
         messages.success(request, f"Import #{job.pk} of {job.original_name} queued.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -129,7 +130,8 @@ def bucket_watch_add(request: HttpRequest, project_id: int) -> HttpResponseRedir
                                             source_url=request.POST.get("source_url", ""),
                                             format=request.POST.get("format", "auto"),
                                             frame_every=_frame_every(request), tags=request.POST.get("tags", ""),
-                                            tag_folders=request.POST.get("tag_folders") == "on")
+                                            tag_folders=request.POST.get("tag_folders") == "on",
+                                            skip_look_alikes=request.POST.get("skip_look_alikes") == "on")
         started = watches.bucket_watches_run(watch_ids=[watch.pk])
         messages.success(request, f"Watching {watch.source_url}: its new objects are imported every "
                                   f"{watch.every_minutes} minutes" + (f", the first time now (import #{started[0]})."

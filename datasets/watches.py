@@ -29,11 +29,13 @@ MIN_MINUTES, MAX_MINUTES = 5, 7 * 24 * 60
 
 def bucket_watch_create(*, project: Project, user: AbstractBaseUser | None, source_url: str, every_minutes: int = 60,
                         format: str = ImportFormat.AUTO, frame_every: float = 1.0,
-                        tags: list[str] | str | None = None, tag_folders: bool = False) -> BucketWatch:
+                        tags: list[str] | str | None = None, tag_folders: bool = False,
+                        skip_look_alikes: bool = False) -> BucketWatch:
     """Watch a prefix; its first import starts at the next beat (or at once with bucket_watches_run). Each
     video under it gives one frame every `frame_every` seconds; the images its imports add get `tags`
     (the camera's name, say) and, with `tag_folders`, their top folder's name under the prefix (one
-    watch for a site whose cameras each write to a folder of their own)."""
+    watch for a site whose cameras each write to a folder of their own); with `skip_look_alikes`, its imports
+    leave out the frames that look like one kept just before (a camera that saw nothing new)."""
     tags = tag_names_clean(tags)
     if format not in ImportFormat.values:
         raise ValidationError({"format": f"Unknown format {format!r}; choose one of {', '.join(ImportFormat.values)}."})
@@ -47,7 +49,7 @@ def bucket_watch_create(*, project: Project, user: AbstractBaseUser | None, sour
         raise ValidationError({"source_url": f"{project.name} watches {url} already."})
     return BucketWatch.objects.create(project=project, source_url=url, format=format, every_minutes=every_minutes,
                                       frame_every=frame_every, tags=tags, tag_folders=bool(tag_folders),
-                                      created_by=user)
+                                      skip_look_alikes=bool(skip_look_alikes), created_by=user)
 
 
 def bucket_watch_delete(*, watch: BucketWatch) -> None:
@@ -74,7 +76,8 @@ def bucket_watches_run(*, now: datetime | None = None, watch_ids: list[int] | No
             with transaction.atomic():
                 job = dataset_import_start(project=watch.project, user=watch.created_by, source_url=watch.source_url,
                                            format=watch.format, partial=True, frame_every=watch.frame_every,
-                                           tags=watch.tags, tag_folders=watch.tag_folders)
+                                           tags=watch.tags, tag_folders=watch.tag_folders,
+                                           skip_look_alikes=watch.skip_look_alikes)
         except ValidationError as exc:  # the prefix is no longer allowed, say: said on the page, tried again later
             error = " ".join(exc.messages)[:500]
             logger.warning("bucket watch %s could not start an import: %s", watch.pk, error)

@@ -82,14 +82,14 @@ class RecentLooks:
     trained on and held out at once. Held-out images that look like training ones would score a model on
     what it learned, not on what it will meet: its holdout mAP would flatter it."""
 
-    def __init__(self, looks: list[tuple[Look, str]], *, keep: int) -> None:
-        self._looks = list(looks)[-keep:]
+    def __init__(self, looks: list[tuple[Look, str, str]], *, keep: int) -> None:
+        self._looks = list(looks)[-keep:]  # (look, split, name)
         self._keep = keep
 
-    def split_of(self, look: Look) -> str | None:
-        """The split of the latest image `look` looks like; None when it looks like none of them."""
-        alike = _alike(look, _stacks([seen for seen, _ in self._looks]))
-        return self._looks[int(alike.max())][1] if alike.size else None
+    def latest_alike(self, look: Look) -> tuple[str, str] | None:
+        """(split, name) of the latest image `look` looks like; None when it looks like none of them."""
+        alike = _alike(look, _stacks([seen for seen, _, _ in self._looks]))
+        return self._looks[int(alike.max())][1:] if alike.size else None
 
-    def add(self, look: Look, split: str) -> None:
-        self._looks = self._looks[-(self._keep - 1):] + [(look, split)]
+    def add(self, look: Look, split: str, name: str) -> None:
+        self._looks = self._looks[-(self._keep - 1):] + [(look, split, name)]

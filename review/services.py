@@ -234,18 +234,29 @@ def recent_looks(project: Project) -> RecentLooks:
     """The looks and splits of the project's images added last, for image_prepare: a caller adding many
     images passes one to each, so that each sees the ones before it without reading them again."""
     rows = (ImageLook.objects.filter(image__project=project).order_by("-image_id")
-            .values_list("image_id", "image__width", "image__height", "image__split", "cells")[:LOOK_SPLIT_RECENT])
-    return RecentLooks([(Look(width, height, bytes(cells), pk), split)
-                        for pk, width, height, split, cells in reversed(rows)], keep=LOOK_SPLIT_RECENT)
+            .values_list("image_id", "image__width", "image__height", "image__split", "image__original_name",
+                         "cells")[:LOOK_SPLIT_RECENT])
+    return RecentLooks([(Look(width, height, bytes(cells), pk), split, name)
+                        for pk, width, height, split, name, cells in reversed(rows)], keep=LOOK_SPLIT_RECENT)
 
 
-def image_prepare(*, project: Project, data: bytes, filename: str, recent: RecentLooks | None = None) -> Image:
+class LookAlike(Exception):
+    """An image left out because it looks like one added just before (image_prepare's `refuse_look_alikes`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"looks like {name}, added just before (a fixed camera's unchanged view)")
+        self.name = name
+
+
+def image_prepare(*, project: Project, data: bytes, filename: str, recent: RecentLooks | None = None,
+                  refuse_look_alikes: bool = False) -> Image:
     """Validate, normalise and store one image's file; the row is returned unsaved (see image_create).
 
     Its split comes from its hash, unless it looks like one of the images added just before (`recent`,
-    else the project's last ones): a fixed camera's next frame, which joins that image's split.
-    Raises DuplicateImage or ValidationError, and then stores nothing. A caller that does not save the
-    row must delete its file (`image.file.delete(save=False)`).
+    else the project's last ones): a fixed camera's next frame, which joins that image's split; with
+    `refuse_look_alikes`, such a frame is not added at all (LookAlike).
+    Raises DuplicateImage, LookAlike or ValidationError, and then stores nothing. A caller that does not
+    save the row must delete its file (`image.file.delete(save=False)`).
     """
     existing = image_duplicate_of(project, data)
     if existing:
@@ -256,11 +267,17 @@ def image_prepare(*, project: Project, data: bytes, filename: str, recent: Recen
         raise ValidationError(str(exc), code="invalid_image") from None
     look = Look(normalised.width, normalised.height, normalised.look)
     recent = recent if recent is not None else recent_looks(project)
-    split = recent.split_of(look) or split_for_hash(normalised.content_hash, project.holdout_fraction)
-    recent.add(look, split)
+    if alike := recent.latest_alike(look):
+        if refuse_look_alikes:  # compared with the images kept: a slow drift (dusk) is kept in steps
+            raise LookAlike(alike[1])
+        split = alike[0]
+    else:
+        split = split_for_hash(normalised.content_hash, project.holdout_fraction)
+    name = display_name(filename)
+    recent.add(look, split, name)
     image = Image(
         project=project,
-        original_name=display_name(filename),
+        original_name=name,
         width=normalised.width,
         height=normalised.height,
         content_hash=normalised.content_hash,

@@ -319,7 +319,8 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     with django_capture_on_commit_callbacks(execute=False):
         response = api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
                                             {"source_url": f"s3://{cameras.name}/site-a/", "every_minutes": 30,
-                                             "frame_every": 2.5, "tags": ["site-a"], "tag_folders": True},
+                                             "frame_every": 2.5, "tags": ["site-a"], "tag_folders": True,
+                                             "skip_look_alikes": True},
                                             format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -327,12 +328,13 @@ def test_watches_through_the_api_and_the_page(cameras, client, django_capture_on
     first = DatasetImport.objects.get(pk=body["last_import"])
     assert body["frame_every"] == 2.5 and first.frame_every == 2.5 and body["tags"] == first.tags == ["site-a"]
     assert body["tag_folders"] is first.tag_folders is True
+    assert body["skip_look_alikes"] is first.skip_look_alikes is True  # each import of the watch leaves them out
     assert api_client(manager).post(reverse("api:bucket_watch_list", args=[project.pk]),
                                     {"source_url": "s3://elsewhere/x/"}, format="json").status_code == 400
     client.force_login(manager)
     page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
     assert f'data-watch-id="{body["id"]}"' in page and "30 min" in page and "frames every 2.5 s" in page
-    assert "tagged site-a, by folder" in page
+    assert "tagged site-a, by folder" in page and "unchanged frames left out" in page
     dataset_import_execute(job_id=body["last_import"])
     assert list(Image.objects.get(project=project).tags.values_list("name", flat=True)) == ["site-a"]
     cameras.put("site-a/b.png", scene_png(2))

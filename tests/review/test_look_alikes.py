@@ -1,6 +1,8 @@
 """A fixed camera's unchanged frames: *Start reviewing* passes over the images that look like one saved
-lately or open in another reviewer's editor, until nothing else is left (review/look_alikes.py)."""
+lately or open in another reviewer's editor, until nothing else is left; a frame joins the split of the
+look-alike added just before it; an import may leave them out (review/look_alikes.py)."""
 import io
+import json
 
 import numpy as np
 import PIL.Image
@@ -10,7 +12,7 @@ from review.image_files import normalise_image
 from review.look_alikes import LOOK_TOLERANCE, Look, alike_to_any, look_cells
 from review.models import Image, ImageLook
 from review.services import image_boxes_save, image_create, image_next_for_review
-from tests.factories import add_member, make_project
+from tests.factories import add_member, api_client, make_project
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +165,41 @@ def test_dark_flat_frames_never_look_alike():
     assert not any(alike_to_any(looks, looks))
     dark = look(frame(1, noise=1, brighter=-150))  # nearly black: what little it shows is noise
     assert alike_to_any([look(frame(1, noise=2, brighter=-150))], [dark]) == [False]
+
+
+def test_an_import_can_leave_out_a_camera_s_unchanged_frames_but_never_a_labelled_one(client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from datasets.execution import dataset_import_execute
+    from datasets.models import DatasetImport
+    from review.models import Role
+    from tests.datasets.helpers import coco_doc, zip_of
+
+    project = make_project()
+    files = {f"gate/{n:02d}.png": frame(1, noise=n) for n in range(8)}
+    files["gate/car.png"] = frame(1, noise=50, box_at=150)
+    files["yard/00.png"] = frame(2, noise=0)
+    files["yard/01.png"] = frame(2, noise=1)
+    client.force_login(project.memberships.get(role=Role.MANAGER).user)
+    client.post(reverse("datasets:import_start", args=[project.pk]),
+                {"file": SimpleUploadedFile("cams.zip", zip_of(files).getvalue()), "skip_look_alikes": "on",
+                 "tag_folders": "on"})
+    job = dataset_import_execute(job_id=DatasetImport.objects.get().pk, progress_interval=0)
+    assert job.skip_look_alikes and job.status == "succeeded", job.error
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["00.png", "00.png", "car.png"]
+    assert job.report["look_alikes"] == 8  # gate's 01-07, yard's 01
+    skipped = {row["file"]: row["reason"] for row in job.report["skipped"]}
+    assert skipped["gate/05.png"] == "looks like 00.png, added just before (a fixed camera's unchanged view)"
+    page = client.get(reverse("datasets:project_data", args=[project.pk])).content.decode()
+    assert "8 unchanged frames left out" in page
+    # labelled frames are someone's work: kept, look-alike or not
+    labelled = {f"{n:02d}.png": frame(3, noise=n) for n in range(3)}
+    doc = coco_doc([(name, 320, 240) for name in labelled], [(n, "circle", [10, 10, 20, 20]) for n in range(3)])
+    response = api_client(project.memberships.get(role=Role.MANAGER).user).post(
+        f"/api/v1/projects/{project.pk}/imports/", {"skip_look_alikes": "true", "file": SimpleUploadedFile(
+            "labelled.zip", zip_of({**labelled, "annotations.json": json.dumps(doc).encode()}).getvalue())},
+        format="multipart")
+    assert response.status_code == 202 and response.data["skip_look_alikes"], response.data
+    job = dataset_import_execute(job_id=response.data["id"], progress_interval=0)
+    assert (job.report["images_added"], job.report["look_alikes"]) == (3, 0)

@@ -33,16 +33,19 @@ class Command(BaseCommand):
                                                        "(a camera's name, night).")
         parser.add_argument("--tag-folders", action="store_true",
                             help="Tag each image it adds with its top folder's name (gate for gate/0800.jpg).")
+        parser.add_argument("--skip-look-alikes", action="store_true",
+                            help="Leave out unlabelled images that look like one kept just before (a fixed camera's "
+                                 "unchanged view).")
 
     def handle(self, *args, project, path, format, partial, model_name, user, frame_every, tags, tag_folders,
-               **options):
+               skip_look_alikes, **options):
         project = project_from_arg(project)
         importer = get_user_model().objects.filter(username=user).first() if user else None
         if user and importer is None:
             raise CommandError(f"No user {user!r}.")
         common = {"project": project, "user": importer, "format": format, "partial": partial,
                   "model_name": model_name, "frame_every": frame_every, "tags": tags,
-                  "tag_folders": tag_folders, "queue": False}
+                  "tag_folders": tag_folders, "skip_look_alikes": skip_look_alikes, "queue": False}
         file = Path(path)
         try:
             if path.startswith("s3://"):
