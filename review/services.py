@@ -233,11 +233,11 @@ LOOK_SPLIT_RECENT = 64  # images added last whose split a look-alike joins (revi
 def recent_looks(project: Project) -> RecentLooks:
     """The looks and splits of the project's images added last, for image_prepare: a caller adding many
     images passes one to each, so that each sees the ones before it without reading them again."""
-    rows = (ImageLook.objects.filter(image__project=project).order_by("-image_id")
-            .values_list("image_id", "image__width", "image__height", "image__split", "image__original_name",
-                         "cells")[:LOOK_SPLIT_RECENT])
+    rows = (Image.objects.filter(project=project).order_by("-created_at")  # the project's newest first (an index)
+            .values_list("pk", "width", "height", "split", "original_name", "look__cells")[:LOOK_SPLIT_RECENT])
     return RecentLooks([(Look(width, height, bytes(cells), pk), split, name)
-                        for pk, width, height, split, name, cells in reversed(rows)], keep=LOOK_SPLIT_RECENT)
+                        for pk, width, height, split, name, cells in reversed(rows) if cells is not None],
+                       keep=LOOK_SPLIT_RECENT)
 
 
 class LookAlike(Exception):
