@@ -12,8 +12,9 @@ reviewer opens the next image and saves it, `reviews` times, once with each sett
 camera's view with the car where it is (or none). Prints how many held-out frames look like a training
 frame (the splits by hash alone, and as stored: look-alikes join the split of the frame before), the
 scenes each reviewer corrected, the median
-time of a "next image" with each, and a last line `scenes_vs_queue_order: X.XX` (scenes corrected with
-look-alikes passed over, over scenes without: higher is better).
+time of a "next image" with each, how many frames and scenes an import of the same frames keeps with
+unchanged frames left out (skip_look_alikes), and a last line `scenes_vs_queue_order: X.XX` (scenes
+corrected with look-alikes passed over, over scenes without: higher is better).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import argparse
 import io
 import statistics
 import time
+import zipfile
 
 import numpy as np
 import PIL.Image
@@ -54,13 +56,14 @@ def main() -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    from datasets.imports import ImportSource, dataset_import
     from review.look_alikes import Look, alike_to_any
     from review.models import Image, ImageLook, ReviewEvent, ReviewStatus
     from review.services import image_boxes_save, image_create, image_next_for_review, project_create, split_for_hash
 
     owner = get_user_model().objects.create(username=f"bench-{time.time_ns()}")
     project = project_create(name="cameras", owner=owner, class_names=["car"])
-    scenes, started = {}, time.perf_counter()
+    scenes, started, files = {}, time.perf_counter(), {}
     uncertainty = np.random.default_rng(0).uniform(0.3, 0.9, args.cameras)
     for camera in range(args.cameras):
         for number in range(args.frames):
@@ -68,6 +71,7 @@ def main() -> None:
             image = image_create(project=project, data=data, filename=f"cam{camera:02d}-{number:03d}.png")
             Image.objects.filter(pk=image.pk).update(priority=uncertainty[camera] - 1e-4 * number)
             scenes[image.pk] = scene
+            files[f"cam{camera:02d}/{number:03d}.png"] = (data, scene)
     total_scenes = len(set(scenes.values()))
     print(f"{len(scenes)} frames of {args.cameras} cameras, {total_scenes} scenes, added in "
           f"{time.perf_counter() - started:.1f} s", flush=True)
@@ -99,6 +103,18 @@ def main() -> None:
         print(f"look-alikes {'passed over' if passing else 'in queue order'}: {len(seen)} scenes in the first "
               f"{args.reviews} images; next image median {statistics.median(times) * 1000:.1f} ms, "
               f"slowest {max(times) * 1000:.1f} ms", flush=True)
+    # The same frames imported again, into a project of their own, leaving out unchanged ones.
+    other = project_create(name="cameras, unchanged frames left out", owner=owner, class_names=["car"])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, (data, _) in files.items():
+            archive.writestr(name, data)
+    report = dataset_import(project=other, source=ImportSource(buffer, name="cams.zip"), user=None,
+                            skip_look_alikes=True)
+    left_out = {row["file"] for row in report.skipped}
+    kept = {scene for name, (_, scene) in files.items() if name not in left_out}
+    print(f"imported with unchanged frames left out: {report.images_added} of {len(files)} frames kept, "
+          f"{len(kept)} of {total_scenes} scenes among them", flush=True)
     print(f"scenes_vs_queue_order: {results[True] / results[False]:.2f}")
 
 

@@ -44,8 +44,19 @@ def look_cells(picture: PIL.Image.Image) -> bytes:
 
 def alike_to_any(candidates: list[Look], references: list[Look]) -> list[bool]:
     """For each candidate, whether it looks like any of the references (other than itself)."""
-    stacks = _stacks(references)
-    return [_alike(candidate, stacks).size > 0 for candidate in candidates]
+    seen = Seen(references)
+    return [seen.looks_like_any(candidate) for candidate in candidates]
+
+
+class Seen:
+    """Looks to compare others with, stacked once: a caller asking about one candidate at a time can stop
+    at the first that looks like none of them."""
+
+    def __init__(self, references: list[Look]) -> None:
+        self._stacks = _stacks(references)
+
+    def looks_like_any(self, candidate: Look) -> bool:
+        return _alike(candidate, self._stacks).size > 0
 
 
 def _stacks(references: list[Look]) -> dict[tuple[int, int], tuple[np.ndarray, ...]]:

@@ -23,7 +23,7 @@ from django.utils import timezone
 from project.row_locks import update_lock, key_share_lock
 from review import notifications
 from review.image_files import ImageRejected, content_hash, normalise_image
-from review.look_alikes import Look, RecentLooks, alike_to_any
+from review.look_alikes import Look, RecentLooks, Seen
 from review.models import (
     CORRECTION_KINDS, REPLACED_BOX_FIELDS, Annotation, AnnotationSource, Comment, Image, ImageLook, LabelClass,
     Membership, Mention, Project, ReviewEvent, ReviewStatus, Role, Split, StatusChange,
@@ -665,13 +665,11 @@ def _looks_seen(project: Project, *, user: AbstractBaseUser, now) -> list[Look]:
 def _first_unlike(queue: QuerySet[Image], seen: list[Look]) -> Image | None:
     """The first image of `queue` that looks like none of `seen`, among its first LOOK_SCAN; images without a
     look (added before looks were kept) look like nothing."""
-    start = 0
+    start, seen = 0, Seen(seen)
     for size in (1, 24, LOOK_SCAN - 25):  # the first image usually does: one row read, then more at a time
         rows = list(queue.only("id", "width", "height").annotate(cells=F("look__cells"))[start:start + size])
-        looks = [Look(row.width, row.height, bytes(row.cells), row.pk) for row in rows if row.cells is not None]
-        alike = iter(alike_to_any(looks, seen))
         for row in rows:
-            if row.cells is None or not next(alike):
+            if row.cells is None or not seen.looks_like_any(Look(row.width, row.height, bytes(row.cells), row.pk)):
                 return row
         if len(rows) < size:
             return None
