@@ -6,13 +6,16 @@ all of them, and one corrected frame teaches a fine-tune what the others would. 
 of pixels. Two images look alike when they have the same size, their overall brightness differs by
 LOOK_EXPOSURE grey levels at most (a camera's auto-exposure; more is another light, dusk, which a
 detector sees differently) and, that difference taken out, no cell differs by more than LOOK_TOLERANCE,
-nor by more than LOOK_CONTRAST_SHARE of the pictures' contrast. The last rule is for night and fog: a
-dark, flat frame's scenes differ by a few grey levels, no more than its noise does, so such frames
-never look alike (the demo's night scenes: 15 of 60 looked like another with the first two rules only). An object that appears, leaves or moves changes the cells it covers by far more (half a cell
-of a 1080p frame is about 1,000 pixels); sensor noise and JPEG artifacts average out within a cell.
+nor by more than LOOK_CONTRAST_SHARE of the pictures' contrast. An object that appears, leaves or moves
+changes the cells it covers by far more (half a cell of a 1080p frame is about 1,000 pixels); sensor
+noise and JPEG artifacts average out within a cell. The contrast rule is for night and fog: a dark,
+flat frame's scenes differ by a few grey levels, no more than its noise does, so such frames never
+look alike (the demo's night scenes: 15 of 60 looked like another with the first two rules only).
 
-*Start reviewing* passes over the images that look like one saved lately or open in another
-reviewer's editor (review.services.image_next_for_review) until nothing else is left. No Django here.
+Three uses (review/services.py, datasets/imports.py): *Start reviewing* passes over the images that
+look like one saved lately or open in another reviewer's editor until nothing else is left; an image
+that looks like one added just before joins its split (RecentLooks), so that no scene is trained on
+and held out at once; and an import may leave such images out. No Django here.
 """
 from __future__ import annotations
 
