@@ -9,7 +9,8 @@ Each camera sends `frames` frames a second apart (640x480, sensor noise): the fi
 last three with a car passing (three new scenes); the model is about as unsure of every frame of a
 camera, so a camera's frames sit together in the queue, the most uncertain camera first. A simulated
 reviewer opens the next image and saves it, `reviews` times, once with each setting. A scene is a
-camera's view with the car where it is (or none). Prints how many held-out frames look like a training
+camera's view with the car where it is (or none); then the queue page is loaded with the cards that look
+like an image seen lately marked, and without. Prints how many held-out frames look like a training
 frame (the splits by hash alone, and as stored: look-alikes join the split of the frame before), the
 scenes each reviewer corrected, the median
 time of a "next image" with each, how many frames and scenes an import of the same frames keeps with
@@ -103,6 +104,25 @@ def main() -> None:
         print(f"look-alikes {'passed over' if passing else 'in queue order'}: {len(seen)} scenes in the first "
               f"{args.reviews} images; next image median {statistics.median(times) * 1000:.1f} ms, "
               f"slowest {max(times) * 1000:.1f} ms", flush=True)
+    # The queue page after those 40 saves: its cards say which look like an image seen lately.
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client()
+    client.force_login(owner)
+    url = reverse("review:project_queue", args=[project.pk])
+    for marking in (False, True):
+        settings.REVIEW_PASS_LOOK_ALIKES = marking
+        times = []
+        for _ in range(12):
+            started = time.perf_counter()
+            page = client.get(url, secure=True, HTTP_HOST="localhost")  # DEBUG=0: https, as in production
+            times.append(time.perf_counter() - started)
+        assert page.status_code == 200, page.status_code
+        marked = page.content.decode().count(", seen lately")
+        print(f"queue page {'with' if marking else 'without'} look-alikes marked: median "
+              f"{statistics.median(times[2:]) * 1000:.1f} ms, {marked} cards marked", flush=True)
+
     # The same frames imported again, into a project of their own, leaving out unchanged ones.
     other = project_create(name="cameras, unchanged frames left out", owner=owner, class_names=["car"])
     buffer = io.BytesIO()

@@ -61,6 +61,11 @@ class Seen:
     def looks_like_any(self, candidate: Look) -> bool:
         return _alike(candidate, self._stacks).size > 0
 
+    def alike_to(self, candidate: Look) -> int | None:
+        """The position, in the references, of the last one `candidate` looks like; None for none."""
+        alike = _alike(candidate, self._stacks)
+        return int(alike.max()) if alike.size else None
+
 
 def _stacks(references: list[Look]) -> dict[tuple[int, int], tuple[np.ndarray, ...]]:
     """The references by size: their cells stacked, their image ids, their positions in the list and their

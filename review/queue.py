@@ -210,7 +210,9 @@ def url_with_id_slot(name: str) -> str:
     return reverse(name, args=[_ID_MARK]).replace(str(_ID_MARK), "{}")
 
 
-def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
+def queue_cards(images: Iterable[Image], *, looks_like: dict[int, str] | None = None) -> list[QueueCard]:
+    """`looks_like`: image id -> the name of an image seen lately that it looks like (comes later in *next*)."""
+    looks_like = looks_like or {}
     # One reverse() per kind of link, the image id filled in per card: the ids are the only difference.
     editor_url = url_with_id_slot("review:image_editor")
     file_url = url_with_id_slot("review:image_thumbnail")
@@ -219,6 +221,7 @@ def queue_cards(images: Iterable[Image]) -> list[QueueCard]:
         counts=(f"{image.get_status_display()} · {_plural(image.box_count, 'box', 'boxes')} · "
                 f"{image.prediction_count} predicted" + (f" · open by {holder}" if (holder := image.open_by) else "")
                 + (f" · assigned to {image.assigned_to.username}" if image.assigned_to_id else "")
+                + (f" · looks like {looks_like[image.id]}, seen lately" if image.id in looks_like else "")
                 + "".join(f" · {tag.name}" for tag in image.tags.all())),
         scores=" · ".join(_scores(image)),
     ) for image in images]

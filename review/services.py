@@ -662,6 +662,22 @@ def _looks_seen(project: Project, *, user: AbstractBaseUser, now) -> list[Look]:
             rows.values_list("image_id", "image__width", "image__height", "cells")]
 
 
+def images_looking_seen(*, project: Project, user: AbstractBaseUser, images: Iterable[Image]) -> dict[int, str]:
+    """For the unreviewed ones of `images` (a queue page's), the name of the image saved lately or open in
+    another editor that each looks like: the ones *Start reviewing* comes to later."""
+    ids = [image.pk for image in images if image.status == ReviewStatus.UNREVIEWED]
+    seen = _looks_seen(project, user=user, now=timezone.now()) if ids and settings.REVIEW_PASS_LOOK_ALIKES else []
+    if not seen:
+        return {}
+    names = dict(Image.objects.filter(pk__in=[look.image_id for look in seen]).values_list("pk", "original_name"))
+    checker, alike = Seen(seen), {}
+    for pk, width, height, cells in ImageLook.objects.filter(image_id__in=ids).values_list(
+            "image_id", "image__width", "image__height", "cells"):
+        if (at := checker.alike_to(Look(width, height, bytes(cells), pk))) is not None:
+            alike[pk] = names.get(seen[at].image_id, "")
+    return alike
+
+
 def _first_unlike(queue: QuerySet[Image], seen: list[Look]) -> Image | None:
     """The first image of `queue` that looks like none of `seen`, among its first LOOK_SCAN; images without a
     look (added before looks were kept) look like nothing."""

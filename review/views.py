@@ -143,7 +143,8 @@ def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
         return HttpResponseRedirect(reverse("review:project_queue", args=[project.pk]))
     return render(request, "review/queue.html", {
         "project": project,
-        "cards": (cards := queue_cards(images)),
+        "cards": (cards := queue_cards(images, looks_like=services.images_looking_seen(
+            project=project, user=request.user, images=images))),
         "cards_html": queue_cards_html(cards, selectable=membership.has_role(Role.REVIEWER)),
         "next_url": paginator.get_next_link(),
         "previous_url": paginator.get_previous_link(),

@@ -203,3 +203,15 @@ def test_an_import_can_leave_out_a_camera_s_unchanged_frames_but_never_a_labelle
     assert response.status_code == 202 and response.data["skip_look_alikes"], response.data
     job = dataset_import_execute(job_id=response.data["id"], progress_interval=0)
     assert (job.report["images_added"], job.report["look_alikes"]) == (3, 0)
+
+
+def test_the_queue_page_says_which_cards_look_like_an_image_seen_lately(cameras, client):
+    from django.urls import reverse
+
+    gate, yard = cameras["gate"], cameras["yard"]
+    _save(gate[0], cameras["ann"])
+    client.force_login(cameras["ann"])
+    page = client.get(reverse("review:project_queue", args=[cameras["project"].pk])).content.decode()
+    card = {image.pk: page.split(f'data-image-id="{image.pk}"')[1].split("</li>")[0] for image in gate[1:] + yard}
+    assert all("looks like gate-0.png, seen lately" in card[image.pk] for image in gate[1:])
+    assert not any("looks like" in card[image.pk] for image in yard)
