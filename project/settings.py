@@ -136,7 +136,7 @@ IMPORT_BUCKETS = import_buckets(env_list(os.environ, "IMPORT_BUCKETS", []))
 MAX_LABEL_FILE_BYTES = int(os.environ.get("MAX_LABEL_FILE_BYTES", 256 * 1024**2))
 # How long an image opened in the editor stays out of other reviewers' "next image" (review/services.py).
 REVIEW_HOLD_SECONDS = int(os.environ.get("REVIEW_HOLD_SECONDS", 600))
-# "Next image" passes over images that look like one saved lately or open in another reviewer's editor
+# "Next image" passes over images that look like one reviewed lately or open in another reviewer's editor
 # (a fixed camera's unchanged frames: review/look_alikes.py) until nothing else is left; 0 turns it off.
 REVIEW_PASS_LOOK_ALIKES = os.environ.get("REVIEW_PASS_LOOK_ALIKES", "1") == "1"
 

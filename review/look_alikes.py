@@ -13,7 +13,7 @@ flat frame's scenes differ by a few grey levels, no more than its noise does, so
 look alike (the demo's night scenes: 15 of 60 looked like another with the first two rules only).
 
 Three uses (review/services.py, datasets/imports.py): *Start reviewing* passes over the images that
-look like one saved lately or open in another reviewer's editor until nothing else is left; an image
+look like one reviewed lately or open in another reviewer's editor until nothing else is left; an image
 that looks like one added just before joins its split (RecentLooks), so that no scene is trained on
 and held out at once; and an import may leave such images out. No Django here.
 """

@@ -275,6 +275,8 @@ class Image(models.Model):
             models.Index(fields=["project", "split", "status"], name="image_split_idx"),
             models.Index(fields=["project", "-created_at"], name="image_newest_idx"),
             models.Index(fields=["project", "-correction_count", "id"], name="image_corrections_idx"),
+            # The images reviewed last: what "next image" compares the queue's next ones with (look-alikes).
+            models.Index(fields=["project", "-reviewed_at"], name="image_reviewed_idx"),
             # The "uncertainty" sort, never-predicted images last (review/queue.py's uncertainty_rank).
             models.Index(F("project"), Coalesce(F("uncertainty"), Value(-1.0)).desc(), F("id"),
                          name="image_uncertainty_idx"),

@@ -624,7 +624,7 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
     first in each; images assigned to other members are theirs. Reviewed images (the approval pass):
     the longest-waiting first, whoever they were assigned to. Images held by other reviewers, and those
     in `exclude` (skipped, or just saved), are passed over. So are unreviewed images that look like one
-    saved lately or open in another reviewer's editor (a fixed camera's next, unchanged frame:
+    reviewed lately or open in another reviewer's editor (a fixed camera's next, unchanged frame:
     review/look_alikes.py), among the next LOOK_SCAN of each pool, until only such images are left.
     """
     if status not in (ReviewStatus.UNREVIEWED, ReviewStatus.REVIEWED):
@@ -648,13 +648,13 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
 
 
 LOOK_SCAN = 200   # queued images looked at for one unlike those seen, in queue order
-LOOK_RECENT = 100  # the project's latest saves whose images count as seen
+LOOK_RECENT = 100  # the project's images reviewed last (saved, or imported with labels) count as seen
 
 
 def _looks_seen(project: Project, *, user: AbstractBaseUser, now) -> list[Look]:
-    """The looks of the images saved lately in the project and of those open in other reviewers' editors."""
-    saved = ReviewEvent.objects.filter(image__project=project).order_by("-created_at").values_list(
-        "image_id", flat=True)[:LOOK_RECENT]
+    """The looks of the images reviewed lately in the project and of those open in other reviewers' editors."""
+    saved = Image.objects.filter(project=project, reviewed_at__isnull=False).order_by("-reviewed_at").values_list(
+        "pk", flat=True)[:LOOK_RECENT]  # image_reviewed_idx: the project's latest, however many projects
     open_elsewhere = Image.objects.filter(project=project, held_until__gt=now).exclude(held_by=user).values_list(
         "pk", flat=True)
     rows = ImageLook.objects.filter(Q(image_id__in=list(saved)) | Q(image_id__in=list(open_elsewhere)))
@@ -663,7 +663,7 @@ def _looks_seen(project: Project, *, user: AbstractBaseUser, now) -> list[Look]:
 
 
 def images_looking_seen(*, project: Project, user: AbstractBaseUser, images: Iterable[Image]) -> dict[int, str]:
-    """For the unreviewed ones of `images` (a queue page's), the name of the image saved lately or open in
+    """For the unreviewed ones of `images` (a queue page's), the name of the image reviewed lately or open in
     another editor that each looks like: the ones *Start reviewing* comes to later."""
     ids = [image.pk for image in images if image.status == ReviewStatus.UNREVIEWED]
     seen = _looks_seen(project, user=user, now=timezone.now()) if ids and settings.REVIEW_PASS_LOOK_ALIKES else []
