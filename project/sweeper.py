@@ -35,27 +35,33 @@ def job_models() -> list[type[JobRun]]:
     return [model for model in apps.get_models() if issubclass(model, JobRun)]
 
 
-def stale_runs_sweep(*, now=None) -> dict[str, list[int]]:
+def stale_runs_sweep(*, now=None, stale_after: timedelta | None = None) -> dict[str, list[int]]:
     """Resume or fail each stale running job, and send again the tasks of jobs queued too long;
-    returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'."""
+    returns {"resumed": [...], "failed": [...], "resent": [...]} as 'Model #id'.
+
+    `stale_after` (default JOB_STALE_MINUTES): how long a running job's silence makes it stale. Zero is
+    for a caller that knows no worker is running (`rundemo` before it starts the demo's workers)."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.JOB_STALE_MINUTES)
+    stale_cutoff = cutoff if stale_after is None else now - stale_after
     outcome: dict[str, list] = {"resumed": [], "failed": [], "resent": []}
     for model in job_models():
         outcome["resent"] += _queued_tasks_resend(model, cutoff, now)
-        stale_ids = list(model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+        stale_ids = list(model.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_cutoff)
                          .values_list("pk", flat=True))
         for run_id in stale_ids:
             with transaction.atomic():
                 run = model.objects.select_for_update().filter(pk=run_id, status=JobStatus.RUNNING,
-                                                               heartbeat_at__lt=cutoff).first()
+                                                               heartbeat_at__lt=stale_cutoff).first()
                 if run is None:
                     continue  # it reported, or finished, meanwhile
                 label = f"{model.__name__} #{run.pk}"
                 if run.attempts >= settings.JOB_MAX_ATTEMPTS:
+                    silence = (f"no sign of life for {settings.JOB_STALE_MINUTES} minutes" if stale_after is None
+                               else "its workers were stopped")
                     job_finish(run, status=JobStatus.FAILED, error=(
-                        f"The worker stopped reporting (no sign of life for {settings.JOB_STALE_MINUTES} minutes) "
-                        f"after {run.attempts} attempts; gave up. See the worker logs."))
+                        f"The worker stopped reporting ({silence}) after {run.attempts} attempts; gave up. "
+                        "See the worker logs."))
                     outcome["failed"].append(label)
                     continue
                 model.objects.filter(pk=run.pk).update(heartbeat_at=now)  # give the resumed tasks time to start

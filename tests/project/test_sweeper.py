@@ -110,3 +110,27 @@ def test_a_resumed_job_is_taken_by_the_first_message_to_come(settings, django_ca
     assert len(sent) == 2
     export.refresh_from_db(), done.refresh_from_db(), left.refresh_from_db()
     assert (export.held_by_task, left.held_by_task, done.held_by_task) == ("", "", "a")
+
+
+def test_the_demo_resumes_a_job_its_last_stop_interrupted_at_once(settings, django_capture_on_commit_callbacks):
+    """Ctrl-C in a fine-tune takes its worker and, on the filesystem broker, its message: `rundemo` resumes
+    every running job before it starts the demo's workers, not after 30 quiet minutes."""
+    import io
+
+    from review.management.commands.rundemo import Command
+
+    settings.JOB_MAX_ATTEMPTS = 2
+    project = make_project()
+    just_now = timezone.now() - timedelta(seconds=5)
+    interrupted = RerankRun.objects.create(project=project, score_threshold=0.4, status=JobStatus.RUNNING, attempts=1,
+                                           heartbeat_at=just_now)
+    worn_out = DatasetExport.objects.create(project=project, status=JobStatus.RUNNING, attempts=2, heartbeat_at=just_now)
+    assert stale_runs_sweep() == {"resumed": [], "failed": [], "resent": []}  # quiet for 5 s: not stale
+    command = Command(stdout=io.StringIO())
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        command._resume_interrupted()
+    assert len(sent) == 1
+    said = command.stdout.getvalue()
+    assert f"resumed RerankRun #{interrupted.pk}" in said and f"failed DatasetExport #{worn_out.pk}" in said
+    worn_out.refresh_from_db()
+    assert worn_out.status == JobStatus.FAILED and "its workers were stopped" in worn_out.error

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management import call_command
@@ -15,6 +16,7 @@ from datasets.models import DatasetExport, DatasetImport
 from inference.models import InferenceRun, ModelVersionDeletion, RerankRun
 from project.cli import JobWatcher
 from project.jobs import JobRun, JobStatus
+from project.sweeper import stale_runs_sweep
 from review.models import ProjectDeletion
 from training.models import TrainingRun
 
@@ -39,6 +41,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         logs = settings.VAR_DIR / "logs"
         logs.mkdir(exist_ok=True)
+        self._resume_interrupted()
         workers = [
             subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
                               "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h", *extra],
@@ -61,6 +64,17 @@ class Command(BaseCommand):
                     worker.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+
+
+    def _resume_interrupted(self) -> None:
+        """A job left running when the demo last stopped (Ctrl-C in a fine-tune) lost its worker with it, and
+        the filesystem broker its message: resume it now rather than after the sweeper's 30 quiet minutes.
+        Every worker of the demo is started here, so none is running yet."""
+        outcome = stale_runs_sweep(stale_after=timedelta(0))
+        if outcome["resumed"] or outcome["failed"]:
+            self.stdout.write("Jobs interrupted when the demo last stopped: "
+                              + "; ".join(f"{what} {', '.join(runs)}" for what, runs in outcome.items()
+                                          if runs and what != "resent"))
 
 
 # The jobs the terminal follows, as the pages name them.
