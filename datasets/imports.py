@@ -99,8 +99,9 @@ class ImportSource:
             self._entries = {entry.name: entry for entry in self._archive}
             files = [entry.name for entry in self._archive if not is_video_name(entry.name)]
             self._videos = VideoFrames(lambda video: self._archive.open(self._entries[video]), every=frame_every)
+            taken = set(files)
             for video in sorted(entry.name for entry in self._archive if is_video_name(entry.name)):
-                self._videos.add(video, taken=set(files))
+                self._videos.add(video, taken=taken)
             self.refused = tuple(self._videos.refused)
             self.names = files + list(self._videos.frames)
             if len(self.names) > settings.MAX_ARCHIVE_ENTRIES:

@@ -58,6 +58,9 @@ class Seen:
     def __init__(self, references: list[Look]) -> None:
         self._stacks = _stacks(references)
 
+    def __bool__(self) -> bool:
+        return bool(self._stacks)  # nothing seen (or only unreadable looks): nothing to pass over
+
     def looks_like_any(self, candidate: Look) -> bool:
         return _alike(candidate, self._stacks).size > 0
 

@@ -639,7 +639,7 @@ def image_next_for_review(*, project: Project, user: AbstractBaseUser, status: s
     for _ in range(20):  # a lost race means another reviewer took that image just now: try the next one
         now = timezone.now()
         queues = [pool.filter(_free_for(user, now)).exclude(pk__in=exclude).order_by(*order) for pool in pools]
-        seen = _looks_seen(project, user=user, now=now) if pass_alikes else []
+        seen = Seen(_looks_seen(project, user=user, now=now)) if pass_alikes else None
         image = next((found for queue in queues if (found := _first_unlike(queue, seen))), None) if seen else None
         image = image or next((found for queue in queues if (found := queue.only("id").first())), None)
         if image is None or _hold(image.pk, user=user, project_id=project.pk, now=now, only_if=Q(status=status)):
@@ -678,10 +678,10 @@ def images_looking_seen(*, project: Project, user: AbstractBaseUser, images: Ite
     return alike
 
 
-def _first_unlike(queue: QuerySet[Image], seen: list[Look]) -> Image | None:
+def _first_unlike(queue: QuerySet[Image], seen: Seen) -> Image | None:
     """The first image of `queue` that looks like none of `seen`, among its first LOOK_SCAN; images without a
     look (added before looks were kept) look like nothing."""
-    start, seen = 0, Seen(seen)
+    start = 0
     for size in (1, 24, LOOK_SCAN - 25):  # the first image usually does: one row read, then more at a time
         rows = list(queue.only("id", "width", "height").annotate(cells=F("look__cells"))[start:start + size])
         for row in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from inference.models import ModelVersion, Prediction
 from inference.selectors import images_predicted_by
@@ -82,13 +82,10 @@ def _holdout_waiting_by_tag(project_id: int, names: list[str]) -> dict[str, int]
     once reviewed (an image's split is fixed when it is added: training on these never hides them)."""
     if not names:
         return {}
-    rows = (Image.tags.through.objects.filter(tag__project_id=project_id, tag__name__in=names,
-                                              image__split=Split.HOLDOUT)
-            .exclude(image__status__in=REVIEWED_STATUSES).values_list("tag__name", flat=True))
-    waiting = dict.fromkeys(names, 0)
-    for name in rows:
-        waiting[name] += 1
-    return waiting
+    counts = (Image.tags.through.objects.filter(tag__project_id=project_id, tag__name__in=names,
+                                                image__split=Split.HOLDOUT)
+              .exclude(image__status__in=REVIEWED_STATUSES).values_list("tag__name").annotate(count=Count("id")))
+    return dict.fromkeys(names, 0) | dict(counts)
 
 
 def model_version_operating_points(*, version: ModelVersion, choose: str = "f1", target: float | None = None) -> dict:
