@@ -34,7 +34,11 @@ class TrainSample:
 
 @dataclass
 class Checkpoint:
-    """What a resumed run needs: weights, optimiser and schedule state after `epoch` epochs."""
+    """What a resumed run needs: weights, optimiser and schedule state after `epoch` epochs.
+
+    On the CPU its tensors are the live model's and optimiser's, which the next step changes: `on_epoch`
+    writes it out (to_bytes) before it returns.
+    """
 
     epoch: int
     model: dict
@@ -105,6 +109,18 @@ def _initial_weights(model: nn.Module, state: dict | None, *, architecture: str,
     return len(fitting)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws: the shuffle, the flips and colour jitter, the detector's own
+    sampling of anchors and proposals. From the run's seed and the epoch alone, so a run resumed from a
+    checkpoint after a killed worker draws what the uninterrupted run would have, and ends with the same model."""
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # every device's generator, CUDA's included
+
+
 def train(
     *,
     architecture: str,
@@ -122,9 +138,7 @@ def train(
     if not samples:
         raise ValueError("Nothing to train on: no reviewed training images.")
     device = device or default_device()
-    random.seed(config.seed)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
+    _seed_everything(config.seed)  # the new class heads' initial weights
     model = build_model(architecture, len(class_names), image_size=config.image_size).to(device)
     _initial_weights(model, initial_state, architecture=architecture, class_names=class_names,
                      state_class_names=initial_class_names)
@@ -147,16 +161,14 @@ def train(
         optimizer.load_state_dict(resume.optimizer)
         scheduler.load_state_dict(resume.scheduler)
         start_epoch = resume.epoch
-        # Later epochs must see the same shuffles as an uninterrupted run.
-        for _ in range(start_epoch):
-            torch.randperm(len(samples), generator=generator)
     images = decode_all(samples)
     transform = train_transform()
     use_autocast = device.type == "cuda"
     step = start_epoch * len(slices)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        order = torch.randperm(len(samples), generator=generator).tolist()
+        _seed_everything(epoch_seed(config.seed, epoch))
+        order = torch.randperm(len(samples)).tolist()
         for first, last in slices:
             batch_images, targets = [], []
             for index in order[first:last]:

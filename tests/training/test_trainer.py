@@ -45,6 +45,24 @@ def test_resume_continues_from_the_checkpoint():
     assert steps == [(2, 1)]  # only the second epoch ran again
 
 
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one():
+    """A worker killed mid-run must not change the model the run gives: each epoch's random draws (shuffle,
+    flips, colour jitter, the detector's box sampling) come from the seed and the epoch, not from the
+    epochs before it, which a resumed run skips."""
+    config = default_config("fasterrcnn_mobilenet_v3_large_320_fpn", epochs=2, batch_size=2, image_size=96)
+    data = samples(4)
+    cpu = torch.device("cpu")
+    checkpoints = []
+    whole = train(architecture="fasterrcnn_mobilenet_v3_large_320_fpn", class_names=CLASS_NAMES, samples=data,
+                  config=config, on_epoch=lambda e, m, c: checkpoints.append(c.to_bytes()), device=cpu).state_dict()
+    torch.manual_seed(12345)  # whatever the worker drew before the redelivery
+    resumed = train(architecture="fasterrcnn_mobilenet_v3_large_320_fpn", class_names=CLASS_NAMES, samples=data,
+                    config=config, resume=Checkpoint.from_bytes(checkpoints[0]), device=cpu).state_dict()
+    assert not all(torch.equal(Checkpoint.from_bytes(checkpoints[0]).model[k], whole[k]) for k in whole)  # the second epoch did train
+    differ = [k for k in whole if not torch.equal(whole[k], resumed[k])]
+    assert not differ, differ[:5]
+
+
 def test_a_lone_last_image_joins_the_batch_before_it():
     assert batch_slices(9, 4) == [(0, 4), (4, 9)]
     assert batch_slices(8, 4) == [(0, 4), (4, 8)]
