@@ -26,6 +26,8 @@ urlpatterns = [
          name="member_detail"),
     path("projects/<id:project_id>/label-classes/", review_api.LabelClassListCreate.as_view(),
          name="label_class_list"),
+    path("projects/<id:project_id>/label-classes/counts/", review_api.LabelClassCounts.as_view(),
+         name="label_class_counts"),
     path("label-classes/<id:class_id>/", review_api.LabelClassDetail.as_view(), name="label_class_detail"),
     path("projects/<id:project_id>/tags/", review_api.TagList.as_view(), name="tag_list"),
     path("tags/<id:tag_id>/", review_api.TagDetail.as_view(), name="tag_detail"),

@@ -42,7 +42,7 @@ from review.models import (
 from review.project_deletion import deletions_visible_to, project_deletion_cancel, project_deletion_start
 from review.media import image_file_response, image_thumbnail_response, images_for_media
 from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
-from review.selectors import image_box_versions, project_list_for_user
+from review.selectors import image_box_versions, label_class_counts, project_list_for_user
 from review.tags import image_tags_add, tag_delete, tag_names_clean, tag_rename, tags_with_counts
 from inference.suspects import has_open_suspects, suspects_resolve
 from training.services import training_after_review
@@ -180,6 +180,16 @@ class LabelClassListCreate(APIView):
         data = validated(s.LabelClassSerializer, request.data)
         label_class = services.label_class_create(project=project, name=data["name"], colour=data.get("colour"))
         return Response(s.LabelClassSerializer(label_class).data, status=status.HTTP_201_CREATED)
+
+
+class LabelClassCounts(APIView):
+    @extend_schema(responses=s.LabelClassCountsSerializer(many=True),
+                   summary="Each class's human boxes on reviewed images, training and held out",
+                   description="What the next fine-tune learns from and is judged on, class by class. A class "
+                               "with no held-out box is not judged (`judged`: false): mAP leaves it out.")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = member_project(request, project_id)
+        return Response(s.LabelClassCountsSerializer(label_class_counts(project=project), many=True).data)
 
 
 class LabelClassDetail(APIView):

@@ -10,8 +10,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from review.models import (
-    REPLACED_BOX_FIELDS, Image, LabelClass, Mention, Project, ReviewEvent, ReviewStatus, StatusChange,
-    project_being_deleted,
+    REPLACED_BOX_FIELDS, REVIEWED_STATUSES, Annotation, Image, LabelClass, Mention, Project, ReviewEvent, ReviewStatus, StatusChange,
+    Split, project_being_deleted,
 )
 
 
@@ -73,6 +73,40 @@ def image_status_counts(*, project: Project) -> dict[str, int]:
     for row in Image.objects.filter(project=project).values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+@dataclass(frozen=True)
+class ClassCounts:
+    """What a fine-tune has of one class: the human boxes on reviewed images it trains on and is judged on."""
+
+    label_class: LabelClass
+    boxes_training: int
+    boxes_holdout: int
+    images_training: int
+    images_holdout: int
+
+    @property
+    def judged(self) -> bool:
+        """COCO's mAP leaves out a class with no held-out box: a fine-tune worse on it can still be promoted."""
+        return self.boxes_holdout > 0
+
+
+def label_class_counts(*, project: Project) -> list[ClassCounts]:
+    """Per class, in the project's order: human boxes and the images holding them on reviewed images, training
+    and held out, as the next fine-tune's snapshot will take them. One grouped query."""
+    counts: dict[tuple[int, str], dict] = {
+        (row["label_class_id"], row["image__split"]): row
+        for row in Annotation.objects.filter(label_class__project=project, image__status__in=REVIEWED_STATUSES)
+        .order_by().values("label_class_id", "image__split")
+        .annotate(boxes=Count("id"), images=Count("image_id", distinct=True))}
+    empty = {"boxes": 0, "images": 0}
+    rows = []
+    for label_class in project.label_classes.order_by("index", "id"):
+        training = counts.get((label_class.pk, Split.TRAIN), empty)
+        holdout = counts.get((label_class.pk, Split.HOLDOUT), empty)
+        rows.append(ClassCounts(label_class, training["boxes"], holdout["boxes"], training["images"],
+                                holdout["images"]))
+    return rows
 
 
 def corrections_by_model_version(*, project: Project) -> list[dict]:

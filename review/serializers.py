@@ -109,6 +109,20 @@ class LabelClassSerializer(serializers.ModelSerializer):
         validators = []
 
 
+class LabelClassCountsSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="label_class.id")
+    name = serializers.CharField(source="label_class.name")
+    colour = serializers.CharField(source="label_class.colour")
+    boxes_training = serializers.IntegerField(help_text="Human boxes on reviewed training images: what the next "
+                                                        "fine-tune learns from.")
+    boxes_holdout = serializers.IntegerField(help_text="Human boxes on reviewed held-out images: what models are "
+                                                       "judged on.")
+    images_training = serializers.IntegerField(help_text="Reviewed training images with a box of it.")
+    images_holdout = serializers.IntegerField(help_text="Reviewed held-out images with a box of it.")
+    judged = serializers.BooleanField(help_text="False when no held-out image has a box of it: COCO's mAP leaves "
+                                                "the class out, so a fine-tune worse on it can still be promoted.")
+
+
 class LabelClassUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     colour = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", required=False,

@@ -188,7 +188,17 @@ def _execute(run: TrainingRun) -> None:
                                                       score_threshold=EVAL_SCORE_THRESHOLD)
         base_result = evaluate_model(base_model, truths, files, class_names, model_class_names=list(base.class_names))
     _register(run, model, _class_names_now(run, categories), new_result, base_result,
-              by_tag=_scores_by_tag([t.image_id for t in truths], new_result, base_result))
+              by_tag=_scores_by_tag([t.image_id for t in truths], new_result, base_result),
+              unjudged=_classes_without_holdout_boxes(truths, class_names))
+
+
+def _classes_without_holdout_boxes(truths: list[ImageTruth], class_names: list[str]) -> list[str]:
+    """The classes no held-out image has a human box of: COCO's mAP leaves them out, so the gate cannot see
+    a fine-tune get worse on them, and the reason must say so."""
+    if not truths:
+        return []
+    held = {int(label) for truth in truths for label in truth.labels}
+    return [name for category, name in enumerate(class_names, start=1) if category not in held]
 
 
 def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:
@@ -225,9 +235,10 @@ def _predict_holdout(run: TrainingRun, version) -> None:
 
 
 def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], new: EvalResult,
-              base: EvalResult | None, by_tag: list[dict] = ()) -> None:
+              base: EvalResult | None, by_tag: list[dict] = (), unjudged: list[str] = ()) -> None:
     """Always register the new version; activate it only if it beats the active one on the same holdout.
-    `by_tag` (each version's mAP per tag) is shown with the result, and a tag it does worse on is named."""
+    `by_tag` (each version's mAP per tag) is shown with the result, and a tag it does worse on is named;
+    so are the classes `unjudged` (no held-out box), which the comparison could not see."""
     higher = base is None or new.map > base.map
     reason = ("no comparable active model" if base is None else
               f"holdout mAP {new.map:.4f} {'>' if higher else '<='} active {base.map:.4f}")
@@ -238,6 +249,8 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
         low, high = interval
         reason += (f"; gain {new.map - base.map:+.3f}, {low:+.3f} to {high:+.3f} in 90% of resamples of the "
                    f"{new.images} held-out images" + (" (it may be chance)" if low <= 0 <= high else ""))
+    if unjudged:
+        reason += f"; not judged on {', '.join(unjudged)} (no held-out box)"
     if lower := [row for row in by_tag if row["active"] is not None and row["new"] < row["active"]]:
         reason += "; lower on " + ", ".join(f"{row['tag']} ({row['active']:.3f} to {row['new']:.3f}"
                                             f"{', clearly' if row.get('clear_loss') else ''})" for row in lower)
@@ -261,7 +274,7 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
             "active": ({"version": run.base_version.number, **base.as_dict()} if base and run.base_version else None),
             "promoted": promoted, "reason": reason,
             "gain_interval": interval and [round(interval[0], 4), round(interval[1], 4)],
-            "by_tag": list(by_tag),
+            "by_tag": list(by_tag), "unjudged": list(unjudged),
         }
         TrainingRun.objects.filter(pk=run.pk).update(result_version=version, comparison=comparison)
         _predict_holdout(run, version)

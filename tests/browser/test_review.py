@@ -474,3 +474,30 @@ def test_a_reviewer_approves_ticked_images_and_sends_back_every_match(page, scen
     assert "No images match." in page.text_content("#queue")
     assert list(Comment.objects.filter(image__in=[second, third]).values_list("text", flat=True)) == [
         "Recheck the circles."] * 2
+
+
+def test_the_project_page_counts_each_classs_boxes_and_finds_more_to_review(page, scene):
+    """The Classes table fills from the API: what a fine-tune learns from and is judged on, and a link to the
+    unreviewed images that show a class the project lacks boxes of."""
+    project, (circle, square, triangle) = scene["project"], scene["classes"]
+    first, second, third = scene["images"]
+    for image, split in [(second, "train"), (third, "holdout")]:
+        Image.objects.filter(pk=image.pk).update(split=split)
+        image.refresh_from_db()
+        image_boxes_save(image=image, user=None, boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 40, 40, 20, 20)],
+                         version=image.version)
+    log_in(page, scene["user"])
+    page.goto(f"{page.base_url}/projects/{project.pk}/")
+    rows = page.locator("#class-counts tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 3
+    circle_row, square_row = page.locator(f"tr[data-class-id='{circle.pk}']"), page.locator(f"tr[data-class-id='{square.pk}']")
+    assert circle_row.locator(".training").inner_text() == "2 (1)"
+    assert circle_row.locator(".holdout").inner_text() == "2 (1)"
+    assert circle_row.locator(".note").inner_text() == ""
+    assert square_row.locator(".note").inner_text() == "nothing to learn it from yet; not judged: no held-out box"
+    square_row.get_by_text("find more to review").click()
+    page.wait_for_url("**/queue/**")
+    # the one the active model shows a square on, still unreviewed
+    assert page.locator("#queue li[data-image-id]").evaluate_all("items => items.map(i => i.dataset.imageId)") == [
+        str(first.pk)]

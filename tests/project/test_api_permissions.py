@@ -42,6 +42,7 @@ REQUIRED_ROLE = {
     ("member_detail", "DELETE"): M,
     ("label_class_list", "GET"): A,
     ("label_class_list", "POST"): M,
+    ("label_class_counts", "GET"): A,
     ("label_class_detail", "PATCH"): M,
     ("label_class_detail", "DELETE"): M,
     ("tag_list", "GET"): A,

@@ -1,9 +1,11 @@
 import json
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 
 from inference import architectures
+from inference.matching import ImageTruth
 from inference.models import InferenceRun, ModelVersion
 from project.jobs import JobStatus
 from review.demo_images import generate_scene
@@ -11,7 +13,7 @@ from review.models import AnnotationSource, Image, Split
 from review.services import BoxIn, image_boxes_save, label_class_create, label_class_update, project_update
 from tests.factories import add_images, add_model_version, make_project
 from training.evaluation import EvalResult
-from training.execution import _register, training_run_execute
+from training.execution import _classes_without_holdout_boxes, _register, training_run_execute
 from training.models import DatasetSnapshot, TrainingRun
 from training.services import snapshot_freeze, training_after_review, training_run_cancel, training_run_start
 
@@ -148,6 +150,13 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     assert ModelVersion.objects.get(is_active=True) == (version if comparison["promoted"] else base)
 
 
+def test_the_classes_no_held_out_image_has_are_named():
+    truths = [ImageTruth(1, 10, 10, np.zeros((2, 4), np.float32), np.array([1, 3])),
+              ImageTruth(2, 10, 10, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))]
+    assert _classes_without_holdout_boxes(truths, ["circle", "square", "triangle"]) == ["square"]
+    assert _classes_without_holdout_boxes([], ["circle"]) == []  # no holdout at all: nothing is judged, said elsewhere
+
+
 def test_gate_promotes_only_when_better(project, django_capture_on_commit_callbacks):
     base = add_model_version(project)
     with django_capture_on_commit_callbacks(execute=False):
@@ -167,10 +176,12 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
         second = training_run_start(project=project, user=None, params=TINY)
         _register(second, model, ["circle", "square", "triangle"], EvalResult(0.5, 0.7), EvalResult(0.3, 0.5),
                   by_tag=[{"tag": "day", "images": 9, "new": 0.6, "active": 0.3},
-                          {"tag": "night", "images": 3, "new": 0.1, "active": 0.3}])
+                          {"tag": "night", "images": 3, "new": 0.1, "active": 0.3}], unjudged=["triangle"])
     second.refresh_from_db()
     assert second.result_version.is_active and second.comparison["promoted"] is True
-    assert second.comparison["reason"].endswith("; lower on night (0.300 to 0.100)")  # better overall, worse there
+    # better overall, worse on one tag; and blind on a class no held-out image has
+    assert second.comparison["reason"].endswith("; not judged on triangle (no held-out box); lower on night (0.300 to 0.100)")
+    assert second.comparison["unjudged"] == ["triangle"]
     assert [row["tag"] for row in second.comparison["by_tag"]] == ["day", "night"]
     assert not ModelVersion.objects.filter(pk__in=[base.pk, base_2.pk], is_active=True).exists()
     # unreviewed images are predicted again by the new version
