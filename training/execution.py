@@ -33,7 +33,9 @@ from training.operating_points import best_f1_summary, operating_points
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 
 logger = logging.getLogger(__name__)
-EVAL_SCORE_THRESHOLD = 0.01  # mAP needs the low-score tail too
+# The boxes a run judges each model by are the ones inference stores (torchvision's own default, 0.05), so
+# the mAP a run reports, per tag too, is the one Compare and error review find from the stored predictions.
+EVAL_SCORE_THRESHOLD = detector.STORE_SCORE_FLOOR
 LOSS_HISTORY_LIMIT = 5000
 
 
