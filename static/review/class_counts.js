@@ -40,10 +40,15 @@
       notes.append(notice("not judged: no held-out box",
         "COCO's mAP leaves out a class with no held-out box: a fine-tune worse on it can still be promoted"));
     }
+    // An image's split is fixed when it is added: where one side has no box yet, the images of that side
+    // are the ones to review.
+    const side = !counts.boxes_training && counts.judged ? "train" : counts.boxes_training && !counts.judged ? "holdout" : "";
     const more = document.createElement("a");
-    more.href = `${details.dataset.queueUrl}?status=unreviewed&label_class=${counts.id}`;
-    more.textContent = "find more to review";
-    more.title = "Unreviewed images where the active model shows it, or with a box of it: reviewing them adds to both columns";
+    more.href = `${details.dataset.queueUrl}?status=unreviewed&label_class=${counts.id}` + (side ? `&split=${side}` : "");
+    more.textContent = {train: "find training images of it to review", holdout: "find held-out images of it to review"}[side] ||
+      "find more to review";
+    more.title = "Unreviewed images where the active model shows it, or with a box of it" +
+      (side ? `, among the ${side === "train" ? "training" : "held-out"} images` : ": reviewing them adds to both columns");
     const link = cell("");
     link.append(more);
     tr.append(name, cell(`${counts.boxes_training} (${counts.images_training})`, "training"),

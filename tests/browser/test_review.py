@@ -481,11 +481,11 @@ def test_the_project_page_counts_each_classs_boxes_and_finds_more_to_review(page
     unreviewed images that show a class the project lacks boxes of."""
     project, (circle, square, triangle) = scene["project"], scene["classes"]
     first, second, third = scene["images"]
-    for image, split in [(second, "train"), (third, "holdout")]:
+    for image, split, extra in [(second, "train", [BoxIn(triangle.pk, 70, 70, 20, 20)]), (third, "holdout", [])]:
         Image.objects.filter(pk=image.pk).update(split=split)
         image.refresh_from_db()
-        image_boxes_save(image=image, user=None, boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 40, 40, 20, 20)],
-                         version=image.version)
+        image_boxes_save(image=image, user=None, boxes=[BoxIn(circle.pk, 5, 5, 20, 20), BoxIn(circle.pk, 40, 40, 20, 20),
+                                                        *extra], version=image.version)
     log_in(page, scene["user"])
     page.goto(f"{page.base_url}/projects/{project.pk}/")
     rows = page.locator("#class-counts tbody tr")
@@ -496,6 +496,11 @@ def test_the_project_page_counts_each_classs_boxes_and_finds_more_to_review(page
     assert circle_row.locator(".holdout").inner_text() == "2 (1)"
     assert circle_row.locator(".note").inner_text() == ""
     assert square_row.locator(".note").inner_text() == "nothing to learn it from yet; not judged: no held-out box"
+    # a class trained on but not judged: the held-out images showing it are the ones to review
+    triangle_row = page.locator(f"tr[data-class-id='{triangle.pk}']")
+    assert (triangle_row.locator(".training").inner_text(), triangle_row.locator(".note").inner_text()) == (
+        "1 (1)", "not judged: no held-out box")
+    assert "split=holdout" in triangle_row.get_by_text("find held-out images of it to review").get_attribute("href")
     square_row.get_by_text("find more to review").click()
     page.wait_for_url("**/queue/**")
     # the one the active model shows a square on, still unreviewed
