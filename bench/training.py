@@ -39,7 +39,7 @@ def main() -> None:
     from review.services import BoxIn, image_boxes_save, image_create, project_create
     from training.execution import training_run_execute
     from training.models import TrainingRun
-    from training.services import training_run_start
+    from training.services import snapshot_freeze, training_run_start
 
     arch = args.arch or detector.default_architecture()
     device = detector.default_device()
@@ -58,7 +58,7 @@ def main() -> None:
     with transaction.atomic():
         run = training_run_start(project=project, user=owner,
                                  params={"architecture": arch, "epochs": args.epochs, "batch_size": args.batch})
-    train_ids = set(run.snapshot.train_image_ids)
+    train_ids = set(snapshot_freeze(project=project, user=owner).train_image_ids)  # the run's worker reuses it
     lr = run.params["learning_rate"]
 
     # (a) a plain torchvision loop on the same training images, decoded in memory once

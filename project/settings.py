@@ -225,7 +225,6 @@ CELERY_TASK_ROUTES = {
     "inference.tasks.rerank_run_execute": {"queue": "default"},  # the same, for a whole project
     "inference.tasks.model_version_deletion_execute": {"queue": "default"},  # rows only, no torch
     "inference.tasks.*": {"queue": "inference"},
-    "training.tasks.training_after_review": {"queue": "default"},  # freezes labels and queues the run: no torch
     "training.tasks.*": {"queue": "training"},
 }
 # A task is acknowledged only when it finished, and requeued if its worker process died, so no

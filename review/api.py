@@ -45,7 +45,7 @@ from review.queue import ImageCursorPagination, ImageFilter, images_with_counts
 from review.selectors import image_box_versions, label_class_counts, project_list_for_user
 from review.tags import image_tags_add, tag_delete, tag_names_clean, tag_rename, tags_with_counts
 from inference.suspects import has_open_suspects, suspects_resolve
-from training.services import training_after_review_later
+from training.services import training_after_review
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -452,7 +452,7 @@ class ImageBoxesSave(APIView):
         if second_look:
             suspects_resolve(image=image, user=request.user, labels_changed=_box_set(image) != before)
         box_outcomes_refresh_later(image_ids=[image.pk])
-        training_after_review_later(project=image.project)
+        training_after_review(project=image.project)
         return Response(image_detail_data(image, model_version_id=version_id, predictions=predictions,
                                           boxes=image.saved_boxes))
 

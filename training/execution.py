@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -30,6 +31,7 @@ from training.evaluation import (EvalResult, coco_evaluate, map_gain_interval, m
                                  tag_changes)
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
+from training.services import snapshot_freeze, training_size_check
 from training.trainer import Checkpoint, StepReport, Stop, TrainSample, train
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ def training_run_execute(*, run_id: int) -> None:
             _execute(run)
     except Stop:
         job_finish(run, status=JobStatus.CANCELLED)
+    except ValidationError as exc:  # too few reviewed images left by the time it started: said as at the start
+        job_finish(run, status=JobStatus.FAILED, error=" ".join(exc.messages))
     except Exception as exc:  # the run row must say what went wrong; the active model is untouched
         logger.exception("training run %s failed", run_id)
         job_finish(run, status=JobStatus.FAILED, error=f"Training failed: {type(exc).__name__}: {exc}")
@@ -121,10 +125,24 @@ def evaluate_model(model: detector.Detector, truths: list[ImageTruth], files: di
     return replace(result, operating_point=best_f1_summary(curves))
 
 
+def _freeze_labels(run: TrainingRun, config: TrainConfig) -> None:
+    """Freeze the reviewed labels for a run that has no snapshot yet (a resumed one keeps its own): here, not
+    when the run was asked for, as it takes seconds on a large project. The labels may have changed since
+    they were counted: the minimums are checked again, and the progress bar gets the real step count."""
+    if run.snapshot_id is not None:
+        return
+    snapshot = snapshot_freeze(project=run.project, user=run.requested_by)
+    training_size_check(training=len(snapshot.train_image_ids), holdout=len(snapshot.holdout_image_ids))
+    run.snapshot = snapshot
+    run.progress_total = config.epochs * steps_per_epoch(len(snapshot.train_image_ids), config.batch_size)
+    TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot, progress_total=run.progress_total)
+
+
 def _execute(run: TrainingRun) -> None:
+    config = TrainConfig(**run.params)
+    _freeze_labels(run, config)
     samples, truths, files, categories = _snapshot_data(run)
     class_names = _class_names_now(run, categories)
-    config = TrainConfig(**run.params)
     device = detector.default_device()
     TrainingRun.objects.filter(pk=run.pk).update(device=str(device))
 

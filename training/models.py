@@ -51,8 +51,11 @@ class TrainingRun(JobRun):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
     # RESTRICT, not PROTECT: a snapshot a run used cannot be deleted on its own, but deleting the
-    # whole project (which cascades to both) still works.
-    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.RESTRICT, related_name="training_runs")
+    # whole project (which cascades to both) still works. Empty until the worker has frozen the labels.
+    snapshot = models.ForeignKey(
+        DatasetSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="training_runs",
+        help_text="The reviewed labels it trains on, frozen by the worker when the run starts.",
+    )
     base_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="The active version when the run started; empty means training from scratch.",

@@ -4,12 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 
 from inference.architectures import ARCHITECTURES, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, machine_default_architecture
 from inference.services import active_model_version
@@ -20,7 +20,6 @@ from training.models import DatasetSnapshot, TrainingRun
 from training.config import MAX_EPOCHS, default_config, steps_per_epoch
 
 TRAINING_TASK = "training.tasks.training_run_execute"
-AUTO_RETRAIN_TASK = "training.tasks.training_after_review"
 MIN_TRAIN_IMAGES = 4
 MIN_HOLDOUT_IMAGES = 1
 
@@ -99,25 +98,39 @@ def training_run_start(*, project: Project, user: AbstractBaseUser | None, param
         base = None  # another architecture starts from scratch
     if base and "image_size" not in params and (size := _trained_image_size(base)):
         params["image_size"] = size  # a model trained at a smaller input goes on at that size
-    snapshot = snapshot_freeze(project=project, user=user)
-    if len(snapshot.train_image_ids) < MIN_TRAIN_IMAGES or len(snapshot.holdout_image_ids) < MIN_HOLDOUT_IMAGES:
-        raise ValidationError(
-            f"Too few reviewed images to fine-tune: {len(snapshot.train_image_ids)} for training (need "
-            f"{MIN_TRAIN_IMAGES}) and {len(snapshot.holdout_image_ids)} held out (need {MIN_HOLDOUT_IMAGES}). "
-            "Review more images first.")
+    # The worker freezes the labels (snapshot_freeze: seconds on a large project); counting them is quick.
+    counts = reviewed_images_by_split(project=project)
+    training_size_check(training=counts[Split.TRAIN], holdout=counts[Split.HOLDOUT])
     config = default_config(architecture, **params)
     try:
         with transaction.atomic():
             project_deletion_guard(project)
             run = TrainingRun.objects.create(
-                project=project, snapshot=snapshot, base_version=base, architecture=architecture,
+                project=project, base_version=base, architecture=architecture,
                 params=config.as_dict(), requested_by=user,
-                progress_total=config.epochs * steps_per_epoch(len(snapshot.train_image_ids), config.batch_size),
+                progress_total=config.epochs * steps_per_epoch(counts[Split.TRAIN], config.batch_size),
             )
             job_queue_on_commit(run, TRAINING_TASK)
     except IntegrityError:
         raise ValidationError("This project already has a training run in progress; wait for it or cancel it.") from None
     return run
+
+
+def reviewed_images_by_split(*, project: Project) -> dict[str, int]:
+    """The reviewed images a fine-tune started now would train on and be judged on."""
+    counts = dict.fromkeys(Split.values, 0)
+    for split, count in (Image.objects.filter(project=project, status__in=REVIEWED_STATUSES).order_by()
+                         .values_list("split").annotate(n=Count("id"))):
+        counts[split] = count
+    return counts
+
+
+def training_size_check(*, training: int, holdout: int) -> None:
+    """Refuse a fine-tune with too little to learn from or to judge it on, saying how much more it needs."""
+    if training < MIN_TRAIN_IMAGES or holdout < MIN_HOLDOUT_IMAGES:
+        raise ValidationError(
+            f"Too few reviewed images to fine-tune: {training} for training (need {MIN_TRAIN_IMAGES}) and "
+            f"{holdout} held out (need {MIN_HOLDOUT_IMAGES}). Review more images first.")
 
 
 def _trained_image_size(version) -> int | None:
@@ -149,12 +162,3 @@ def training_after_review(*, project: Project) -> TrainingRun | None:
         return training_run_start(project=project, user=None)
     except ValidationError:
         return None  # not enough held-out images yet, or a run just started elsewhere
-
-
-def training_after_review_later(*, project: Project) -> None:
-    """After a saved review: when the rule fires, a worker starts the run once this commits. Freezing the
-    reviewed labels takes seconds on a large project (100,000 reviewed images: about 6), which the
-    reviewer's save must not wait for."""
-    if training_due(project=project):
-        project_id = project.pk
-        transaction.on_commit(lambda: current_app.send_task(AUTO_RETRAIN_TASK, args=[project_id]))

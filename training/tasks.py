@@ -16,14 +16,3 @@ def training_run_execute(run_id: int) -> None:
 
     execution.training_run_execute(run_id=run_id)
 
-
-@shared_task(name="training.tasks.training_after_review", acks_late=True)
-def training_after_review(project_id: int) -> None:
-    """The auto-retrain rule fired on a saved review: check it again and start the run (on the default queue:
-    freezing the labels is database work, not a GPU's)."""
-    from review.models import Project
-    from training.services import training_after_review as start_if_due
-
-    project = Project.objects.filter(pk=project_id).first()
-    if project is not None:
-        start_if_due(project=project)

@@ -137,8 +137,8 @@ def training_start(request: HttpRequest, project_id: int) -> HttpResponseRedirec
         params["epochs"] = int(epochs)
     try:
         run = training_run_start(project=project, user=request.user, params=params)
-        messages.success(request, f"Training run #{run.pk} queued ({run.architecture}, "
-                                  f"{len(run.snapshot.train_image_ids)} training images).")
+        messages.success(request, f"Training run #{run.pk} queued ({run.architecture}): it trains on the images "
+                                  "reviewed when a worker starts it.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return _back(project.pk)

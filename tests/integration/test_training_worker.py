@@ -36,28 +36,3 @@ def test_killed_training_resumes_from_the_last_epoch(start_worker, broker):
     base.refresh_from_db()
     assert run.result_version.parent == base
 
-
-def test_the_auto_retrain_a_save_fires_is_started_by_a_worker(start_worker):
-    """The reviewer's save only checks the rule: a default-queue worker freezes the labels and queues the run,
-    so the save that fires it answers as fast as any other."""
-    from django.urls import reverse
-
-    from tests.factories import add_member, api_client
-
-    project = make_project(holdout_fraction=0.5)
-    project.retrain_after_reviews = 3
-    project.save()
-    images = add_images(project, 10, size=96)
-    client = api_client(add_member(project))
-    circle = project.label_classes.get(name="circle")
-    for image in images:
-        saved = client.put(reverse("api:image_boxes", args=[image.pk]),
-                           {"version": 1, "boxes": [{"label_class": circle.pk, "x": 1, "y": 1, "w": 9, "h": 9}]},
-                           format="json")
-        assert saved.status_code == 200
-    assert not TrainingRun.objects.exists()  # no save froze the labels itself
-    start_worker(queues="default")  # no training queue here: the run stays queued
-    run = wait_for(lambda: TrainingRun.objects.filter(project=project).first(), timeout=60,
-                   message="the worker to start the run")
-    assert run.status == JobStatus.QUEUED and run.snapshot.image_count == 10 and run.requested_by is None
-    assert TrainingRun.objects.filter(project=project).count() == 1  # eight saves fired the rule: one run

@@ -8,6 +8,7 @@ from inference.models import ModelVersion, Prediction
 from review.models import Image, Role, Split
 from tests.factories import add_images, add_member, add_model_version, api_client, make_project, review_with_truth
 from training.models import TrainingRun
+from training.services import snapshot_freeze
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_training_run_refuses_too_few_reviews():
 
 def test_snapshots_list_detail_download(project, manager):
     client = api_client(manager)
-    client.post(reverse("api:training_run_list", args=[project.pk]), {"epochs": 1}, format="json")
+    snapshot_freeze(project=project, user=manager)  # as a training worker does when a run starts
     listing = client.get(reverse("api:snapshot_list", args=[project.pk])).data["results"]
     assert len(listing) == 1 and listing[0]["image_count"] == 12
     detail = client.get(reverse("api:snapshot_detail", args=[listing[0]["id"]])).data

@@ -21,6 +21,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TINY = {"epochs": 1, "batch_size": 4}
 
 
+def started(project, params=TINY):
+    """A run as its worker has it once it froze the labels: what _register needs."""
+    run = training_run_start(project=project, user=None, params=params)
+    TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot_freeze(project=project, user=None))
+    run.refresh_from_db()
+    return run
+
+
 def review_with_truth(images):
     """Give images their generated ground truth, as a reviewer would."""
     for image in images:
@@ -114,7 +122,8 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     base = add_model_version(project)
     with django_capture_on_commit_callbacks(execute=False):
         run = training_run_start(project=project, user=None, params={"epochs": 2, "batch_size": 4})
-    holdout = sorted(run.snapshot.holdout_image_ids)
+    assert run.snapshot is None  # the worker freezes the labels
+    holdout = sorted(Image.objects.filter(project=project, split=Split.HOLDOUT).values_list("pk", flat=True))
     image_tags_add(project=project, images=Image.objects.filter(pk__in=holdout), names=["gate"])
     image_tags_add(project=project, images=Image.objects.filter(pk__in=holdout[:1]), names=["night"])
     assert run.base_version == base and run.progress_total > 0
@@ -125,6 +134,7 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
     assert run.percent == 100.0 and run.epoch == 2 and len(run.eval_history) == 2
     assert len(run.loss_history) == run.progress_total
     version = run.result_version
+    assert sorted(run.snapshot.holdout_image_ids) == holdout and run.snapshot.created_by is None
     assert version.parent == base and version.training_run.snapshot == run.snapshot  # lineage
     assert version.metrics["snapshot"] == run.snapshot.content_hash
     point = version.metrics["operating_point"]  # None only when the tiny model found nothing at any threshold
@@ -160,7 +170,7 @@ def test_the_classes_no_held_out_image_has_are_named():
 def test_gate_promotes_only_when_better(project, django_capture_on_commit_callbacks):
     base = add_model_version(project)
     with django_capture_on_commit_callbacks(execute=False):
-        run = training_run_start(project=project, user=None, params=TINY)
+        run = started(project)
     from inference.detector import build_model
 
     model = build_model(run.architecture, 3)
@@ -173,7 +183,7 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
 
     base_2 = run.result_version
     with django_capture_on_commit_callbacks(execute=False):
-        second = training_run_start(project=project, user=None, params=TINY)
+        second = started(project)
         _register(second, model, ["circle", "square", "triangle"], EvalResult(0.5, 0.7), EvalResult(0.3, 0.5),
                   by_tag=[{"tag": "day", "images": 9, "new": 0.6, "active": 0.3},
                           {"tag": "night", "images": 3, "new": 0.1, "active": 0.3}], unjudged=["triangle"])
@@ -193,10 +203,23 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
                                                                          scope="ids")} == {frozenset(holdout)}
 
 
+def test_a_run_whose_labels_fell_below_the_minimum_before_it_started_fails_saying_so(
+        project, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = training_run_start(project=project, user=None, params=TINY)
+    # sent back to the queue while the run waited for a worker: fewer than 4 training images left
+    Image.objects.filter(project=project, split=Split.TRAIN).update(status="unreviewed")
+    training_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == JobStatus.FAILED and run.snapshot is None
+    assert run.error.startswith("Too few reviewed images to fine-tune: 0 for training (need 4)")
+    assert not DatasetSnapshot.objects.filter(training_runs__isnull=False).exists()
+
+
 def test_failed_training_leaves_the_active_model(project, django_capture_on_commit_callbacks):
     base = add_model_version(project)
     with django_capture_on_commit_callbacks(execute=False):
-        run = training_run_start(project=project, user=None, params=TINY)
+        run = started(project)
     run.snapshot.file.delete(save=False)  # the worker cannot read its data
     training_run_execute(run_id=run.pk)
     run.refresh_from_db()
@@ -332,7 +355,7 @@ def test_a_project_that_promotes_only_clear_gains_keeps_a_gain_that_may_be_chanc
 
     def registered(better: EvalResult, active: EvalResult) -> TrainingRun:
         with django_capture_on_commit_callbacks(execute=False):
-            run = training_run_start(project=project, user=None, params=TINY)
+            run = started(project)
             _register(run, model, ["circle", "square", "triangle"], better, active)
         run.refresh_from_db()
         return run
@@ -366,7 +389,7 @@ def test_a_project_with_a_limit_on_tag_losses_keeps_a_gain_that_clearly_breaks_a
 
     def registered(rows: list[dict]) -> TrainingRun:
         with django_capture_on_commit_callbacks(execute=False):
-            run = training_run_start(project=project, user=None, params=TINY)
+            run = started(project)
             _register(run, model, ["circle", "square", "triangle"], EvalResult(0.6, 0.8), EvalResult(0.5, 0.7),
                       by_tag=rows)
         run.refresh_from_db()

@@ -1,4 +1,4 @@
-"""manage.py finetune PROJECT: freeze the reviewed labels, queue a fine-tune and follow its progress."""
+"""manage.py finetune PROJECT: queue a fine-tune on the reviewed labels and follow its progress."""
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
@@ -28,12 +28,14 @@ class Command(BaseCommand):
             run = training_run_start(project=project, user=None, params=params)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-        self.stdout.write(f"Training run #{run.pk}: {run.architecture} on snapshot {run.snapshot.content_hash[:12]} "
-                          f"({len(run.snapshot.train_image_ids)} training, {len(run.snapshot.holdout_image_ids)} "
-                          "holdout images), queued.")
+        self.stdout.write(f"Training run #{run.pk}: {run.architecture}, queued; a worker freezes the reviewed "
+                          "labels when it starts.")
         if no_wait:
             return
         run = follow_run(run, self.stdout, f"Training #{run.pk}")
+        if run.snapshot is not None:
+            self.stdout.write(f"Trained on snapshot {run.snapshot.content_hash[:12]} ({len(run.snapshot.train_image_ids)} "
+                              f"training, {len(run.snapshot.holdout_image_ids)} holdout images).")
         if run.status == "failed":
             raise CommandError(f"Training failed: {run.error}")
         if run.is_finished:
