@@ -46,6 +46,15 @@ class EvalResult:
         return result if self.operating_point is None else {**result, "operating_point": self.operating_point}
 
 
+def classes_without_truth(truths: Sequence[ImageTruth], class_names: Sequence[str]) -> list[str]:
+    """The classes no image of `truths` has a human box of: COCO's mAP leaves them out, so a model can be worse
+    on them unseen (empty when there are no images: nothing is judged, and the caller says so otherwise)."""
+    if not truths:
+        return []
+    held = {int(label) for truth in truths for label in truth.labels}
+    return [name for category, name in enumerate(class_names, start=1) if category not in held]
+
+
 def coco_evaluate(truths: Sequence[ImageTruth], predictions: Sequence[ImagePredictions],
                   class_names: Sequence[str]) -> EvalResult:
     """COCO mAP, AP50 and per-class AP with pycocotools. Classes with no human box score -1 in COCO; omitted here."""

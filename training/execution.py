@@ -27,8 +27,8 @@ from project.storage import storage_reader
 from review.models import Image, LabelClass, ReviewStatus
 from review.tags import images_by_tag
 from training.config import TrainConfig, steps_per_epoch
-from training.evaluation import (EvalResult, coco_evaluate, map_gain_interval, map_of_groups, tag_change_fields,
-                                 tag_changes)
+from training.evaluation import (EvalResult, classes_without_truth, coco_evaluate, map_gain_interval, map_of_groups,
+                                 tag_change_fields, tag_changes)
 from training.models import TrainingRun, checkpoint_storage_name
 from training.operating_points import best_f1_summary, operating_points
 from training.services import snapshot_freeze, training_size_check
@@ -209,16 +209,7 @@ def _execute(run: TrainingRun) -> None:
         base_result = evaluate_model(base_model, truths, files, class_names, model_class_names=list(base.class_names))
     _register(run, model, _class_names_now(run, categories), new_result, base_result,
               by_tag=_scores_by_tag([t.image_id for t in truths], new_result, base_result),
-              unjudged=_classes_without_holdout_boxes(truths, class_names))
-
-
-def _classes_without_holdout_boxes(truths: list[ImageTruth], class_names: list[str]) -> list[str]:
-    """The classes no held-out image has a human box of: COCO's mAP leaves them out, so the gate cannot see
-    a fine-tune get worse on them, and the reason must say so."""
-    if not truths:
-        return []
-    held = {int(label) for truth in truths for label in truth.labels}
-    return [name for category, name in enumerate(class_names, start=1) if category not in held]
+              unjudged=classes_without_truth(truths, class_names))
 
 
 def _scores_by_tag(image_ids: list[int], new: EvalResult, base: EvalResult | None) -> list[dict]:

@@ -11,7 +11,8 @@ from inference.selectors import images_predicted_by
 from review.models import REVIEWED_STATUSES, Annotation, Image, LabelClass, Project, Split
 from review.tags import images_by_tag
 from inference.matching import ImagePredictions, ImageTruth, confident, match_boxes
-from training.evaluation import TAG_MIN_IMAGES, coco_evaluate, map_of_groups, tag_change_fields, tag_changes
+from training.evaluation import (TAG_MIN_IMAGES, classes_without_truth, coco_evaluate, map_of_groups, tag_change_fields,
+                                 tag_changes)
 from training.models import TrainingRun
 from training.operating_points import confusion_matrix, operating_points
 
@@ -45,7 +46,8 @@ def model_versions_compare(*, first: ModelVersion, second: ModelVersion, score_t
     images = [i for i in holdout if i["id"] in both]
     image_ids = [i["id"] for i in images]
     truths = _truths(images, category_of)
-    result = {"images": len(images), "score_threshold": score_threshold, "tag": tag, "versions": [], "tags": []}
+    result = {"images": len(images), "score_threshold": score_threshold, "tag": tag, "versions": [], "tags": [],
+              "unjudged": classes_without_truth(truths, names)}
     errors_by_version, scores_by_version = [], []
     for version in (first, second):
         predictions = _predictions(version, image_ids, category_of)

@@ -93,6 +93,9 @@ class ComparisonSerializer(serializers.Serializer):
     versions = VersionScoresSerializer(many=True)
     tags = TagSliceSerializer(many=True, help_text="The scores broken down by the images' tags (a camera, night), "
                                                    "the 20 tags with most images first.")
+    unjudged = serializers.ListField(child=serializers.CharField(), help_text=(
+        "The project's classes no compared image has a human box of: mAP leaves them out, so neither version is "
+        "judged on them."))
     fixed = ImageChangeSerializer(many=True, help_text="Images where the second version makes fewer errors.")
     broke = ImageChangeSerializer(many=True, help_text="Images where the second version makes more errors.")
 

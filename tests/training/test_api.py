@@ -5,7 +5,8 @@ import pytest
 from django.urls import reverse
 
 from inference.models import ModelVersion, Prediction
-from review.models import Image, Role, Split
+from review.models import Annotation, Image, Role, Split
+from review.services import label_class_create
 from tests.factories import add_images, add_member, add_model_version, api_client, make_project, review_with_truth
 from training.models import TrainingRun
 from training.services import snapshot_freeze
@@ -96,10 +97,14 @@ def test_compare_two_versions_on_the_same_holdout_images(project):
                                       x=truth[0].x, y=truth[0].y, w=truth[0].w, h=truth[0].h, score=0.9)
         Prediction.objects.create(image=image, model_version=older, label_class_id=truth[0].label_class_id,
                                   x=0, y=0, w=2, h=2, score=0.8)
+    label_class_create(project=project, name="bicycle")  # added since: no held-out image has one
     client = api_client(add_member(project))
     url = reverse("api:model_version_compare", args=[project.pk])
     result = client.get(url, {"first": older.pk, "second": newer.pk}).data
     assert result["images"] == len(holdout)
+    boxed = set(Annotation.objects.filter(image__in=holdout).values_list("label_class__name", flat=True))
+    assert result["unjudged"] == [c.name for c in project.label_classes.order_by("index") if c.name not in boxed]
+    assert "bicycle" in result["unjudged"]
     old_scores, new_scores = result["versions"]
     assert new_scores["map"] > 0.99 and old_scores["map"] < new_scores["map"]
     assert new_scores["errors"] == 0 and old_scores["errors"] > 0

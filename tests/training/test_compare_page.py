@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from inference.models import Prediction
 from review.models import Annotation, Image, Role
+from review.services import label_class_create
 from review.tags import image_tags_add
 from tests.factories import add_images, add_member, add_model_version, api_client, make_project, review_with_truth
 
@@ -46,6 +47,10 @@ def test_compare_page_lists_fixed_and_broken_images(client):
     assert fixed_image.original_name in fixed and broken_image.original_name not in fixed
     assert broken_image.original_name in broke
     assert f"same {len(holdout)} reviewed holdout images" in page
+    assert 'id="compare-unjudged"' not in page  # every class has held-out boxes here
+    label_class_create(project=project, name="bicycle")
+    page = client.get(reverse("training:compare", args=[project.pk]), {"first": old.pk, "second": new.pk}).content.decode()
+    assert "Not judged on bicycle: no human box of it on these images." in page
 
 
 def test_a_comparison_is_broken_down_by_tag_and_limited_to_one(client):

@@ -12,8 +12,8 @@ from review.demo_images import generate_scene
 from review.models import AnnotationSource, Image, Split
 from review.services import BoxIn, image_boxes_save, label_class_create, label_class_update, project_update
 from tests.factories import add_images, add_model_version, make_project
-from training.evaluation import EvalResult
-from training.execution import _classes_without_holdout_boxes, _register, training_run_execute
+from training.evaluation import EvalResult, classes_without_truth
+from training.execution import _register, training_run_execute
 from training.models import DatasetSnapshot, TrainingRun
 from training.services import snapshot_freeze, training_after_review, training_run_cancel, training_run_start
 
@@ -163,8 +163,8 @@ def test_run_trains_evaluates_registers_and_promotes(project, django_capture_on_
 def test_the_classes_no_held_out_image_has_are_named():
     truths = [ImageTruth(1, 10, 10, np.zeros((2, 4), np.float32), np.array([1, 3])),
               ImageTruth(2, 10, 10, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))]
-    assert _classes_without_holdout_boxes(truths, ["circle", "square", "triangle"]) == ["square"]
-    assert _classes_without_holdout_boxes([], ["circle"]) == []  # no holdout at all: nothing is judged, said elsewhere
+    assert classes_without_truth(truths, ["circle", "square", "triangle"]) == ["square"]
+    assert classes_without_truth([], ["circle"]) == []  # no holdout at all: nothing is judged, said elsewhere
 
 
 def test_gate_promotes_only_when_better(project, django_capture_on_commit_callbacks):
