@@ -15,4 +15,3 @@ def training_run_execute(run_id: int) -> None:
     from training import execution
 
     execution.training_run_execute(run_id=run_id)
-
