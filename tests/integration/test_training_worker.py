@@ -35,4 +35,3 @@ def test_killed_training_resumes_from_the_last_epoch(start_worker, broker):
     assert [row["epoch"] for row in run.eval_history] == [1, 2, 3, 4]
     base.refresh_from_db()
     assert run.result_version.parent == base
-
