@@ -253,7 +253,10 @@ def _register(run: TrainingRun, model: torch.nn.Module, class_names: list[str], 
     higher = base is None or new.map > base.map
     reason = ("no comparable active model" if base is None else
               f"holdout mAP {new.map:.4f} {'>' if higher else '<='} active {base.map:.4f}")
-    if base is not None and run.base_version and (unknown := [n for n in class_names if n not in run.base_version.class_names]):
+    # A class the active version does not know counts against it where it has held-out boxes (an unjudged one
+    # is said below: there is nothing to find).
+    if base is not None and run.base_version and (unknown := [n for n in class_names if n not in
+                                                              run.base_version.class_names and n not in unjudged]):
         reason += f" (v{run.base_version.number} does not know {', '.join(unknown)}: it finds none there)"
     interval = base and map_gain_interval(new, base)
     if interval:

@@ -192,6 +192,15 @@ def test_gate_promotes_only_when_better(project, django_capture_on_commit_callba
     # better overall, worse on one tag; and blind on a class no held-out image has
     assert second.comparison["reason"].endswith("; not judged on triangle (no held-out box); lower on night (0.300 to 0.100)")
     assert second.comparison["unjudged"] == ["triangle"]
+
+    # a class the active version does not know and no held-out box judges: said once, as not judged
+    with django_capture_on_commit_callbacks(execute=False):
+        third = started(project)
+        _register(third, build_model(third.architecture, 4), ["circle", "square", "triangle", "star"], EvalResult(0.6, 0.8), EvalResult(0.5, 0.7),
+                  unjudged=["star"])
+    third.refresh_from_db()
+    assert "not judged on star (no held-out box)" in third.comparison["reason"]
+    assert "does not know" not in third.comparison["reason"]
     assert [row["tag"] for row in second.comparison["by_tag"]] == ["day", "night"]
     assert not ModelVersion.objects.filter(pk__in=[base.pk, base_2.pk], is_active=True).exists()
     # unreviewed images are predicted again by the new version
@@ -304,11 +313,15 @@ def test_a_fine_tune_after_a_class_was_added_is_still_judged_against_the_active_
     """The active model is scored on the classes it knows by name; before, a changed class list meant
     "no comparable active model" and the new version was promoted untested."""
     base = add_model_version(project)
-    label_class_create(project=project, name="star")
+    star = label_class_create(project=project, name="star")
+    held_out = Image.objects.filter(project=project, split=Split.HOLDOUT).first()
+    boxes = [BoxIn(a.label_class_id, a.x, a.y, a.w, a.h) for a in held_out.annotations.all()]
+    image_boxes_save(image=held_out, user=None, boxes=[*boxes, BoxIn(star.pk, 1, 1, 8, 8)], version=held_out.version)
     run = fine_tune_here(project, django_capture_on_commit_callbacks)
     assert run.result_version.class_names == ["circle", "square", "triangle", "star"]
     assert run.comparison["active"]["version"] == base.number
-    assert f"v{base.number} does not know star" in run.comparison["reason"]
+    assert f"v{base.number} does not know star: it finds none there" in run.comparison["reason"]
+    assert "not judged" not in run.comparison["reason"]  # a held-out image has a star: both are judged on it
 
 
 def test_a_class_renamed_while_a_run_trains_reaches_the_new_version_by_its_new_name(
