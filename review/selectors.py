@@ -10,8 +10,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from review.models import (
-    REPLACED_BOX_FIELDS, REVIEWED_STATUSES, Annotation, Image, LabelClass, Mention, Project, ReviewEvent, ReviewStatus, StatusChange,
-    Split, project_being_deleted,
+    REPLACED_BOX_FIELDS, REVIEWED_STATUSES, Annotation, Image, LabelClass, Mention, Project, ReviewEvent,
+    ReviewStatus, Split, StatusChange, project_being_deleted,
 )
 
 
