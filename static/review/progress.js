@@ -14,7 +14,10 @@
     set(".done", `${job.progress_done}/${job.progress_total}`);
     set(".status", job.status + (job.error ? `: ${job.error}` : ""));
     if (job.epoch !== undefined) set(".epoch", String(job.epoch));
-    if (job.eta_seconds !== undefined) set(".eta", job.eta_seconds && !FINISHED.has(job.status) ? `ETA ${Math.round(job.eta_seconds)} s` : "");
+    // A training run's worker first freezes the reviewed labels (seconds on a large project): say so.
+    const freezing = job.status === "running" && job.snapshot === null;
+    if (job.eta_seconds !== undefined) set(".eta", freezing ? "freezing the reviewed labels" :
+      job.eta_seconds && !FINISHED.has(job.status) ? `ETA ${Math.round(job.eta_seconds)} s` : "");
     if (job.images_per_second) set(".speed", job.images_per_second.toFixed(1));
     // A finished job has nothing left to cancel: its Cancel button goes with the run.
     if (FINISHED.has(job.status)) row.querySelectorAll(".while-running").forEach((node) => node.remove());

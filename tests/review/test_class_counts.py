@@ -62,3 +62,4 @@ def test_the_project_page_asks_the_api_for_the_counts(client, project):
     page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
     assert f'data-url="{reverse("api:label_class_counts", args=[project.pk])}"' in page
     assert "review/class_counts.js" in page
+

@@ -174,3 +174,18 @@ def test_the_project_page_sets_the_epochs_and_refuses_bad_ones(client, project, 
     assert TrainingRun.objects.get().params["epochs"] == 3
     add_model_version(project)
     assert 'id="first-model"' not in client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
+
+
+def test_the_project_page_says_a_running_fine_tune_is_freezing_the_labels_until_it_has(client, project):
+    from project.jobs import JobStatus
+    from training.services import snapshot_freeze
+
+    client.force_login(add_member(project))
+    run = TrainingRun.objects.create(project=project, architecture="ssdlite320_mobilenet_v3_large",
+                                     status=JobStatus.RUNNING, eta_seconds=42)
+    url = reverse("review:project_detail", args=[project.pk])
+    row = client.get(url).content.decode().split(f'data-training-run-id="{run.pk}"')[1].split("</tr>")[0]
+    assert '<span class="eta">freezing the reviewed labels</span>' in row
+    TrainingRun.objects.filter(pk=run.pk).update(snapshot=snapshot_freeze(project=project, user=None))
+    row = client.get(url).content.decode().split(f'data-training-run-id="{run.pk}"')[1].split("</tr>")[0]
+    assert '<span class="eta">ETA 42 s</span>' in row
