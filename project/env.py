@@ -51,6 +51,12 @@ def database_config(url: str | None, var_dir: Path) -> dict:
     return config
 
 
+def broker_transport(url: str) -> str | None:
+    """CELERY_BROKER_TRANSPORT for a URL broker_config returned: for filesystem://, kombu's transport with each
+    message written whole (project/filesystem_broker.py); for the others None, and the URL's scheme decides."""
+    return "project.filesystem_broker:Transport" if url.startswith("filesystem://") else None
+
+
 def broker_config(url: str | None, var_dir: Path) -> tuple[str, dict]:
     """CELERY_BROKER_URL -> (url, transport options). The default is Celery's filesystem transport."""
     # Longer than the longest training run, or Redis would hand a running task to a second worker.

@@ -23,7 +23,7 @@ from pathlib import Path
 from kombu import Queue
 
 from project.env import (
-    broker_config, database_config, env_bool, env_list, import_buckets, media_storage, secret_key,
+    broker_config, broker_transport, database_config, env_bool, env_list, import_buckets, media_storage, secret_key,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -212,6 +212,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_config(os.environ.get("CELERY_BROKER_URL"), VAR_DIR)
+CELERY_BROKER_TRANSPORT = broker_transport(CELERY_BROKER_URL)
 # Job state lives in our own run rows (InferenceRun, TrainingRun), not in a result backend.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from project.celery import app as celery_app
-from project.env import broker_config
+from project.env import broker_config, broker_transport
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,7 @@ def use_broker(url: str, options: dict) -> None:
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
     os.environ["CELERY_BROKER_URL"] = url
     celery_app.conf.broker_url = url
+    celery_app.conf.broker_transport = broker_transport(url)
     celery_app.conf.broker_transport_options = options
     pools.reset()  # kombu keeps connection and producer pools globally, keyed by connection
     celery_app._pool = None

@@ -1,0 +1,67 @@
+"""The embedded broker writes each message whole: a worker looking at the queue mid-write finds nothing."""
+import json
+from queue import Empty
+
+import pytest
+from kombu import Connection
+
+from project import filesystem_broker
+from project.env import broker_config, broker_transport
+
+
+def connection(tmp_path) -> Connection:
+    url, options = broker_config(None, tmp_path)
+    return Connection(url, transport=broker_transport(url), transport_options=options)
+
+
+def test_a_reader_looking_while_a_message_is_written_takes_nothing_then_the_whole_message(tmp_path, monkeypatch):
+    # kombu's own transport creates the file before it writes it: the reader here took the empty file,
+    # failed to parse it and (in a worker) stopped, and the message was lost.
+    with connection(tmp_path) as conn:
+        writer, reader = conn.channel(), conn.channel()
+        seen_mid_write = []
+        encode = filesystem_broker.dumps
+
+        def dumps_while_a_reader_looks(payload):
+            try:
+                seen_mid_write.append(reader._get("default"))
+            except Empty:
+                seen_mid_write.append(None)
+            return encode(payload)
+
+        monkeypatch.setattr(filesystem_broker, "dumps", dumps_while_a_reader_looks)
+        monkeypatch.setattr("kombu.transport.filesystem.dumps", dumps_while_a_reader_looks)  # kombu's, to compare
+        writer._put("default", {"body": "x" * 1000, "n": 1})
+        assert seen_mid_write == [None]
+        assert reader._get("default") == {"body": "x" * 1000, "n": 1}
+        with pytest.raises(Empty):
+            reader._get("default")
+
+
+def test_messages_come_out_in_order_and_drafts_are_not_counted(tmp_path):
+    with connection(tmp_path) as conn:
+        channel = conn.channel()
+        for n in range(5):
+            channel._put("default", {"n": n})
+        (tmp_path / "broker" / "queue" / ".1_x.default.msg.draft").write_text("{")  # a writer mid-way
+        assert channel._size("default") == 5
+        assert [channel._get("default")["n"] for _ in range(5)] == list(range(5))
+        with pytest.raises(Empty):
+            channel._get("default")
+
+
+def test_the_celery_app_uses_it_for_filesystem_urls_only(tmp_path):
+    assert broker_transport("redis://127.0.0.1:6379/0") is None
+    with connection(tmp_path) as conn:
+        assert isinstance(conn.transport, filesystem_broker.Transport)
+        conn.channel()._put("inference", {"n": 1})
+    (message,) = (tmp_path / "broker" / "queue").glob("*.inference.msg")
+    assert json.loads(message.read_text()) == {"n": 1}
+
+
+def test_the_app_connects_through_it_on_the_embedded_default(settings):
+    from project.celery import app
+
+    with app.connection_for_write() as conn:
+        assert isinstance(conn.transport, filesystem_broker.Transport) == settings.CELERY_BROKER_URL.startswith(
+            "filesystem://")
