@@ -5,7 +5,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -42,28 +44,18 @@ class Command(BaseCommand):
         logs = settings.VAR_DIR / "logs"
         logs.mkdir(exist_ok=True)
         self._resume_interrupted()
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues,
-                              "--concurrency", "1", "--loglevel", "INFO", "-n", f"{name}@%h", *extra],
-                             cwd=settings.BASE_DIR, stdout=(logs / f"worker-{name}.log").open("a"),
-                             stderr=subprocess.STDOUT)
-            for name, queues, extra in WORKERS
-        ]
-        self.stdout.write(f"Celery workers started (pids {', '.join(str(w.pid) for w in workers)}; logs in {logs}); "
-                          f"web server on http://{addr}/")
+        workers = DemoWorkers(logs, self.stdout)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, workers.interrupt)
+        self.stdout.write(f"Celery workers started (pids {workers.pids()}; logs in {logs}); web server on http://{addr}/")
+        threading.Thread(target=workers.keep_running, daemon=True, name="worker-keeper").start()
         if not quiet_jobs:
             watcher = JobWatcher(self.stdout, list(JOB_NAMES), describe)
             threading.Thread(target=watcher.run_forever, daemon=True, name="job-watcher").start()
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
+            workers.stop()
 
 
     def _resume_interrupted(self) -> None:
@@ -75,6 +67,76 @@ class Command(BaseCommand):
             self.stdout.write("Jobs interrupted when the demo last stopped: "
                               + "; ".join(f"{what} {', '.join(runs)}" for what, runs in outcome.items()
                                           if runs and what != "resent"))
+
+
+class DemoWorkers:
+    """The demo's worker processes. One that stops by itself (a crash, killed for memory) is said in the
+    terminal and started again, so the page's jobs do not wait for ever on a worker nobody runs; one
+    that stops again at once MAX_RESTARTS times within RESTART_WINDOW seconds is left stopped, with its log named."""
+
+    MAX_RESTARTS = 3
+    RESTART_WINDOW = 600.0
+
+    def __init__(self, logs: Path, stdout, commands: dict[str, list[str]] | None = None) -> None:
+        self.logs, self.stdout = logs, stdout
+        self.commands = commands or {
+            name: [sys.executable, "-m", "celery", "-A", "project", "worker", "-Q", queues, "--concurrency", "1",
+                   "--loglevel", "INFO", "-n", f"{name}@%h", *extra]
+            for name, queues, extra in WORKERS}
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._restarts: dict[str, list[float]] = {name: [] for name in self.commands}
+        self._given_up: set[str] = set()
+        self.processes = {name: self._start(name) for name in self.commands}
+
+    def _start(self, name: str) -> subprocess.Popen:
+        return subprocess.Popen(self.commands[name], cwd=settings.BASE_DIR, stderr=subprocess.STDOUT,
+                                stdout=(self.logs / f"worker-{name}.log").open("a"))
+
+    def pids(self) -> str:
+        return ", ".join(str(process.pid) for process in self.processes.values())
+
+    def check(self) -> None:
+        """Start again each worker that stopped by itself, unless it keeps stopping."""
+        with self._lock:
+            for name, process in self.processes.items():
+                if self._stopping or name in self._given_up or process.poll() is None:
+                    continue
+                now = time.monotonic()
+                recent = self._restarts[name] = [t for t in self._restarts[name] if now - t < self.RESTART_WINDOW]
+                log = self.logs / f"worker-{name}.log"
+                if len(recent) >= self.MAX_RESTARTS:
+                    self.stdout.write(f"Worker {name} stopped again (exit code {process.returncode}); left stopped "
+                                      f"after {len(recent)} restarts in {self.RESTART_WINDOW / 60:.0f} minutes: see {log}")
+                    self._given_up.add(name)
+                    continue
+                recent.append(now)
+                self.processes[name] = self._start(name)
+                self.stdout.write(f"Worker {name} stopped (exit code {process.returncode}; see {log}); started it "
+                                  f"again (pid {self.processes[name].pid}). A job it was running resumes once it has "
+                                  f"been quiet for {settings.JOB_STALE_MINUTES} minutes.")
+
+    def keep_running(self, *, interval: float = 2.0) -> None:
+        while not self._stopping:
+            self.check()
+            time.sleep(interval)
+
+    def interrupt(self, signum, frame) -> None:
+        """Ctrl-C (or `kill`): a Ctrl-C reaches the workers too, and none of them may be started again."""
+        self._stopping = True
+        raise KeyboardInterrupt
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        running = [process for process in self.processes.values() if process.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 # The jobs the terminal follows, as the pages name them.
