@@ -1,23 +1,30 @@
-"""Celery's filesystem broker (the embedded default), with each message written whole before a worker can see it.
+"""Celery's filesystem broker (the embedded default), with each message written whole and taken by one worker.
 
 kombu's filesystem transport (5.7) creates a message's file in the queue folder and then writes it.
 A worker that lists the folder in that moment takes the empty file, cannot parse it and stops (the
 JSONDecodeError ends the worker), and the message is lost: a deletion queued by the web process then
 waited for ever (CI, once). Here a message is written under a name no reader takes (a leading dot)
 and renamed into the queue once complete; a rename within a folder is atomic, so a reader finds the
-message whole or not at all, and takes the messages in the order they were written. Reading is
-kombu's own.
+message whole or not at all. A reader takes a message by renaming it into the processed folder beside
+the queue (kombu moves it to the system's temporary folder, a copy and a delete where that is another
+filesystem, so two workers could both take it), then reads and deletes it. A message that still
+cannot be read is logged and skipped rather than ending the worker.
 """
 from __future__ import annotations
 
+import logging
 import os
 import uuid
+from queue import Empty
 from time import monotonic_ns
 
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
+
+logger = logging.getLogger(__name__)
+
 
 class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
@@ -32,6 +39,27 @@ class Channel(filesystem.Channel):
             os.rename(draft, path)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {path!r} to directory") from exc
+
+    def _get(self, queue):
+        for name in sorted(os.listdir(self.data_folder_in)):
+            if name.partition(".")[2] != f"{queue}.msg":
+                continue
+            taken = os.path.join(self.processed_folder, name)
+            try:
+                os.rename(os.path.join(self.data_folder_in, name), taken)
+            except OSError:
+                continue  # another worker took it first
+            try:
+                with open(taken, "rb") as file:
+                    payload = file.read()
+                os.remove(taken)
+            except OSError as exc:
+                raise ChannelError(f"Cannot read file {taken!r} from queue.") from exc
+            try:
+                return loads(bytes_to_str(payload))
+            except ValueError:  # not JSON, or not UTF-8
+                logger.error("Skipped message %s of queue %s: it is not JSON (%d bytes)", name, queue, len(payload))
+        raise Empty()
 
 
 class Transport(filesystem.Transport):

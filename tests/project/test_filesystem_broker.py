@@ -50,6 +50,34 @@ def test_messages_come_out_in_order_and_drafts_are_not_counted(tmp_path):
             channel._get("default")
 
 
+def test_a_message_that_cannot_be_read_is_skipped_not_the_end_of_the_worker(tmp_path, caplog):
+    queue = tmp_path / "broker" / "queue"
+    with connection(tmp_path) as conn:
+        channel = conn.channel()
+        (queue / "00000000000000000001_x.default.msg").write_bytes(b"")  # as kombu's own writer could leave it
+        (queue / "00000000000000000002_y.default.msg").write_bytes(b"\xff{")
+        channel._put("default", {"n": 1})
+        assert channel._get("default") == {"n": 1}
+        assert "Skipped message 00000000000000000001_x.default.msg of queue default" in caplog.text
+        assert "00000000000000000002_y.default.msg" in caplog.text
+        assert not list(queue.iterdir()) and not list((tmp_path / "broker" / "processed").iterdir())
+
+
+def test_readers_on_one_queue_share_its_messages_in_order(tmp_path):
+    # Two workers on one queue: each message goes to one of them, the oldest first.
+    with connection(tmp_path) as first, connection(tmp_path) as second:
+        writer, a, b = first.channel(), first.channel(), second.channel()
+        for n in range(20):
+            writer._put("inference", {"n": n})
+        taken = []
+        for reader in [a, b] * 10:
+            taken.append(reader._get("inference")["n"])
+        assert taken == list(range(20))
+        for reader in (a, b):
+            with pytest.raises(Empty):
+                reader._get("inference")
+
+
 def test_the_celery_app_uses_it_for_filesystem_urls_only(tmp_path):
     assert broker_transport("redis://127.0.0.1:6379/0") is None
     with connection(tmp_path) as conn:
