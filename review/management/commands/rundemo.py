@@ -114,7 +114,8 @@ class DemoWorkers:
                 self.processes[name] = self._start(name)
                 self.stdout.write(f"Worker {name} stopped (exit code {process.returncode}; see {log}); started it "
                                   f"again (pid {self.processes[name].pid}). A job it was running resumes once it has "
-                                  f"been quiet for {settings.JOB_STALE_MINUTES} minutes.")
+                                  f"been quiet for {settings.JOB_STALE_MINUTES} minutes, or at once if you stop the "
+                                  f"demo (Ctrl-C) and start it again.")
 
     def keep_running(self, *, interval: float = 2.0) -> None:
         while not self._stopping:
