@@ -9,17 +9,23 @@ message whole or not at all. A reader takes a message by renaming it into the pr
 the queue (kombu moves it to the system's temporary folder, a copy and a delete where that is another
 filesystem, so two workers could both take it), then reads and deletes it. A message that still
 cannot be read is logged and skipped rather than ending the worker.
+
+The exchange tables (which queues a broadcast reaches: Celery's remote control) are rewritten the same
+way, under a lock: kombu created a missing table by truncating and then locking it, so two workers
+starting together (`make demo`) could read an empty table and stop, or lose one's binding.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from queue import Empty
 from time import monotonic_ns
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -60,6 +66,28 @@ class Channel(filesystem.Channel):
             except ValueError:  # not JSON, or not UTF-8
                 logger.error("Skipped message %s of queue %s: it is not JSON (%d bytes)", name, queue, len(payload))
         raise Empty()
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        self._table_change(exchange, lambda table: table if binding in table else [binding, *table])
+
+    def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
+        virtual.Channel._delete(self, queue, exchange, routing_key, pattern, *args, **kwargs)  # not kombu's rewrite
+        binding = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        self._table_change(exchange, lambda table: [row for row in table if row != binding])
+
+    def _table_change(self, exchange, change: Callable[[list], list]) -> None:
+        """Read, change and write an exchange's table under one lock; the new table is renamed into place whole,
+        so a reader (get_table, which does not take this lock) finds the old one or the new one."""
+        file = self._exchange_file(exchange)
+        self.control_folder.mkdir(parents=True, exist_ok=True)
+        with open(self.control_folder / ".lock", "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)  # released when closed
+            table = self.get_table(exchange)
+            if (changed := change(table)) != table:
+                draft = file.with_name(f".{file.name}.{os.getpid()}.draft")
+                draft.write_bytes(str_to_bytes(dumps(changed)))
+                os.replace(draft, file)
 
 
 class Transport(filesystem.Transport):

@@ -78,6 +78,34 @@ def test_readers_on_one_queue_share_its_messages_in_order(tmp_path):
                 reader._get("inference")
 
 
+def test_a_reader_of_an_exchange_table_finds_the_old_table_or_the_new_one(tmp_path, monkeypatch):
+    # kombu created a missing table by truncating it, then locking it: a worker starting beside another read
+    # the empty file and stopped. Celery's remote control binds every worker's queue to one fanout table.
+    with connection(tmp_path) as conn:
+        writer, reader = conn.channel(), conn.channel()
+        seen_mid_write = []
+        encode = filesystem_broker.dumps
+
+        def dumps_while_a_reader_looks(payload):
+            seen_mid_write.append([row.queue for row in reader.get_table("celery.pidbox")])
+            return encode(payload)
+
+        monkeypatch.setattr(filesystem_broker, "dumps", dumps_while_a_reader_looks)
+        monkeypatch.setattr("kombu.transport.filesystem.dumps", dumps_while_a_reader_looks)  # kombu's, to compare
+        writer._queue_bind("celery.pidbox", "", "", "a@host.celery.pidbox")
+        writer._queue_bind("celery.pidbox", "", "", "b@host.celery.pidbox")
+        writer._queue_bind("celery.pidbox", "", "", "a@host.celery.pidbox")  # already there: not written again
+        assert seen_mid_write == [[], ["a@host.celery.pidbox"]]
+        assert [row.queue for row in reader.get_table("celery.pidbox")] == ["b@host.celery.pidbox",
+                                                                            "a@host.celery.pidbox"]
+
+        writer._delete("a@host.celery.pidbox", "celery.pidbox", "", "", "a@host.celery.pidbox")
+        assert [row.queue for row in reader.get_table("celery.pidbox")] == ["b@host.celery.pidbox"]
+        control = tmp_path / "broker" / "control"
+        assert json.loads((control / "celery.pidbox.exchange").read_text()) == [["", "", "b@host.celery.pidbox"]]
+        assert not list(control.glob("*.draft"))
+
+
 def test_the_celery_app_uses_it_for_filesystem_urls_only(tmp_path):
     assert broker_transport("redis://127.0.0.1:6379/0") is None
     with connection(tmp_path) as conn:
