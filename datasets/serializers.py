@@ -7,19 +7,19 @@ from datasets.models import (
     MAX_FRAME_EVERY, MIN_FRAME_EVERY, BucketWatch, DatasetExport, DatasetImport, ExportFormat, ExportSource, ImportFormat,
 )
 from project.converters import MAX_ID
+from project.job_serializers import JobRunSerializer
 from review.tags import MAX_TAGS
 
 MAX_EXPORT_IDS = 1_000_000
 
 JOB_FIELDS = ["id", "status", "percent", "progress_done", "progress_total", "attempts", "cancel_requested", "error",
-              "created_at", "started_at", "finished_at"]
+              "waiting", "created_at", "started_at", "finished_at"]
 
 
 SKIP_LOOK_ALIKES_HELP = ("Leave out unlabelled images that look like one kept just before: a fixed camera's unchanged "
                          "view (same size, the same 32 x 32 grey cells within 10 levels). Each is reported, not added.")
 
-class DatasetImportSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class DatasetImportSerializer(JobRunSerializer):
 
     class Meta:
         model = DatasetImport
@@ -51,8 +51,7 @@ class ImportCreateSerializer(serializers.Serializer):
                                                  "these are.")
 
 
-class DatasetExportSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class DatasetExportSerializer(JobRunSerializer):
     download_ready = serializers.SerializerMethodField()
 
     class Meta:

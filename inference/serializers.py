@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from inference.architectures import ARCHITECTURES
 from project.converters import MAX_ID
+from project.job_serializers import JobRunSerializer
 from inference.models import (
     BoxOutcome, InferenceRun, InferenceScope, ModelVersion, ModelVersionDeletion, Prediction, RerankRun, SuspectedError,
 )
@@ -71,34 +72,32 @@ class PredictionSerializer(serializers.ModelSerializer):
         fields = ["id", "image", "model_version", "label_class", "x", "y", "w", "h", "score"]
 
 
-class InferenceRunSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class InferenceRunSerializer(JobRunSerializer):
 
     class Meta:
         model = InferenceRun
         fields = ["id", "model_version", "scope", "status", "percent", "progress_done", "progress_total",
                   "chunks_done", "chunks_total", "predictions_written", "images_failed", "images_per_second",
-                  "device", "attempts", "cancel_requested", "error", "created_at", "started_at", "finished_at"]
+                  "device", "attempts", "cancel_requested", "error", "waiting", "created_at", "started_at", "finished_at"]
 
 
-class ModelVersionDeletionSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class ModelVersionDeletionSerializer(JobRunSerializer):
 
     class Meta:
         model = ModelVersionDeletion
         fields = ["id", "model_version", "version_number", "status", "percent", "progress_done", "progress_total",
-                  "attempts", "cancel_requested", "error", "requested_by", "created_at", "started_at", "finished_at"]
+                  "attempts", "cancel_requested", "error", "waiting", "requested_by", "created_at", "started_at",
+                  "finished_at"]
         extra_kwargs = {"model_version": {"help_text": "Empty once the version is deleted."},
                         "progress_done": {"help_text": "Predictions deleted."}}
 
 
-class RerankRunSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class RerankRunSerializer(JobRunSerializer):
 
     class Meta:
         model = RerankRun
         fields = ["id", "score_threshold", "status", "percent", "progress_done", "progress_total", "images_ranked",
-                  "images_judged", "attempts", "cancel_requested", "error", "requested_by", "created_at",
+                  "images_judged", "attempts", "cancel_requested", "error", "waiting", "requested_by", "created_at",
                   "started_at", "finished_at"]
 
 

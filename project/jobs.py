@@ -103,12 +103,37 @@ class JobRun(models.Model):
         """The Celery tasks (name, args) that finish this job when sent again; the stale-run sweeper uses them."""
         raise NotImplementedError
 
+    @property
+    def waiting(self) -> str:
+        """What a job queued for JOB_WAIT_NOTICE_SECONDS or more waits for, said on its row and in the API; "" for
+        any other. A queue's workers may be busy, but a deployment that runs none for it (a GPU machine started
+        without `-Q training`, say) otherwise sees only "queued", for ever."""
+        if self.status != JobStatus.QUEUED or self.created_at is None:
+            return ""
+        waited = (timezone.now() - self.created_at).total_seconds()
+        if waited < settings.JOB_WAIT_NOTICE_SECONDS:
+            return ""
+        queues = sorted({current_app.amqp.router.route({}, name)["queue"].name for name, _ in self.pending_tasks()})
+        if not queues:
+            return ""
+        named = " and ".join(queues)
+        return (f"waiting {_duration(waited)} for a worker of the {named} queue{'s' if len(queues) > 1 else ''}: "
+                f"they are busy with other jobs, or none is running (start one with "
+                f"`celery -A project worker -Q {','.join(queues)}`)")
+
     def holders_release(self) -> None:
         """Let the next message for this job take it up: the one that held it is gone with its worker (the sweeper)."""
         type(self).objects.filter(pk=self.pk).update(held_by_task="")
 
 
 Run = TypeVar("Run", bound=JobRun)
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s"
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
 @transaction.atomic

@@ -241,6 +241,8 @@ JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", 3))
 # A running job whose worker gave no sign of life for this long is resumed (or failed after
 # JOB_MAX_ATTEMPTS) by the stale-run sweeper, which Celery beat runs every JOB_SWEEP_SECONDS.
 JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
+# A job queued this long says what it waits for (project/jobs.py JobRun.waiting): a worker of its queue.
+JOB_WAIT_NOTICE_SECONDS = int(os.environ.get("JOB_WAIT_NOTICE_SECONDS", 60))
 JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
 # A running job's worker process marks it alive this often, however quiet the job itself is
 # (project/jobs.py job_heartbeat); keep it well under JOB_STALE_MINUTES.

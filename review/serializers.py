@@ -9,6 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from project.converters import MAX_ID
+from project.job_serializers import JobRunSerializer
 from review.bulk_actions import ACTIONS, MAX_IMAGES
 from review.tags import MAX_TAGS
 from review.models import (
@@ -26,13 +27,12 @@ class ActiveModelSerializer(serializers.Serializer):
     map = serializers.FloatField(allow_null=True)
 
 
-class ProjectDeletionSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class ProjectDeletionSerializer(JobRunSerializer):
 
     class Meta:
         model = ProjectDeletion
         fields = ["id", "project", "project_name", "status", "percent", "progress_done", "progress_total", "attempts",
-                  "cancel_requested", "error", "requested_by", "created_at", "started_at", "finished_at"]
+                  "cancel_requested", "error", "waiting", "requested_by", "created_at", "started_at", "finished_at"]
         extra_kwargs = {"project": {"help_text": "Empty once the project is deleted."},
                         "progress_done": {"help_text": "Images deleted."}}
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from inference.architectures import ARCHITECTURES, MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from project.job_serializers import JobRunSerializer
 from training.models import DatasetSnapshot, TrainingRun
 
 
-class TrainingRunSerializer(serializers.ModelSerializer):
-    percent = serializers.FloatField(read_only=True)
+class TrainingRunSerializer(JobRunSerializer):
 
     class Meta:
         model = TrainingRun
         fields = ["id", "status", "percent", "progress_done", "progress_total", "architecture", "params", "epoch",
                   "snapshot", "base_version", "result_version", "loss_history", "eval_history", "comparison",
                   "images_per_second", "eta_seconds", "device", "attempts", "cancel_requested", "error",
-                  "created_at", "started_at", "finished_at"]
+                  "waiting", "created_at", "started_at", "finished_at"]
 
 
 class TrainingRunListSerializer(TrainingRunSerializer):

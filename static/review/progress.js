@@ -12,7 +12,8 @@
     const set = (selector, text) => { const node = row.querySelector(selector); if (node) node.textContent = text; };
     set(".percent", `${job.percent.toFixed(1)}%`);
     set(".done", `${job.progress_done}/${job.progress_total}`);
-    set(".status", job.status + (job.error ? `: ${job.error}` : ""));
+    // Queued a minute or more: which queue's worker it waits for (JobRun.waiting).
+    set(".status", job.status + (job.error ? `: ${job.error}` : "") + (job.waiting ? `: ${job.waiting}` : ""));
     if (job.epoch !== undefined) set(".epoch", String(job.epoch));
     // A training run's worker first freezes the reviewed labels (seconds on a large project): say so.
     const freezing = job.status === "running" && job.snapshot === null;

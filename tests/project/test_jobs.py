@@ -1,12 +1,19 @@
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from celery import shared_task
+from django.test import Client
+from django.utils import timezone
 
 from inference.models import InferenceRun
+from inference.services import inference_run_create
 from project.jobs import JobProgress, JobStatus, job_attempt_start, job_cancel_request, job_finish, job_heartbeat
-from tests.factories import add_model_version, make_project
+from review.models import ProjectDeletion, Role
+from review.project_deletion import project_deletion_start
+from tests.factories import TINY_ARCHITECTURE, add_images, add_model_version, api_client, make_project
+from training.models import TrainingRun
 
 
 @pytest.fixture
@@ -114,3 +121,46 @@ def test_a_quiet_job_is_kept_alive_by_its_heartbeat_until_its_block_ends():
     time.sleep(0.3)
     assert heartbeat() == last  # the beats stop with the block
     assert not any(thread.name.startswith("heartbeat-") for thread in threading.enumerate())
+
+
+def _queued_since(run, seconds: float):
+    type(run).objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=seconds))
+    run.refresh_from_db()
+    return run
+
+
+def test_a_job_queued_a_minute_says_which_queue_it_waits_for(db, settings):
+    settings.JOB_WAIT_NOTICE_SECONDS = 60
+    project = make_project()
+    add_model_version(project)
+    add_images(project, 2)
+    inference = inference_run_create(project=project, user=None, scope="all")
+    training = TrainingRun.objects.create(project=project, architecture=TINY_ARCHITECTURE)
+    assert inference.waiting == "" and training.waiting == ""  # just queued: nothing to say yet
+
+    inference, training = _queued_since(inference, 61), _queued_since(training, 3 * 3600)
+    assert inference.waiting == ("waiting 1 min for a worker of the inference queue: they are busy with other jobs, "
+                                 "or none is running (start one with `celery -A project worker -Q inference`)")
+    assert training.waiting.startswith("waiting 3 h for a worker of the training queue")
+
+    deletion = _queued_since(project_deletion_start(project=project), 600)  # it cancels the others
+    assert "10 min for a worker of the default queue" in deletion.waiting
+    inference.refresh_from_db()
+    assert inference.status == JobStatus.CANCELLED and inference.waiting == ""
+
+    ProjectDeletion.objects.filter(pk=deletion.pk).update(status=JobStatus.RUNNING)
+    deletion.refresh_from_db()
+    assert deletion.waiting == ""  # a worker has it
+
+
+def test_the_api_and_the_project_page_say_it(db, settings):
+    settings.JOB_WAIT_NOTICE_SECONDS = 60
+    project = make_project()
+    manager = project.memberships.get(role=Role.MANAGER).user
+    run = _queued_since(TrainingRun.objects.create(project=project, architecture=TINY_ARCHITECTURE), 300)
+    data = api_client(manager).get(f"/api/v1/training-runs/{run.pk}/").json()
+    assert data["status"] == "queued" and data["waiting"].startswith("waiting 5 min for a worker of the training queue")
+    browser = Client()
+    browser.force_login(manager)
+    page = browser.get(f"/projects/{project.pk}/").content.decode()
+    assert "queued: waiting 5 min for a worker of the training queue" in page
