@@ -56,8 +56,9 @@ def follow_run(run: JobRun, stdout: OutputWrapper, label: str, *, poll: float = 
             if run.is_finished:
                 break
             if run.status == "queued" and not hinted and time.monotonic() - started > hint_after:
-                stdout.write("\nStill queued: is a worker running? "
-                             "(.venv/bin/celery -A project worker -Q default,inference,training)")
+                queues = ",".join(run.queues()) or "default,inference,training"
+                stdout.write(f"\nStill queued: is a worker of the {queues} queue running? "
+                             f"(.venv/bin/celery -A project worker -Q {queues})")
                 hinted = True
             time.sleep(poll)
     except KeyboardInterrupt:
@@ -84,7 +85,8 @@ class JobWatcher:
                 recent |= Q(finished_at__gte=since)
             for run in model.objects.filter(recent).order_by("created_at"):
                 key = (model.__name__, run.pk)
-                state = (run.status, getattr(run, "epoch", None) or int(run.percent // 10))
+                # A job queued a minute says once which queue's worker it waits for (JobRun.waiting).
+                state = (run.status, getattr(run, "epoch", None) or int(run.percent // 10), bool(run.waiting))
                 if self._seen.get(key) != state:
                     self._seen[key] = state
                     self.stdout.write(self.describe(run))

@@ -103,6 +103,10 @@ class JobRun(models.Model):
         """The Celery tasks (name, args) that finish this job when sent again; the stale-run sweeper uses them."""
         raise NotImplementedError
 
+    def queues(self) -> list[str]:
+        """The Celery queues this job's remaining tasks go to (CELERY_TASK_ROUTES)."""
+        return sorted({current_app.amqp.router.route({}, name)["queue"].name for name, _ in self.pending_tasks()})
+
     @property
     def waiting(self) -> str:
         """What a job queued for JOB_WAIT_NOTICE_SECONDS or more waits for, said on its row and in the API; "" for
@@ -113,8 +117,7 @@ class JobRun(models.Model):
         waited = (timezone.now() - self.created_at).total_seconds()
         if waited < settings.JOB_WAIT_NOTICE_SECONDS:
             return ""
-        queues = sorted({current_app.amqp.router.route({}, name)["queue"].name for name, _ in self.pending_tasks()})
-        if not queues:
+        if not (queues := self.queues()):
             return ""
         named = " and ".join(queues)
         return (f"waiting {_duration(waited)} for a worker of the {named} queue{'s' if len(queues) > 1 else ''}: "

@@ -1,12 +1,13 @@
 """The demo's terminal: one line per job as it starts, advances and ends (project.cli.JobWatcher)."""
 import io
+from datetime import timedelta
 
 import pytest
 from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
 from inference.models import InferenceRun, ModelVersion
-from project.cli import JobWatcher
+from project.cli import JobWatcher, follow_run
 from project.jobs import JobStatus
 from project.sweeper import job_models
 from review.management.commands.rundemo import JOB_NAMES, describe
@@ -56,3 +57,34 @@ def test_the_demo_follows_every_kind_of_job():
     assert out.getvalue().splitlines() == [f"[jobs] Project deletion #{deletion.pk} running: 50% (2/4)",
                                            f"[jobs] Project deletion #{deletion.pk} succeeded: 100% (4/4)"]
     assert set(JOB_NAMES) == set(job_models())
+
+
+def test_a_queued_job_says_once_which_queue_it_waits_for(settings):
+    settings.JOB_WAIT_NOTICE_SECONDS = 60
+    project = make_project()
+    run = TrainingRun.objects.create(project=project, params={"epochs": 3})
+    out = io.StringIO()
+    watcher = JobWatcher(OutputWrapper(out), [TrainingRun], describe)
+    watcher.poll()
+    TrainingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2))
+    watcher.poll()
+    TrainingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=3))
+    watcher.poll()  # a minute more: said already
+    assert out.getvalue().splitlines() == [
+        f"[jobs] Training run #{run.pk} queued",
+        f"[jobs] Training run #{run.pk} queued: waiting 2 min for a worker of the training queue: they are busy with "
+        "other jobs, or none is running (start one with `celery -A project worker -Q training`)"]
+
+
+def test_following_a_run_from_the_terminal_names_the_queue_it_waits_on(monkeypatch):
+    project = make_project()
+    run = TrainingRun.objects.create(project=project, params={"epochs": 3})
+
+    def a_worker_takes_it(seconds):
+        TrainingRun.objects.filter(pk=run.pk).update(status=JobStatus.SUCCEEDED, finished_at=timezone.now())
+
+    monkeypatch.setattr("project.cli.time.sleep", a_worker_takes_it)
+    out = io.StringIO()
+    follow_run(run, OutputWrapper(out), "Training", hint_after=0)
+    assert ("Still queued: is a worker of the training queue running? (.venv/bin/celery -A project worker -Q training)"
+            in out.getvalue())

@@ -151,7 +151,7 @@ def describe(run: JobRun) -> str:
     if run.status == JobStatus.FAILED:
         return f"{head} failed: {run.error}"
     if run.status in (JobStatus.QUEUED, JobStatus.CANCELLED):
-        return f"{head} {run.status}"
+        return f"{head} {run.status}" + (f": {run.waiting}" if run.status == JobStatus.QUEUED and run.waiting else "")
     if isinstance(run, TrainingRun):
         return head + " " + _training(run)
     if isinstance(run, InferenceRun) and run.status == JobStatus.SUCCEEDED:
