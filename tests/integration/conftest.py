@@ -16,6 +16,7 @@ from project.celery import app as celery_app
 from project.env import broker_config, broker_transport
 
 REPO = Path(__file__).resolve().parents[2]
+WORKER_LOG_LINES = 60  # of each worker's log, shown under a failed test
 
 
 def redis_url() -> str:
@@ -154,9 +155,26 @@ def start_worker(broker, tmp_path, media_root, transactional_db):
         worker.wait_ready()
         return worker
 
+    start.workers = workers  # for pytest_runtest_makereport below
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed integration test's report ends with its workers' logs (their last lines), so a CI failure
+    says what the worker did: a worker that exited, a task that raised, one that never arrived."""
+    outcome = yield
+    report = outcome.get_result()
+    start = item.funcargs.get("start_worker") if hasattr(item, "funcargs") else None
+    if report.when != "call" or not report.failed or start is None:
+        return
+    for worker in getattr(start, "workers", []):
+        exited = worker.process.poll()
+        lines = worker.log().splitlines()[-WORKER_LOG_LINES:]
+        report.sections.append((f"worker {worker.log_path.name}" + (f" (exited: {exited})" if exited is not None
+                                                                     else ""), "\n".join(lines)))
 
 
 def finished(model, job_id):
