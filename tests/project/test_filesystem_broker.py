@@ -17,23 +17,33 @@ def connection(tmp_path) -> Connection:
     return Connection(url, transport=broker_transport(url), transport_options=options)
 
 
+def looks_while_writing(monkeypatch, look) -> list:
+    """Call `look()` in every message or table write, once kombu's would have created the file and before any
+    bytes are in it; returns what each look saw."""
+    seen, encode = [], filesystem_broker.dumps
+
+    def dumps(payload):
+        seen.append(look())
+        return encode(payload)
+
+    monkeypatch.setattr(filesystem_broker, "dumps", dumps)
+    monkeypatch.setattr("kombu.transport.filesystem.dumps", dumps)  # kombu's, to compare
+    return seen
+
+
 def test_a_reader_looking_while_a_message_is_written_takes_nothing_then_the_whole_message(tmp_path, monkeypatch):
     # kombu's own transport creates the file before it writes it: the reader here took the empty file,
     # failed to parse it and (in a worker) stopped, and the message was lost.
     with connection(tmp_path) as conn:
         writer, reader = conn.channel(), conn.channel()
-        seen_mid_write = []
-        encode = filesystem_broker.dumps
 
-        def dumps_while_a_reader_looks(payload):
+        def take():
             try:
-                seen_mid_write.append(reader._get("default"))
+                return reader._get("default")
             except Empty:
-                seen_mid_write.append(None)
-            return encode(payload)
+                return None
 
-        monkeypatch.setattr(filesystem_broker, "dumps", dumps_while_a_reader_looks)
-        monkeypatch.setattr("kombu.transport.filesystem.dumps", dumps_while_a_reader_looks)  # kombu's, to compare
+        seen_mid_write = looks_while_writing(monkeypatch, take)
         writer._put("default", {"body": "x" * 1000, "n": 1})
         assert seen_mid_write == [None]
         assert reader._get("default") == {"body": "x" * 1000, "n": 1}
@@ -86,15 +96,7 @@ def test_a_reader_of_an_exchange_table_finds_the_old_table_or_the_new_one(tmp_pa
     # the empty file and stopped. Celery's remote control binds every worker's queue to one fanout table.
     with connection(tmp_path) as conn:
         writer, reader = conn.channel(), conn.channel()
-        seen_mid_write = []
-        encode = filesystem_broker.dumps
-
-        def dumps_while_a_reader_looks(payload):
-            seen_mid_write.append([row.queue for row in reader.get_table("celery.pidbox")])
-            return encode(payload)
-
-        monkeypatch.setattr(filesystem_broker, "dumps", dumps_while_a_reader_looks)
-        monkeypatch.setattr("kombu.transport.filesystem.dumps", dumps_while_a_reader_looks)  # kombu's, to compare
+        seen_mid_write = looks_while_writing(monkeypatch, lambda: [row.queue for row in reader.get_table("celery.pidbox")])
         writer._queue_bind("celery.pidbox", "", "", "a@host.celery.pidbox")
         writer._queue_bind("celery.pidbox", "", "", "b@host.celery.pidbox")
         writer._queue_bind("celery.pidbox", "", "", "a@host.celery.pidbox")  # already there: not written again
