@@ -45,6 +45,7 @@ class JobRunAdmin(ViewOnlyAdmin, DeleteRefusals, admin.ModelAdmin):
     *cancel* action. Only finished runs are deleted: a worker may be writing the rows of one still going."""
 
     list_filter = ["status"]
+    readonly_fields = ["waiting"]  # a job queued a minute: which queue's worker it waits for (JobRun.waiting)
 
     def delete_refusal(self, run) -> str | None:
         return None if run.is_finished else f"{run} is {run.status}: cancel it first"

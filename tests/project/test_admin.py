@@ -1,5 +1,6 @@
 """The Django admin: every model listed for staff, fast change lists, and actions that call the services."""
 import json
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -202,6 +203,15 @@ def test_start_fine_tuning_and_cancel(staff, project):
     _act(staff, TrainingRun, "cancel", [run.pk])
     run.refresh_from_db()
     assert run.cancel_requested or run.status == "cancelled"
+
+
+def test_a_job_queued_a_minute_says_there_which_queue_it_waits_for(staff, project, settings):
+    settings.JOB_WAIT_NOTICE_SECONDS = 60
+    _act(staff, apps.get_model("review", "Project"), "start_fine_tuning", [project.pk])
+    run = TrainingRun.objects.get()
+    TrainingRun.objects.filter(pk=run.pk).update(created_at=run.created_at - timedelta(minutes=5))
+    page = staff.get(f"/admin/training/trainingrun/{run.pk}/change/").content.decode()
+    assert "waiting 5 min for a worker of the training queue" in page
 
 
 def test_a_project_being_deleted_is_shown_as_it_is_and_starts_no_job(staff, project):
