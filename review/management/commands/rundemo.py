@@ -72,10 +72,16 @@ class Command(BaseCommand):
 class DemoWorkers:
     """The demo's worker processes. One that stops by itself (a crash, killed for memory) is said in the
     terminal and started again, so the page's jobs do not wait for ever on a worker nobody runs; one
-    that stops again at once MAX_RESTARTS times within RESTART_WINDOW seconds is left stopped, with its log named."""
+    that stops again at once MAX_RESTARTS times within RESTART_WINDOW seconds is left stopped, with its log named.
+
+    The job such a worker was running lost its message with it (the filesystem broker hands a message
+    over once). Once its heartbeat is overdue (no worker process is left on it: a pool process still
+    working keeps beating), the stale-run sweeper resumes it, after about 3 minutes rather than the
+    JOB_STALE_MINUTES a deployment waits, which must allow for a machine lost from the network."""
 
     MAX_RESTARTS = 3
     RESTART_WINDOW = 600.0
+    MISSED_HEARTBEATS = 2.5  # a running job silent this many heartbeats after a worker stopped is resumed
 
     def __init__(self, logs: Path, stdout, commands: dict[str, list[str]] | None = None) -> None:
         self.logs, self.stdout = logs, stdout
@@ -87,6 +93,7 @@ class DemoWorkers:
         self._stopping = False
         self._restarts: dict[str, list[float]] = {name: [] for name in self.commands}
         self._given_up: set[str] = set()
+        self._sweep_at: float | None = None  # when to resume the jobs a stopped worker left running
         self.processes = {name: self._start(name) for name in self.commands}
 
     def _start(self, name: str) -> subprocess.Popen:
@@ -97,12 +104,13 @@ class DemoWorkers:
         return ", ".join(str(process.pid) for process in self.processes.values())
 
     def check(self) -> None:
-        """Start again each worker that stopped by itself, unless it keeps stopping."""
+        """Start again each worker that stopped by itself, unless it keeps stopping; resume its jobs once overdue."""
         with self._lock:
             for name, process in self.processes.items():
                 if self._stopping or name in self._given_up or process.poll() is None:
                     continue
                 now = time.monotonic()
+                self._sweep_at = now + (self.MISSED_HEARTBEATS + 0.5) * settings.JOB_HEARTBEAT_SECONDS
                 recent = self._restarts[name] = [t for t in self._restarts[name] if now - t < self.RESTART_WINDOW]
                 log = self.logs / f"worker-{name}.log"
                 if len(recent) >= self.MAX_RESTARTS:
@@ -113,9 +121,18 @@ class DemoWorkers:
                 recent.append(now)
                 self.processes[name] = self._start(name)
                 self.stdout.write(f"Worker {name} stopped (exit code {process.returncode}; see {log}); started it "
-                                  f"again (pid {self.processes[name].pid}). A job it was running resumes once it has "
-                                  f"been quiet for {settings.JOB_STALE_MINUTES} minutes, or at once if you stop the "
-                                  f"demo (Ctrl-C) and start it again.")
+                                  f"again (pid {self.processes[name].pid}). A job it was running resumes in about "
+                                  f"{(self._sweep_at - now) / 60:.0f} minutes, once it has missed its heartbeats.")
+            if self._sweep_at is not None and time.monotonic() >= self._sweep_at and not self._stopping:
+                self._sweep_at = None
+                self._resume_overdue()
+
+    def _resume_overdue(self) -> None:
+        silence = timedelta(seconds=self.MISSED_HEARTBEATS * settings.JOB_HEARTBEAT_SECONDS)
+        outcome = stale_runs_sweep(stale_after=silence)
+        if outcome["resumed"] or outcome["failed"]:
+            self.stdout.write("Jobs left by the worker that stopped: " + "; ".join(
+                f"{what} {', '.join(runs)}" for what, runs in outcome.items() if runs and what != "resent"))
 
     def keep_running(self, *, interval: float = 2.0) -> None:
         while not self._stopping:
