@@ -136,7 +136,10 @@ class DemoWorkers:
 
     def keep_running(self, *, interval: float = 2.0) -> None:
         while not self._stopping:
-            self.check()
+            try:
+                self.check()
+            except Exception as exc:  # a busy SQLite file in the sweep must not end the watching
+                self.stdout.write(f"(worker keeper: {type(exc).__name__}: {exc})")
             time.sleep(interval)
 
     def interrupt(self, signum, frame) -> None:
