@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 WHEELS=.device-wheels
 # Already on the device, in builds that match its CUDA and Python; a browser it cannot run.
 THERE_ALREADY='^(torch|torchvision|numpy|pillow|playwright|schemathesis|gunicorn)[=\[]'
+# Not needed by the GPU checks, and 40 MB of the 64 MB a call carries: the ONNX export's packages.
+NOT_NEEDED='^(onnx|onnxruntime)[=\[]'
 
 case "${1:-}" in
   wheels)
@@ -22,7 +24,7 @@ case "${1:-}" in
     mkdir -p "$(dirname "$exclude")"
     grep -qxF "/$WHEELS/" "$exclude" 2>/dev/null || echo "/$WHEELS/" >> "$exclude"
     rm -rf "$WHEELS" && mkdir -p "$WHEELS"
-    grep -v -E '^(#|$)' requirements.txt | grep -v -E "$THERE_ALREADY" > "$WHEELS/requirements.txt"
+    grep -v -E '^(#|$)' requirements.txt | grep -v -E "$THERE_ALREADY" | grep -v -E "$NOT_NEEDED" > "$WHEELS/requirements.txt"
     python3 -m pip download --quiet --dest "$WHEELS" --only-binary=:all: --implementation cp \
       --python-version 3.12 --abi cp312 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
       --platform manylinux2014_x86_64 --platform any -r "$WHEELS/requirements.txt"

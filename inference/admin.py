@@ -4,9 +4,10 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 
 from inference.models import (
-    BoxOutcome, InferenceChunk, InferenceRun, ModelVersion, ModelVersionDeletion, Prediction, RerankRun,
+    BoxOutcome, InferenceChunk, InferenceRun, ModelExport, ModelVersion, ModelVersionDeletion, Prediction, RerankRun,
     SuspectedError,
 )
+from inference.model_exports import model_export_cancel, model_export_start
 from inference.services import inference_run_cancel, model_version_activate, rerank_run_cancel
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.admin_actions import cancel_runs
@@ -25,7 +26,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     fields = ["project", "number", "architecture", "weights_file", "class_names", "source", "parent", "is_active",
               "metrics", "note", "created_by", "created_at"]
     readonly_fields = [name for name in fields if name != "note"]
-    actions = ["promote"]
+    actions = ["promote", "export_onnx"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -66,6 +67,16 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, f"{versions[0]} is now the active model of {versions[0].project}.")
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    @admin.action(description="Export the selected versions as ONNX (a worker writes and checks each file)")
+    def export_onnx(self, request, versions):
+        for version in versions:
+            try:
+                export, created = model_export_start(version=version, user=request.user)
+                self.message_user(request, f"{export} {'queued' if created else 'is there already'}: follow it under "
+                                  "Model exports.")
+            except ValidationError as exc:
+                self.message_user(request, f"{version}: {' '.join(exc.messages)}", messages.ERROR)
 
 
 @admin.register(Prediction)
@@ -161,3 +172,18 @@ class ModelVersionDeletionAdmin(JobRunAdmin):
     @admin.action(description="Cancel the selected deletions (their versions stay with what is left)")
     def cancel(self, request, deletions):
         cancel_runs(self, request, deletions, lambda run: model_version_deletion_cancel(deletion=run))
+
+
+@admin.register(ModelExport)
+class ModelExportAdmin(JobRunAdmin):
+    """Started from the models page, the API or the versions' action here; the file is downloaded through the API."""
+
+    list_display = ["id", "project", "version_number", "format", "status", "percent", "size_bytes", "requested_by",
+                    "created_at"]
+    list_select_related = ["project", "requested_by"]
+    exclude = ["file"]  # no widget: media has no public URL; download it through the API
+    actions = ["cancel"]
+
+    @admin.action(description="Cancel the selected exports")
+    def cancel(self, request, exports):
+        cancel_runs(self, request, exports, lambda run: model_export_cancel(export=run))

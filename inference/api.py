@@ -21,9 +21,10 @@ from inference import selectors, services
 from inference.architectures import ARCHITECTURES, coco_weights_found
 from inference import serializers as s
 from inference.models import (
-    BoxOutcome, InferenceRun, ModelVersion, ModelVersionDeletion, OutcomeKind, Prediction, RerankRun, SuspectedError,
-    SuspectKind, SuspectStatus,
+    BoxOutcome, InferenceRun, ModelExport, ModelVersion, ModelVersionDeletion, OutcomeKind, Prediction, RerankRun,
+    SuspectedError, SuspectKind, SuspectStatus,
 )
+from inference.model_exports import model_export_cancel, model_export_start
 from inference.suspects import suspect_dismiss, suspect_rates
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
 from project.api import IdFilter, PagePagination, member_object, member_project, query_id, validated
@@ -112,6 +113,58 @@ class ModelVersionWeights(APIView):
             raise NotFound("This version has no weights: its predictions were imported.")
         return FileResponse(version.weights.open("rb"), content_type="application/octet-stream", as_attachment=True,
                             filename=f"project-{version.project_id}-v{version.number}-{version.architecture}.safetensors")
+
+
+class ModelExportListCreate(generics.ListAPIView):
+    """A version's exports (ONNX files a deployment runs without torch), newest first."""
+
+    serializer_class = s.ModelExportSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> QuerySet[ModelExport]:
+        version = member_object(self.request, _versions(), self.kwargs["version_id"])
+        return ModelExport.objects.filter(model_version=version).order_by("-created_at", "-id")
+
+    @extend_schema(request=s.ModelExportCreateSerializer,
+                   responses={202: s.ModelExportSerializer, 200: s.ModelExportSerializer},
+                   summary="Export the version as ONNX in a worker, checked against the model (manager)",
+                   description="202 with a new export to follow at `/model-exports/{id}/`; 200 with the one made or "
+                   "going already for this version and its class names (weights never change). Once it succeeded, "
+                   "the file is at `/model-exports/{id}/file/`.")
+    def post(self, request: Request, version_id: int) -> Response:
+        version = member_object(request, _versions(), version_id, Role.MANAGER)
+        data = validated(s.ModelExportCreateSerializer, request.data)
+        export, created = model_export_start(version=version, format=data["format"], user=request.user)
+        return Response(s.ModelExportSerializer(export).data,
+                        status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+                        headers={"Location": reverse("api:model_export_detail", args=[export.pk])})
+
+
+class ModelExportDetail(APIView):
+    @extend_schema(responses=s.ModelExportSerializer, summary="An export's status, progress and check")
+    def get(self, request: Request, model_export_id: int) -> Response:
+        export = member_object(request, ModelExport.objects.all(), model_export_id)
+        return Response(s.ModelExportSerializer(export).data)
+
+
+class ModelExportCancel(APIView):
+    @extend_schema(request=None, responses=s.ModelExportSerializer, summary="Stop an export; nothing is kept (manager)")
+    def post(self, request: Request, model_export_id: int) -> Response:
+        export = member_object(request, ModelExport.objects.all(), model_export_id, Role.MANAGER)
+        return Response(s.ModelExportSerializer(model_export_cancel(export=export)).data)
+
+
+class ModelExportFile(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+                   summary="The exported file: ONNX with the class names and score threshold in its metadata (manager)")
+    def get(self, request: Request, model_export_id: int) -> FileResponse:
+        export = member_object(request, ModelExport.objects.select_related("model_version"), model_export_id,
+                               Role.MANAGER)
+        if not export.file or export.status != "succeeded":
+            raise NotFound(f"Export {export.pk} has no file to download (status: {export.status}).")
+        return FileResponse(export.file.open("rb"), content_type="application/octet-stream", as_attachment=True,
+                            filename=f"project-{export.project_id}-v{export.version_number}-"
+                                     f"{export.model_version.architecture}.{export.format}")
 
 
 class ModelVersionPromote(APIView):

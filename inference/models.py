@@ -293,6 +293,45 @@ class ModelVersionDeletion(JobRun):
         return [("inference.tasks.model_version_deletion_execute", [self.pk])]
 
 
+class ModelExportFormat(models.TextChoices):
+    ONNX = "onnx", "ONNX (onnxruntime, TensorRT, OpenVINO)"
+
+
+def model_export_path(export: ModelExport, filename: str) -> str:
+    return f"projects/{export.project_id}/model-exports/v{export.version_number}-{export.pk}.{export.format}"
+
+
+class ModelExport(JobRun):
+    """A model version written as a file a deployment runs without this app or torch (inference/model_exports.py).
+
+    An `inference`-queue worker exports it and checks the file against the model on some of the
+    project's images; a version's weights never change, so one export per version, format and class
+    names serves every later download.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_exports")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="exports")
+    version_number = models.PositiveIntegerField(help_text="The version's number, for the file's name.")
+    format = models.CharField(max_length=8, choices=ModelExportFormat.choices, default=ModelExportFormat.ONNX)
+    class_names = models.JSONField(default=list, help_text="The class names the file carries, as they were then.")
+    file = models.FileField(upload_to=model_export_path, max_length=255, blank=True, help_text="The finished file.")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    check_result = models.JSONField(
+        default=dict, blank=True, help_text="The file's boxes against the model's on the same images "
+        "(inference.onnx_export.OnnxCheck): images, boxes, matched, min_iou, max_score_difference.")
+
+    class Meta(JobRun.Meta):
+        constraints = [models.UniqueConstraint(
+            fields=["model_version", "format"], condition=Q(status__in=ACTIVE_STATUSES), name="modelexport_one_active",
+            violation_error_message="This version is already being exported in that format.")]
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} of v{self.version_number} as {self.get_format_display().split()[0]}"
+
+    def pending_tasks(self) -> list[tuple[str, list]]:
+        return [("inference.tasks.model_export_execute", [self.pk])]
+
+
 def version_being_deleted(version_id: int | None) -> bool:
     return version_id is not None and ModelVersionDeletion.objects.filter(
         model_version_id=version_id, status__in=ACTIVE_STATUSES).exists()

@@ -7,7 +7,8 @@ from inference.architectures import ARCHITECTURES
 from project.converters import MAX_ID
 from project.job_serializers import JobRunSerializer
 from inference.models import (
-    BoxOutcome, InferenceRun, InferenceScope, ModelVersion, ModelVersionDeletion, Prediction, RerankRun, SuspectedError,
+    BoxOutcome, InferenceRun, InferenceScope, ModelExport, ModelExportFormat, ModelVersion, ModelVersionDeletion,
+    Prediction, RerankRun, SuspectedError,
 )
 
 
@@ -90,6 +91,24 @@ class ModelVersionDeletionSerializer(JobRunSerializer):
                   "finished_at"]
         extra_kwargs = {"model_version": {"help_text": "Empty once the version is deleted."},
                         "progress_done": {"help_text": "Predictions deleted."}}
+
+
+class ModelExportSerializer(JobRunSerializer):
+    download_ready = serializers.SerializerMethodField(help_text="The file is there: GET /model-exports/{id}/file/.")
+
+    class Meta:
+        model = ModelExport
+        fields = ["id", "model_version", "version_number", "format", "class_names", "status", "percent",
+                  "progress_done", "progress_total", "attempts", "cancel_requested", "error", "waiting", "size_bytes",
+                  "check_result", "download_ready", "requested_by", "created_at", "started_at", "finished_at"]
+        extra_kwargs = {"progress_done": {"help_text": "Steps done: the export, each image checked, storing the file."}}
+
+    def get_download_ready(self, export: ModelExport) -> bool:
+        return bool(export.file) and export.status == "succeeded"
+
+
+class ModelExportCreateSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ModelExportFormat.choices, default=ModelExportFormat.ONNX)
 
 
 class RerankRunSerializer(JobRunSerializer):

@@ -1,13 +1,13 @@
 """Celery entry points of the inference app: load by id, call the service.
 
-The execution module (torch, torchvision) is imported inside the task, so a worker of the `default`
+The execution modules (torch, torchvision, onnx) are imported inside the tasks, so a worker of the `default`
 queue, which runs only box_outcomes_refresh, rerank_run_execute and model_version_deletion_execute
 here, never loads torch; a worker that consumes the `inference` queue imports it once at start
 (project/celery.py).
 """
 from celery import shared_task
 
-from inference import outcomes, rerank, version_deletion
+from inference import model_exports, outcomes, rerank, version_deletion
 
 
 @shared_task(name="inference.tasks.inference_chunk_execute", acks_late=True)
@@ -33,3 +33,9 @@ def rerank_run_execute(run_id: int) -> None:
 def model_version_deletion_execute(run_id: int) -> None:
     """A repeat deletes whatever is left, so a redelivered task finishes the job."""
     version_deletion.model_version_deletion_execute(run_id=run_id)
+
+
+@shared_task(name="inference.tasks.model_export_execute", acks_late=True)
+def model_export_execute(run_id: int) -> None:
+    """A repeat exports again from the weights, which never change: the same file."""
+    model_exports.model_export_execute(run_id=run_id)

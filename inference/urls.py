@@ -15,4 +15,6 @@ urlpatterns = [
     path("model-versions/<id:version_id>/delete", views.model_version_delete, name="model_version_delete"),
     path("model-version-deletions/<id:version_deletion_id>/cancel", views.model_version_deletion_cancel_view,
          name="model_version_deletion_cancel"),
+    path("model-versions/<id:version_id>/export", views.model_export_start_view, name="model_export_start"),
+    path("model-exports/<id:model_export_id>/cancel", views.model_export_cancel_view, name="model_export_cancel"),
 ]

@@ -17,8 +17,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from inference import selectors
 from inference.models import (
-    BoxOutcome, ModelVersion, ModelVersionDeletion, OutcomeKind, RerankRun, SuspectedError, SuspectKind, SuspectStatus,
+    BoxOutcome, ModelExport, ModelVersion, ModelVersionDeletion, OutcomeKind, RerankRun, SuspectedError, SuspectKind,
+    SuspectStatus,
 )
+from inference.model_exports import model_export_cancel, model_export_start
 from inference.services import rerank_run_cancel, rerank_run_create
 from inference.suspects import suspect_dismiss, suspect_rates
 from inference.version_deletion import model_version_deletion_cancel, model_version_deletion_start
@@ -138,6 +140,28 @@ def model_version_deletion_cancel_view(request: HttpRequest, version_deletion_id
         messages.info(request, f"{deletion} cancelled: v{deletion.version_number} stays, with the predictions not "
                                "deleted yet.")
     return HttpResponseRedirect(reverse("training:project_models", args=[deletion.project_id]))
+
+
+@login_required
+@require_POST
+def model_export_start_view(request: HttpRequest, version_id: int) -> HttpResponseRedirect:
+    version = object_for_member(request.user, ModelVersion.objects.all(), version_id, role=Role.MANAGER)
+    with refusal_reported(request, f"{version} was not exported"):
+        export, created = model_export_start(version=version, user=request.user)
+        messages.success(request, f"Exporting {version} as ONNX: a worker writes the file and checks it against the "
+                         "model on some of the project's images; it appears under ONNX files below." if created else
+                         f"{version} is already exported as ONNX: {export.status} (ONNX files, below).")
+    return HttpResponseRedirect(reverse("training:project_models", args=[version.project_id]) + "#model-exports")
+
+
+@login_required
+@require_POST
+def model_export_cancel_view(request: HttpRequest, model_export_id: int) -> HttpResponseRedirect:
+    export = object_for_member(request.user, ModelExport.objects.all(), model_export_id, role=Role.MANAGER)
+    with refusal_reported(request, f"{export} was not cancelled"):
+        model_export_cancel(export=export)
+        messages.info(request, f"{export} cancelled.")
+    return HttpResponseRedirect(reverse("training:project_models", args=[export.project_id]) + "#model-exports")
 
 
 def patch_region(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:

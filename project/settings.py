@@ -189,6 +189,7 @@ SPECTACULAR_SETTINGS = {
         "ExportSourceEnum": "datasets.models.ExportSource",
         "AnnotationSourceEnum": "review.models.AnnotationSource",
         "ModelSourceEnum": "inference.models.ModelSource",
+        "ModelExportFormatEnum": "inference.models.ModelExportFormat",
     },
 }
 

@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from inference import selectors as inference_selectors
-from inference.models import ModelVersion, ModelVersionDeletion
+from inference.models import ModelExport, ModelVersion, ModelVersionDeletion
+from inference.model_exports import check_in_words
 from inference.services import (
     model_version_activate, model_version_create, model_version_from_coco, project_settings_update,
 )
@@ -39,13 +40,20 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
                 .order_by("-created_at")[:10])
     deletions = list(ModelVersionDeletion.objects.filter(project=project).order_by("-created_at", "-id")[:10])
     deleting = {d.model_version_id for d in deletions if not d.is_finished}
+    exports = list(ModelExport.objects.filter(project=project).order_by("-created_at", "-id")[:10])
+    for export in exports:
+        export.check_said = check_in_words(export.check_result)
     for version in versions:
         version.gain = _gain_over_parent(version)
         version.being_deleted = version.pk in deleting
+        # The file to download, or the export still going: a new one only when neither is there.
+        version.onnx = next((e for e in exports if e.model_version_id == version.pk and e.class_names ==
+                             version.class_names and e.status in ("queued", "running", "succeeded")), None)
     return render(request, "training/models.html", {
         "project": project,
         "versions": versions,
         "deletions": deletions,
+        "exports": exports,
         "runs": runs,
         "can_manage": membership.has_role(Role.MANAGER),
         "upload_form": WeightsUploadForm(),

@@ -152,3 +152,22 @@ def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker,
     assert run.status == JobStatus.SUCCEEDED, run.error
     per_image = Counter(Prediction.objects.filter(model_version=run.model_version).values_list("image_id", flat=True))
     assert per_image == expected_counts(images)  # exactly one set of predictions per image
+
+
+def test_a_version_is_exported_as_onnx_by_a_worker_of_the_inference_queue(start_worker):
+    """Queued on commit to the `inference` queue, whose workers have torch; the file comes back checked."""
+    from inference.model_exports import model_export_start
+    from inference.models import ModelExport
+    from inference.onnx_export import onnx_session
+
+    project = make_project()
+    add_images(project, 3, size=96)
+    version = add_model_version(project)
+    start_worker(queues="inference")
+    export, created = model_export_start(version=version)
+    assert created
+    export = wait_for(lambda: (e := ModelExport.objects.get(pk=export.pk)).is_finished and e, message="the export")
+    assert export.status == JobStatus.SUCCEEDED, export.error
+    assert export.check_result["images"] == 3 and export.check_result["passed"]
+    session = onnx_session(export.file.read())
+    assert [i.name for i in session.get_inputs()] == ["image"]

@@ -4,7 +4,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import ModelVersionDeletion, RerankRun, SuspectedError
+from inference.models import ModelExport, ModelVersionDeletion, RerankRun, SuspectedError
 from project.jobs import JobStatus
 from review.models import ProjectDeletion, Role, Tag
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project
@@ -44,6 +44,7 @@ def world():
                                                       status=JobStatus.CANCELLED, finished_at=timezone.now()).pk,
         "version_deletion_id": ModelVersionDeletion.objects.create(
             project=project, model_version=version, version_number=version.number, status=JobStatus.CANCELLED).pk,
+        "model_export_id": _finished_model_export(version).pk,
         "class_id": project.label_classes.first().pk, "user_id": users[A].pk,
         "tag_id": tag.pk,
         "uidb64": "MQ", "token": "not-a-token",
@@ -54,3 +55,12 @@ def world():
     kwargs |= {"webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
                "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk}
     return users, kwargs
+
+
+def _finished_model_export(version) -> ModelExport:
+    """Succeeded, with its file: the models page shows its check and download link."""
+    export = ModelExport(project=version.project, model_version=version, version_number=version.number,
+                         class_names=version.class_names, status=JobStatus.SUCCEEDED, size_bytes=4,
+                         check_result={"images": 1, "boxes": 2, "matched": 2, "min_score": 0.3, "passed": True})
+    export.file.save("m.onnx", ContentFile(b"onnx"))
+    return export

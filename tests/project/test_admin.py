@@ -43,7 +43,7 @@ def _changelist(model) -> str:
 def _one_of_every_row(project) -> None:
     """At least one row of each model our admin shows, so that every change page is loaded."""
     from datasets.models import BucketObject, BucketWatch, DatasetExport, DatasetImport
-    from inference.models import BoxOutcome, InferenceChunk, ModelVersionDeletion, SuspectedError
+    from inference.models import BoxOutcome, InferenceChunk, ModelExport, ModelVersionDeletion, SuspectedError
     from review.models import ApiToken, Comment, Mention, NotificationSettings, PasswordResetRequest, Tag
     from training.models import DatasetSnapshot
     from webhooks.models import Webhook, WebhookDelivery
@@ -61,6 +61,7 @@ def _one_of_every_row(project) -> None:
     InferenceChunk.objects.create(run=run, number=0, image_ids=[image.pk])
     RerankRun.objects.create(project=project, score_threshold=0.4)
     ModelVersionDeletion.objects.create(project=project, model_version=old, version_number=old.number)
+    ModelExport.objects.create(project=project, model_version=version, version_number=version.number)
     snapshot = DatasetSnapshot.objects.create(project=project, content_hash="0" * 64, file="snapshots/s.json")
     TrainingRun.objects.create(project=project, snapshot=snapshot)
     DatasetImport.objects.create(project=project, original_name="a.zip")
@@ -96,7 +97,8 @@ BY_HAND = {
         "review.Annotation", "review.Comment", "review.ReviewEvent", "review.StatusChange", "review.ApiToken",
         "review.PasswordResetRequest", "review.Mention", "review.ProjectDeletion", "inference.Prediction",
         "inference.BoxOutcome", "inference.SuspectedError", "inference.InferenceRun", "inference.InferenceChunk",
-        "inference.RerankRun", "inference.ModelVersionDeletion", "training.DatasetSnapshot", "training.TrainingRun",
+        "inference.RerankRun", "inference.ModelVersionDeletion", "inference.ModelExport", "training.DatasetSnapshot",
+        "training.TrainingRun",
         "datasets.DatasetImport", "datasets.DatasetExport", "datasets.BucketObject", "datasets.BucketWatch",
         "webhooks.WebhookDelivery", "review.Tag", "review.ImageLook")},
 }

@@ -10,7 +10,7 @@ from django.urls import URLPattern, get_resolver, reverse
 from rest_framework.test import APIClient
 
 from datasets.models import BucketWatch, DatasetExport, DatasetImport
-from inference.models import InferenceRun, ModelVersion, ModelVersionDeletion, RerankRun, SuspectedError
+from inference.models import InferenceRun, ModelExport, ModelVersion, ModelVersionDeletion, RerankRun, SuspectedError
 from project import api_urls
 from project.jobs import JobStatus
 from review.models import ProjectDeletion, Role, Tag
@@ -82,6 +82,11 @@ REQUIRED_ROLE = {
     ("bucket_watch_detail", "DELETE"): M,
     ("model_version_promote", "POST"): M,
     ("model_version_weights", "GET"): M,
+    ("model_export_list", "GET"): A,
+    ("model_export_list", "POST"): M,
+    ("model_export_detail", "GET"): A,
+    ("model_export_cancel", "POST"): M,
+    ("model_export_file", "GET"): M,
     ("prediction_list", "GET"): A,
     ("box_outcome_list", "GET"): A,
     ("box_outcome_counts", "GET"): A,
@@ -176,6 +181,7 @@ def world():
             project=project, model_version=version, version_number=1, status=JobStatus.CANCELLED).pk,
         "import_id": DatasetImport.objects.create(project=project, original_name="a.zip").pk,
         "export_id": _finished_export(project).pk,
+        "model_export_id": _finished_model_export(version).pk,
         "watch_id": BucketWatch.objects.create(project=project, source_url="s3://cams/site-a/").pk,
         "tag_id": Tag.objects.create(project=project, name="gate").pk,
         "webhook_id": webhook.pk, "delivery_id": webhook_ping(webhook=webhook).pk,
@@ -188,6 +194,13 @@ def world():
 def _finished_export(project) -> DatasetExport:
     export = DatasetExport(project=project, status=JobStatus.SUCCEEDED)
     export.file.save("e.zip", ContentFile(b"PK\x05\x06" + b"\0" * 18))
+    return export
+
+
+def _finished_model_export(version) -> ModelExport:
+    export = ModelExport(project=version.project, model_version=version, version_number=version.number,
+                         class_names=version.class_names, status=JobStatus.SUCCEEDED)
+    export.file.save("m.onnx", ContentFile(b"onnx"))
     return export
 
 

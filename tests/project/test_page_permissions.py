@@ -67,6 +67,8 @@ PAGE_RULES = {
     ("inference:rerank_cancel", "POST"): M,
     ("inference:model_version_delete", "POST"): M,
     ("inference:model_version_deletion_cancel", "POST"): M,
+    ("inference:model_export_start", "POST"): M,
+    ("inference:model_export_cancel", "POST"): M,
     ("training:project_models", "GET"): A,
     ("training:compare", "GET"): A,
     ("training:thresholds", "GET"): A,

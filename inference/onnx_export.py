@@ -1,0 +1,166 @@
+"""A model version as an ONNX file a deployment runs without torch (onnxruntime, TensorRT, OpenVINO),
+and the check that the file predicts what the model does. No Django here.
+
+The file takes one image as it comes off a camera or out of Pillow: `image`, uint8, height x width x 3,
+RGB, any size. Everything torchvision does around the network is inside: the conversion to float, the
+normalisation and resizing, the box decoding and non-maximum suppression, and the scaling of boxes back
+to the image. It gives `boxes` (n x 4 float32, x1 y1 x2 y2 in the image's pixels), `labels` (n int64,
+1 for the first class name) and `scores` (n float32), best first, down to STORE_SCORE_FLOOR; the
+metadata says the class names and the score threshold to deploy at (tools/onnx_predict.py reads both).
+
+torch's exporter that follows torch.export cannot trace torchvision's detectors (their post-processing
+has shapes that depend on the data: GuardOnDataDependentSymNode), so this uses the TorchScript-based
+one, which torchvision's own ONNX tests use for these models (opset 11 and later).
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import box_iou
+
+from inference.detector import STORE_SCORE_FLOOR, set_output_limits
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("boxes", "labels", "scores")
+# The boxes the check compares: those a deployment could keep. Lower ones may trade places in
+# non-maximum suppression on float noise and say nothing about the file.
+CHECK_MIN_SCORE = 0.3
+CHECK_MIN_IOU = 0.99          # a box of the file must lie on the model's box
+CHECK_MAX_SCORE_DIFFERENCE = 0.01
+
+
+class _FromPixels(nn.Module):
+    """uint8 HWC RGB in, (boxes, labels, scores) out: what a deployment has, and a fixed output order
+    (torchvision's detectors give dicts whose key order differs between architectures)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        chw = image.permute(2, 0, 1).to(torch.float32) / 255.0
+        out = self.model([chw])[0]
+        return out["boxes"], out["labels"], out["scores"]
+
+
+def onnx_from_model(model: nn.Module, *, metadata: dict[str, str], opset: int = OPSET) -> bytes:
+    """The model (on the CPU, in eval mode) as ONNX bytes, with `metadata` as the file's metadata_props."""
+    import onnx  # only a worker that exports needs it
+
+    model = model.eval().to("cpu")
+    set_output_limits(model, score_threshold=STORE_SCORE_FLOOR, max_detections=_max_detections(model))
+    # Any size traces the same graph (height and width are dynamic); a camera's usual shape.
+    sample = torch.randint(0, 256, (480, 640, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The exporter warns of the legacy path (see the module's note) and of every Python number the
+        # trace keeps as a constant (the resize's scale factors, computed again from the input's shape).
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _FromPixels(model).eval(), (sample,), buffer, dynamo=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "height", 1: "width"}, **{name: {0: "detections"} for name in OUTPUT_NAMES}})
+    graph = onnx.load_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(graph, {key: str(value) for key, value in metadata.items()})
+    return graph.SerializeToString()
+
+
+def _max_detections(model: nn.Module) -> int:
+    owner = model.roi_heads if hasattr(model, "roi_heads") else model
+    return int(owner.detections_per_img)
+
+
+def onnx_metadata(onnx_bytes: bytes) -> dict[str, str]:
+    import onnx
+
+    return {prop.key: prop.value for prop in onnx.load_from_string(onnx_bytes).metadata_props}
+
+
+@dataclass
+class OnnxCheck:
+    """How the ONNX file's boxes compare with the model's on the same images."""
+
+    images: int = 0
+    boxes: int = 0                  # the model's boxes scored at least CHECK_MIN_SCORE
+    matched: int = 0                # of those, the file gave the same class on the same place and score
+    min_iou: float | None = None
+    max_score_difference: float | None = None
+    onnxruntime: str = ""
+    first_mismatch: str = ""
+    min_score: float = CHECK_MIN_SCORE
+
+    @property
+    def passed(self) -> bool:
+        return self.matched == self.boxes
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def onnx_session(onnx_bytes: bytes):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # its warnings of unused initialisers are about the exporter, not the model
+    return onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_check_image(session, model: nn.Module, image: np.ndarray, check: OnnxCheck, *, name: str = "",
+                     min_score: float = CHECK_MIN_SCORE) -> None:
+    """Predict `image` (uint8 HWC RGB) with the file and the model; add what agrees to `check`."""
+    import onnxruntime
+
+    check.onnxruntime = onnxruntime.__version__
+    with torch.inference_mode():
+        expected = _FromPixels(model.eval().to("cpu"))(torch.from_numpy(np.ascontiguousarray(image)))
+    boxes, labels, scores = session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(image)})
+    check.images += 1
+    check.min_score = min_score
+    keep = expected[2] >= min_score
+    want_boxes, want_labels, want_scores = (tensor[keep] for tensor in expected)
+    if not len(want_boxes):
+        return
+    ious = box_iou(want_boxes, torch.from_numpy(boxes)).numpy() if len(boxes) else np.zeros((len(want_boxes), 0))
+    for i in range(len(want_boxes)):
+        check.boxes += 1
+        same_class = labels == int(want_labels[i])
+        candidates = np.flatnonzero(same_class & (ious[i] >= CHECK_MIN_IOU)) if len(boxes) else np.array([], int)
+        differences = np.abs(scores[candidates] - float(want_scores[i])) if len(candidates) else np.array([])
+        if len(candidates) and differences.min() <= CHECK_MAX_SCORE_DIFFERENCE:
+            best = candidates[int(differences.argmin())]
+            check.matched += 1
+            check.min_iou = _lowest(check.min_iou, float(ious[i, best]))
+            check.max_score_difference = _highest(check.max_score_difference, float(differences.min()))
+        elif not check.first_mismatch:
+            where = ", ".join(f"{v:.0f}" for v in want_boxes[i].tolist())
+            check.first_mismatch = (f"{name or 'an image'}: the model's box of class {int(want_labels[i])} at "
+                                    f"[{where}] scored {float(want_scores[i]):.3f}; the ONNX file gave none like it")
+
+
+def _lowest(current: float | None, value: float) -> float:
+    return value if current is None else min(current, value)
+
+
+def _highest(current: float | None, value: float) -> float:
+    return value if current is None else max(current, value)
+
+
+def metadata_for(*, architecture: str, class_names: Sequence[str], score_threshold: float | None,
+                 version: str, project: str) -> dict[str, str]:
+    """The metadata a file carries: enough for a deployment that never talks to this app."""
+    return {
+        "architecture": architecture, "class_names": json.dumps(list(class_names)),
+        "score_threshold": "" if score_threshold is None else f"{score_threshold:.6g}",
+        "model_version": version, "project": project,
+        "input": "image: uint8 height x width x 3, RGB",
+        "outputs": "boxes: n x 4 float32 x1 y1 x2 y2 in the image's pixels; labels: n int64, 1 = class_names[0]; "
+                   "scores: n float32",
+    }
