@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from datasets.models import DatasetExport
-from inference.models import InferenceChunk, InferenceRun, RerankRun
+from inference.models import InferenceChunk, InferenceRun, ModelExport, RerankRun
 from project.jobs import JobProgress, JobStatus, job_attempt_start
 from project.sweeper import job_models, stale_runs_sweep
 from tests.factories import add_images, add_model_version, make_project
@@ -18,7 +18,18 @@ pytestmark = pytest.mark.django_db
 def test_every_run_model_knows_how_to_resume():
     assert {m.__name__ for m in job_models()} == {"InferenceRun", "TrainingRun", "DatasetImport", "DatasetExport",
                                                   "RerankRun", "ProjectDeletion",
-                                                  "ModelVersionDeletion"}
+                                                  "ModelVersionDeletion", "ModelExport"}
+
+
+def test_a_quiet_model_export_is_sent_again(settings, django_capture_on_commit_callbacks):
+    project = make_project()
+    version = add_model_version(project)
+    old = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES + 1)
+    export = ModelExport.objects.create(project=project, model_version=version, version_number=version.number,
+                                        status=JobStatus.RUNNING, attempts=1, heartbeat_at=old)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert stale_runs_sweep()["resumed"] == [f"ModelExport #{export.pk}"]
+    assert export.pending_tasks() == [("inference.tasks.model_export_execute", [export.pk])]
 
 
 def test_a_quiet_rerank_is_sent_again(settings, django_capture_on_commit_callbacks):

@@ -6,13 +6,13 @@ import pytest
 from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
-from inference.models import InferenceRun, ModelVersion
+from inference.models import InferenceRun, ModelExport, ModelVersion
 from project.cli import JobWatcher, follow_run
 from project.jobs import JobStatus
 from project.sweeper import job_models
 from review.management.commands.rundemo import JOB_NAMES, describe
 from review.models import ProjectDeletion
-from tests.factories import make_project
+from tests.factories import add_model_version, make_project
 from training.models import DatasetSnapshot, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -57,6 +57,17 @@ def test_the_demo_follows_every_kind_of_job():
     assert out.getvalue().splitlines() == [f"[jobs] Project deletion #{deletion.pk} running: 50% (2/4)",
                                            f"[jobs] Project deletion #{deletion.pk} succeeded: 100% (4/4)"]
     assert set(JOB_NAMES) == set(job_models())
+
+
+def test_a_finished_onnx_export_says_what_was_checked_and_where_it_is():
+    project = make_project()
+    version = add_model_version(project)
+    export = ModelExport.objects.create(
+        project=project, model_version=version, version_number=version.number, status=JobStatus.SUCCEEDED,
+        size_bytes=9_000_000, check_result={"images": 4, "boxes": 12, "matched": 12, "min_score": 0.3,
+                                            "max_score_difference": 2e-5})
+    assert describe(export) == (f"[jobs] ONNX export #{export.pk} done: v1 as ONNX, 9 MB; 12 of 12 boxes scored ≥ 0.3 "
+                                "agree on 4 image(s) (scores within 2e-05). Download it from the models page.")
 
 
 def test_a_queued_job_says_once_which_queue_it_waits_for(settings):

@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand
 
 # A command is a top-floor caller like a view: it may read every app's jobs.
 from datasets.models import DatasetExport, DatasetImport
-from inference.models import InferenceRun, ModelVersionDeletion, RerankRun
+from inference.model_exports import check_in_words
+from inference.models import InferenceRun, ModelExport, ModelVersionDeletion, RerankRun
 from project.cli import JobWatcher
 from project.jobs import JobRun, JobStatus
 from project.sweeper import stale_runs_sweep
@@ -162,7 +163,8 @@ class DemoWorkers:
 
 # The jobs the terminal follows, as the pages name them.
 JOB_NAMES = {DatasetImport: "Import", TrainingRun: "Training run", InferenceRun: "Inference", DatasetExport: "Export",
-             RerankRun: "Rerank", ModelVersionDeletion: "Model version deletion", ProjectDeletion: "Project deletion"}
+             RerankRun: "Rerank", ModelVersionDeletion: "Model version deletion", ProjectDeletion: "Project deletion",
+             ModelExport: "ONNX export"}
 
 
 def describe(run: JobRun) -> str:
@@ -178,6 +180,9 @@ def describe(run: JobRun) -> str:
         return (f"{head} done: {run.progress_total} images, {run.predictions_written} boxes proposed"
                 + (f", {run.images_per_second:.1f} images/s" if run.images_per_second else "")
                 + ". Open the review queue to see them.")
+    if isinstance(run, ModelExport) and run.status == JobStatus.SUCCEEDED:
+        return (f"{head} done: v{run.version_number} as ONNX, {run.size_bytes / 1e6:.0f} MB; "
+                f"{check_in_words(run.check_result)}. Download it from the models page.")
     return f"{head} {run.status}: {run.percent:.0f}% ({run.progress_done}/{run.progress_total})"
 
 
