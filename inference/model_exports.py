@@ -33,6 +33,7 @@ from review.project_deletion import project_deletion_guard
 
 TASK = "inference.tasks.model_export_execute"
 CHECK_IMAGES = 4
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -67,52 +68,60 @@ def model_export_cancel(*, export: ModelExport) -> ModelExport:
 
 def model_export_execute(*, run_id: int, progress_interval: float = 1.0) -> ModelExport | None:
     """Export, check and store the file; the run's error says why when it cannot."""
+    run = job_attempt_start(ModelExport, run_id=run_id)
+    if run is None:
+        return None
+    with job_heartbeat(run):
+        progress = JobProgress(run, interval=progress_interval)
+        try:
+            return _export(run, progress)
+        except Exception as error:  # said now, not left "running" until the sweeper looks
+            logger.exception("%s failed", run)
+            return job_end(run, progress, JobStatus.FAILED,
+                           f"The export failed ({type(error).__name__}: {error}); nothing was kept. Export it again.")
+
+
+def _export(run: ModelExport, progress: JobProgress) -> ModelExport:
     from inference import onnx_export  # torch and onnx: only a worker of the inference queue loads them
     from inference.detector import WeightsError, load_model
     from inference.pipeline import decode_to_tensor
 
-    run = job_attempt_start(ModelExport, run_id=run_id)
-    if run is None:
-        return None
     version = run.model_version
-    with job_heartbeat(run):
-        progress = JobProgress(run, interval=progress_interval)
-        images = _check_images(version)
-        ModelExport.objects.filter(pk=run.pk).update(progress_done=0, progress_total=len(images) + 2)
-        try:  # a model of its own on the CPU, where the file is made: the worker's cached detectors stay as they are
-            model = load_model(storage_read(version.weights.name), architecture=version.architecture,
-                               num_classes=len(version.class_names))
-        except (WeightsError, ValueError, FileNotFoundError) as error:
-            return job_end(run, progress, JobStatus.FAILED, f"The weights of {version} could not be loaded: {error}")
-        metadata = onnx_export.metadata_for(
-            architecture=version.architecture, class_names=run.class_names,
-            score_threshold=(version.metrics.get("operating_point") or {}).get("threshold"),
-            version=f"v{version.number}", project=version.project.name)
-        data = onnx_export.onnx_from_model(model, metadata=metadata)
-        progress.add(1)
-        session, check = onnx_export.onnx_session(data), onnx_export.OnnxCheck()
-        for image in images:
-            if progress.cancelled():
-                return job_end(run, progress, JobStatus.CANCELLED)
-            try:
-                pixels = decode_to_tensor(storage_read(image.file.name), pin=False).permute(1, 2, 0).numpy()
-            except (OSError, ValueError) as error:  # gone from storage, or unreadable: another image will do
-                logging.getLogger(__name__).warning("ONNX check skips image %s: %s", image.pk, error)
-            else:
-                onnx_export.onnx_check_image(session, model, pixels, check, name=image.original_name)
-            progress.add(1)
-        ModelExport.objects.filter(pk=run.pk).update(check_result=check.as_dict())
-        if not check.passed:
-            said = check_in_words(check.as_dict())
-            return job_end(run, progress, JobStatus.FAILED, f"The ONNX file does not predict what the model does "
-                           f"({said}); first: {check.first_mismatch}. Nothing was kept.")
+    images = _check_images(version)
+    ModelExport.objects.filter(pk=run.pk).update(progress_done=0, progress_total=len(images) + 2)
+    try:  # a model of its own on the CPU, where the file is made: the worker's cached detectors stay as they are
+        model = load_model(storage_read(version.weights.name), architecture=version.architecture,
+                           num_classes=len(version.class_names))
+    except (WeightsError, ValueError, FileNotFoundError) as error:
+        return job_end(run, progress, JobStatus.FAILED, f"The weights of {version} could not be loaded: {error}")
+    metadata = onnx_export.metadata_for(
+        architecture=version.architecture, class_names=run.class_names,
+        score_threshold=(version.metrics.get("operating_point") or {}).get("threshold"),
+        version=f"v{version.number}", project=version.project.name)
+    data = onnx_export.onnx_from_model(model, metadata=metadata)
+    progress.add(1)
+    session, check = onnx_export.onnx_session(data), onnx_export.OnnxCheck()
+    for image in images:
         if progress.cancelled():
             return job_end(run, progress, JobStatus.CANCELLED)
-        run.file.save("model.onnx", ContentFile(data), save=False)
-        ModelExport.objects.filter(pk=run.pk).update(file=run.file.name, size_bytes=len(data))
+        try:
+            pixels = decode_to_tensor(storage_read(image.file.name), pin=False).permute(1, 2, 0).numpy()
+        except (OSError, ValueError) as error:  # gone from storage, or unreadable: another image will do
+            logger.warning("ONNX check skips image %s: %s", image.pk, error)
+        else:
+            onnx_export.onnx_check_image(session, model, pixels, check, name=image.original_name)
         progress.add(1)
-        return job_end(run, progress, JobStatus.SUCCEEDED)
-
+    ModelExport.objects.filter(pk=run.pk).update(check_result=check.as_dict())
+    if not check.passed:
+        said = check_in_words(check.as_dict())
+        return job_end(run, progress, JobStatus.FAILED, f"The ONNX file does not predict what the model does "
+                       f"({said}); first: {check.first_mismatch}. Nothing was kept.")
+    if progress.cancelled():
+        return job_end(run, progress, JobStatus.CANCELLED)
+    run.file.save("model.onnx", ContentFile(data), save=False)
+    ModelExport.objects.filter(pk=run.pk).update(file=run.file.name, size_bytes=len(data))
+    progress.add(1)
+    return job_end(run, progress, JobStatus.SUCCEEDED)
 
 def check_in_words(check: dict) -> str:
     """One line for the models page and a failed export's error."""

@@ -105,11 +105,13 @@ class OnnxCheck:
         return {**asdict(self), "passed": self.passed}
 
 
-def onnx_session(onnx_bytes: bytes):
+def onnx_session(onnx_bytes: bytes, *, threads: int | None = None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # its warnings of unused initialisers are about the exporter, not the model
+    if threads:
+        options.intra_op_num_threads = threads
     return onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 

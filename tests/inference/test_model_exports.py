@@ -182,6 +182,20 @@ def test_cancel_queued_at_once_running_at_the_next_step(version, django_capture_
     assert export.status == JobStatus.CANCELLED and not export.file and export.progress_done == 1
 
 
+@pytest.mark.django_db
+def test_an_exporter_that_breaks_fails_the_export_at_once(version, django_capture_on_commit_callbacks, monkeypatch):
+    """Not left running until the sweeper looks, and not retried on a loop."""
+    with django_capture_on_commit_callbacks(execute=False):
+        export, _ = model_export_start(version=version)
+
+    def broken(*args, **kwargs):  # torch's exporter meeting an operator it cannot write, say
+        raise RuntimeError("Exporting the operator 'aten::frobnicate' to ONNX opset version 17 is not supported")
+    monkeypatch.setattr(onnx_export, "onnx_from_model", broken)
+    export = model_export_execute(run_id=export.pk, progress_interval=0)
+    assert export.status == JobStatus.FAILED and not export.file
+    assert export.error.startswith("The export failed (RuntimeError: Exporting the operator 'aten::frobnicate'")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_deleting_the_version_takes_its_files(media_root):
     project = make_project()

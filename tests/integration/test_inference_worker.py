@@ -154,8 +154,10 @@ def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker,
     assert per_image == expected_counts(images)  # exactly one set of predictions per image
 
 
-def test_a_version_is_exported_as_onnx_by_a_worker_of_the_inference_queue(start_worker):
+def test_a_version_is_exported_as_onnx_by_a_worker_of_the_inference_queue(start_worker, broker):
     """Queued on commit to the `inference` queue, whose workers have torch; the file comes back checked."""
+    if broker["url"].startswith("redis"):
+        pytest.skip("an export is one ordinary inference-queue task; the filesystem broker's case is enough")
     from inference.model_exports import model_export_start
     from inference.models import ModelExport
     from inference.onnx_export import onnx_session
