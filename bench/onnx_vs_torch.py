@@ -6,7 +6,7 @@ onnxruntime (the file, CPUExecutionProvider, as tools/onnx_predict.py runs it), 
 frames, both with the same threads. The last line per architecture: `onnx_vs_torch: X.XX` (above 1:
 the file is faster). Random weights: speed does not depend on what the weights learned.
 
-    .venv/bin/python bench/onnx.py [--arch NAME ...] [--images 30] [--threads 2]
+    .venv/bin/python bench/onnx_vs_torch.py [--arch NAME ...] [--images 30] [--threads 2]
 """
 from __future__ import annotations
 
