@@ -52,7 +52,8 @@ class _FromPixels(nn.Module):
 
 
 def onnx_from_model(model: nn.Module, *, metadata: dict[str, str], opset: int = OPSET) -> bytes:
-    """The model (on the CPU, in eval mode) as ONNX bytes, with `metadata` as the file's metadata_props."""
+    """The model as ONNX bytes, with `metadata` as the file's metadata_props. The model is moved to the CPU,
+    put in eval mode and given the app's score floor: pass one of its own (a worker's cached detector is not)."""
     import onnx  # only a worker that exports needs it
 
     model = model.eval().to("cpu")
@@ -61,8 +62,9 @@ def onnx_from_model(model: nn.Module, *, metadata: dict[str, str], opset: int = 
     sample = torch.randint(0, 256, (480, 640, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     buffer = io.BytesIO()
     with warnings.catch_warnings():
-        # The exporter warns of the legacy path (see the module's note) and of every Python number the
-        # trace keeps as a constant (the resize's scale factors, computed again from the input's shape).
+        # The exporter warns of the legacy path (see the module's note), and the tracer of each Python number
+        # it meets; torchvision computes the resize from the input's shape in ONNX operators when exporting,
+        # so other sizes still work (tests/inference/test_model_exports.py predicts four).
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _FromPixels(model).eval(), (sample,), buffer, dynamo=False, opset_version=opset,
