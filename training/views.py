@@ -43,12 +43,14 @@ def project_models(request: HttpRequest, project_id: int) -> HttpResponse:
     exports = list(ModelExport.objects.filter(project=project).order_by("-created_at", "-id")[:10])
     for export in exports:
         export.check_said = check_in_words(export.check_result)
+    # Each version's file to download, or its export still going (however old): a new one only when neither is there.
+    usable = list(ModelExport.objects.filter(model_version__in=versions, status__in=("queued", "running", "succeeded"))
+                  .order_by("-created_at", "-id"))
     for version in versions:
         version.gain = _gain_over_parent(version)
         version.being_deleted = version.pk in deleting
-        # The file to download, or the export still going: a new one only when neither is there.
-        version.onnx = next((e for e in exports if e.model_version_id == version.pk and e.class_names ==
-                             version.class_names and e.status in ("queued", "running", "succeeded")), None)
+        version.onnx = next((e for e in usable if e.model_version_id == version.pk
+                             and e.class_names == version.class_names), None)
     return render(request, "training/models.html", {
         "project": project,
         "versions": versions,

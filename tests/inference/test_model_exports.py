@@ -266,3 +266,11 @@ def test_models_page_offers_onnx_to_managers_and_the_file_once_made(version, cli
     html = client.get(page).content.decode()
     assert reverse("api:model_export_file", args=[export.pk]) in html
     assert f"{CHECK_IMAGES} image(s)" in html
+    # Ten later exports (of other versions, cancelled) push it out of the table: the version still links its file.
+    other = add_model_version(version.project, activate=False)
+    ModelExport.objects.bulk_create(ModelExport(project=version.project, model_version=other,
+                                                version_number=other.number, status=JobStatus.CANCELLED)
+                                    for _ in range(10))
+    html = client.get(page).content.decode()
+    assert f'data-model-export-id="{export.pk}"' not in html
+    assert f'class="onnx-link" href="{reverse("api:model_export_file", args=[export.pk])}"' in html
