@@ -14,6 +14,13 @@ architecture, the class names, the holdout metrics and `score_threshold`: keep b
 above it (the best F1 on the holdout when the version was trained; null for an uploaded version, which
 the app never measured). When a class is renamed, current.json takes the installed version's class
 names (and per-class metrics) anew from the app. Your detector reloads when current.json changes. A delivery seen before (X-Webhook-Delivery) is answered 200 and not downloaded again.
+
+With `--onnx`, a detector that runs onnxruntime, TensorRT or OpenVINO gets the version as ONNX
+instead (`v<number>.onnx`, current.json's `format` says which): the receiver asks the app to export it
+(`POST /api/v1/model-versions/{id}/exports/`; a worker makes and checks the file, seconds to a minute)
+and answers 503 until the file is there, so the app sends the delivery again (after 10 s, then 1, 5
+and 30 minutes) and the next one installs it. A delivery for a version that is no longer the active one
+when it arrives (sent again after a later promotion, say) installs nothing.
 """
 from __future__ import annotations
 
@@ -48,18 +55,47 @@ def write_atomically(path: Path, write) -> None:
         raise
 
 
-def model_install(data: dict, *, app: str, token: str, out: Path) -> Path:
-    """Download the version's weights, then point current.json at them."""
-    weights = out / f"v{data['number']}.safetensors"
+class NotReady(Exception):
+    """The app is still making the file: answer so that it sends the delivery again."""
+
+
+def model_install(data: dict, *, app: str, token: str, out: Path, onnx: bool = False) -> Path | None:
+    """Download the version's weights (or its ONNX file), then point current.json at them; None when the
+    version is no longer the active one. Raises NotReady while the app makes the ONNX file."""
+    if not _api(app, token, f"/api/v1/model-versions/{data['id']}/")["is_active"]:
+        return None
+    weights = out / f"v{data['number']}.{'onnx' if onnx else 'safetensors'}"
     if not weights.exists():
-        request = urllib.request.Request(app.rstrip("/") + data["weights"], headers={"Authorization": f"Token {token}"})
+        source = _onnx_file(data, app=app, token=token) if onnx else data["weights"]
+        request = urllib.request.Request(app.rstrip("/") + source, headers={"Authorization": f"Token {token}"})
         with urllib.request.urlopen(request, timeout=300) as response:
             write_atomically(weights, lambda file: _copy(response, file))
     current = {key: data[key] for key in ("id", "number", "architecture", "class_names", "metrics")}
     current["weights"] = weights.name
+    current["format"] = "onnx" if onnx else "safetensors"
     current["score_threshold"] = ((data.get("metrics") or {}).get("operating_point") or {}).get("threshold")
     write_atomically(out / "current.json", lambda file: file.write(json.dumps(current, indent=2).encode()))
     return weights
+
+
+def _onnx_file(data: dict, *, app: str, token: str) -> str:
+    """The API path of the version's checked ONNX file; asks for one first (the app returns the one it made)."""
+    export = _api(app, token, f"/api/v1/model-versions/{data['id']}/exports/", {"format": "onnx"})
+    if export["status"] in ("queued", "running"):
+        raise NotReady(f"the app is making the ONNX file of v{data['number']} (export {export['id']}, "
+                       f"{export['percent']:.0f}%); send again")
+    if export["status"] != "succeeded":
+        raise RuntimeError(f"the ONNX export of v{data['number']} {export['status']}: {export['error']}")
+    return f"/api/v1/model-exports/{export['id']}/file/"
+
+
+def _api(app: str, token: str, path: str, body: dict | None = None) -> dict:
+    """GET (or, with a body, POST) one of the app's API endpoints; its JSON answer."""
+    request = urllib.request.Request(
+        app.rstrip("/") + path, data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
 
 
 def names_refresh(*, app: str, token: str, out: Path) -> bool:
@@ -69,10 +105,7 @@ def names_refresh(*, app: str, token: str, out: Path) -> bool:
     if not path.exists():
         return False
     current = json.loads(path.read_text())
-    request = urllib.request.Request(f"{app.rstrip('/')}/api/v1/model-versions/{current['id']}/",
-                                     headers={"Authorization": f"Token {token}"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        version = json.load(response)
+    version = _api(app, token, f"/api/v1/model-versions/{current['id']}/")
     current.update(class_names=version["class_names"], metrics=version["metrics"])
     write_atomically(path, lambda file: file.write(json.dumps(current, indent=2).encode()))
     return True
@@ -83,7 +116,7 @@ def _copy(source, target) -> None:
         target.write(chunk)
 
 
-def handler_for(*, app: str, token: str, secret: str, out: Path):
+def handler_for(*, app: str, token: str, secret: str, out: Path, onnx: bool = False):
     seen: set[str] = set()
 
     class Handler(BaseHTTPRequestHandler):
@@ -106,10 +139,14 @@ def handler_for(*, app: str, token: str, secret: str, out: Path):
                 seen.add(delivery)
                 return self._answer(200, "class names refreshed" if refreshed else "no model installed yet")
             try:
-                weights = model_install(event["data"], app=app, token=token, out=out)
+                weights = model_install(event["data"], app=app, token=token, out=out, onnx=onnx)
+            except NotReady as exc:
+                return self._answer(503, str(exc))
             except Exception as exc:  # the app retries a failed delivery later
                 return self._answer(502, f"could not install the model: {exc}")
             seen.add(delivery)
+            if weights is None:
+                return self._answer(200, f"v{event['data']['number']} is no longer the active version: not installed")
             self.log_message("installed %s (v%s, holdout mAP %s)", weights, event["data"]["number"],
                              event["data"].get("metrics", {}).get("map"))
             return self._answer(200, f"installed {weights.name}")
@@ -133,12 +170,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the folder the detector loads its model from")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--onnx", action="store_true", help="install each version as ONNX instead of safetensors")
     args = parser.parse_args()
     if not args.token or not args.secret:
         parser.error("give --token and --secret (or DETECTOR_REVIEW_TOKEN and WEBHOOK_SECRET)")
     args.out.mkdir(parents=True, exist_ok=True)
     server = HTTPServer((args.host, args.port), handler_for(app=args.app, token=args.token, secret=args.secret,
-                                                           out=args.out))
+                                                           out=args.out, onnx=args.onnx))
     print(f"listening on {args.host}:{server.server_port}; models go to {args.out}", flush=True)
     server.serve_forever()
 

@@ -24,13 +24,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def deploy_receiver(tmp_path, live_server_media_url, live_server, settings):
+    yield from _receiver(tmp_path, live_server, settings)
+
+
+@pytest.fixture
+def onnx_receiver(tmp_path, live_server_media_url, live_server, settings):
+    yield from _receiver(tmp_path, live_server, settings, "--onnx")
+
+
+def _receiver(tmp_path, live_server, settings, *options: str):
     settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
     project = make_project()
     token = api_token_create(user=project.memberships.get(role=Role.MANAGER).user)
     out = tmp_path / "models"
     process = subprocess.Popen(
         [sys.executable, "tools/deploy_receiver.py", "--app", live_server.url, f"--token={token}",
-         "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0"],
+         "--secret", "s" * 64, "--out", str(out), "--host", "127.0.0.1", "--port", "0", *options],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()  # "listening on 127.0.0.1:PORT; ..."
     if not line:  # it ended before listening: say why (seen once in a full run, not again in many)
@@ -113,3 +122,36 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(deploy_receiver):
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 401
     assert list(out.iterdir()) == []
+
+
+def test_with_onnx_the_app_is_asked_for_the_file_and_the_next_delivery_installs_it(onnx_receiver):
+    """The first delivery starts the export and is answered 503, so the app sends it again; by then a worker
+    (here: this test) has made the file, and it is installed with its format in current.json."""
+    from inference.model_exports import model_export_execute
+    from inference.models import ModelExport
+
+    project, hook, out = onnx_receiver
+    version = add_model_version(project)
+    row = project.webhooks.get().deliveries.first()
+    delivery_attempt(delivery_id=row.pk)
+    row.refresh_from_db()
+    assert row.status == DeliveryStatus.PENDING and row.response_status == 503  # "the app is making the ONNX file"
+    assert list(out.iterdir()) == []
+    export = ModelExport.objects.get(model_version=version)
+    assert model_export_execute(run_id=export.pk, progress_interval=0).status == "succeeded"
+    _attempt(row)
+    current = json.loads((out / "current.json").read_text())
+    assert (current["weights"], current["format"], current["number"]) == ("v1.onnx", "onnx", 1)
+    assert (out / "v1.onnx").read_bytes() == ModelExport.objects.get(pk=export.pk).file.read()
+
+
+def test_a_delivery_for_a_version_no_longer_active_installs_nothing(deploy_receiver):
+    """Sent again after a later promotion (its first attempts failed): the later version stays installed."""
+    project, hook, out = deploy_receiver
+    first = add_model_version(project)
+    first_delivery = project.webhooks.get().deliveries.get()
+    second = add_model_version(project)
+    _deliver_newest(project)
+    _attempt(first_delivery)  # late: v1 is not the active version any more
+    current = json.loads((out / "current.json").read_text())
+    assert current["number"] == second.number and not (out / f"v{first.number}.safetensors").exists()
