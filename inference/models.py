@@ -318,7 +318,7 @@ class ModelExport(JobRun):
     size_bytes = models.PositiveBigIntegerField(default=0)
     check_result = models.JSONField(
         default=dict, blank=True, help_text="The file's boxes against the model's on the same images "
-        "(inference.onnx_export.OnnxCheck): images, boxes, matched, min_iou, max_score_difference.")
+        "(inference.onnx_export.OnnxCheck): images, boxes, matched, max_box_difference, max_score_difference.")
 
     class Meta(JobRun.Meta):
         constraints = [models.UniqueConstraint(

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 ('class_names', models.JSONField(default=list, help_text='The class names the file carries, as they were then.')),
                 ('file', models.FileField(blank=True, help_text='The finished file.', max_length=255, upload_to=inference.models.model_export_path)),
                 ('size_bytes', models.PositiveBigIntegerField(default=0)),
-                ('check_result', models.JSONField(blank=True, default=dict, help_text="The file's boxes against the model's on the same images (inference.onnx_export.OnnxCheck): images, boxes, matched, min_iou, max_score_difference.")),
+                ('check_result', models.JSONField(blank=True, default=dict, help_text="The file's boxes against the model's on the same images (inference.onnx_export.OnnxCheck): images, boxes, matched, max_box_difference, max_score_difference.")),
                 ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exports', to='inference.modelversion')),
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_exports', to='review.project')),
                 ('requested_by', models.ForeignKey(blank=True, help_text='Who started the run; empty for automatic runs.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),

@@ -54,7 +54,7 @@ def test_the_file_predicts_what_the_model_does_on_images_of_other_sizes(architec
     assert [output.name for output in session.get_outputs()] == ["boxes", "labels", "scores"]
     assert check.images == 4 and check.boxes >= 10, check
     assert check.passed and check.matched == check.boxes, check.first_mismatch
-    assert check.max_score_difference < 1e-3 and check.min_iou > 0.99
+    assert check.max_score_difference < 1e-3 and check.max_box_difference < 0.1
 
 
 def test_a_file_that_predicts_otherwise_fails_the_check_and_says_which_box():
