@@ -12,6 +12,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -64,12 +65,26 @@ def detector_for(version: ModelVersion) -> detector.Detector:
             raise detector.WeightsError(f"The weights file of {version} is missing from storage.")
         with default_storage.open(version.weights.name, "rb") as handle:
             data = handle.read()
-        _DETECTORS[key] = detector.Detector.from_bytes(
-            data, architecture=version.architecture, num_classes=len(version.class_names))
+        _DETECTORS[key] = _on_cpu_runtime(detector.Detector.from_bytes(
+            data, architecture=version.architecture, num_classes=len(version.class_names)), version)
         while len(_DETECTORS) > _DETECTOR_CACHE_SIZE:
             _DETECTORS.popitem(last=False)
     _DETECTORS.move_to_end(key)
     return _DETECTORS[key]
+
+
+def _on_cpu_runtime(loaded: detector.Detector, version: ModelVersion):
+    """On a CPU, the model as INFERENCE_CPU_RUNTIME says: its ONNX file in onnxruntime by default. An export
+    that fails (an operator the exporter cannot write) leaves the version on torch, said in the log."""
+    if loaded.device.type != "cpu" or settings.INFERENCE_CPU_RUNTIME != "onnxruntime":
+        return loaded
+    from inference.onnx_export import OnnxDetector
+
+    try:
+        return OnnxDetector.from_model(loaded.model, threads=torch.get_num_threads())
+    except Exception:
+        logger.warning("%s could not run in onnxruntime; it runs in torch", version, exc_info=True)
+        return loaded
 
 
 def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> None:
@@ -85,7 +100,8 @@ def inference_chunk_execute(*, chunk_id: int, batch_size: int | None = None) -> 
         job_finish(run, status=JobStatus.FAILED, error=f"Could not load the model {version}: {exc}")
         InferenceChunk.objects.filter(pk=chunk.pk).update(finished=True)
         return
-    InferenceRun.objects.filter(pk=run.pk, device="").update(device=str(model.device))
+    where = str(model.device) + (", onnxruntime" if getattr(model, "session", None) is not None else "")
+    InferenceRun.objects.filter(pk=run.pk, device="").update(device=where)
     try:  # no job_heartbeat needed: a chunk reports its progress after every batch, so it is never quiet long
         written, failed, cancelled = _chunk_predict(chunk, model, batch_size)
     except Exception as exc:  # the run must say what went wrong now, not stay "running" until the sweeper

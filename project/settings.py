@@ -261,6 +261,9 @@ CELERY_BEAT_SCHEDULE = {
 INFERENCE_CHUNK_SIZE = int(os.environ.get("INFERENCE_CHUNK_SIZE", 512))
 # Images per model call on CPU workers (GPU workers use each architecture's own default).
 INFERENCE_CPU_BATCH_SIZE = int(os.environ.get("INFERENCE_CPU_BATCH_SIZE", 4))
+# What runs the model on a CPU worker: "onnxruntime" (the model's ONNX file, made when the worker loads a
+# version; 2.7x torch's images/s for SSDlite on 2 cores, bench/onnx_vs_torch.py) or "torch". GPU workers run torch.
+INFERENCE_CPU_RUNTIME = os.environ.get("INFERENCE_CPU_RUNTIME", "onnxruntime")
 # On a GPU, decode plain JPEGs there with nvjpeg (docs/inference.md); 0 decodes every image with Pillow.
 INFERENCE_GPU_DECODE = os.environ.get("INFERENCE_GPU_DECODE", "1") == "1"
 # The architecture of a project's first trained model when nobody names one (later runs keep the

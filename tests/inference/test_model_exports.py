@@ -213,6 +213,39 @@ def test_deleting_the_version_takes_its_files(media_root):
     assert not ModelExport.objects.exists() and not path.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # predictions are written by the worker's writer thread
+def test_cpu_workers_predict_through_onnxruntime_what_torch_predicts(version, settings,
+                                                                     django_capture_on_commit_callbacks):
+    """INFERENCE_CPU_RUNTIME: the stored predictions are the same either way (boxes a deployment keeps)."""
+    from inference import execution
+    from inference.models import InferenceRun, Prediction
+    from inference.services import inference_run_create
+
+    def predicted(runtime: str) -> tuple[str, dict]:
+        settings.INFERENCE_CPU_RUNTIME = runtime
+        execution._DETECTORS.clear()  # a worker started with that setting
+        with django_capture_on_commit_callbacks(execute=False):
+            run = inference_run_create(project=version.project, user=None, scope="all")
+        for chunk in run.chunks.all():
+            execution.inference_chunk_execute(chunk_id=chunk.pk)
+        rows = {}
+        for p in Prediction.objects.filter(model_version=version, score__gte=0.3):
+            rows.setdefault(p.image_id, []).append((p.label_class_id, p.score, (p.x, p.y, p.w, p.h)))
+        return InferenceRun.objects.get(pk=run.pk).device, rows
+
+    torch_device, torch_rows = predicted("torch")
+    onnx_device, onnx_rows = predicted("onnxruntime")
+    execution._DETECTORS.clear()
+    assert (torch_device, onnx_device) == ("cpu", "cpu, onnxruntime")
+    assert torch_rows.keys() == onnx_rows.keys() and sum(map(len, torch_rows.values())) > 10
+    for image_id, rows in torch_rows.items():
+        assert len(rows) == len(onnx_rows[image_id])
+        for label, score, box in rows:
+            assert any(other_label == label and abs(other_score - score) < 1e-3
+                       and max(abs(a - b) for a, b in zip(box, other_box)) < 1.0
+                       for other_label, other_score, other_box in onnx_rows[image_id]), (image_id, label, score)
+
+
 # --- API and page -----------------------------------------------------------------------------------
 
 @pytest.mark.django_db

@@ -48,7 +48,7 @@ def test_run_queued_on_commit_reaches_succeeded_through_a_worker(start_worker):
 def test_worker_killed_mid_chunk_redelivers_without_duplicates(start_worker):
     project = make_project()
     # Enough images that the chunk is still running when the first progress (after ~1 s) is seen.
-    images = add_images(project, 72, size=160)
+    images = add_images(project, 240, size=160)
     add_model_version(project)
     worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
     run = inference_run_create(project=project, user=None, scope="all")
@@ -137,7 +137,7 @@ def test_broker_losing_a_running_chunk_is_recovered_by_the_sweeper(start_worker,
     from project.sweeper import stale_runs_sweep
 
     project = make_project()
-    images = add_images(project, 64, size=160)  # enough that the chunk is still running when it is killed
+    images = add_images(project, 240, size=160)  # the chunk still running when killed
     add_model_version(project)
     worker = start_worker(INFERENCE_CPU_BATCH_SIZE="1")
     run = inference_run_create(project=project, user=None, scope="all")
