@@ -117,7 +117,7 @@ def onnx_session(onnx_bytes: bytes, *, threads: int | None = None):
     if threads:
         options.intra_op_num_threads = threads
     # Its threads otherwise spin between operators, waiting for work: in a worker they took the cores the
-    # decoding and writing threads needed (bench/inference.py on 2 cores: pipeline_vs_raw 0.73 -> 0.89).
+    # decoding and writing threads needed (bench/inference.py on 2 cores: pipeline_vs_raw 0.73 -> 0.82-0.98).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
