@@ -81,7 +81,7 @@ def _on_cpu_runtime(loaded: detector.Detector, version: ModelVersion):
     from inference.onnx_export import OnnxDetector
 
     try:
-        return OnnxDetector.from_model(loaded.model, threads=torch.get_num_threads())
+        return OnnxDetector.from_detector(loaded, threads=torch.get_num_threads())
     except Exception:
         logger.warning("%s could not run in onnxruntime; it runs in torch", version, exc_info=True)
         return loaded

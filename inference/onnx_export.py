@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.detector import STORE_SCORE_FLOOR, Detections, set_output_limits
+from inference.detector import STORE_SCORE_FLOOR, Detections, Detector, set_output_limits
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -52,14 +52,13 @@ class _FromPixels(nn.Module):
         return out["boxes"], out["labels"], out["scores"]
 
 
-def onnx_from_model(model: nn.Module, *, metadata: dict[str, str], opset: int = OPSET,
-                    score_threshold: float = STORE_SCORE_FLOOR) -> bytes:
+def onnx_from_model(model: nn.Module, *, metadata: dict[str, str], opset: int = OPSET) -> bytes:
     """The model as ONNX bytes, with `metadata` as the file's metadata_props. The model is moved to the CPU,
-    put in eval mode and given `score_threshold` (the app's floor): pass one of its own, not a cached detector's."""
+    put in eval mode and given the app's score floor: pass one of its own, not a cached detector's."""
     import onnx  # only a worker that exports needs it
 
     model = model.eval().to("cpu")
-    set_output_limits(model, score_threshold=score_threshold, max_detections=_max_detections(model))
+    set_output_limits(model, score_threshold=STORE_SCORE_FLOOR, max_detections=_max_detections(model))
     # Any size traces the same graph (height and width are dynamic); a camera's usual shape.
     sample = torch.randint(0, 256, (480, 640, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     buffer = io.BytesIO()
@@ -175,10 +174,10 @@ def metadata_for(*, architecture: str, class_names: Sequence[str], score_thresho
 
 class OnnxDetector:
     """A detector on the CPU that runs the model's ONNX file with onnxruntime: what inference workers
-    without a GPU use (INFERENCE_CPU_RUNTIME), with Detector's interface. On 2 CPU cores SSDlite gives
-    2.7x the images/s of torch at batch 16 (bench/onnx_vs_torch.py): torchvision's transform and
-    post-processing are Python per call, the file does them as graph operators. The file takes one image
-    per call; its boxes are torch's to 1e-4 (tests/inference/test_model_exports.py)."""
+    without a GPU use (INFERENCE_CPU_RUNTIME), with Detector's interface. On 2 CPU cores a worker predicts
+    SSDlite's images 2.7x as fast as with torch (bench/inference.py, docs/benchmarks.md): torchvision's
+    transform and post-processing are Python per call, the file does them as graph operators. The file
+    takes one image per call; its boxes are torch's (tests/inference/test_model_exports.py)."""
 
     device = torch.device("cpu")
 
@@ -186,12 +185,9 @@ class OnnxDetector:
         self.session = session
 
     @classmethod
-    def from_model(cls, model: nn.Module, *, score_threshold: float = STORE_SCORE_FLOOR, max_detections: int = 100,
-                   threads: int | None = None) -> OnnxDetector:
-        """Export `model` (its own: it is moved to the CPU) with the output limits a Detector would use."""
-        set_output_limits(model, score_threshold=score_threshold, max_detections=max_detections)
-        data = onnx_from_model(model, metadata={}, score_threshold=score_threshold)
-        return cls(onnx_session(data, threads=threads))
+    def from_detector(cls, loaded: Detector, *, threads: int | None = None) -> OnnxDetector:
+        """A CPU Detector's model as a file, with the output limits it was given (the Detector is spent)."""
+        return cls(onnx_session(onnx_from_model(loaded.model, metadata={}), threads=threads))
 
     def predict(self, images) -> list[Detections]:
         """Predict uint8 CHW RGB tensors (as the pipeline decodes them); boxes in each image's own pixels."""
