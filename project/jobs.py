@@ -20,6 +20,8 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
+from workers.selectors import queue_workers
+
 logger = logging.getLogger(__name__)
 
 # Sent once per job, when job_finish writes its final status (kwargs: run). webhooks/ listens.
@@ -110,8 +112,8 @@ class JobRun(models.Model):
     @property
     def waiting(self) -> str:
         """What a job queued for JOB_WAIT_NOTICE_SECONDS or more waits for, said on its row and in the API; "" for
-        any other. A queue's workers may be busy, but a deployment that runs none for it (a GPU machine started
-        without `-Q training`, say) otherwise sees only "queued", for ever."""
+        any other. A deployment that runs no worker for its queue (a GPU machine started without `-Q training`,
+        say) otherwise sees only "queued", for ever; the workers' own rows (workers/) tell that from busy ones."""
         if self.status != JobStatus.QUEUED or self.created_at is None:
             return ""
         waited = (timezone.now() - self.created_at).total_seconds()
@@ -119,10 +121,8 @@ class JobRun(models.Model):
             return ""
         if not (queues := self.queues()):
             return ""
-        named = " and ".join(queues)
-        return (f"waiting {_duration(waited)} for a worker of the {named} queue{'s' if len(queues) > 1 else ''}: "
-                f"they are busy with other jobs, or none is running (start one with "
-                f"`celery -A project worker -Q {','.join(queues)}`)")
+        return f"waiting {_duration(waited)} for a worker of the {' and '.join(queues)} queue" + \
+            ("s" if len(queues) > 1 else "") + ": " + _queue_workers_say(queues)
 
     def holders_release(self) -> None:
         """Let the next message for this job take it up: the one that held it is gone with its worker (the sweeper)."""
@@ -130,6 +130,29 @@ class JobRun(models.Model):
 
 
 Run = TypeVar("Run", bound=JobRun)
+
+
+def _queue_workers_say(queues: list[str]) -> str:
+    """Why no worker of these queues has taken a job: none runs, all are busy, or one free has not taken it."""
+    workers = queue_workers(queues)
+    alive = [worker for worker in workers if worker.is_alive]
+    if not alive:
+        last = (f" (the last, {workers[0].name}, was seen {_duration(_ago(workers[0].seen_at))} ago)"
+                if workers else "")
+        return f"none is running{last}; start one with `celery -A project worker -Q {','.join(queues)}`"
+    free = [worker for worker in alive if worker.is_free]
+    if not free:
+        names = ", ".join(sorted(worker.name for worker in alive))
+        return (f"{'its worker' if len(alive) == 1 else f'its {len(alive)} workers'} ({names}) "
+                f"{'is' if len(alive) == 1 else 'are'} busy with other jobs")
+    # Seen free a beat ago: it may have been between two tasks queued before this one, or the message is lost.
+    return (f"{free[0].name} was free when last seen ({_duration(_ago(free[0].seen_at))} ago) and has not taken it; "
+            f"if that lasts, its message may be lost, and it is sent again once the job has waited "
+            f"{settings.JOB_STALE_MINUTES} min")
+
+
+def _ago(moment) -> float:
+    return max(0.0, (timezone.now() - moment).total_seconds())
 
 
 def _duration(seconds: float) -> str:

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "workers",
     "review",
     "inference",
     "training",
@@ -245,6 +246,9 @@ JOB_STALE_MINUTES = int(os.environ.get("JOB_STALE_MINUTES", 30))
 # A job queued this long says what it waits for (project/jobs.py JobRun.waiting): a worker of its queue.
 JOB_WAIT_NOTICE_SECONDS = int(os.environ.get("JOB_WAIT_NOTICE_SECONDS", 60))
 JOB_SWEEP_SECONDS = int(os.environ.get("JOB_SWEEP_SECONDS", 300))
+# Each Celery worker writes its row (queues, running tasks) this often (workers/presence.py); a job that
+# waits says from those rows whether its queue has a worker at all. Unseen for 3 beats: stopped.
+WORKER_BEAT_SECONDS = float(os.environ.get("WORKER_BEAT_SECONDS", 20))
 # A running job's worker process marks it alive this often, however quiet the job itself is
 # (project/jobs.py job_heartbeat); keep it well under JOB_STALE_MINUTES.
 JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", 60))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,7 @@ class Worker:
 
     def __init__(self, env: dict[str, str], log_path: Path, name: str, queues: str, beat: bool = False) -> None:
         self.log_path = log_path
+        self.node = f"{name}@{socket.gethostname()}"  # Celery's node name: `-n name@%h`
         # With beat, the worker also runs celery beat's schedule (as `make demo` does), its state beside the log.
         beat_args = ["--beat", "--schedule", str(log_path.with_suffix(".beat"))] if beat else []
         self.process = subprocess.Popen(
@@ -94,6 +96,11 @@ class Worker:
         """Whether the worker or any of its pool processes has torch's shared library mapped."""
         return any("libtorch" in Path(f"/proc/{pid}/maps").read_text()
                    for pid in [self.process.pid, *self.child_pids()])
+
+    def terminate(self, timeout: float = 60) -> int:
+        """A clean stop, as systemd's or Kubernetes's SIGTERM: Celery finishes the running task, then exits."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
 
     def stop(self) -> None:
         # Tests do not need a graceful drain: kill the pool processes and the worker at once.

@@ -17,9 +17,10 @@ from review.models import Project, ProjectDeletion, ReviewEvent, Role, StatusCha
 from review.project_deletion import project_deletion_execute
 from tests.factories import UserFactory, add_images, add_member, add_model_version, make_project, review_with_truth
 from training.models import TrainingRun
+from workers.models import Worker
 
 pytestmark = pytest.mark.django_db
-OUR_APPS = {"review", "inference", "training", "datasets", "webhooks"}
+OUR_APPS = {"review", "inference", "training", "datasets", "webhooks", "workers"}
 
 
 @pytest.fixture
@@ -78,6 +79,9 @@ def _one_of_every_row(project) -> None:
     webhook = Webhook.objects.create(project=project, url="https://example.com/hook", events=["model_version.activated"])
     WebhookDelivery.objects.create(webhook=webhook, event="model_version.activated", payload={})
     ProjectDeletion.objects.create(project=None, project_name="Gone", status="succeeded")
+    Worker.objects.create(name="gpu-train@host-3", queues=["training"],
+                          tasks=[{"id": "t", "name": "training.tasks.training_run_execute", "args": [run.pk],
+                                  "since": "2026-12-08T00:00:00+00:00"}])
 
 
 # What a superuser may do by hand, per model: (add, the fields a change page edits). Everything else goes
@@ -100,7 +104,7 @@ BY_HAND = {
         "inference.RerankRun", "inference.ModelVersionDeletion", "inference.ModelExport", "training.DatasetSnapshot",
         "training.TrainingRun",
         "datasets.DatasetImport", "datasets.DatasetExport", "datasets.BucketObject", "datasets.BucketWatch",
-        "webhooks.WebhookDelivery", "review.Tag", "review.ImageLook")},
+        "webhooks.WebhookDelivery", "review.Tag", "review.ImageLook", "workers.Worker")},
 }
 
 

@@ -83,8 +83,8 @@ def test_a_queued_job_says_once_which_queue_it_waits_for(settings):
     watcher.poll()  # a minute more: said already
     assert out.getvalue().splitlines() == [
         f"[jobs] Training run #{run.pk} queued",
-        f"[jobs] Training run #{run.pk} queued: waiting 2 min for a worker of the training queue: they are busy with "
-        "other jobs, or none is running (start one with `celery -A project worker -Q training`)"]
+        f"[jobs] Training run #{run.pk} queued: waiting 2 min for a worker of the training queue: none is running; "
+        "start one with `celery -A project worker -Q training`"]
 
 
 def test_following_a_run_from_the_terminal_names_the_queue_it_waits_on(monkeypatch):
