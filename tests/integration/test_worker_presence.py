@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_a_worker_says_its_queues_and_its_task_and_goes_when_it_stops(start_worker, settings):
     settings.JOB_WAIT_NOTICE_SECONDS = 0
     project = make_project()
-    add_images(project, 240, size=160)  # a chunk that runs for seconds: several beats see it
+    add_images(project, 120, size=160)  # a chunk that runs for seconds: several half-second beats see it
     add_model_version(project)
     training = TrainingRun.objects.create(project=project)  # a queue this worker does not consume
     worker = start_worker(queues="default,inference", INFERENCE_CPU_BATCH_SIZE="1", WORKER_BEAT_SECONDS="0.5")
