@@ -133,22 +133,20 @@ Run = TypeVar("Run", bound=JobRun)
 
 
 def _queue_workers_say(queues: list[str]) -> str:
-    """Why no worker of these queues has taken a job: none runs, all are busy, or one free has not taken it."""
+    """Why no worker of these queues has taken a job: none runs, all are busy, or one free has not taken it.
+    Workers are counted, not named: their machines' names are the operators' (the admin's Workers page)."""
     workers = queue_workers(queues)
-    alive = [worker for worker in workers if worker.is_alive]
-    if not alive:
-        last = (f" (the last, {workers[0].name}, was seen {_duration(_ago(workers[0].seen_at))} ago)"
-                if workers else "")
+    if not workers.running:
+        last = f" (one was last seen {_duration(_ago(workers.last_seen))} ago)" if workers.last_seen else ""
         return f"none is running{last}; start one with `celery -A project worker -Q {','.join(queues)}`"
-    free = [worker for worker in alive if worker.is_free]
-    if not free:
-        names = ", ".join(sorted(worker.name for worker in alive))
-        return (f"{'its worker' if len(alive) == 1 else f'its {len(alive)} workers'} ({names}) "
-                f"{'is' if len(alive) == 1 else 'are'} busy with other jobs")
+    if workers.busy:
+        return "its worker is busy with other jobs" if workers.running == 1 else \
+            f"its {workers.running} workers are busy with other jobs"
     # Seen free a beat ago: it may have been between two tasks queued before this one, or the message is lost.
-    return (f"{free[0].name} was free when last seen ({_duration(_ago(free[0].seen_at))} ago) and has not taken it; "
-            f"if that lasts, its message may be lost, and it is sent again once the job has waited "
-            f"{settings.JOB_STALE_MINUTES} min")
+    who = "its worker was" if workers.running == 1 else \
+        f"{workers.free} of its {workers.running} workers {'was' if workers.free == 1 else 'were'}"
+    return (f"{who} free at the last beat and has not taken it; if that lasts, its message may be lost, and it "
+            f"is sent again once the job has waited {settings.JOB_STALE_MINUTES} min")
 
 
 def _ago(moment) -> float:

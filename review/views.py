@@ -32,6 +32,7 @@ from review.media import image_file_response, image_region_response, image_thumb
 from review.forms import AccountForm, refusal_reported
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
+from workers.selectors import project_queue_workers
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
 from review.project_deletion import deletions_on_project_list, deletions_visible_to
 from review.tags import project_tags
@@ -99,6 +100,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
         "default_epochs": TrainConfig.epochs, "max_epochs": MAX_EPOCHS,
         "corrections": _with_version_numbers(project, selectors.corrections_by_model_version(project=project)),
         "drift": _with_version_numbers(project, selectors.review_drift(project=project)),
+        "queue_workers": project_queue_workers(),
     })
 
 

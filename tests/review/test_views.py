@@ -1,12 +1,16 @@
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils import timezone
 
 from review.models import ReviewStatus, Role
 from tests.factories import UserFactory, add_images, add_member, make_project
+from workers.models import Worker
+from workers.services import worker_seen
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +43,31 @@ def test_member_sees_project_and_its_images(client, project):
     page = client.get(reverse("review:project_detail", args=[project.pk]))
     assert page.status_code == 200
     assert page.content.count(b'class="thumb"') == 3
+
+
+def test_the_project_page_says_which_queues_have_a_worker(client, project):
+    client.force_login(add_member(project, Role.ANNOTATOR))
+
+    def workers_line() -> dict[str, str]:
+        page = client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
+        line = re.search(r'<p class="workers muted" id="workers">(.*?)</p>', page, re.S).group(1)
+        return {queue: re.sub(r"\s+", " ", html.unescape(text)) for queue, text in
+                re.findall(r'<span data-queue="(\w+)"[^>]*>(.*?)</span>', line, re.S)}
+
+    assert workers_line() == {"inference": "predicting (inference) none running",
+                              "training": "fine-tuning (training) none running",
+                              "default": "imports, exports and the rest (default) none running"}
+    start = timezone.now() - timedelta(hours=1)
+    task = {"id": "t", "name": "training.tasks.training_run_execute", "args": [1], "since": None}
+    worker_seen(name="cpu@a", queues=["default", "inference"], concurrency=2, pid=1, tasks=[task], started_at=start)
+    worker_seen(name="gpu@b", queues=["training"], concurrency=1, pid=2, tasks=[task], started_at=start)
+    Worker.objects.create(name="gpu@c", queues=["inference"], seen_at=timezone.now() - timedelta(minutes=30))
+    assert workers_line() == {"inference": "predicting (inference) 1 free",
+                              "training": "fine-tuning (training) 1 busy",
+                              "default": "imports, exports and the rest (default) 1 free"}
+    Worker.objects.filter(name="gpu@b").update(seen_at=timezone.now() - timedelta(minutes=12))
+    assert workers_line()["training"] == "fine-tuning (training) none running, one last seen 12 minutes ago"
+    assert "gpu@" not in client.get(reverse("review:project_detail", args=[project.pk])).content.decode()
 
 
 def test_non_member_gets_404_for_project_and_its_media(client, project):
