@@ -32,7 +32,6 @@ from review.media import image_file_response, image_region_response, image_thumb
 from review.forms import AccountForm, refusal_reported
 from review.bulk_actions import ACTIONS, bulk_apply, member_by_id, required_role, selected_images
 from review.api_tokens import api_token_create, api_token_revoke
-from workers.selectors import project_queue_workers
 from review.models import ROLE_RANK, ApiToken, Image, ReviewStatus, Role
 from review.project_deletion import deletions_on_project_list, deletions_visible_to
 from review.tags import project_tags
@@ -41,6 +40,7 @@ from review.queue import (
 )
 from training import selectors as training_selectors
 from training.config import MAX_EPOCHS, TrainConfig
+from workers.selectors import project_queue_workers
 
 IMAGES_PER_PAGE = 48
 

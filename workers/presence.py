@@ -13,9 +13,12 @@ import os
 import threading
 from datetime import UTC, datetime
 
+from celery.worker import state
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+
+from workers.services import worker_gone, worker_seen
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,6 @@ class Presence:
         return sorted(self.consumer.app.amqp.queues.consume_from)
 
     def beat(self) -> None:
-        from workers.services import worker_seen
-
         close_old_connections()  # a connection the database dropped since the last beat is made again
         worker_seen(name=self.name, queues=self.queues(), concurrency=self.concurrency, pid=os.getpid(),
                     tasks=running_tasks(), started_at=self.started_at)
@@ -53,8 +54,6 @@ class Presence:
                 return
 
     def stop(self) -> None:
-        from workers.services import worker_gone
-
         self.stopped.set()
         self.thread.join(timeout=10)
         try:
@@ -67,8 +66,6 @@ class Presence:
 
 def running_tasks() -> list[dict]:
     """The tasks this worker's pool runs now: name, args (ids: tasks take ids) and start, oldest first."""
-    from celery.worker import state
-
     for _ in range(5):
         try:  # a WeakSet the worker's own thread changes: copied again if it changed meanwhile
             requests = list(state.active_requests)
@@ -97,7 +94,7 @@ def _brief(arg):
 
 
 def presence_start(sender, **kwargs) -> None:
-    """worker_ready: begin beating (once; the signal comes again when the consumer reconnects to the broker)."""
+    """worker_ready: begin beating, once per worker process."""
     global _PRESENCE
     if _PRESENCE is None:
         _PRESENCE = Presence(sender)

@@ -34,20 +34,17 @@ class QueueWorkers:
 
 def queue_workers(queues) -> QueueWorkers:
     """What the workers that consume any of `queues` said at their last beats."""
-    wanted = set(queues)
-    workers = [w for w in Worker.objects.all() if wanted & set(w.queues)]
-    alive = [w for w in workers if w.is_alive]
-    return QueueWorkers(queues=tuple(sorted(wanted)), running=len(alive), free=sum(w.is_free for w in alive),
-                        last_seen=max((w.seen_at for w in workers), default=None))
+    return _summary(tuple(sorted(set(queues))), list(Worker.objects.all()))
 
 
 def project_queue_workers() -> list[QueueWorkers]:
     """Each of a project's queues and its workers, in one read of the (small) table."""
     workers = list(Worker.objects.all())
-    states = []
-    for queue, label in PROJECT_QUEUES.items():
-        mine = [w for w in workers if queue in w.queues]
-        alive = [w for w in mine if w.is_alive]
-        states.append(QueueWorkers(queues=(queue,), running=len(alive), free=sum(w.is_free for w in alive),
-                                   last_seen=max((w.seen_at for w in mine), default=None), label=label))
-    return states
+    return [_summary((queue,), workers, label) for queue, label in PROJECT_QUEUES.items()]
+
+
+def _summary(queues: tuple[str, ...], workers: list[Worker], label: str = "") -> QueueWorkers:
+    mine = [w for w in workers if set(queues) & set(w.queues)]
+    alive = [w for w in mine if w.is_alive]
+    return QueueWorkers(queues=queues, running=len(alive), free=sum(w.is_free for w in alive),
+                        last_seen=max((w.seen_at for w in mine), default=None), label=label)
