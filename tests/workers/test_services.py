@@ -23,9 +23,9 @@ def test_a_beat_writes_the_row_again_and_a_goodbye_deletes_it():
     assert not Worker.objects.exists()
 
 
-def test_a_worker_row_not_written_for_a_day_is_forgotten(db):
+def test_a_worker_row_not_written_for_a_day_is_forgotten():
     now = timezone.now()
     Worker.objects.create(name="pod-7f3a@k8s", queues=["inference"], seen_at=now - timedelta(days=1, minutes=1))
-    Worker.objects.create(name="pod-9c1e@k8s", queues=["inference"], seen_at=timezone.now() - timedelta(hours=23))
-    worker_seen(name="gpu@host", queues=["inference"], concurrency=1, pid=1, tasks=[], started_at=timezone.now())
+    Worker.objects.create(name="pod-9c1e@k8s", queues=["inference"], seen_at=now - timedelta(hours=23))
+    worker_seen(name="gpu@host", queues=["inference"], concurrency=1, pid=1, tasks=[], started_at=now)
     assert sorted(Worker.objects.values_list("name", flat=True)) == ["gpu@host", "pod-9c1e@k8s"]
